@@ -1,0 +1,7 @@
+"""AWS adapters: the only package that imports boto3. Implements services.ports with IAM."""
+
+from aws.directory import IamUserIndex
+from aws.iam import IamAccess
+from aws.session import make_iam_client
+
+__all__ = ["IamAccess", "IamUserIndex", "make_iam_client"]

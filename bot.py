@@ -1,0 +1,197 @@
+"""accessbot: just-in-time AWS access through Slack.
+
+    python bot.py                 serve (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)
+    python bot.py migrate         apply database migrations
+    python bot.py run-job NAME    run one scheduled job once (for cron and tests)
+"""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from aws import IamAccess, IamUserIndex, make_iam_client
+from handlers.listeners import Deps, register
+from handlers.notifier import SlackNotifier
+from jobs.background import Background
+from jobs.registry import JOBS, JobContext
+from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
+from models import make_engine, make_session_factory
+from models.migrate import upgrade
+from services.catalog import Catalog, load_catalog
+from services.clock import utcnow
+from services.errors import ConfigError
+from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner
+from settings import Settings, database_url, load_settings
+
+log = logging.getLogger("accessbot")
+
+
+@dataclass
+class Components:
+    settings: Settings
+    catalog: Catalog
+    engine: Engine
+    sessions: sessionmaker[Session]
+    client: WebClient
+    directory: IamUserIndex
+    runner: AccessRunner
+    background: Background
+
+
+def build(settings: Settings, catalog: Catalog) -> Components:
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url
+                       or WebClient.BASE_URL, timeout=10)
+    iam = make_iam_client()
+    directory = IamUserIndex(iam)
+    notifier = SlackNotifier(client, catalog)
+    runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
+                          profiles=notifier, notifier=notifier)
+    return Components(settings, catalog, engine, sessions, client, directory, runner,
+                      Background())
+
+
+def build_app(components: Components) -> App:
+    app = App(
+        signing_secret=components.settings.slack_signing_secret,
+        client=components.client,
+        # Listeners only touch the database and hand slow work to the background pool,
+        # so they run on the server's own threads: no queue behind Bolt's small pool.
+        process_before_response=True,
+        token_verification_enabled=False,
+    )
+    register(app, Deps(components.sessions, components.catalog, components.runner,
+                       components.background, utcnow))
+    return app
+
+
+class WebApp:
+    """WSGI routing: Slack requests, and a health check for load balancers."""
+
+    def __init__(self, app: App, healthy):
+        self.slack = SlackRequestHandler(app)
+        self.healthy = healthy
+
+    def __call__(self, environ, start_response):
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/slack/events" and method == "POST":
+            return self.slack(environ, start_response)
+        if path == "/healthz" and method in ("GET", "HEAD"):
+            ok = self.healthy()
+            body = json.dumps({"ok": ok}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+            return [body]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+
+def serve(settings: Settings) -> int:
+    catalog = load_catalog(settings.config_path)
+    upgrade(settings.database_url)
+    components = build(settings, catalog)
+    app = build_app(components)
+    scheduler = make_scheduler()
+    components.runner.timers = SchedulerTimers(scheduler, {
+        REVOKE_JOB: components.runner.revoke_grant, WARN_JOB: components.runner.warn})
+    scheduler.start()
+    live = components.runner.schedule_live_grants()
+    add_periodic_jobs(scheduler, JobContext(components.runner, components.directory.refresh))
+    log.info("scheduler running; %d live grants have timers", live)
+
+    def healthy() -> bool:
+        if not scheduler.running:
+            return False
+        with components.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+
+    import waitress
+
+    server = waitress.create_server(WebApp(app, healthy), host="0.0.0.0", port=settings.port,
+                                    threads=16, ident="accessbot")
+    stop = threading.Event()
+
+    def shutdown(signum, _frame):
+        log.info("signal %s: shutting down", signum)
+        stop.set()
+        server.close()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, settings.slack_app_token).connect()
+        log.info("Socket Mode connected; health check on :%d/healthz", settings.port)
+    else:
+        log.info("listening on :%d (POST /slack/events, GET /healthz)", settings.port)
+    try:
+        server.run()
+    except (OSError, ValueError):
+        if not stop.is_set():  # closing the socket from the handler ends run() this way
+            raise
+    scheduler.shutdown(wait=False)
+    components.background.shutdown(wait=True)
+    return 0
+
+
+def run_job(settings: Settings, name: str) -> int:
+    job = JOBS.get(name)
+    if job is None:
+        raise ConfigError(f"run-job: unknown job '{name}'; known: {', '.join(sorted(JOBS))}")
+    catalog = load_catalog(settings.config_path)
+    upgrade(settings.database_url)
+    components = build(settings, catalog)
+    result = job.run(JobContext(components.runner, components.directory.refresh))
+    print(json.dumps({"job": name, "result": _jsonable(result)}))
+    return 0
+
+
+def _jsonable(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _jsonable(v) for k, v in vars(value).items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool, type(None), dict)) else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot.py", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the bot (the default)")
+    commands.add_parser("migrate", help="apply database migrations")
+    job = commands.add_parser("run-job", help="run one scheduled job once")
+    job.add_argument("name", help=", ".join(sorted(JOBS)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        if args.command == "migrate":
+            upgrade(database_url())
+            print("database is at the latest migration")
+            return 0
+        settings = load_settings()
+        if args.command == "run-job":
+            return run_job(settings, args.name)
+        return serve(settings)
+    except ConfigError as exc:
+        print(f"accessbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

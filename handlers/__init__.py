@@ -1,0 +1,1 @@
+"""The Slack edge: listeners, Block Kit builders and the notifier."""

@@ -1,0 +1,31 @@
+"""Every action, block and view id the bot uses, in one place."""
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "accessbot.approve"
+    DENY = "accessbot.deny"
+    END_GRANT = "accessbot.end_grant"
+    RESOURCE_SELECT = "accessbot.resource_select"
+    DURATION_INPUT = "accessbot.duration_input"
+    REASON_INPUT = "accessbot.reason_input"
+    DENY_REASON_INPUT = "accessbot.deny_reason_input"
+
+
+class BlockId(StrEnum):
+    RESOURCE = "resource"
+    DURATION = "duration"
+    REASON = "reason"
+    DENY_REASON = "deny_reason"
+    DECISION = "decision"
+    GRANT_ACTIONS = "grant_actions"
+
+
+class ViewId(StrEnum):
+    REQUEST_FORM = "accessbot.request_form"
+    DENY_FORM = "accessbot.deny_form"
+
+
+FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,
+                "reason": BlockId.REASON}

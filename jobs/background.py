@@ -1,0 +1,28 @@
+"""Work that must not hold up Slack's acknowledgement runs here, off the request path."""
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    def __init__(self, workers: int = 16):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="accessbot-bg")
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(self._report)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
+
+    @staticmethod
+    def _report(future: Future) -> None:
+        # The database keeps what should happen, and the sweep finishes it; the error
+        # itself must still be seen.
+        error = future.exception()
+        if error is not None:
+            log.error("background task failed", exc_info=error)

@@ -1,0 +1,46 @@
+"""APScheduler wiring: the periodic jobs and one exact-time timer per grant."""
+
+import logging
+from datetime import datetime
+from typing import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from jobs.registry import PERIODIC, JobContext
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerTimers:
+    """services.ports.Timers on APScheduler date jobs; the sweep is the safety net."""
+
+    def __init__(self, scheduler: BackgroundScheduler, jobs: dict[str, Callable[[int], object]]):
+        self.scheduler = scheduler
+        self.jobs = jobs
+
+    def schedule(self, job: str, grant_id: int, when: datetime) -> None:
+        self.scheduler.add_job(
+            self.jobs[job], "date", run_date=when, args=[grant_id], id=f"{job}:{grant_id}",
+            replace_existing=True, misfire_grace_time=None, coalesce=True,
+        )
+
+    def cancel(self, job: str, grant_id: int) -> None:
+        job_id = f"{job}:{grant_id}"
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
+
+
+def make_scheduler(workers: int = 16) -> BackgroundScheduler:
+    return BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(workers)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone="UTC",
+    )
+
+
+def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext) -> None:
+    for job in PERIODIC:
+        scheduler.add_job(job.run, "interval", seconds=job.every.total_seconds(),
+                          args=[context], id=job.name, replace_existing=True,
+                          next_run_time=datetime.now().astimezone())

@@ -1,0 +1,17 @@
+"""SQLAlchemy 2.0 tables. The database is the source of truth for what the bot manages."""
+
+from models.base import Base, UtcDateTime
+from models.tables import (
+    AccessRequest,
+    ApprovalMessage,
+    AuditEvent,
+    Grant,
+    GrantStatus,
+    RequestStatus,
+)
+from models.session import make_engine, make_session_factory
+
+__all__ = [
+    "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "Grant", "GrantStatus",
+    "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory",
+]

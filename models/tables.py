@@ -1,0 +1,130 @@
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Interval,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UtcDateTime
+
+
+class RequestStatus(StrEnum):
+    PENDING = "PENDING"      # waiting for an approver
+    APPROVED = "APPROVED"    # decided; a Grant row carries the access from here on
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"      # nobody decided in time
+    FAILED = "FAILED"        # could not be submitted (e.g. no IAM user for the requester)
+
+
+class GrantStatus(StrEnum):
+    PENDING = "PENDING"      # approved; the AWS change has not been confirmed yet
+    ACTIVE = "ACTIVE"        # access is in place until expires_at
+    REVOKED = "REVOKED"      # access has been removed
+    FAILED = "FAILED"        # access could not be put in place
+
+
+def _enum(cls) -> Enum:
+    return Enum(cls, native_enum=False, length=16, validate_strings=True,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class AccessRequest(Base):
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(32))
+    resource: Mapped[str] = mapped_column(String(64))
+    duration: Mapped[timedelta] = mapped_column(Interval())
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus),
+                                                  default=RequestStatus.PENDING)
+    iam_user: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    decide_by: Mapped[datetime] = mapped_column(UtcDateTime)
+    announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    response_url: Mapped[str | None] = mapped_column(Text)
+
+    messages: Mapped[list["ApprovalMessage"]] = relationship(
+        back_populates="request", order_by="ApprovalMessage.id"
+    )
+    grant: Mapped["Grant | None"] = relationship(back_populates="request")
+
+    __table_args__ = (Index("ix_access_requests_status_decide_by", "status", "decide_by"),)
+
+
+class ApprovalMessage(Base):
+    """One posted copy of a request (approval channel or an approver's DM)."""
+
+    __tablename__ = "approval_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(32))  # what we posted to: channel or user
+    channel: Mapped[str] = mapped_column(String(32))  # the channel Slack answered with
+    ts: Mapped[str] = mapped_column(String(32))
+
+    request: Mapped[AccessRequest] = relationship(back_populates="messages")
+
+    __table_args__ = (UniqueConstraint("request_id", "destination"),)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # unique: one approved request can never produce two grants
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), unique=True)
+    requester_id: Mapped[str] = mapped_column(String(32))
+    iam_user: Mapped[str] = mapped_column(String(128))
+    resource: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(600))
+    status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus), default=GrantStatus.PENDING)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    granted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    warn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    role_arn: Mapped[str | None] = mapped_column(String(600))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    alerted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    dm_channel: Mapped[str | None] = mapped_column(String(32))
+    dm_ts: Mapped[str | None] = mapped_column(String(32))
+
+    request: Mapped[AccessRequest] = relationship(back_populates="grant")
+
+    __table_args__ = (
+        Index("ix_grants_status_expires_at", "status", "expires_at"),
+        Index("ix_grants_status_warn_at", "status", "warn_at"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only record of every state change: who, when, what and why."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))  # Slack user id, or "accessbot"
+    action: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    grant_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    detail: Mapped[str | None] = mapped_column(Text)

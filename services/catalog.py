@@ -1,0 +1,195 @@
+"""The catalog of requestable resources, loaded and validated from the YAML config."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.durations import format_duration, parse_duration
+from services.errors import ConfigError, InvalidInput
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+class ResourceKind(StrEnum):
+    IAM_GROUP = "iam_group"
+    IAM_ROLE = "iam_role"
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    kind: ResourceKind
+    target: str  # IAM group name, or IAM role name or ARN
+    approvers: tuple[str, ...]
+    description: str = ""
+    requesters: tuple[str, ...] = ()  # empty: anyone may request
+    default_duration: timedelta = timedelta(hours=1)
+    min_duration: timedelta = timedelta(minutes=1)
+    max_duration: timedelta = timedelta(hours=4)
+    expiry_warning: timedelta = timedelta(minutes=15)
+
+    def may_request(self, user_id: str) -> bool:
+        return not self.requesters or user_id in self.requesters
+
+    def may_approve(self, user_id: str, requester_id: str) -> bool:
+        return user_id in self.approvers and user_id != requester_id
+
+    def check_duration(self, duration: timedelta) -> None:
+        if duration < self.min_duration or duration > self.max_duration:
+            raise InvalidInput(
+                f"{self.name} can be granted for {format_duration(self.min_duration)} "
+                f"to {format_duration(self.max_duration)}; you asked for "
+                f"{format_duration(duration)}."
+            )
+
+    def limits_text(self) -> str:
+        return (
+            f"default {format_duration(self.default_duration)}, "
+            f"{format_duration(self.min_duration)} to {format_duration(self.max_duration)}"
+        )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    resources: dict[str, Resource]
+    approval_channel: str | None = None
+    admin_channel: str | None = None
+    request_timeout: timedelta = timedelta(hours=24)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Resource:
+        try:
+            return self.resources[name]
+        except KeyError:
+            known = ", ".join(sorted(self.resources)) or "none"
+            raise InvalidInput(f"There is no resource called '{name}'. Known: {known}.") from None
+
+    def requestable_by(self, user_id: str) -> list[Resource]:
+        return [r for r in self.resources.values() if r.may_request(user_id)]
+
+
+_TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "resources"}
+_RESOURCE_KEYS = {
+    "description", "kind", "group", "role", "approvers", "requesters",
+    "default_duration", "min_duration", "max_duration", "expiry_warning",
+}
+_TARGET_KEY = {ResourceKind.IAM_GROUP: "group", ResourceKind.IAM_ROLE: "role"}
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate the config file; raise ConfigError naming the bad value's path."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"ACCESSBOT_CONFIG: config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_catalog(raw, source=str(path))
+
+
+def parse_catalog(raw: Any, source: str = "config") -> Catalog:
+    def fail(where: str, message: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}: {message}")
+
+    if not isinstance(raw, dict):
+        raise fail("(top level)", "expected a mapping with a 'resources' key")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise fail(str(key), f"unknown key; expected one of {sorted(_TOP_KEYS)}")
+    resources_raw = raw.get("resources")
+    if not isinstance(resources_raw, dict) or not resources_raw:
+        raise fail("resources", "expected a non-empty mapping of resource name to settings")
+
+    channels = {}
+    for key in ("approval_channel", "admin_channel"):
+        value = raw.get(key)
+        if value is not None and not SLACK_CHANNEL_ID.match(str(value)):
+            raise fail(key, f"'{value}' is not a Slack channel id (like C0123ABCD)")
+        channels[key] = value
+
+    timeout = _duration(raw, "request_timeout", timedelta(hours=24), "request_timeout", fail)
+    resources = {
+        str(name): _parse_resource(str(name), spec, fail) for name, spec in resources_raw.items()
+    }
+    return Catalog(resources=resources, request_timeout=timeout, **channels)
+
+
+def _parse_resource(name: str, spec: Any, fail) -> Resource:
+    where = f"resources.{name}"
+    if not RESOURCE_NAME.match(name):
+        raise fail(where, "resource names are lowercase letters, digits, '-', '_' and '.'")
+    if not isinstance(spec, dict):
+        raise fail(where, "expected a mapping")
+    for key in spec:
+        if key not in _RESOURCE_KEYS:
+            raise fail(f"{where}.{key}", f"unknown key; expected one of {sorted(_RESOURCE_KEYS)}")
+    try:
+        kind = ResourceKind(spec.get("kind"))
+    except ValueError:
+        raise fail(f"{where}.kind", f"expected one of {[k.value for k in ResourceKind]}") from None
+
+    target_key = _TARGET_KEY[kind]
+    target = spec.get(target_key)
+    if not isinstance(target, str) or not (
+        IAM_NAME.match(target) or (kind is ResourceKind.IAM_ROLE and ROLE_ARN.match(target))
+    ):
+        raise fail(f"{where}.{target_key}", f"a {kind.value} needs a valid '{target_key}' name")
+    for other in set(_TARGET_KEY.values()) - {target_key}:
+        if other in spec:
+            raise fail(f"{where}.{other}", f"not valid for kind {kind.value}")
+
+    approvers = _user_ids(spec, "approvers", where, fail, required=True)
+    requesters = _user_ids(spec, "requesters", where, fail, required=False)
+
+    max_d = _duration(spec, "max_duration", timedelta(hours=4), f"{where}.max_duration", fail)
+    min_d = _duration(spec, "min_duration", min(timedelta(minutes=1), max_d),
+                      f"{where}.min_duration", fail)
+    default_d = _duration(spec, "default_duration", min(timedelta(hours=1), max_d),
+                          f"{where}.default_duration", fail)
+    warning = _duration(spec, "expiry_warning", timedelta(minutes=15),
+                        f"{where}.expiry_warning", fail)
+    if min_d > max_d:
+        raise fail(f"{where}.min_duration", "is above max_duration")
+    if not min_d <= default_d <= max_d:
+        raise fail(f"{where}.default_duration", "must lie between min_duration and max_duration")
+
+    description = spec.get("description", "")
+    if not isinstance(description, str) or len(description) > 300:
+        raise fail(f"{where}.description", "expected text of at most 300 characters")
+    return Resource(
+        name=name, kind=kind, target=target, approvers=approvers, requesters=requesters,
+        description=description, default_duration=default_d, min_duration=min_d,
+        max_duration=max_d, expiry_warning=warning,
+    )
+
+
+def _user_ids(spec: dict, key: str, where: str, fail, required: bool) -> tuple[str, ...]:
+    value = spec.get(key)
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise fail(f"{where}.{key}", "expected a non-empty list of Slack user ids")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not SLACK_USER_ID.match(item):
+            raise fail(f"{where}.{key}[{index}]",
+                       f"'{item}' is not a Slack user id (like U0123ABCD)")
+    return tuple(value)
+
+
+def _duration(spec: dict, key: str, default: timedelta, where: str, fail) -> timedelta:
+    if key not in spec:
+        return default
+    try:
+        return parse_duration(str(spec[key]))
+    except InvalidInput as exc:
+        raise fail(where, str(exc)) from None

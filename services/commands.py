@@ -1,0 +1,90 @@
+"""Parsing of the /request-access command text and of the request form."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.catalog import Catalog, Resource
+from services.durations import parse_duration
+from services.errors import InvalidInput, NotAuthorized
+
+MAX_REASON = 500
+MAX_COMMAND = 800
+USAGE = "Usage: `/request-access <resource> <duration> <reason>`, `/request-access help`, " \
+        "or `/request-access` alone for a form."
+
+
+class FieldError(InvalidInput):
+    """Invalid input tied to one field of the request form."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A validated request, not yet recorded."""
+
+    resource: Resource
+    duration: timedelta
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShowHelp:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenForm:
+    pass
+
+
+Command = Draft | ShowHelp | OpenForm
+
+
+def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
+    """Turn the slash command text into what the user asked for, or raise InvalidInput."""
+    text = (text or "").strip()
+    if not text:
+        return OpenForm()
+    if len(text) > MAX_COMMAND:
+        raise InvalidInput(f"That is too long ({len(text)} characters; at most {MAX_COMMAND}).")
+    parts = text.split(maxsplit=2)
+    if parts[0].lower() in ("help", "-h", "--help", "?"):
+        return ShowHelp()
+    if len(parts) < 2:
+        raise InvalidInput(f"Say how long you need `{parts[0]}` and why. {USAGE}")
+    reason = parts[2] if len(parts) > 2 else ""
+    return make_draft(catalog, user_id, parts[0], parts[1], reason)
+
+
+def make_draft(catalog: Catalog, user_id: str, resource_name: str, duration_text: str | None,
+               reason: str) -> Draft:
+    """Validate a request's fields (shared by the command and the form)."""
+    try:
+        resource = catalog.get((resource_name or "").strip())
+    except InvalidInput as exc:
+        raise FieldError("resource", str(exc)) from None
+    if not resource.may_request(user_id):
+        raise NotAuthorized(f"You are not allowed to request {resource.name}.")
+    try:
+        duration = (parse_duration(duration_text) if duration_text and duration_text.strip()
+                    else resource.default_duration)
+        resource.check_duration(duration)
+    except InvalidInput as exc:
+        raise FieldError("duration", str(exc)) from None
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise FieldError("reason", f"Please give a reason for needing {resource.name}.")
+    if len(reason) > MAX_REASON:
+        raise FieldError("reason", f"The reason is too long ({len(reason)} characters; "
+                                   f"at most {MAX_REASON}).")
+    return Draft(resource=resource, duration=duration, reason=reason)
+
+
+def parse_id(value: str | None) -> int:
+    """Button values carry only an id; anything else is tampering or a bug."""
+    if value is None or not value.isdigit() or len(value) > 12:
+        raise InvalidInput("That button is not valid any more.")
+    return int(value)

@@ -1,0 +1,216 @@
+"""Grants: the lease-protected steps that put access in place and take it away.
+
+Each function is one short transaction. AWS is called between them, never inside:
+claim (commit) -> AWS call -> finish (commit). A lease on the row makes sure that of
+several bot processes only one works on a grant at a time; a crash leaves the lease
+to run out and the next sweep picks the grant up again.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from models import Grant, GrantStatus
+from services import audit
+from services.audit import Action
+from services.errors import Conflict, NotAuthorized, NotFound
+from services.ports import GrantSpec
+
+LEASE = timedelta(seconds=120)
+FIRST_RETRY = timedelta(seconds=5)
+MAX_RETRY = timedelta(minutes=10)
+ALERT_AFTER_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Failure:
+    attempts: int
+    retry_at: datetime | None  # None: given up
+    alert: bool  # True exactly once, when the admins should hear about it
+
+
+def spec_of(grant: Grant) -> GrantSpec:
+    return GrantSpec(grant_id=grant.id, iam_user=grant.iam_user, kind=grant.kind,
+                     target=grant.target, expires_at=grant.expires_at)
+
+
+def get_grant(session: Session, grant_id: int) -> Grant:
+    grant = session.get(Grant, grant_id)
+    if grant is None:
+        raise NotFound(f"Grant #{grant_id} does not exist.")
+    return grant
+
+
+def claim_to_grant(session: Session, grant_id: int, owner: str, now: datetime) -> Grant | None:
+    """Lease a PENDING, unexpired grant for applying; None if it is not ours to apply."""
+    return _claim(session, grant_id, owner, now,
+                  Grant.status == GrantStatus.PENDING, Grant.expires_at > now)
+
+
+def claim_to_revoke(session: Session, grant_id: int, owner: str, now: datetime) -> Grant | None:
+    """Lease an expired PENDING or ACTIVE grant for revoking; None if not due or taken."""
+    return _claim(session, grant_id, owner, now,
+                  Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)),
+                  Grant.expires_at <= now)
+
+
+def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
+                 role_arn: str | None) -> Grant | None:
+    """PENDING -> ACTIVE, if we still hold the lease."""
+    if not _finish(session, grant_id, owner, GrantStatus.PENDING, status=GrantStatus.ACTIVE,
+                   granted_at=now, role_arn=role_arn, last_error=None, next_attempt_at=None):
+        return None
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    audit.record(session, now, audit.SYSTEM, Action.GRANTED, request_id=grant.request_id,
+                 grant_id=grant_id, detail=f"{grant.iam_user} -> {grant.kind} {grant.target}")
+    return grant
+
+
+def finish_revoke(session: Session, grant_id: int, owner: str, now: datetime) -> Grant | None:
+    """ACTIVE -> REVOKED (or PENDING -> FAILED when it never took effect)."""
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    if grant is None or grant.lease_owner != owner:
+        return None
+    never_granted = grant.status is GrantStatus.PENDING
+    final = GrantStatus.FAILED if never_granted else GrantStatus.REVOKED
+    end_reason = grant.end_reason or ("not granted in time" if never_granted else "expired")
+    if not _finish(session, grant_id, owner, grant.status, status=final, revoked_at=now,
+                   end_reason=end_reason, next_attempt_at=None):
+        return None
+    audit.record(session, now, audit.SYSTEM, Action.REVOKED, request_id=grant.request_id,
+                 grant_id=grant_id, detail=end_reason)
+    return session.get(Grant, grant_id, populate_existing=True)
+
+
+def fail_grant(session: Session, grant_id: int, owner: str, now: datetime,
+               error: str) -> Grant | None:
+    """PENDING -> FAILED for an error that retrying cannot fix."""
+    if not _finish(session, grant_id, owner, GrantStatus.PENDING, status=GrantStatus.FAILED,
+                   last_error=error[:2000], end_reason="could not be granted",
+                   revoked_at=now, next_attempt_at=None):
+        return None
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    audit.record(session, now, audit.SYSTEM, Action.GRANT_FAILED, request_id=grant.request_id,
+                 grant_id=grant_id, detail=error[:2000])
+    return grant
+
+
+def record_failure(session: Session, grant_id: int, owner: str, now: datetime, error: str,
+                   action: Action) -> Failure | None:
+    """Release the lease with a backoff before the next attempt; None if no longer ours."""
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    if grant is None or grant.lease_owner != owner:
+        return None
+    attempts = grant.attempts + 1
+    delay = min(FIRST_RETRY * 2 ** (attempts - 1), MAX_RETRY)
+    alert = attempts >= ALERT_AFTER_ATTEMPTS and grant.alerted_at is None
+    _finish(session, grant_id, owner, grant.status, attempts=attempts,
+            next_attempt_at=now + delay, last_error=error[:2000],
+            alerted_at=now if alert else grant.alerted_at)
+    audit.record(session, now, audit.SYSTEM, action, request_id=grant.request_id,
+                 grant_id=grant_id, detail=f"attempt {attempts}: {error[:1000]}")
+    if alert:
+        audit.record(session, now, audit.SYSTEM, Action.REVOKE_ALERTED,
+                     request_id=grant.request_id, grant_id=grant_id)
+    return Failure(attempts=attempts, retry_at=now + delay, alert=alert)
+
+
+def record_dm(session: Session, grant_id: int, channel: str, ts: str) -> None:
+    session.execute(update(Grant).where(Grant.id == grant_id)
+                    .values(dm_channel=channel, dm_ts=ts))
+
+
+def claim_warning(session: Session, grant_id: int, now: datetime) -> Grant | None:
+    """Mark the expiry warning as sent, once; None if it is not due or was sent."""
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.status == GrantStatus.ACTIVE,
+               Grant.warned_at.is_(None), Grant.warn_at <= now, Grant.expires_at > now)
+        .values(warned_at=now).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    audit.record(session, now, audit.SYSTEM, Action.WARNED, request_id=grant.request_id,
+                 grant_id=grant_id)
+    return grant
+
+
+def end_early(session: Session, grant_id: int, user_id: str, now: datetime) -> Grant:
+    """The requester is done: move the expiry to now so the revoker takes it at once."""
+    grant = get_grant(session, grant_id)
+    if user_id != grant.requester_id:
+        raise NotAuthorized("Only the person who holds this access can end it.")
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)),
+               Grant.expires_at > now)
+        .values(expires_at=now, end_reason="ended early by the requester")
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"Your access to {grant.resource} has already ended.")
+    audit.record(session, now, user_id, Action.ENDED_EARLY, request_id=grant.request_id,
+                 grant_id=grant_id)
+    return session.get(Grant, grant_id, populate_existing=True)
+
+
+def due_to_revoke(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    return _due(session, now, limit,
+                Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)),
+                Grant.expires_at <= now)
+
+
+def due_to_grant(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    return _due(session, now, limit, Grant.status == GrantStatus.PENDING, Grant.expires_at > now)
+
+
+def due_to_warn(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    return list(session.scalars(
+        select(Grant.id).where(Grant.status == GrantStatus.ACTIVE, Grant.warned_at.is_(None),
+                               Grant.warn_at <= now, Grant.expires_at > now)
+        .order_by(Grant.warn_at).limit(limit)
+    ))
+
+
+def live_grants(session: Session) -> list[Grant]:
+    """Grants that still need a timer in this process (for start-up)."""
+    return list(session.scalars(
+        select(Grant).where(Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)))
+    ))
+
+
+def _claim(session: Session, grant_id: int, owner: str, now: datetime, *conditions):
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, *conditions,
+               or_(Grant.lease_until.is_(None), Grant.lease_until < now))
+        .values(lease_owner=owner, lease_until=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.get(Grant, grant_id, populate_existing=True)
+
+
+def _finish(session: Session, grant_id: int, owner: str, expected: GrantStatus,
+            **values) -> bool:
+    result = session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.lease_owner == owner, Grant.status == expected)
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _due(session: Session, now: datetime, limit: int, *conditions) -> list[int]:
+    return list(session.scalars(
+        select(Grant.id)
+        .where(*conditions,
+               or_(Grant.next_attempt_at.is_(None), Grant.next_attempt_at <= now),
+               or_(Grant.lease_until.is_(None), Grant.lease_until < now))
+        .order_by(Grant.expires_at).limit(limit)
+    ))

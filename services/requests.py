@@ -1,0 +1,174 @@
+"""Access requests: create, decide (approve or deny), expire. One transaction each."""
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import AccessRequest, ApprovalMessage, Grant, GrantStatus, RequestStatus
+from services import audit
+from services.audit import Action
+from services.catalog import Catalog, Resource
+from services.commands import Draft
+from services.errors import Conflict, NotAuthorized, NotFound
+
+
+def create_request(session: Session, catalog: Catalog, requester_id: str, draft: Draft,
+                   now: datetime, response_url: str | None = None) -> AccessRequest:
+    request = AccessRequest(
+        requester_id=requester_id, resource=draft.resource.name, duration=draft.duration,
+        reason=draft.reason, status=RequestStatus.PENDING, created_at=now,
+        decide_by=now + catalog.request_timeout, response_url=response_url,
+    )
+    session.add(request)
+    session.flush()
+    audit.record(session, now, requester_id, Action.REQUESTED, request_id=request.id,
+                 detail=f"{draft.resource.name} for {draft.duration}: {draft.reason}")
+    return request
+
+
+def get_request(session: Session, request_id: int) -> AccessRequest:
+    request = session.get(AccessRequest, request_id)
+    if request is None:
+        raise NotFound(f"Request #{request_id} does not exist.")
+    return request
+
+
+def record_message(session: Session, request_id: int, destination: str, channel: str,
+                   ts: str) -> None:
+    session.add(ApprovalMessage(request_id=request_id, destination=destination,
+                                channel=channel, ts=ts))
+
+
+def set_iam_user(session: Session, request_id: int, iam_user: str) -> None:
+    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
+                    .values(iam_user=iam_user))
+
+
+def mark_announced(session: Session, request_id: int, now: datetime) -> None:
+    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
+                    .values(announced_at=now))
+    audit.record(session, now, audit.SYSTEM, Action.ANNOUNCED, request_id=request_id)
+
+
+def fail_request(session: Session, request_id: int, why: str, now: datetime) -> bool:
+    """PENDING -> FAILED (the bot could not submit it). False if no longer pending."""
+    changed = _transition(session, request_id, RequestStatus.FAILED, audit.SYSTEM, now, why)
+    if changed:
+        audit.record(session, now, audit.SYSTEM, Action.REQUEST_FAILED, request_id=request_id,
+                     detail=why)
+    return changed
+
+
+def check_can_decide(session: Session, catalog: Catalog, request_id: int,
+                     user_id: str) -> AccessRequest:
+    """Raise unless this user may decide this request now."""
+    request = get_request(session, request_id)
+    resource = _resource_of(catalog, request)
+    if user_id == request.requester_id:
+        raise NotAuthorized("You cannot approve or deny your own request.")
+    if resource is None or not resource.may_approve(user_id, request.requester_id):
+        raise NotAuthorized(f"Only the approvers of {request.resource} can decide request "
+                            f"#{request.id}.")
+    _require_pending(request)
+    if request.iam_user is None:
+        raise Conflict(f"Request #{request.id} is still being submitted; try again in a moment.")
+    return request
+
+
+def approve(session: Session, catalog: Catalog, request_id: int, approver_id: str,
+            now: datetime) -> Grant:
+    """PENDING -> APPROVED and a PENDING grant whose clock starts now. Exactly once."""
+    request = check_can_decide(session, catalog, request_id, approver_id)
+    if not _transition(session, request_id, RequestStatus.APPROVED, approver_id, now, None):
+        session.refresh(request)
+        _require_pending(request)  # raises Conflict naming the winner
+    resource = catalog.resources[request.resource]
+    grant = Grant(
+        request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
+        resource=resource.name, kind=resource.kind.value, target=resource.target,
+        status=GrantStatus.PENDING, starts_at=now, expires_at=now + request.duration,
+        warn_at=_warn_at(now, request.duration, resource), attempts=0,
+    )
+    session.add(grant)
+    session.flush()
+    audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
+                 grant_id=grant.id)
+    session.refresh(request)
+    return grant
+
+
+def deny(session: Session, catalog: Catalog, request_id: int, approver_id: str,
+         reason: str | None, now: datetime) -> AccessRequest:
+    request = check_can_decide(session, catalog, request_id, approver_id)
+    reason = " ".join((reason or "").split())[:500] or None
+    if not _transition(session, request_id, RequestStatus.DENIED, approver_id, now, reason):
+        session.refresh(request)
+        _require_pending(request)
+    audit.record(session, now, approver_id, Action.DENIED, request_id=request_id, detail=reason)
+    session.refresh(request)
+    return request
+
+
+def expire_overdue(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """PENDING requests past their decide_by -> EXPIRED; returns the ids this call expired."""
+    due = session.scalars(
+        select(AccessRequest.id)
+        .where(AccessRequest.status == RequestStatus.PENDING, AccessRequest.decide_by <= now)
+        .order_by(AccessRequest.decide_by).limit(limit)
+    ).all()
+    expired = []
+    for request_id in due:
+        if _transition(session, request_id, RequestStatus.EXPIRED, audit.SYSTEM, now,
+                       "nobody decided in time"):
+            audit.record(session, now, audit.SYSTEM, Action.REQUEST_EXPIRED,
+                         request_id=request_id)
+            expired.append(request_id)
+    return expired
+
+
+def unannounced(session: Session, older_than: datetime, limit: int = 100) -> list[int]:
+    """PENDING requests whose approval messages were never all posted (e.g. a crash)."""
+    return list(session.scalars(
+        select(AccessRequest.id)
+        .where(AccessRequest.status == RequestStatus.PENDING,
+               AccessRequest.announced_at.is_(None), AccessRequest.created_at <= older_than)
+        .order_by(AccessRequest.id).limit(limit)
+    ))
+
+
+def describe_decision(request: AccessRequest) -> str:
+    if request.status is RequestStatus.APPROVED:
+        return f"Request #{request.id} was already approved by <@{request.decided_by}>."
+    if request.status is RequestStatus.DENIED:
+        return f"Request #{request.id} was already denied by <@{request.decided_by}>."
+    if request.status is RequestStatus.EXPIRED:
+        return f"Request #{request.id} expired before anyone decided."
+    return f"Request #{request.id} could not be submitted."
+
+
+def _transition(session: Session, request_id: int, to: RequestStatus, actor: str,
+                now: datetime, reason: str | None) -> bool:
+    """Compare-and-set from PENDING: zero rows updated means someone else won."""
+    result = session.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == request_id, AccessRequest.status == RequestStatus.PENDING)
+        .values(status=to, decided_by=actor, decided_at=now, decision_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _require_pending(request: AccessRequest) -> None:
+    if request.status is not RequestStatus.PENDING:
+        raise Conflict(describe_decision(request))
+
+
+def _resource_of(catalog: Catalog, request: AccessRequest) -> Resource | None:
+    return catalog.resources.get(request.resource)
+
+
+def _warn_at(start: datetime, duration, resource: Resource) -> datetime | None:
+    """No warning for grants shorter than the warning window: the grant DM says it all."""
+    warn_at = start + duration - resource.expiry_warning
+    return warn_at if warn_at > start else None

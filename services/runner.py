@@ -1,0 +1,266 @@
+"""The work that spans transactions: submit, grant, warn, revoke, and the sweep.
+
+Order everywhere: commit the decision, call AWS or Slack, commit the result. The
+database says what should be, so a crash at any point is repaired by the next sweep.
+"""
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from models import Grant, GrantStatus, RequestStatus
+from services import grants as grant_ops
+from services import requests as request_ops
+from services.audit import Action
+from services.catalog import Catalog
+from services.clock import Clock, utcnow
+from services.ports import (
+    AccessProvider,
+    Directory,
+    NotificationError,
+    Notifier,
+    Profiles,
+    ProviderError,
+    Timers,
+)
+
+log = logging.getLogger(__name__)
+
+REVOKE_JOB = "revoke"
+WARN_JOB = "warn"
+ANNOUNCE_GRACE = timedelta(seconds=60)
+
+
+@dataclass
+class SweepReport:
+    expired_requests: list[int] = field(default_factory=list)
+    announced: list[int] = field(default_factory=list)
+    granted: list[int] = field(default_factory=list)
+    warned: list[int] = field(default_factory=list)
+    revoked: list[int] = field(default_factory=list)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class AccessRunner:
+    def __init__(self, sessions: Callable[[], Session], catalog: Catalog,
+                 provider: AccessProvider, directory: Directory, profiles: Profiles,
+                 notifier: Notifier, timers: Timers | None = None, clock: Clock = utcnow,
+                 owner: str | None = None):
+        self.sessions = sessions
+        self.catalog = catalog
+        self.provider = provider
+        self.directory = directory
+        self.profiles = profiles
+        self.notifier = notifier
+        self.timers = timers
+        self.clock = clock
+        self.owner = owner or worker_id()
+
+    @contextmanager
+    def transaction(self):
+        with self.sessions() as session, session.begin():
+            yield session
+
+    # -- requests ---------------------------------------------------------------
+
+    def announce(self, request_id: int) -> bool:
+        """Find the requester's IAM user, then post the request to every approver."""
+        with self.transaction() as session:
+            request = request_ops.get_request(session, request_id)
+            if request.status is not RequestStatus.PENDING:
+                return False
+            posted = {m.destination for m in request.messages}
+            iam_user = request.iam_user
+        if iam_user is None:
+            iam_user = self._find_iam_user(request.requester_id)
+            if iam_user is None:
+                why = ("you have no IAM user that accessbot can match to your Slack account. "
+                       f"Ask an AWS admin to tag your IAM user with slack-user-id="
+                       f"{request.requester_id} (or email=<your Slack email>).")
+                with self.transaction() as session:
+                    failed = request_ops.fail_request(session, request_id, why, self.clock())
+                if failed:
+                    self._notify(self.notifier.request_failed, request, why)
+                return False
+            with self.transaction() as session:
+                request_ops.set_iam_user(session, request_id, iam_user)
+            request.iam_user = iam_user
+        resource = self.catalog.resources.get(request.resource)
+        destinations = [self.catalog.approval_channel] if self.catalog.approval_channel else []
+        destinations += list(resource.approvers) if resource else []
+        complete = True
+        for destination in destinations:
+            if destination in posted:
+                continue
+            try:
+                channel, ts = self.notifier.post_request(request, destination)
+            except NotificationError as exc:
+                log.error("request #%s: could not post to %s: %s", request_id, destination, exc)
+                complete = False
+                continue
+            with self.transaction() as session:
+                request_ops.record_message(session, request_id, destination, channel, ts)
+        if complete:
+            with self.transaction() as session:
+                request_ops.mark_announced(session, request_id, self.clock())
+            self._notify(self.notifier.request_submitted, request)
+        return complete
+
+    def refresh_messages(self, request_id: int) -> None:
+        """Re-render every posted copy of a request after its status changed."""
+        with self.transaction() as session:
+            request = request_ops.get_request(session, request_id)
+            messages = list(request.messages)
+        for message in messages:
+            self._notify(self.notifier.update_request, request, message)
+        if request.status in (RequestStatus.DENIED, RequestStatus.EXPIRED):
+            self._notify(self.notifier.request_decided, request)
+
+    def expire_requests(self) -> list[int]:
+        with self.transaction() as session:
+            expired = request_ops.expire_overdue(session, self.clock())
+        for request_id in expired:
+            self.refresh_messages(request_id)
+        return expired
+
+    # -- grants -----------------------------------------------------------------
+
+    def apply_grant(self, grant_id: int) -> Grant | None:
+        """Put an approved grant in place in AWS; retried by the sweep on failure."""
+        with self.transaction() as session:
+            grant = grant_ops.claim_to_grant(session, grant_id, self.owner, self.clock())
+        if grant is None:
+            return None
+        try:
+            role_arn = self.provider.grant(grant_ops.spec_of(grant))
+        except ProviderError as exc:
+            return self._grant_failed(grant, exc)
+        with self.transaction() as session:
+            grant = grant_ops.finish_grant(session, grant_id, self.owner, self.clock(), role_arn)
+        if grant is None:
+            return None
+        self._schedule(grant)
+        try:
+            channel, ts = self.notifier.grant_active(grant)
+        except NotificationError as exc:
+            log.error("grant #%s: could not tell the requester: %s", grant_id, exc)
+        else:
+            with self.transaction() as session:
+                grant_ops.record_dm(session, grant_id, channel, ts)
+        return grant
+
+    def revoke_grant(self, grant_id: int) -> Grant | None:
+        """Take an expired grant away; 'already gone' counts as done."""
+        with self.transaction() as session:
+            grant = grant_ops.claim_to_revoke(session, grant_id, self.owner, self.clock())
+        if grant is None:
+            return None
+        try:
+            self.provider.revoke(grant_ops.spec_of(grant))
+        except ProviderError as exc:
+            self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
+            return None
+        with self.transaction() as session:
+            done = grant_ops.finish_revoke(session, grant_id, self.owner, self.clock())
+        if done is not None:
+            if self.timers:
+                self.timers.cancel(WARN_JOB, grant_id)
+            self._notify(self.notifier.grant_ended, done)
+        return done
+
+    def end_now(self, grant_id: int) -> Grant | None:
+        """Revoke a grant whose expiry was just moved to now ("I'm done")."""
+        return self.revoke_grant(grant_id)
+
+    def warn(self, grant_id: int) -> bool:
+        with self.transaction() as session:
+            grant = grant_ops.claim_warning(session, grant_id, self.clock())
+        if grant is None:
+            return False
+        self._notify(self.notifier.grant_expiring, grant)
+        return True
+
+    def schedule_live_grants(self) -> int:
+        """Give every live grant an exact-time timer in this process (at start-up)."""
+        with self.transaction() as session:
+            live = grant_ops.live_grants(session)
+        for grant in live:
+            self._schedule(grant)
+        return len(live)
+
+    def sweep(self) -> SweepReport:
+        """The safety net: finish whatever timers, crashes or outages left undone."""
+        report = SweepReport(expired_requests=self.expire_requests())
+        now = self.clock()
+        with self.transaction() as session:
+            to_announce = request_ops.unannounced(session, now - ANNOUNCE_GRACE)
+            to_revoke = grant_ops.due_to_revoke(session, now)
+            to_grant = grant_ops.due_to_grant(session, now)
+            to_warn = grant_ops.due_to_warn(session, now)
+        report.revoked = [g for g in to_revoke if self.revoke_grant(g)]
+        report.granted = [g for g in to_grant if self.apply_grant(g)]
+        report.warned = [g for g in to_warn if self.warn(g)]
+        report.announced = [r for r in to_announce if self.announce(r)]
+        return report
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _find_iam_user(self, slack_user_id: str) -> str | None:
+        iam_user = self.directory.iam_user_for(slack_user_id, None)
+        if iam_user is not None:
+            return iam_user
+        try:
+            email = self.profiles.email_of(slack_user_id)
+        except NotificationError as exc:
+            log.warning("could not read the Slack profile of %s: %s", slack_user_id, exc)
+            email = None
+        return self.directory.iam_user_for(slack_user_id, email) if email else None
+
+    def _grant_failed(self, grant: Grant, exc: ProviderError) -> Grant | None:
+        if exc.retryable:
+            self._retry_later(grant, exc, Action.GRANT_RETRY, "grant")
+            return None
+        with self.transaction() as session:
+            failed = grant_ops.fail_grant(session, grant.id, self.owner, self.clock(), str(exc))
+        if failed is not None:
+            self._notify(self.notifier.grant_failed, failed)
+            self._notify(self.notifier.admin_alert,
+                         f"Could not grant {failed.resource} to <@{failed.requester_id}> "
+                         f"(grant #{failed.id}): {exc}")
+        return None
+
+    def _retry_later(self, grant: Grant, exc: ProviderError, action: Action, what: str) -> None:
+        with self.transaction() as session:
+            failure = grant_ops.record_failure(session, grant.id, self.owner, self.clock(),
+                                               str(exc), action)
+        log.warning("grant #%s: %s failed (%s); will retry", grant.id, what, exc)
+        if failure and failure.alert:
+            self._notify(self.notifier.admin_alert,
+                         f":rotating_light: Could not {what} {grant.resource} for "
+                         f"<@{grant.requester_id}> (IAM user {grant.iam_user}, grant #{grant.id}) "
+                         f"after {failure.attempts} attempts: {exc}. Still retrying.")
+
+    def _schedule(self, grant: Grant) -> None:
+        if self.timers is None:
+            return
+        self.timers.schedule(REVOKE_JOB, grant.id, grant.expires_at)
+        if grant.warn_at and grant.warned_at is None and grant.status is GrantStatus.ACTIVE:
+            self.timers.schedule(WARN_JOB, grant.id, grant.warn_at)
+
+    def _notify(self, send: Callable, *args) -> None:
+        """Messages are best effort: the database already holds the truth."""
+        try:
+            send(*args)
+        except NotificationError as exc:
+            log.error("%s failed: %s", getattr(send, "__name__", send), exc)
+

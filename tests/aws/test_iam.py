@@ -1,0 +1,299 @@
+"""IamAccess against moto: state is read back from IAM with a separate client."""
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from aws.iam import IamAccess, policy_name
+from aws.session import default_region, make_iam_client
+from services.ports import GrantSpec, ProviderError
+
+EXPIRES = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+ROLE_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+)
+
+
+def group_spec(group: str = "prod-admins", user: str = "alice", grant_id: int = 1) -> GrantSpec:
+    return GrantSpec(grant_id, user, "iam_group", group, EXPIRES)
+
+
+def role_spec(
+    target: str = "deployer", user: str = "alice", grant_id: int = 7, expires: datetime = EXPIRES
+) -> GrantSpec:
+    return GrantSpec(grant_id, user, "iam_role", target, expires)
+
+
+def members(admin: BaseClient, group: str) -> set[str]:
+    return {u["UserName"] for u in admin.get_group(GroupName=group)["Users"]}
+
+
+def user_policies(admin: BaseClient, user: str) -> list[str]:
+    return admin.list_user_policies(UserName=user)["PolicyNames"]
+
+
+@pytest.fixture
+def access(iam: BaseClient) -> IamAccess:
+    return IamAccess(iam)
+
+
+@pytest.fixture
+def alice(admin: BaseClient) -> str:
+    admin.create_user(UserName="alice")
+    admin.create_group(GroupName="prod-admins")
+    return "alice"
+
+
+@pytest.fixture
+def role_arn(admin: BaseClient) -> str:
+    return admin.create_role(RoleName="deployer", AssumeRolePolicyDocument=ROLE_TRUST)["Role"][
+        "Arn"
+    ]
+
+
+def count_calls(client: BaseClient, operation: str) -> list[str]:
+    """Record every real call of one operation on a client."""
+    calls: list[str] = []
+    client.meta.events.register(
+        f"before-call.iam.{operation}", lambda **kwargs: calls.append(operation)
+    )
+    return calls
+
+
+# Groups
+
+
+def test_group_grant_adds_membership(access: IamAccess, admin: BaseClient, alice: str) -> None:
+    assert access.grant(group_spec()) is None
+    assert members(admin, "prod-admins") == {"alice"}
+    assert access.group_members("prod-admins") == {"alice"}
+
+
+def test_group_grant_twice_is_fine(access: IamAccess, admin: BaseClient, alice: str) -> None:
+    access.grant(group_spec())
+    access.grant(group_spec())
+    assert [u["UserName"] for u in admin.get_group(GroupName="prod-admins")["Users"]] == ["alice"]
+
+
+def test_group_revoke_removes_membership(access: IamAccess, admin: BaseClient, alice: str) -> None:
+    admin.create_user(UserName="bob")
+    admin.add_user_to_group(GroupName="prod-admins", UserName="bob")
+    access.grant(group_spec())
+    access.revoke(group_spec())
+    assert members(admin, "prod-admins") == {"bob"}
+
+
+def test_group_revoke_twice_or_never_granted_is_fine(
+    access: IamAccess, admin: BaseClient, alice: str
+) -> None:
+    access.revoke(group_spec())  # never granted
+    access.grant(group_spec())
+    access.revoke(group_spec())
+    access.revoke(group_spec())
+    assert members(admin, "prod-admins") == set()
+
+
+def test_group_revoke_when_user_or_group_is_gone_is_fine(access: IamAccess, alice: str) -> None:
+    access.revoke(group_spec(user="deleted-user"))
+    access.revoke(group_spec(group="deleted-group"))
+
+
+def test_grant_to_missing_group_is_permanent(access: IamAccess, alice: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        access.grant(group_spec(group="no-such-group"))
+    assert caught.value.retryable is False
+    assert str(caught.value) == "IAM group no-such-group does not exist"
+
+
+def test_grant_of_missing_user_is_permanent(access: IamAccess, alice: str) -> None:
+    with pytest.raises(ProviderError) as caught:
+        access.grant(group_spec(user="ghost"))
+    assert caught.value.retryable is False
+    assert str(caught.value) == "IAM user ghost does not exist"
+
+
+def test_group_members_of_missing_group(access: IamAccess, alice: str) -> None:
+    with pytest.raises(ProviderError, match="IAM group nope does not exist") as caught:
+        access.group_members("nope")
+    assert caught.value.retryable is False
+
+
+# Roles
+
+
+def read_grant_policy(admin: BaseClient, user: str, grant_id: int) -> dict:
+    # boto3 URL-decodes and JSON-parses the document it gets back.
+    return admin.get_user_policy(UserName=user, PolicyName=policy_name(grant_id))["PolicyDocument"]
+
+
+def assert_expiring_assume_role(document: dict, arn: str, until: str) -> None:
+    [statement] = document["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert set(statement["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
+    assert statement["Resource"] == arn
+    assert statement["Condition"] == {"DateLessThan": {"aws:CurrentTime": until}}
+
+
+def test_role_grant_by_name_puts_expiring_policy(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    assert access.grant(role_spec("deployer")) == role_arn
+    assert user_policies(admin, "alice") == ["accessbot-grant-7"]
+    document = read_grant_policy(admin, "alice", 7)
+    assert_expiring_assume_role(document, role_arn, "2026-11-28T10:00:00Z")
+
+
+def test_role_grant_by_arn_converts_expiry_to_utc(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    paris = timezone(timedelta(hours=1))
+    get_role = count_calls(access._iam, "GetRole")
+    spec = role_spec(role_arn, expires=datetime(2026, 11, 28, 11, 0, 30, tzinfo=paris))
+    assert access.grant(spec) == role_arn
+    assert get_role == []  # an ARN needs no lookup
+    document = read_grant_policy(admin, "alice", 7)
+    assert_expiring_assume_role(document, role_arn, "2026-11-28T10:00:30Z")
+
+
+def test_role_grant_twice_is_one_policy_and_one_lookup(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    get_role = count_calls(access._iam, "GetRole")
+    access.grant(role_spec())
+    access.grant(role_spec())
+    access.grant(role_spec(grant_id=8))
+    assert len(get_role) == 1
+    assert user_policies(admin, "alice") == ["accessbot-grant-7", "accessbot-grant-8"]
+
+
+def test_role_revoke_deletes_only_its_policy(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    access.grant(role_spec(grant_id=7))
+    access.grant(role_spec(grant_id=8))
+    access.revoke(role_spec(grant_id=7))
+    assert user_policies(admin, "alice") == ["accessbot-grant-8"]
+
+
+def test_role_revoke_twice_or_never_granted_is_fine(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    access.revoke(role_spec())  # never granted
+    access.grant(role_spec())
+    access.revoke(role_spec())
+    access.revoke(role_spec())
+    access.revoke(role_spec(user="deleted-user"))
+    assert user_policies(admin, "alice") == []
+
+
+def test_grant_of_missing_role_is_permanent(
+    access: IamAccess, admin: BaseClient, alice: str
+) -> None:
+    with pytest.raises(ProviderError) as caught:
+        access.grant(role_spec("no-such-role"))
+    assert caught.value.retryable is False
+    assert str(caught.value) == "IAM role no-such-role does not exist"
+    assert user_policies(admin, "alice") == []
+
+
+def test_role_grant_to_missing_user_is_permanent(access: IamAccess, role_arn: str) -> None:
+    with pytest.raises(ProviderError, match="IAM user ghost does not exist") as caught:
+        access.grant(role_spec(user="ghost"))
+    assert caught.value.retryable is False
+
+
+def test_target_that_is_not_a_role_arn_is_permanent(access: IamAccess, alice: str) -> None:
+    with pytest.raises(ProviderError, match="not an IAM role ARN") as caught:
+        access.grant(role_spec("arn:aws:iam::123456789012:user/alice"))
+    assert caught.value.retryable is False
+
+
+def test_unknown_kind_is_permanent(access: IamAccess) -> None:
+    spec = GrantSpec(1, "alice", "s3_bucket", "logs", EXPIRES)
+    for call in (access.grant, access.revoke):
+        with pytest.raises(ProviderError) as caught:
+            call(spec)
+        assert caught.value.retryable is False
+
+
+def test_naive_expiry_is_refused(access: IamAccess, alice: str, role_arn: str) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        access.grant(role_spec(expires=datetime(2026, 11, 28, 10, 0)))
+
+
+# Error mapping
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        ("Throttling", True),
+        ("LimitExceeded", True),
+        ("ServiceFailure", True),
+        ("AccessDenied", True),
+        ("SomethingNew", True),
+        ("MalformedPolicyDocument", False),
+        ("InvalidInput", False),
+        ("ValidationError", False),
+    ],
+)
+def test_client_errors_map_to_provider_errors(iam: BaseClient, code: str, retryable: bool) -> None:
+    access = IamAccess(iam)
+    with Stubber(iam) as stub:
+        stub.add_client_error("add_user_to_group", service_error_code=code, service_message="no")
+        with pytest.raises(ProviderError) as caught:
+            access.grant(group_spec())
+    assert caught.value.retryable is retryable
+    assert "alice" in str(caught.value) and "prod-admins" in str(caught.value)
+    assert code in str(caught.value)
+
+
+def test_revoke_errors_other_than_missing_are_raised(iam: BaseClient) -> None:
+    with Stubber(iam) as stub:
+        stub.add_client_error("delete_user_policy", service_error_code="AccessDenied")
+        with pytest.raises(ProviderError, match="accessbot-grant-7 of IAM user alice") as caught:
+            IamAccess(iam).revoke(role_spec())
+    assert caught.value.retryable is True
+
+
+def test_unreachable_endpoint_is_retryable(aws_env: None) -> None:
+    client = boto3.client(
+        "iam",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(ProviderError, match="Could not reach AWS IAM") as caught:
+        IamAccess(client).grant(group_spec())
+    assert caught.value.retryable is True
+
+
+# Session
+
+
+def test_default_region_order(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    assert default_region() == "eu-west-3"
+    monkeypatch.delenv("AWS_REGION")
+    assert default_region() == "ap-south-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert default_region() == "us-east-1"
+
+
+def test_client_retry_and_timeout_config(aws_env: None) -> None:
+    client = make_iam_client()
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5, 10)
+
+
+def test_client_follows_aws_endpoint_url(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    assert make_iam_client().meta.endpoint_url == "http://127.0.0.1:5000"

@@ -1,0 +1,134 @@
+"""Shared fixtures: databases (SQLite always, Postgres when it answers), clock, catalog."""
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from models import Base, make_engine, make_session_factory
+from models.migrate import upgrade
+from services.catalog import parse_catalog
+from settings import database_url
+
+REQUIRE_POSTGRES = os.environ.get("ACCESSBOT_REQUIRE_POSTGRES") == "1"
+
+
+def _postgres_server_url() -> tuple[str | None, str]:
+    """(URL of a database we may use, or None; why) for this run."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        return database_url({"DATABASE_URL": given}), "TEST_DATABASE_URL"
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            pass
+    except OSError:
+        return None, "TEST_DATABASE_URL is not set and nothing answers on 127.0.0.1:5432"
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", "127.0.0.1:5432"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database on the Postgres server, dropped at the end of the run."""
+    server_url, why = _postgres_server_url()
+    if server_url is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"Postgres is required (ACCESSBOT_REQUIRE_POSTGRES=1) but {why}")
+        pytest.skip(f"Postgres tests skipped: {why}")
+    name = f"accessbot_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - reported, then skipped or failed below
+        admin.dispose()
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"Postgres is required but could not create a database: {exc}")
+        pytest.skip(f"Postgres tests skipped: could not create a test database: {exc}")
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pytest_report_header(config):
+    server_url, why = _postgres_server_url()
+    if server_url is None:
+        return f"postgres: NOT AVAILABLE ({why}); Postgres tests will be skipped"
+    return f"postgres: using {make_url(server_url).render_as_string()} ({why})"
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'accessbot.db'}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres",
+                                                                marks=pytest.mark.postgres)])
+def migrated_url(request):
+    url = request.getfixturevalue(f"{request.param}_url")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(migrated_url):
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    """A session factory on a migrated database, emptied after each test."""
+    yield make_session_factory(engine)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, start: datetime | None = None):
+        self.now = start or datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+CATALOG = {
+    "approval_channel": "C0APPROVALS",
+    "admin_channel": "C0SECURITY",
+    "resources": {
+        "prod-admins": {
+            "description": "Administrator access to production",
+            "kind": "iam_group", "group": "prod-admins",
+            "approvers": ["U0BOB", "U0DAVE"],
+            "default_duration": "1h", "max_duration": "4h", "min_duration": "5m",
+            "expiry_warning": "15m",
+        },
+        "prod-readonly": {
+            "kind": "iam_role", "role": "ProdReadOnly", "approvers": ["U0BOB"],
+            "max_duration": "8h",
+        },
+    },
+}
+
+
+@pytest.fixture
+def catalog():
+    return parse_catalog(CATALOG)

@@ -1,0 +1,223 @@
+"""Drive the real bot as Slack would: a bot process, a moto server and signed requests.
+
+Used by the end-to-end tests, `make demo` and `make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """moto's AWS emulator over real HTTP, for boto3 with AWS_ENDPOINT_URL."""
+
+    def __init__(self):
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset",
+                                                      method="POST")).read()
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1"}
+
+    def iam(self):
+        import boto3
+
+        return boto3.client("iam", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    seconds: float
+
+    def json(self) -> dict:
+        return json.loads(self.body) if self.body else {}
+
+
+class SlackSender:
+    """Sends what Slack sends: form posts signed with the app's signing secret."""
+
+    def __init__(self, base_url: str, response_url_base: str,
+                 signing_secret: str = SIGNING_SECRET):
+        self.url = base_url.rstrip("/") + "/slack/events"
+        self.response_url_base = response_url_base.rstrip("/")
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
+             sign: bool = True, content_type="application/x-www-form-urlencoded") -> Reply:
+        timestamp = int(time.time()) if timestamp is None else timestamp
+        headers = {"Content-Type": content_type}
+        if sign:
+            headers["X-Slack-Request-Timestamp"] = str(timestamp)
+            headers["X-Slack-Signature"] = signature or self.verifier.generate_signature(
+                timestamp=str(timestamp), body=body)
+        request = urllib.request.Request(self.url, data=body.encode(), headers=headers,
+                                         method="POST")
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return Reply(answer.status, answer.read().decode(),
+                             time.perf_counter() - started)
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, error.read().decode(), time.perf_counter() - started)
+
+    def command_body(self, user_id: str, text: str, key: str | None = None) -> str:
+        key = key or uuid.uuid4().hex[:10]
+        return urlencode({
+            "token": "legacy", "team_id": "T0FAKE", "team_domain": "fake",
+            "channel_id": "C0GENERAL", "channel_name": "general", "user_id": user_id,
+            "user_name": user_id.lower(), "command": "/request-access", "text": text,
+            "api_app_id": "A0ACCESSBOT", "is_enterprise_install": "false",
+            "response_url": f"{self.response_url_base}/response/{key}",
+            "trigger_id": f"trigger-{key}",
+        })
+
+    def command(self, user_id: str, text: str = "", key: str | None = None) -> Reply:
+        return self.post(self.command_body(user_id, text, key))
+
+    def click_body(self, user_id: str, action_id: str, value: str, *, channel: str = "C0APPROVALS",
+                   message_ts: str = "1700000000.000100", key: str | None = None) -> str:
+        key = key or uuid.uuid4().hex[:10]
+        payload = {
+            "type": "block_actions", "api_app_id": "A0ACCESSBOT", "token": "legacy",
+            "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(),
+                     "team_id": "T0FAKE"},
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                          "is_ephemeral": False},
+            "channel": {"id": channel, "name": "approvals"},
+            "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
+            "trigger_id": f"trigger-{key}",
+            "response_url": f"{self.response_url_base}/response/{key}",
+            "actions": [{"action_id": action_id, "block_id": "decision", "type": "button",
+                         "value": value, "text": {"type": "plain_text", "text": action_id},
+                         "action_ts": f"{time.time():.6f}"}],
+        }
+        return urlencode({"payload": json.dumps(payload)})
+
+    def click(self, user_id: str, action_id: str, value: str, **kwargs) -> Reply:
+        return self.post(self.click_body(user_id, action_id, value, **kwargs))
+
+    def submit_view(self, user_id: str, callback_id: str, values: dict,
+                    private_metadata: str = "") -> Reply:
+        payload = {
+            "type": "view_submission", "api_app_id": "A0ACCESSBOT", "token": "legacy",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(),
+                     "team_id": "T0FAKE"},
+            "trigger_id": f"trigger-{uuid.uuid4().hex[:10]}",
+            "view": {"id": "V0FORM", "team_id": "T0FAKE", "type": "modal",
+                     "callback_id": callback_id, "private_metadata": private_metadata,
+                     "state": {"values": values}, "hash": "1.abc"},
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}))
+
+
+class BotProcess:
+    """`python bot.py` as an operator would run it, with its log kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()):
+        self.port = int(env.get("PORT") or free_port())
+        self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.env.pop("AWS_PROFILE", None)
+        self.log_path = log_path
+        self.args = args
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BotProcess:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), *self.args],
+                                        cwd=ROOT, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bot exited with {self.process.returncode}:\n{self.log()}")
+            if self.healthy():
+                return self
+            time.sleep(0.1)
+        raise TimeoutError(f"bot did not become healthy in {timeout}s:\n{self.log()}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def crash(self) -> None:
+        """SIGKILL: no clean shutdown, as in a power cut or an OOM kill."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def run_bot_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env}
+    return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

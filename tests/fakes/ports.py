@@ -1,0 +1,207 @@
+"""In-memory fakes of the interfaces in services/ports.py, for service and runner tests.
+
+Each fake records what it was asked to do, so a test asserts on calls and on state
+instead of patching module paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models import AccessRequest, ApprovalMessage, Grant
+from services.ports import GrantSpec, NotificationError, ProviderError
+
+FAKE_ACCOUNT = "123456789012"
+
+
+@dataclass
+class _Failures:
+    """Failures queued with fail_next(), consumed one per matching call."""
+
+    queue: list[tuple[str | None, object]] = field(default_factory=list)
+
+    def add(self, times: int, key: str | None, error: object) -> None:
+        self.queue.extend((key, error) for _ in range(times))
+
+    def take(self, key: str) -> object | None:
+        for index, (wanted, error) in enumerate(self.queue):
+            if wanted is None or wanted == key:
+                del self.queue[index]
+                return error
+        return None
+
+
+class FakeProvider:
+    """AccessProvider: keeps the set of (iam_user, kind, target) currently granted."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.calls: list[tuple[str, GrantSpec]] = []
+        self.granted: set[tuple[str, str, str]] = set()
+        self._failures = _Failures()
+        self._lock = threading.Lock()
+
+    def fail_next(self, times: int = 1, retryable: bool = True,
+                  message: str = "AWS is having a bad day", only: str | None = None) -> None:
+        """Make the next `times` calls (of `only`: 'grant' or 'revoke', if given) fail."""
+        self._failures.add(times, only, ProviderError(message, retryable=retryable))
+
+    @property
+    def grants(self) -> list[GrantSpec]:
+        return [spec for op, spec in self.calls if op == "grant"]
+
+    @property
+    def revokes(self) -> list[GrantSpec]:
+        return [spec for op, spec in self.calls if op == "revoke"]
+
+    def grant(self, spec: GrantSpec) -> str | None:
+        self._call("grant", spec)
+        with self._lock:
+            self.granted.add((spec.iam_user, spec.kind, spec.target))
+        if spec.kind == "iam_role":
+            return role_arn(spec.target)
+        return None
+
+    def revoke(self, spec: GrantSpec) -> None:
+        self._call("revoke", spec)
+        with self._lock:
+            self.granted.discard((spec.iam_user, spec.kind, spec.target))
+
+    def _call(self, op: str, spec: GrantSpec) -> None:
+        with self._lock:
+            self.calls.append((op, spec))
+            error = self._failures.take(op)
+        if self.delay:
+            time.sleep(self.delay)
+        if error is not None:
+            raise error
+
+
+def role_arn(target: str) -> str:
+    return target if target.startswith("arn:") else f"arn:aws:iam::{FAKE_ACCOUNT}:role/{target}"
+
+
+class FakeNotifier:
+    """Notifier: records every call as (method_name, args), failed ones included."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, tuple]] = []
+        self.failed: list[tuple[str, tuple]] = []  # the calls that raised
+        self._failed_at: set[int] = set()  # their positions in self.calls
+        self._failures = _Failures()
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def fail_next(self, method: str, times: int = 1, destination: str | None = None) -> None:
+        """Raise NotificationError on the next `times` calls of `method`.
+
+        For post_request, `destination` limits the failure to that channel or user.
+        """
+        key = f"{method}:{destination}" if destination else method
+        self._failures.add(times, key, NotificationError(f"{method} failed (fake)"))
+
+    def sent(self, method: str) -> list[tuple]:
+        """Arguments of the calls of `method` that were delivered."""
+        return [args for index, (name, args) in enumerate(self.calls)
+                if name == method and index not in self._failed_at]
+
+    def posted_to(self) -> list[str]:
+        """Destinations of the delivered approval messages, in order."""
+        return [destination for _request, destination in self.sent("post_request")]
+
+    def post_request(self, request: AccessRequest, destination: str) -> tuple[str, str]:
+        self._record("post_request", (request, destination), f"post_request:{destination}")
+        channel = destination if destination[0] in "CG" else "D" + destination[1:]
+        return channel, f"1764320400.{next(self._ts):06d}"
+
+    def update_request(self, request: AccessRequest, message: ApprovalMessage) -> None:
+        self._record("update_request", (request, message))
+
+    def request_submitted(self, request: AccessRequest) -> None:
+        self._record("request_submitted", (request,))
+
+    def request_failed(self, request: AccessRequest, why: str) -> None:
+        self._record("request_failed", (request, why))
+
+    def request_decided(self, request: AccessRequest) -> None:
+        self._record("request_decided", (request,))
+
+    def grant_active(self, grant: Grant) -> tuple[str, str]:
+        self._record("grant_active", (grant,))
+        return "D" + grant.requester_id[1:], f"1764320500.{next(self._ts):06d}"
+
+    def grant_expiring(self, grant: Grant) -> None:
+        self._record("grant_expiring", (grant,))
+
+    def grant_ended(self, grant: Grant) -> None:
+        self._record("grant_ended", (grant,))
+
+    def grant_failed(self, grant: Grant) -> None:
+        self._record("grant_failed", (grant,))
+
+    def admin_alert(self, text: str) -> None:
+        self._record("admin_alert", (text,))
+
+    def _record(self, method: str, args: tuple, specific: str | None = None) -> None:
+        call = (method, args)
+        with self._lock:
+            self.calls.append(call)
+            error = (self._failures.take(specific) if specific else None) \
+                or self._failures.take(method)
+            if error is not None:
+                self.failed.append(call)
+                self._failed_at.add(len(self.calls) - 1)
+        if error is not None:
+            raise error
+
+
+class FakeDirectory:
+    """Directory: Slack user id -> IAM user, and email -> IAM user."""
+
+    def __init__(self, by_slack_id: dict[str, str] | None = None,
+                 by_email: dict[str, str] | None = None):
+        self.by_slack_id = dict(by_slack_id or {})
+        self.by_email = dict(by_email or {})
+        self.lookups: list[tuple[str, str | None]] = []
+
+    def iam_user_for(self, slack_user_id: str, email: str | None) -> str | None:
+        self.lookups.append((slack_user_id, email))
+        found = self.by_slack_id.get(slack_user_id)
+        if found is None and email is not None:
+            found = self.by_email.get(email)
+        return found
+
+
+class FakeProfiles:
+    """Profiles: Slack user id -> email; `failing=True` makes every lookup raise."""
+
+    def __init__(self, emails: dict[str, str] | None = None, failing: bool = False):
+        self.emails = dict(emails or {})
+        self.failing = failing
+        self.lookups: list[str] = []
+
+    def email_of(self, slack_user_id: str) -> str | None:
+        self.lookups.append(slack_user_id)
+        if self.failing:
+            raise NotificationError("users.info failed (fake)")
+        return self.emails.get(slack_user_id)
+
+
+class FakeTimers:
+    """Timers: records schedule and cancel calls and what is currently scheduled."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, int, datetime | None]] = []
+        self.scheduled: dict[tuple[str, int], datetime] = {}
+
+    def schedule(self, job: str, grant_id: int, when: datetime) -> None:
+        self.calls.append(("schedule", job, grant_id, when))
+        self.scheduled[(job, grant_id)] = when
+
+    def cancel(self, job: str, grant_id: int) -> None:
+        self.calls.append(("cancel", job, grant_id, None))
+        self.scheduled.pop((job, grant_id), None)

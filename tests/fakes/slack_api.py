@@ -1,0 +1,361 @@
+"""A small local fake of the Slack Web API.
+
+Point ``slack_sdk.WebClient(base_url=fake.api_url)`` at it: every call arrives as
+``POST /api/<method>`` (form or JSON body) and is recorded as a :class:`Call`.
+Messages are kept per channel so tests can read the conversation as a person would::
+
+    with FakeSlack(users={"U0BOB": {"email": "bob@example.com"}}) as slack:
+        ...  # run the bot with SLACK_API_URL=slack.api_url
+        msg = slack.wait_for(lambda: slack.dm("U0BOB"))[-1]
+        print(render_text(msg))
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+T = TypeVar("T")
+
+JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
+AUTH = {"url": "https://fake.slack.com/", "team": "Fake", "user": "accessbot",
+        "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"}
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict
+    at: float
+    token: str | None = field(default=None, compare=False)
+
+
+def dm_channel(user_id: str) -> str:
+    """The fake's stable DM channel id for a user: U0BOB -> D0BOB."""
+    return "D" + user_id[1:]
+
+
+def _channel_id(channel: str) -> str:
+    return dm_channel(channel) if channel[:1] in ("U", "W") else channel
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # benchmarks open many connections at once
+
+
+class FakeSlack:
+    def __init__(self, users: dict[str, dict] | None = None, latency: float = 0.0,
+                 host: str = "127.0.0.1", port: int = 0):
+        self.latency = latency
+        self._addr = (host, port)
+        self._lock = threading.RLock()
+        self._calls: list[Call] = []
+        self._channels: dict[str, list[dict]] = {}
+        self._failures: dict[str, list] = {}  # method -> [error, remaining]
+        self._response_targets: dict[str, tuple[str, str]] = {}
+        self._users: dict[str, dict] = {}
+        self._seq = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for uid, info in (users or {}).items():
+            self.add_user(uid, **info)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> Self:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                fake._handle(self)
+
+            do_GET = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self._server = _Server(self._addr, Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="FakeSlack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server, "FakeSlack is not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    # -- configuration -----------------------------------------------------
+    def add_user(self, user_id: str, email: str | None = None, name: str | None = None) -> None:
+        name = name or user_id.lower()
+        with self._lock:
+            self._users[user_id] = {
+                "id": user_id, "name": name, "real_name": name,
+                "profile": {"email": email, "real_name": name, "display_name": name},
+            }
+
+    def fail(self, method: str, error: str = "ratelimited", times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` answer ``ok: false``."""
+        with self._lock:
+            self._failures[method] = [error, times]
+
+    def response_url(self, key: str, channel: str | None = None, ts: str | None = None) -> str:
+        """A response_url; if bound to a message, replace/delete_original act on it."""
+        if channel and ts:
+            with self._lock:
+                self._response_targets[key] = (_channel_id(channel), ts)
+        return f"{self.url}/response/{key}"
+
+    # -- inspection --------------------------------------------------------
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._channels.clear()
+            self._failures.clear()
+            self._response_targets.clear()
+
+    def messages(self, channel: str) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._channels.get(_channel_id(channel), []))
+
+    def dm(self, user_id: str) -> list[dict]:
+        return self.messages(dm_channel(user_id))
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0,
+                 interval: float = 0.02) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() >= deadline:
+                recent = ", ".join(c.method for c in self.calls()[-15:]) or "none"
+                name = getattr(predicate, "__qualname__", repr(predicate))
+                raise TimeoutError(f"{name} still falsy after {timeout}s "
+                                   f"(last value {result!r}); recent Slack calls: {recent}")
+            time.sleep(interval)
+
+    # -- HTTP --------------------------------------------------------------
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(req.path)
+        args = _parse_args(req, parts.query)
+        auth = req.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else args.get("token")
+        if parts.path.startswith("/api/"):
+            method = parts.path[len("/api/"):]
+        elif parts.path.startswith("/response/"):
+            method = "response_url"
+            args["key"] = parts.path[len("/response/"):]
+        else:
+            return _reply(req, 404, {"ok": False, "error": "unknown_path"})
+        if self.latency:
+            time.sleep(self.latency)
+        status, headers = 200, {}
+        with self._lock:
+            self._calls.append(Call(method, args, time.time(), token))
+            failure = self._failures.get(method)
+            if failure:
+                failure[1] -= 1
+                if failure[1] <= 0:
+                    del self._failures[method]
+                body = {"ok": False, "error": failure[0]}
+                if failure[0] == "ratelimited":
+                    status, headers = 429, {"Retry-After": "1"}
+            else:
+                handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+                try:
+                    body = {"ok": True, **(handler(args) if handler else {})}
+                except Exception as exc:  # noqa: BLE001 - a bug in the fake: fail loudly
+                    status, body = 500, {"ok": False, "error": f"fake_crashed: {exc!r}"}
+        _reply(req, status, body, headers)
+
+    def _next_ts(self) -> str:
+        self._seq += 1
+        micros = 1_700_000_000_000_000 + 100 * self._seq
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _find(self, channel: str, ts: str) -> dict | None:
+        return next((m for m in self._channels.get(channel, []) if m["ts"] == ts), None)
+
+    # -- API methods (called with the lock held; return the body minus "ok") --
+    def _api_auth_test(self, args: dict) -> dict:
+        return dict(AUTH)
+
+    def _api_chat_postMessage(self, args: dict) -> dict:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        channel = _channel_id(args["channel"])
+        msg = {"type": "message", "user": AUTH["user_id"], "bot_id": AUTH["bot_id"],
+               "ts": self._next_ts(), "text": args.get("text", ""),
+               "blocks": args.get("blocks") or []}
+        for key in ("thread_ts", "attachments", "metadata"):
+            if key in args:
+                msg[key] = args[key]
+        self._channels.setdefault(channel, []).append(msg)
+        return {"channel": channel, "ts": msg["ts"], "message": copy.deepcopy(msg)}
+
+    def _api_chat_update(self, args: dict) -> dict:
+        channel = _channel_id(args.get("channel", ""))
+        msg = self._find(channel, args.get("ts"))
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        # Like Slack: fields that are not sent (e.g. blocks) keep their previous value.
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in args:
+                msg[key] = args[key]
+        msg["edited"] = {"user": AUTH["user_id"], "ts": self._next_ts()}
+        return {"channel": channel, "ts": msg["ts"], "text": msg["text"],
+                "message": copy.deepcopy(msg)}
+
+    def _api_chat_postEphemeral(self, args: dict) -> dict:
+        return {"message_ts": self._next_ts()}
+
+    def _api_conversations_open(self, args: dict) -> dict:
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        cid = dm_channel(users[0]) if len(users) == 1 else "G" + "".join(u[1:] for u in users)
+        return {"channel": {"id": cid}}
+
+    def _api_views_open(self, args: dict) -> dict:
+        view = args.get("view") or {}
+        view_id = args.get("view_id") or f"V{self._seq + 1:08d}"
+        self._seq += 1
+        return {"view": {**view, "id": view_id}}
+
+    _api_views_update = _api_views_push = _api_views_publish = _api_views_open
+
+    def _api_users_info(self, args: dict) -> dict:
+        user = self._users.get(args.get("user", ""))
+        return {"user": copy.deepcopy(user)} if user else {"ok": False, "error": "user_not_found"}
+
+    def _api_users_lookupByEmail(self, args: dict) -> dict:
+        email = (args.get("email") or "").lower()
+        for user in self._users.values():
+            if (user["profile"]["email"] or "").lower() == email:
+                return {"user": copy.deepcopy(user)}
+        return {"ok": False, "error": "users_not_found"}
+
+    def _api_response_url(self, args: dict) -> dict:
+        target = self._response_targets.get(args["key"])
+        msg = self._find(*target) if target else None
+        if msg is not None and args.get("delete_original"):
+            self._channels[target[0]].remove(msg)
+        elif msg is not None and args.get("replace_original"):
+            msg["text"] = args.get("text", "")
+            msg["blocks"] = args.get("blocks") or []
+        return {}
+
+
+def _parse_args(req: BaseHTTPRequestHandler, query: str) -> dict:
+    length = int(req.headers.get("Content-Length") or 0)
+    raw = req.rfile.read(length).decode("utf-8") if length else ""
+    ctype = req.headers.get("Content-Type", "")
+    args: dict[str, Any] = {}
+    for source in (query, "" if "json" in ctype else raw):
+        for key, values in parse_qs(source, keep_blank_values=True).items():
+            args[key] = values[0] if len(values) == 1 else values
+    if "json" in ctype and raw:
+        args.update(json.loads(raw))
+    for key in JSON_FIELDS:
+        if isinstance(args.get(key), str) and args[key][:1] in ("[", "{"):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass
+    return args
+
+
+def _reply(req: BaseHTTPRequestHandler, status: int, body: dict,
+           headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode("utf-8")
+    req.send_response(status)
+    req.send_header("Content-Type", "application/json; charset=utf-8")
+    req.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        req.send_header(name, value)
+    req.end_headers()
+    req.wfile.write(data)
+
+
+# -- rendering ---------------------------------------------------------------
+_MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK = re.compile(r"<([^@#!>][^>|]*)(?:\|([^>]*))?>")
+
+
+def _plain(text: Any) -> str:
+    if isinstance(text, dict):
+        text = text.get("text", "")
+    text = _DATE.sub(lambda m: m[1], str(text or ""))  # <!date^...|fallback>
+    text = _MENTION.sub(lambda m: m[1].replace("!", "@") + (m[3] or m[2]).lstrip("@#"), text)
+    text = _LINK.sub(lambda m: m[2] or m[1], text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _element(el: dict) -> str:
+    if el.get("type") == "button":
+        return f"[{_plain(el.get('text'))}]"
+    if el.get("type") == "image":
+        return el.get("alt_text", "")
+    if "placeholder" in el:
+        return f"[{_plain(el['placeholder'])} v]"
+    return _plain(el) if "text" in el else ""
+
+
+def _block(block: dict) -> list[str]:
+    kind = block.get("type")
+    if kind in ("section", "header"):
+        lines = [_plain(block.get("text"))] if block.get("text") else []
+        lines += [_plain(f) for f in block.get("fields", [])]
+        if block.get("accessory"):
+            lines.append(_element(block["accessory"]))
+        return lines
+    if kind in ("context", "actions"):
+        return [" ".join(filter(None, map(_element, block.get("elements", []))))]
+    if kind == "divider":
+        return ["---"]
+    if kind == "input":
+        return [f"{_plain(block.get('label'))}: {_element(block.get('element', {}))}"]
+    return [_plain(block["text"])] if "text" in block else []
+
+
+def render_text(message: dict) -> str:
+    """Render a stored message (blocks, else text) as plain text a person would read."""
+    blocks = list(message.get("blocks") or [])
+    for att in message.get("attachments") or []:
+        blocks += att.get("blocks") or ([{"type": "section", "text": att["text"]}]
+                                        if att.get("text") else [])
+    if not blocks:
+        return _plain(message.get("text", ""))
+    return "\n".join(line for b in blocks for line in _block(b) if line)

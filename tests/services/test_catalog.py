@@ -1,0 +1,135 @@
+import copy
+from datetime import timedelta
+
+import pytest
+
+from services.catalog import ResourceKind, load_catalog, parse_catalog
+from services.errors import ConfigError
+from tests.conftest import CATALOG
+
+MINIMAL = {"kind": "iam_group", "group": "devs", "approvers": ["U0BOB"]}
+
+
+def with_resource(**spec) -> dict:
+    """A config with the one resource 'x', built from MINIMAL and `spec` (None removes)."""
+    merged = {**MINIMAL, **spec}
+    return {"resources": {"x": {k: v for k, v in merged.items() if v is not None}}}
+
+
+def config_error(raw) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(raw)
+    return str(caught.value)
+
+
+def test_parses_the_example_and_applies_defaults():
+    catalog = parse_catalog(CATALOG)
+
+    assert catalog.approval_channel == "C0APPROVALS"
+    assert catalog.admin_channel == "C0SECURITY"
+    assert catalog.request_timeout == timedelta(hours=24)
+    admins = catalog.get("prod-admins")
+    assert (admins.kind, admins.target) == (ResourceKind.IAM_GROUP, "prod-admins")
+    assert admins.approvers == ("U0BOB", "U0DAVE")
+    assert (admins.min_duration, admins.default_duration, admins.max_duration) == (
+        timedelta(minutes=5), timedelta(hours=1), timedelta(hours=4))
+    readonly = catalog.get("prod-readonly")
+    assert (readonly.kind, readonly.target) == (ResourceKind.IAM_ROLE, "ProdReadOnly")
+    # only max_duration was given: the rest are defaults
+    assert readonly.max_duration == timedelta(hours=8)
+    assert readonly.default_duration == timedelta(hours=1)
+    assert readonly.min_duration == timedelta(minutes=1)
+    assert readonly.expiry_warning == timedelta(minutes=15)
+    assert readonly.requesters == ()
+
+
+def test_default_duration_defaults_to_max_when_max_is_short():
+    resource = parse_catalog(with_resource(max_duration="30m")).get("x")
+    assert resource.default_duration == timedelta(minutes=30)
+
+
+def test_request_timeout_can_be_set():
+    raw = {**with_resource(), "request_timeout": "2h"}
+    assert parse_catalog(raw).request_timeout == timedelta(hours=2)
+
+
+def test_role_given_as_arn_is_accepted():
+    arn = "arn:aws:iam::123456789012:role/team/ProdReadOnly"
+    resource = parse_catalog(with_resource(kind="iam_role", group=None, role=arn)).get("x")
+    assert resource.kind is ResourceKind.IAM_ROLE
+    assert resource.target == arn
+
+
+def test_arn_is_not_accepted_as_a_group_name():
+    arn = "arn:aws:iam::123456789012:role/ProdReadOnly"
+    assert ": resources.x.group: " in config_error(with_resource(group=arn))
+
+
+@pytest.mark.parametrize("raw, path", [
+    ({**CATALOG, "colour": "blue"}, "colour"),
+    ({**CATALOG, "approval_channel": "#approvals"}, "approval_channel"),
+    ({**CATALOG, "admin_channel": "U0BOB"}, "admin_channel"),
+    ({**CATALOG, "request_timeout": "forever"}, "request_timeout"),
+    ({"resources": {}}, "resources"),
+    ({"approval_channel": "C0APPROVALS"}, "resources"),
+    ({"resources": ["x"]}, "resources"),
+    ({"resources": {"Prod Admins": MINIMAL}}, "resources.Prod Admins"),
+    ({"resources": {"x": "devs"}}, "resources.x"),
+    (with_resource(kind="iam_user"), "resources.x.kind"),
+    (with_resource(kind=None), "resources.x.kind"),
+    (with_resource(group=None), "resources.x.group"),
+    (with_resource(group="bad group name"), "resources.x.group"),
+    (with_resource(role="Admin"), "resources.x.role"),
+    (with_resource(kind="iam_role", group=None), "resources.x.role"),
+    (with_resource(kind="iam_role", role="R", group="g"), "resources.x.group"),
+    (with_resource(approvers=None), "resources.x.approvers"),
+    (with_resource(approvers=[]), "resources.x.approvers"),
+    (with_resource(approvers="U0BOB"), "resources.x.approvers"),
+    (with_resource(approvers=["U0BOB", "@dave"]), "resources.x.approvers[1]"),
+    (with_resource(requesters=["U0BOB", "U0CAROL", 42]), "resources.x.requesters[2]"),
+    (with_resource(default_duration="5h"), "resources.x.default_duration"),
+    (with_resource(default_duration="2m", min_duration="5m"), "resources.x.default_duration"),
+    (with_resource(min_duration="5h"), "resources.x.min_duration"),
+    (with_resource(max_duration="forever"), "resources.x.max_duration"),
+    (with_resource(expiry_warning="0m"), "resources.x.expiry_warning"),
+    (with_resource(description="x" * 301), "resources.x.description"),
+    ("resources: x", "(top level)"),
+])
+def test_error_names_the_path_of_the_bad_value(raw, path):
+    assert f": {path}: " in config_error(raw)
+
+
+def test_unknown_resource_key_is_named_with_its_path():
+    raw = copy.deepcopy(CATALOG)
+    raw["resources"]["prod-admins"]["foo"] = 1
+    message = config_error(raw)
+    assert ": resources.prod-admins.foo: " in message
+    assert "unknown key" in message
+
+
+def test_load_catalog_reads_a_file(tmp_path):
+    path = tmp_path / "accessbot.yaml"
+    path.write_text("resources:\n  x:\n    kind: iam_group\n    group: devs\n"
+                    "    approvers: [U0BOB]\n")
+    assert load_catalog(path).get("x").target == "devs"
+
+
+def test_load_catalog_names_the_file_in_errors(tmp_path):
+    path = tmp_path / "accessbot.yaml"
+    path.write_text("resources:\n  x:\n    kind: iam_gruop\n")
+    with pytest.raises(ConfigError, match=f"^{path}: resources.x.kind: "):
+        load_catalog(path)
+
+
+def test_load_catalog_on_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="ACCESSBOT_CONFIG") as caught:
+        load_catalog(tmp_path / "nowhere.yaml")
+    assert "nowhere.yaml" in str(caught.value)
+
+
+def test_load_catalog_on_invalid_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("resources:\n  x: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as caught:
+        load_catalog(path)
+    assert str(path) in str(caught.value)

@@ -1,0 +1,311 @@
+"""Requests against SQLite and Postgres: create, decide, expire, and the state machine."""
+
+from datetime import timedelta
+
+import pytest
+
+from models import AccessRequest, Grant, GrantStatus, RequestStatus
+from services import audit, requests
+from services.errors import Conflict, NotAuthorized, NotFound
+from tests.factories import (
+    APPROVER,
+    IAM_USER,
+    OTHER_APPROVER,
+    REQUESTER,
+    STRANGER,
+    approve,
+    audit_trail,
+    count,
+    create_request,
+    grants_of,
+    load_request,
+    make_catalog,
+)
+
+SYSTEM = audit.SYSTEM
+
+
+def test_create_request_records_a_pending_request_and_an_audit_event(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock(), duration=timedelta(hours=2),
+                                iam_user=None)
+
+    request = load_request(sessions, request_id)
+    assert request.status is RequestStatus.PENDING
+    assert (request.requester_id, request.resource, request.reason) == (
+        REQUESTER, "prod-admins", "deploying hotfix 123")
+    assert request.duration == timedelta(hours=2)
+    assert request.created_at == clock()
+    assert request.decide_by == clock() + timedelta(hours=24)
+    assert request.iam_user is None and request.decided_by is None
+    assert audit_trail(sessions, request_id=request_id) == [(REQUESTER, "requested")]
+
+
+def test_get_request_of_an_unknown_id(sessions):
+    with sessions() as session, pytest.raises(NotFound, match="#424242"):
+        requests.get_request(session, 424242)
+
+
+def test_approve_needs_the_iam_user(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock(), iam_user=None)
+
+    with pytest.raises(Conflict, match="still being submitted"):
+        approve(sessions, catalog, request_id, clock())
+    assert load_request(sessions, request_id).status is RequestStatus.PENDING
+
+    with sessions() as session, session.begin():
+        requests.set_iam_user(session, request_id, IAM_USER)
+    approve(sessions, catalog, request_id, clock())
+    assert load_request(sessions, request_id).status is RequestStatus.APPROVED
+
+
+def test_approve_creates_one_pending_grant_starting_now(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock(), duration=timedelta(hours=2))
+    clock.advance(minutes=7)
+    now = clock()
+
+    grant_id = approve(sessions, catalog, request_id, now)
+
+    request = load_request(sessions, request_id)
+    assert request.status is RequestStatus.APPROVED
+    assert (request.decided_by, request.decided_at) == (APPROVER, now)
+    [grant] = grants_of(sessions, request_id)
+    assert grant.id == grant_id
+    assert grant.status is GrantStatus.PENDING
+    assert (grant.requester_id, grant.iam_user) == (REQUESTER, IAM_USER)
+    assert (grant.resource, grant.kind, grant.target) == ("prod-admins", "iam_group",
+                                                         "prod-admins")
+    assert grant.starts_at == now
+    assert grant.expires_at == now + timedelta(hours=2)
+    assert grant.warn_at == grant.expires_at - timedelta(minutes=15)
+    assert grant.attempts == 0 and grant.lease_owner is None
+    assert audit_trail(sessions, request_id=request_id) == [
+        (REQUESTER, "requested"), (APPROVER, "approved")]
+    assert audit_trail(sessions, grant_id=grant_id) == [(APPROVER, "approved")]
+
+
+@pytest.mark.parametrize("duration", [timedelta(minutes=10), timedelta(minutes=15)])
+def test_no_warning_when_the_grant_is_not_longer_than_the_warning(sessions, catalog, clock,
+                                                                  duration):
+    request_id = create_request(sessions, catalog, clock(), duration=duration)
+    approve(sessions, catalog, request_id, clock())
+
+    [grant] = grants_of(sessions, request_id)
+    assert grant.expires_at == clock() + duration
+    assert grant.warn_at is None
+
+
+def test_role_grant_targets_the_role(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock(), resource="prod-readonly")
+    approve(sessions, catalog, request_id, clock())
+
+    [grant] = grants_of(sessions, request_id)
+    assert (grant.kind, grant.target) == ("iam_role", "ProdReadOnly")
+
+
+def test_requester_cannot_approve_their_own_request_even_as_an_approver(sessions, clock):
+    catalog = make_catalog({"prod-admins": {"approvers": [REQUESTER, APPROVER]}})
+    request_id = create_request(sessions, catalog, clock())
+
+    for decide in (requests.approve, _deny_for_no_reason):
+        with sessions() as session, session.begin(), \
+                pytest.raises(NotAuthorized, match="your own request"):
+            decide(session, catalog, request_id, REQUESTER, clock())
+
+    assert_untouched(sessions, request_id)
+
+
+def test_a_non_approver_cannot_decide(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+
+    for decide in (requests.approve, _deny_for_no_reason):
+        with sessions() as session, session.begin(), \
+                pytest.raises(NotAuthorized, match="Only the approvers of prod-admins"):
+            decide(session, catalog, request_id, STRANGER, clock())
+
+    assert_untouched(sessions, request_id)
+
+
+def test_approvers_of_another_resource_cannot_decide(sessions, clock):
+    catalog = make_catalog({"prod-readonly": {"approvers": [STRANGER]}})
+    request_id = create_request(sessions, catalog, clock())
+
+    with pytest.raises(NotAuthorized):
+        approve(sessions, catalog, request_id, clock(), approver=STRANGER)
+    assert_untouched(sessions, request_id)
+
+
+def test_second_approval_is_a_conflict_naming_who_decided(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    approve(sessions, catalog, request_id, clock(), approver=APPROVER)
+
+    with pytest.raises(Conflict, match=f"already approved by <@{APPROVER}>"):
+        approve(sessions, catalog, request_id, clock(), approver=OTHER_APPROVER)
+
+    assert load_request(sessions, request_id).decided_by == APPROVER
+    assert len(grants_of(sessions, request_id)) == 1
+    assert audit_trail(sessions, request_id=request_id).count((APPROVER, "approved")) == 1
+
+
+def test_deny_records_reason_and_decider(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    clock.advance(minutes=3)
+
+    with sessions() as session, session.begin():
+        requests.deny(session, catalog, request_id, OTHER_APPROVER,
+                      "  not during\nthe freeze  ", clock())
+
+    request = load_request(sessions, request_id)
+    assert request.status is RequestStatus.DENIED
+    assert (request.decided_by, request.decided_at) == (OTHER_APPROVER, clock())
+    assert request.decision_reason == "not during the freeze"
+    assert grants_of(sessions, request_id) == []
+    assert audit_trail(sessions, request_id=request_id)[-1] == (OTHER_APPROVER, "denied")
+
+
+def test_deny_without_reason(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    with sessions() as session, session.begin():
+        requests.deny(session, catalog, request_id, APPROVER, "   ", clock())
+    assert load_request(sessions, request_id).decision_reason is None
+
+
+def test_approve_after_deny_is_a_conflict(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    with sessions() as session, session.begin():
+        requests.deny(session, catalog, request_id, OTHER_APPROVER, "no", clock())
+
+    with pytest.raises(Conflict, match=f"already denied by <@{OTHER_APPROVER}>"):
+        approve(sessions, catalog, request_id, clock())
+
+    assert load_request(sessions, request_id).status is RequestStatus.DENIED
+    assert grants_of(sessions, request_id) == []
+
+
+def test_expire_overdue_expires_only_requests_past_their_deadline(sessions, catalog, clock):
+    first = create_request(sessions, catalog, clock())
+    clock.advance(hours=1)
+    second = create_request(sessions, catalog, clock())
+    decided = create_request(sessions, catalog, clock() - timedelta(hours=1))
+    approve(sessions, catalog, decided, clock())
+
+    clock.advance(hours=23)  # exactly first's decide_by
+    with sessions() as session, session.begin():
+        expired = requests.expire_overdue(session, clock())
+
+    assert expired == [first]
+    assert load_request(sessions, first).status is RequestStatus.EXPIRED
+    assert load_request(sessions, first).decided_by == SYSTEM
+    assert load_request(sessions, second).status is RequestStatus.PENDING
+    assert load_request(sessions, decided).status is RequestStatus.APPROVED
+    assert audit_trail(sessions, request_id=first)[-1] == (SYSTEM, "request_expired")
+
+    with sessions() as session, session.begin():
+        assert requests.expire_overdue(session, clock()) == []  # nothing left to expire
+
+
+def test_unannounced_lists_pending_requests_never_fully_posted(sessions, catalog, clock):
+    old = create_request(sessions, catalog, clock())
+    announced = create_request(sessions, catalog, clock())
+    decided = create_request(sessions, catalog, clock())
+    clock.advance(minutes=5)
+    recent = create_request(sessions, catalog, clock())
+    with sessions() as session, session.begin():
+        requests.mark_announced(session, announced, clock())
+        requests.deny(session, catalog, decided, APPROVER, None, clock())
+
+    with sessions() as session:
+        assert requests.unannounced(session, older_than=clock() - timedelta(minutes=1)) == [old]
+        assert requests.unannounced(session, older_than=clock()) == [old, recent]
+    assert load_request(sessions, announced).announced_at == clock()
+    assert (SYSTEM, "announced") in audit_trail(sessions, request_id=announced)
+
+
+def test_record_message_keeps_one_copy_per_destination(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    with sessions() as session, session.begin():
+        requests.record_message(session, request_id, "C0APPROVALS", "C0APPROVALS", "1.1")
+        requests.record_message(session, request_id, APPROVER, "D0BOB", "1.2")
+    with sessions() as session:
+        request = session.get(AccessRequest, request_id)
+        assert [(m.destination, m.channel, m.ts) for m in request.messages] == [
+            ("C0APPROVALS", "C0APPROVALS", "1.1"), (APPROVER, "D0BOB", "1.2")]
+
+
+# -- the state machine --------------------------------------------------------------
+# Each transition out of PENDING, as a function that returns whether it took effect.
+
+def _deny_for_no_reason(session, catalog, request_id, user, now):
+    return requests.deny(session, catalog, request_id, user, None, now)
+
+
+def _by_approver(operation):
+    def run(sessions, catalog, clock, request_id) -> bool:
+        try:
+            with sessions() as session, session.begin():
+                operation(session, catalog, request_id, APPROVER, clock())
+        except Conflict:
+            return False
+        return True
+    return run
+
+
+def _expire(sessions, catalog, clock, request_id) -> bool:
+    clock.advance(hours=25)
+    with sessions() as session, session.begin():
+        return request_id in requests.expire_overdue(session, clock())
+
+
+def _fail(sessions, catalog, clock, request_id) -> bool:
+    with sessions() as session, session.begin():
+        return requests.fail_request(session, request_id, "no IAM user", clock())
+
+
+TRANSITIONS = {
+    RequestStatus.APPROVED: (_by_approver(requests.approve), APPROVER, "approved"),
+    RequestStatus.DENIED: (_by_approver(_deny_for_no_reason), APPROVER, "denied"),
+    RequestStatus.EXPIRED: (_expire, SYSTEM, "request_expired"),
+    RequestStatus.FAILED: (_fail, SYSTEM, "request_failed"),
+}
+
+
+@pytest.mark.parametrize("target", list(TRANSITIONS))
+def test_pending_moves_to_every_final_state(sessions, catalog, clock, target):
+    request_id = create_request(sessions, catalog, clock())
+    run, actor, action = TRANSITIONS[target]
+
+    assert run(sessions, catalog, clock, request_id) is True
+
+    request = load_request(sessions, request_id)
+    assert request.status is target
+    assert (request.decided_by, request.decided_at) == (actor, clock())
+    assert audit_trail(sessions, request_id=request_id) == [
+        (REQUESTER, "requested"), (actor, action)]
+    assert count(sessions, Grant, Grant.request_id == request_id) == (
+        1 if target is RequestStatus.APPROVED else 0)
+
+
+@pytest.mark.parametrize("first", list(TRANSITIONS))
+@pytest.mark.parametrize("second", list(TRANSITIONS))
+def test_a_final_state_is_final(sessions, catalog, clock, first, second):
+    request_id = create_request(sessions, catalog, clock())
+    assert TRANSITIONS[first][0](sessions, catalog, clock, request_id) is True
+    before = load_request(sessions, request_id)
+    trail = audit_trail(sessions, request_id=request_id)
+
+    assert TRANSITIONS[second][0](sessions, catalog, clock, request_id) is False
+
+    after = load_request(sessions, request_id)
+    assert after.status is first
+    assert (after.decided_by, after.decided_at, after.decision_reason) == (
+        before.decided_by, before.decided_at, before.decision_reason)
+    assert audit_trail(sessions, request_id=request_id) == trail
+    assert count(sessions, Grant, Grant.request_id == request_id) == (
+        1 if first is RequestStatus.APPROVED else 0)
+
+
+def assert_untouched(sessions, request_id: int) -> None:
+    request = load_request(sessions, request_id)
+    assert request.status is RequestStatus.PENDING
+    assert request.decided_by is None and request.decided_at is None
+    assert grants_of(sessions, request_id) == []
+    assert audit_trail(sessions, request_id=request_id) == [(REQUESTER, "requested")]
