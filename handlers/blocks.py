@@ -95,11 +95,22 @@ def decision_text(request: AccessRequest) -> str:
     return line
 
 
-def submitted_text(request: AccessRequest, resource: Resource) -> str:
-    approvers = ", ".join(f"<@{a}>" for a in resource.approvers if a != request.requester_id)
+def _approvers(request: AccessRequest, resource: Resource) -> str:
+    return ", ".join(f"<@{a}>" for a in resource.approvers if a != request.requester_id)
+
+
+def recorded_text(request: AccessRequest, resource: Resource) -> str:
+    """The slash command's immediate answer."""
     return (f":inbox_tray: Request #{request.id} for *{request.resource}* "
-            f"({format_duration(request.duration)}) is recorded and on its way to {approvers}. "
-            "I'll message you when it is decided.")
+            f"({format_duration(request.duration)}) is recorded; sending it to "
+            f"{_approvers(request, resource)} now.")
+
+
+def submitted_text(request: AccessRequest, resource: Resource) -> str:
+    """The requester's DM once every approver has the request."""
+    return (f":hourglass_flowing_sand: Request #{request.id} for *{request.resource}* "
+            f"({format_duration(request.duration)}) is waiting for "
+            f"{_approvers(request, resource)}. I'll message you here when it is decided.")
 
 
 def request_outcome(request: AccessRequest) -> Message:

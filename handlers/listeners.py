@@ -78,7 +78,7 @@ class Listeners:
             return
         with self._transaction() as session:
             request = request_ops.get_request(session, request_id)
-        ack(text=blocks.submitted_text(request, parsed.resource), response_type="ephemeral")
+        ack(text=blocks.recorded_text(request, parsed.resource), response_type="ephemeral")
         self.deps.background.submit(self.deps.runner.announce, request_id)
 
     def submit_request_form(self, ack: Ack, body: dict, view: dict) -> None:

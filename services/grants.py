@@ -60,7 +60,8 @@ def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
                  role_arn: str | None) -> Grant | None:
     """PENDING -> ACTIVE, if we still hold the lease."""
     if not _finish(session, grant_id, owner, GrantStatus.PENDING, status=GrantStatus.ACTIVE,
-                   granted_at=now, role_arn=role_arn, last_error=None, next_attempt_at=None):
+                   granted_at=now, role_arn=role_arn, last_error=None, next_attempt_at=None,
+                   attempts=0, alerted_at=None):  # revocation retries count afresh
         return None
     grant = session.get(Grant, grant_id, populate_existing=True)
     audit.record(session, now, audit.SYSTEM, Action.GRANTED, request_id=grant.request_id,

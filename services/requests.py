@@ -10,6 +10,7 @@ from services import audit
 from services.audit import Action
 from services.catalog import Catalog, Resource
 from services.commands import Draft
+from services.durations import format_duration
 from services.errors import Conflict, NotAuthorized, NotFound
 
 
@@ -23,7 +24,8 @@ def create_request(session: Session, catalog: Catalog, requester_id: str, draft:
     session.add(request)
     session.flush()
     audit.record(session, now, requester_id, Action.REQUESTED, request_id=request.id,
-                 detail=f"{draft.resource.name} for {draft.duration}: {draft.reason}")
+                 detail=f"{draft.resource.name} for {format_duration(draft.duration)}: "
+                        f"{draft.reason}")
     return request
 
 

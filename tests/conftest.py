@@ -31,28 +31,44 @@ def _postgres_server_url() -> tuple[str | None, str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh database on the Postgres server, dropped at the end of the run."""
+def postgres_server():
+    """URL of a Postgres database to create test databases from; skip (or fail) if none."""
     server_url, why = _postgres_server_url()
     if server_url is None:
         if REQUIRE_POSTGRES:
             pytest.fail(f"Postgres is required (ACCESSBOT_REQUIRE_POSTGRES=1) but {why}")
         pytest.skip(f"Postgres tests skipped: {why}")
+    return server_url
+
+
+def create_database(server_url: str) -> str:
+    """A new, empty database on the server; returns its URL."""
     name = f"accessbot_test_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - reported, then skipped or failed below
+    finally:
         admin.dispose()
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"Postgres is required but could not create a database: {exc}")
-        pytest.skip(f"Postgres tests skipped: could not create a test database: {exc}")
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" '
+                                    "WITH (FORCE)"))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server):
+    """A fresh database for this test run, dropped at the end."""
+    url = create_database(postgres_server)
     yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(postgres_server, url)
 
 
 def pytest_report_header(config):

@@ -42,7 +42,7 @@ def request_via_command(sender, slack, user="U0ALICE", text="prod-admins 4s depl
     assert reply.status == 200, reply
     assert "Request #" in reply.json()["text"]
     request_id = int(reply.json()["text"].split("#")[1].split()[0])
-    # the requester hears "on its way" once every approver's copy is posted
+    # the requester hears "waiting for" once every approver's copy is posted
     dm_containing(slack, user, f"Request #{request_id} for prod")
     return request_id
 
@@ -53,7 +53,7 @@ def test_request_approve_grant_warn_revoke(bot, sender, slack, aws, bot_env):
         rendered = read(copy)
         assert "@U0ALICE requests prod-admins for 4s" in rendered
         assert "deploy hotfix 123" in rendered and "[Approve] [Deny]" in rendered
-    assert "on its way to @U0BOB, @U0DAVE" in texts(slack, "U0ALICE")[0]
+    assert "is waiting for @U0BOB, @U0DAVE" in texts(slack, "U0ALICE")[0]
 
     click = sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     assert click.status == 200

@@ -305,7 +305,10 @@ def _reply(req: BaseHTTPRequestHandler, status: int, body: dict,
     for name, value in (headers or {}).items():
         req.send_header(name, value)
     req.end_headers()
-    req.wfile.write(data)
+    try:
+        req.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the caller went away (a test killed the bot mid-call): nobody to answer
 
 
 # -- rendering ---------------------------------------------------------------

@@ -1,0 +1,39 @@
+# accessbot: `make demo` shows the whole loop locally; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test test-fast bench lint migrate run clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the whole loop on SQLite, moto and a local stand-in for Slack
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)  ## the full suite; Postgres tests run when a server answers
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## everything but the end-to-end tests
+	$(BIN)/python -m pytest -m "not e2e"
+
+bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation lag
+	$(BIN)/python scripts/bench.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+migrate: $(STAMP)
+	$(BIN)/python bot.py migrate
+
+run: $(STAMP)
+	$(BIN)/python bot.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info accessbot.db*

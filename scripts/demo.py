@@ -1,0 +1,169 @@
+"""`make demo`: the whole loop, for real, on your machine, in under a minute.
+
+It starts the real bot (`python bot.py`) on SQLite, against moto (an AWS emulator,
+in this process) and a local stand-in for Slack's Web API, then plays a requester
+and an approver by sending the same signed HTTP requests Slack would send.
+"""
+
+import logging
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from handlers.ids import ActionId  # noqa: E402
+from models import AuditEvent, make_engine, make_session_factory  # noqa: E402
+from tests.fakes.harness import (  # noqa: E402
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotProcess,
+    MotoServer,
+    SlackSender,
+)
+from tests.fakes.slack_api import FakeSlack, render_text  # noqa: E402
+
+GRANT = "20s"
+CONFIG = {
+    "approval_channel": "C0APPROVALS",
+    "resources": {
+        "prod-admins": {
+            "description": "Administrator access to production",
+            "kind": "iam_group", "group": "prod-admins", "approvers": ["U0BOB", "U0DAVE"],
+            "default_duration": "1h", "min_duration": "10s", "max_duration": "4h",
+            "expiry_warning": "10s",
+        },
+    },
+}
+NAMES = {"U0ALICE": "alice", "U0BOB": "bob", "U0DAVE": "dave", "D0ALICE": "DM alice",
+         "D0BOB": "DM bob", "D0DAVE": "DM dave", "C0APPROVALS": "#approvals"}
+
+
+class Transcript:
+    def __init__(self, slack: FakeSlack):
+        self.slack = slack
+        self.seen = 0
+        self.started = time.monotonic()
+
+    def say(self, who: str, text: str) -> None:
+        print(f"\n[{self._clock()}] {who} {text}")
+
+    def show(self, title: str, text: str) -> None:
+        print(f"[{self._clock()}] {title}")
+        print(textwrap.indent(text.replace("*", "").strip(), "    | "))
+
+    def new_messages(self) -> None:
+        """Print what the bot posted or edited in Slack since the last call."""
+        calls = self.slack.calls()
+        last = None
+        for call in calls[self.seen:]:
+            where = NAMES.get(call.args.get("channel"), call.args.get("channel"))
+            text = render_text(call.args)
+            if call.method == "chat.postMessage" and not call.args.get("thread_ts"):
+                title = f"accessbot -> {where}"
+            elif call.method == "chat.update":
+                title = f"accessbot edits its message in {where}"
+            elif call.method == "response_url":
+                title = "accessbot (only you can see this)"
+            else:
+                continue
+            if text == last:  # the same message to another approver: say so, briefly
+                print(f"[{self._clock()}] {title} (the same message)")
+            else:
+                self.show(title, text)
+            last = text
+        self.seen = len(calls)
+
+    def _clock(self) -> str:
+        return f"{time.monotonic() - self.started:5.1f}s"
+
+
+def iam_state(iam) -> str:
+    members = [u["UserName"] for u in iam.get_group(GroupName="prod-admins")["Users"]]
+    return f"IAM group prod-admins members: {members or 'none'}"
+
+
+def main() -> int:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="accessbot-demo-"))
+    (workdir / "accessbot.yaml").write_text(yaml.safe_dump(CONFIG))
+    moto = MotoServer().start()
+    iam = moto.iam()
+    iam.create_user(UserName="alice", Tags=[{"Key": "slack-user-id", "Value": "U0ALICE"}])
+    iam.create_group(GroupName="prod-admins")
+    database = f"sqlite:///{workdir / 'accessbot.db'}"
+    with FakeSlack() as slack:
+        env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "SLACK_API_URL": slack.api_url, "DATABASE_URL": database,
+               "ACCESSBOT_CONFIG": str(workdir / "accessbot.yaml"), **moto.env()}
+        bot = BotProcess(env, workdir / "bot.log").start()
+        out = Transcript(slack)
+        try:
+            run_story(out, SlackSender(bot.url, slack.url), slack, iam)
+            print_audit(database)
+        except Exception:
+            print(f"\nThe demo failed. The bot's log ({bot.log_path}):\n{bot.log()[-4000:]}")
+            raise
+        finally:
+            bot.stop()
+            moto.stop()
+    print(f"\nDone. The bot's log and database are in {workdir}")
+    return 0
+
+
+def run_story(out: Transcript, sender: SlackSender, slack: FakeSlack, iam) -> None:
+    print(f"accessbot demo: the bot runs as `python bot.py`; Slack and AWS are local fakes.")
+    out.say("alice:", "/request-access help")
+    out.show("accessbot (only you can see this)",
+             render_text(sender.command("U0ALICE", "help").json()))
+
+    out.say("alice:", f"/request-access prod-admins {GRANT} rotate the TLS certificate")
+    reply = sender.command("U0ALICE", f"prod-admins {GRANT} rotate the TLS certificate")
+    out.show(f"accessbot (only you can see this; answered in {reply.seconds * 1000:.0f} ms)",
+             reply.json()["text"])
+    request_id = reply.json()["text"].split("#")[1].split()[0]
+    slack.wait_for(lambda: any("waiting for" in m.get("text", "") for m in slack.dm("U0ALICE")))
+    out.new_messages()
+    print(f"    {iam_state(iam)}")
+
+    out.say("alice:", "clicks [Approve] on her own request")
+    sender.click("U0ALICE", ActionId.APPROVE, request_id)
+    slack.wait_for(lambda: slack.calls("response_url"))
+    out.new_messages()
+
+    out.say("bob:", "clicks [Approve]")
+    reply = sender.click("U0BOB", ActionId.APPROVE, request_id, channel="D0BOB")
+    clicked = time.monotonic()
+    slack.wait_for(lambda: "alice" in iam_state(iam), timeout=10)
+    print(f"    (Slack got its answer in {reply.seconds * 1000:.0f} ms; alice was in the IAM "
+          f"group {time.monotonic() - clicked:.2f} s after the click)")
+    slack.wait_for(lambda: any("You have" in m.get("text", "") for m in slack.dm("U0ALICE")))
+    time.sleep(0.3)
+    out.new_messages()
+    print(f"    {iam_state(iam)}")
+
+    print("\n... waiting for the expiry warning and the revocation ...")
+    slack.wait_for(lambda: any("ends in" in m.get("text", "") for m in slack.dm("U0ALICE")),
+                   timeout=30)
+    out.new_messages()
+    slack.wait_for(lambda: "alice" not in iam_state(iam), timeout=30)
+    slack.wait_for(lambda: any("ended" in m.get("text", "") for m in slack.dm("U0ALICE")))
+    time.sleep(0.3)
+    out.new_messages()
+    print(f"    {iam_state(iam)}")
+
+
+def print_audit(database: str) -> None:
+    print("\nAudit trail (table audit_events):")
+    with make_session_factory(make_engine(database))() as session:
+        for event in session.query(AuditEvent).order_by(AuditEvent.id):
+            print(f"    {event.at:%H:%M:%S.%f}"[:-3] + f"  {event.actor:<10} {event.action:<10} "
+                  f"{event.detail or ''}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Operating the bot: several processes on one Postgres, cron jobs, start-up errors."""
+
+import threading
+import time
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from handlers.ids import ActionId
+from models import AuditEvent, Grant, GrantStatus, make_engine, make_session_factory
+from tests.conftest import create_database, drop_database
+from tests.e2e.test_loop import dm_containing, members, request_via_command
+from tests.fakes.harness import BotProcess, SlackSender, run_bot_command
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def shared_postgres(postgres_server):
+    url = create_database(postgres_server)
+    yield url
+    drop_database(postgres_server, url)
+
+
+@pytest.mark.postgres
+def test_two_processes_on_one_postgres_grant_and_revoke_once(
+        shared_postgres, bot_env, aws, slack, tmp_path):
+    users = [f"U0USER{i:02d}" for i in range(12)]
+    for index, user in enumerate(users):
+        aws.create_user(UserName=f"user{index:02d}",
+                        Tags=[{"Key": "slack-user-id", "Value": user}])
+    env = {**bot_env, "DATABASE_URL": shared_postgres}
+    bots = [BotProcess(env, tmp_path / f"bot{i}.log").start() for i in range(2)]
+    try:
+        senders = [SlackSender(bot.url, slack.url) for bot in bots]
+        request_ids = [request_via_command(senders[i % 2], slack, user=user,
+                                           text="prod-admins 4s shared work")
+                       for i, user in enumerate(users)]
+        # every request approved at the same moment through both processes, by both approvers
+        clicks = [(sender, approver, request_id) for request_id in request_ids
+                  for sender in senders for approver in ("U0BOB", "U0DAVE")]
+        barrier = threading.Barrier(len(clicks))
+
+        def click(sender, approver, request_id):
+            barrier.wait()
+            sender.click(approver, ActionId.APPROVE, str(request_id))
+
+        threads = [threading.Thread(target=click, args=c) for c in clicks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        slack.wait_for(lambda: len(members(aws)) == len(users), timeout=15)
+
+        # both crash; both come back after expiry and race to revoke the same grants
+        for bot in bots:
+            bot.crash()
+        time.sleep(4.5)
+        restarted = [threading.Thread(target=bot.start) for bot in bots]
+        for thread in restarted:
+            thread.start()
+        for thread in restarted:
+            thread.join()
+        slack.wait_for(lambda: not members(aws), timeout=20)
+        for user in users:
+            dm_containing(slack, user, "access to prod-admins ended")
+        time.sleep(1.0)  # give a duplicate, if there were one, time to show up
+    finally:
+        for bot in bots:
+            bot.stop()
+
+    with make_session_factory(make_engine(shared_postgres))() as session:
+        assert session.scalar(select(func.count(Grant.id))) == len(users)
+        assert set(session.scalars(select(Grant.status))) == {GrantStatus.REVOKED}
+        for action in ("approved", "granted", "revoked"):
+            per_grant = session.execute(
+                select(AuditEvent.request_id, func.count())
+                .where(AuditEvent.action == action).group_by(AuditEvent.request_id)).all()
+            assert sorted(n for _, n in per_grant) == [1] * len(users), action
+    ended = [c.args["channel"] for c in slack.calls("chat.postMessage")
+             if "ended" in c.args.get("text", "")]
+    assert sorted(ended) == sorted(users)  # each requester told exactly once
+
+
+def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_env):
+    bot = start_bot()
+    sender = SlackSender(bot.url, slack.url)
+    request_id = request_via_command(sender, slack, text="prod-admins 2s cron test")
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    slack.wait_for(lambda: "alice" in members(aws))
+    bot.crash()
+    time.sleep(2.5)
+
+    result = run_bot_command(bot_env, "run-job", "sweep")
+    assert result.returncode == 0, result.stderr
+    assert '"revoked": [1]' in result.stdout
+    assert members(aws) == set()
+    dm_containing(slack, "U0ALICE", "access to prod-admins ended")
+
+
+def test_run_job_unknown_name_is_a_clear_error(bot_env):
+    result = run_bot_command(bot_env, "run-job", "nope")
+    assert result.returncode == 2
+    assert "unknown job 'nope'" in result.stderr and "sweep" in result.stderr
+
+
+@pytest.mark.parametrize("unset, message", [
+    ("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN is not set"),
+    ("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET is not set"),
+])
+def test_missing_settings_stop_the_bot_with_one_clear_line(bot_env, unset, message):
+    result = run_bot_command({**bot_env, unset: ""})
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"accessbot: configuration error: {message}"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"PORT": "http"}, "PORT: 'http' is not a TCP port number"),
+    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: expected"),
+    ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN: expected a token starting"),
+    ({"ACCESSBOT_CONFIG": "/nonexistent.yaml"}, "config file /nonexistent.yaml does not exist"),
+])
+def test_invalid_settings_are_named(bot_env, change, message):
+    result = run_bot_command({**bot_env, **change})
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_invalid_config_names_the_bad_value(bot_env, tmp_path):
+    config = yaml.safe_load(open(bot_env["ACCESSBOT_CONFIG"]))
+    config["resources"]["prod-admins"]["default_duration"] = "9h"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_bot_command({**bot_env, "ACCESSBOT_CONFIG": str(path)})
+    assert result.returncode == 2
+    assert "resources.prod-admins.default_duration" in result.stderr
+
+
+def test_migrate_command(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = run_bot_command({"DATABASE_URL": url}, "migrate")
+    assert result.returncode == 0, result.stderr
+    with make_engine(url).connect() as connection:
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()

@@ -1,0 +1,186 @@
+"""Block Kit builders, on model objects built in memory."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from handlers.blocks import deny_form, grant_message, help_message, request_form, request_message
+from handlers.ids import ActionId, BlockId, ViewId
+from models import AccessRequest, Grant, GrantStatus, RequestStatus
+from tests.factories import make_catalog
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+ARN = "arn:aws:iam::123456789012:role/ProdReadOnly"
+
+
+REQUEST = {"id": 42, "requester_id": "U0ALICE", "resource": "prod-admins",
+           "duration": timedelta(hours=2), "reason": "deploying hotfix 123",
+           "iam_user": "alice", "created_at": NOW, "decide_by": NOW + timedelta(hours=24)}
+DECIDED = {"decided_by": "U0BOB", "decided_at": NOW + timedelta(minutes=5)}
+GRANT = {"id": 7, "request_id": 42, "requester_id": "U0ALICE", "iam_user": "alice",
+         "resource": "prod-admins", "kind": "iam_group", "target": "prod-admins",
+         "starts_at": NOW, "expires_at": NOW + timedelta(hours=2), "granted_at": NOW}
+
+
+def a_request(status=RequestStatus.PENDING, **fields) -> AccessRequest:
+    decided = {} if status is RequestStatus.PENDING else DECIDED
+    return AccessRequest(**{**REQUEST, **decided, "status": status, **fields})
+
+
+def a_grant(status=GrantStatus.ACTIVE, **fields) -> Grant:
+    return Grant(**{**GRANT, "status": status, **fields})
+
+
+def of_type(blocks: list[dict], kind: str) -> list[dict]:
+    return [block for block in blocks if block["type"] == kind]
+
+
+def text_of(blocks: list[dict]) -> str:
+    return json.dumps(blocks)
+
+
+@pytest.fixture
+def catalog():
+    return make_catalog({"break-glass": {"kind": "iam_group", "group": "root-ish",
+                                         "approvers": ["U0DAVE"], "requesters": ["U0CAROL"]}})
+
+
+def test_pending_request_has_approve_and_deny_buttons(catalog):
+    text, blocks = request_message(a_request(), catalog.get("prod-admins"))
+
+    [actions] = of_type(blocks, "actions")
+    assert actions["block_id"] == BlockId.DECISION
+    buttons = {b["action_id"]: b for b in actions["elements"]}
+    assert set(buttons) == {ActionId.APPROVE, ActionId.DENY}
+    assert buttons[ActionId.APPROVE]["value"] == buttons[ActionId.DENY]["value"] == "42"
+    assert buttons[ActionId.APPROVE]["text"]["text"] == "Approve"
+    assert buttons[ActionId.DENY]["text"]["text"] == "Deny"
+    assert "waiting for approval" in text
+    body = text_of(blocks)
+    for shown in ("#42", "<@U0ALICE>", "2h", "deploying hotfix 123", "`alice`",
+                  "Administrator access to production"):
+        assert shown in body
+
+
+@pytest.mark.parametrize("status, shown", [
+    (RequestStatus.APPROVED, ["Approved* by <@U0BOB>"]),
+    (RequestStatus.DENIED, ["Denied* by <@U0BOB>", ">not during the freeze"]),
+    (RequestStatus.EXPIRED, ["Expired", "nobody decided in time"]),
+    (RequestStatus.FAILED, ["Not submitted", "no IAM user"]),
+])
+def test_settled_request_has_no_buttons_and_says_how_it_ended(catalog, status, shown):
+    reason = {RequestStatus.DENIED: "not during the freeze",
+              RequestStatus.FAILED: "no IAM user"}.get(status)
+    request = a_request(status, decision_reason=reason)
+
+    text, blocks = request_message(request, catalog.get("prod-admins"))
+
+    assert of_type(blocks, "actions") == []
+    assert ActionId.APPROVE not in text_of(blocks)
+    last = blocks[-1]["text"]["text"]
+    for words in shown:
+        assert words in last
+    assert status.value.lower() in text
+
+
+def test_settled_request_shows_when_it_was_decided(catalog):
+    request = a_request(RequestStatus.APPROVED)
+    _text, blocks = request_message(request, catalog.get("prod-admins"))
+    assert f"<!date^{int(request.decided_at.timestamp())}^" in blocks[-1]["text"]["text"]
+
+
+def test_request_for_a_resource_no_longer_in_the_catalog(catalog):
+    _text, blocks = request_message(a_request(resource="retired"), None)
+    assert "retired" in text_of(blocks)
+    assert len(of_type(blocks, "actions")) == 1
+
+
+def test_help_lists_each_resource_with_its_limits(catalog):
+    resources = catalog.requestable_by("U0ALICE")
+
+    text, blocks = help_message(resources)
+
+    body = text_of(blocks)
+    for resource in resources:
+        assert f"*{resource.name}*" in body
+        assert resource.limits_text() in body
+    assert "default 1h, 5m to 4h" in body
+    assert "`ProdReadOnly`" in body and "<@U0BOB>, <@U0DAVE>" in body
+    assert "break-glass" not in body
+    assert text == "Resources you may request: prod-admins, prod-readonly"
+
+
+def test_help_with_nothing_to_request():
+    text, blocks = help_message([])
+    assert "nothing you may request" in text
+    assert len(blocks) == 1
+
+
+def test_request_form_offers_only_requestable_resources(catalog):
+    view = request_form(catalog, "U0ALICE")
+
+    assert view["type"] == "modal" and view["callback_id"] == ViewId.REQUEST_FORM
+    inputs = of_type(view["blocks"], "input")
+    assert [b["block_id"] for b in inputs] == [BlockId.RESOURCE, BlockId.DURATION, BlockId.REASON]
+    resource, duration, reason = inputs
+    assert resource["element"]["action_id"] == ActionId.RESOURCE_SELECT
+    assert [o["value"] for o in resource["element"]["options"]] == ["prod-admins",
+                                                                   "prod-readonly"]
+    assert duration["optional"] is True
+    assert duration["element"]["action_id"] == ActionId.DURATION_INPUT
+    assert reason["element"]["action_id"] == ActionId.REASON_INPUT
+    assert not reason.get("optional", False)
+
+
+def test_request_form_includes_restricted_resources_for_their_requesters(catalog):
+    view = request_form(catalog, "U0CAROL")
+    options = of_type(view["blocks"], "input")[0]["element"]["options"]
+    assert "break-glass" in [o["value"] for o in options]
+
+
+def test_deny_form_carries_the_request_id(catalog):
+    view = deny_form(a_request())
+
+    assert view["callback_id"] == ViewId.DENY_FORM
+    assert view["private_metadata"] == "42"
+    [reason] = of_type(view["blocks"], "input")
+    assert reason["block_id"] == BlockId.DENY_REASON
+    assert reason["element"]["action_id"] == ActionId.DENY_REASON_INPUT
+    assert reason["optional"] is True
+
+
+def test_active_grant_has_the_end_button():
+    _text, blocks = grant_message(a_grant())
+
+    [actions] = of_type(blocks, "actions")
+    assert actions["block_id"] == BlockId.GRANT_ACTIONS
+    [button] = actions["elements"]
+    assert (button["action_id"], button["value"]) == (ActionId.END_GRANT, "7")
+    assert "confirm" in button
+    assert "`alice`" in text_of(blocks)
+
+
+@pytest.mark.parametrize("status, fields, shown", [
+    (GrantStatus.REVOKED, {"revoked_at": NOW + timedelta(hours=2), "end_reason": "expired"},
+     "ended"),
+    (GrantStatus.FAILED, {"last_error": "NoSuchEntity"}, "NoSuchEntity"),
+    (GrantStatus.PENDING, {"granted_at": None}, "putting"),
+])
+def test_ended_or_pending_grant_has_no_buttons(status, fields, shown):
+    text, blocks = grant_message(a_grant(status, **fields))
+
+    assert of_type(blocks, "actions") == []
+    assert shown in text
+
+
+def test_role_grant_mentions_the_role_arn():
+    grant = a_grant(kind="iam_role", target="ProdReadOnly", resource="prod-readonly",
+                    role_arn=ARN)
+    text, blocks = grant_message(grant)
+    assert ARN in text and ARN in text_of(blocks)
+
+
+def test_group_grant_mentions_no_role():
+    text, _blocks = grant_message(a_grant())
+    assert "arn:" not in text and "role" not in text.lower()

@@ -1,0 +1,134 @@
+"""Compare-and-set under real concurrency: many sessions race for one decision or lease.
+
+Runs on Postgres (READ COMMITTED, row locks) and on a SQLite file (BEGIN IMMEDIATE).
+"""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from models import AuditEvent, Base, Grant, RequestStatus, make_engine, make_session_factory
+from models.migrate import upgrade
+from services import grants, requests
+from services.errors import Conflict
+from tests.factories import (
+    APPROVER,
+    OTHER_APPROVER,
+    active_grant,
+    create_request,
+    load_grant,
+    load_request,
+)
+
+THREADS = 16
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def race_sessions(request):
+    """A session factory with a pool big enough for every thread to hold a connection."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    upgrade(url)
+    engine = make_engine(url)
+    yield make_session_factory(engine)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    engine.dispose()
+
+
+def race(work, arguments: list) -> list:
+    """Run work(argument) in one thread per argument, all released at the same moment.
+
+    Returns each thread's result or the exception it raised, in argument order.
+    """
+    barrier = threading.Barrier(len(arguments))
+    outcomes: list = [None] * len(arguments)
+
+    def run(index: int, argument) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = work(argument)
+        except Exception as exc:  # noqa: BLE001 - the test looks at every outcome
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(arguments)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a racer hung"
+    return outcomes
+
+
+def kinds(outcomes: list) -> Counter:
+    return Counter(type(o).__name__ for o in outcomes)
+
+
+@pytest.mark.parametrize("approvers", [
+    [APPROVER] * THREADS,
+    [APPROVER, OTHER_APPROVER] * (THREADS // 2),
+], ids=["one-approver", "two-approvers"])
+def test_racing_approvals_grant_exactly_once(race_sessions, catalog, clock, approvers):
+    request_id = create_request(race_sessions, catalog, clock())
+
+    def approve(approver: str) -> str:
+        with race_sessions() as session, session.begin():
+            requests.approve(session, catalog, request_id, approver, clock())
+        return approver
+
+    outcomes = race(approve, approvers)
+
+    assert kinds(outcomes) == Counter({"str": 1, "Conflict": THREADS - 1}), outcomes
+    [winner] = [o for o in outcomes if isinstance(o, str)]
+    for loser in (o for o in outcomes if isinstance(o, Conflict)):
+        assert f"already approved by <@{winner}>" in str(loser)
+    request = load_request(race_sessions, request_id)
+    assert (request.status, request.decided_by) == (RequestStatus.APPROVED, winner)
+    with race_sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Grant)) == 1
+        assert session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "approved")) == 1
+
+
+def test_racing_approve_and_deny_decide_once(race_sessions, catalog, clock):
+    request_id = create_request(race_sessions, catalog, clock())
+
+    def decide(index: int) -> str:
+        with race_sessions() as session, session.begin():
+            if index % 2:
+                requests.deny(session, catalog, request_id, OTHER_APPROVER, "no", clock())
+                return "denied"
+            requests.approve(session, catalog, request_id, APPROVER, clock())
+            return "approved"
+
+    outcomes = race(decide, list(range(THREADS)))
+
+    assert kinds(outcomes) == Counter({"str": 1, "Conflict": THREADS - 1}), outcomes
+    [decision] = [o for o in outcomes if isinstance(o, str)]
+    request = load_request(race_sessions, request_id)
+    assert request.status.value == decision.upper()
+    with race_sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Grant)) == (
+            1 if decision == "approved" else 0)
+        assert session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action.in_(["approved", "denied"]))) == 1
+
+
+def test_racing_revokers_get_exactly_one_lease(race_sessions, catalog, clock):
+    grant_id = active_grant(race_sessions, catalog, clock())
+    clock.now = load_grant(race_sessions, grant_id).expires_at + timedelta(seconds=1)
+
+    def claim(owner: str):
+        with race_sessions() as session, session.begin():
+            return grants.claim_to_revoke(session, grant_id, owner, clock())
+
+    outcomes = race(claim, [f"worker-{n}" for n in range(THREADS)])
+
+    winners = [o for o in outcomes if o is not None]
+    assert len(winners) == 1, outcomes
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    assert load_grant(race_sessions, grant_id).lease_owner == winners[0].lease_owner
+
