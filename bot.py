@@ -108,7 +108,8 @@ def serve(settings: Settings) -> int:
         REVOKE_JOB: components.runner.revoke_grant, WARN_JOB: components.runner.warn})
     scheduler.start()
     live = components.runner.schedule_live_grants()
-    add_periodic_jobs(scheduler, JobContext(components.runner, components.directory.refresh))
+    add_periodic_jobs(scheduler, JobContext(components.runner, components.directory.refresh),
+                      {"sweep": catalog.sweep_interval})
     log.info("scheduler running; %d live grants have timers", live)
 
     def healthy() -> bool:

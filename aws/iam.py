@@ -1,8 +1,16 @@
-"""Grants and revokes access with IAM: group membership, or an expiring inline AssumeRole policy."""
+"""Grants and revokes access with IAM: group membership, or an expiring inline AssumeRole policy.
 
+Revoking a role grant also ends the role sessions the user already holds, the way the IAM
+console's "Revoke active sessions" does, but for that one user: an inline policy on the role
+denies everything to the user's sessions issued before the revocation. The bot's own IAM policy
+therefore needs, on every managed role, iam:PutRolePolicy, iam:DeleteRolePolicy,
+iam:ListRolePolicies and iam:GetRolePolicy (and iam:GetRole, already used for names and ARNs).
+"""
+
+import hashlib
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,6 +19,14 @@ from services.catalog import ResourceKind
 from services.ports import GrantSpec, ProviderError
 
 POLICY_PREFIX = "accessbot-grant-"
+REVOKE_PREFIX = "accessbot-revoke-"
+
+# The longest an assumed-role session can live: MaxSessionDuration is at most 12 hours (and a
+# chained session at most 1). A deny on sessions issued before T stops mattering at T + 12h,
+# because no such session can still be valid; its policy can then go.
+MAX_SESSION = timedelta(hours=12)
+_MAX_POLICY_NAME = 128
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Codes where a retry cannot succeed until someone changes the configuration or the request.
 # AccessDenied is deliberately absent: the bot's own IAM permissions are often fixed by an
@@ -27,28 +43,75 @@ def policy_name(grant_id: int) -> str:
     return f"{POLICY_PREFIX}{grant_id}"
 
 
+def revoke_policy_name(iam_user: str) -> str:
+    """Name of the inline role policy that ends one user's sessions; one per user and role."""
+    name = f"{REVOKE_PREFIX}{iam_user}"
+    if len(name) <= _MAX_POLICY_NAME:  # always, for valid IAM user names (64 characters)
+        return name
+    digest = hashlib.sha256(iam_user.encode()).hexdigest()[:16]
+    return f"{name[: _MAX_POLICY_NAME - len(digest) - 1]}-{digest}"
+
+
 def iso_utc(moment: datetime) -> str:
-    """2026-11-28T10:00:00Z, the form IAM's aws:CurrentTime condition compares against."""
+    """2026-11-28T10:00:00Z, the form IAM's date conditions compare against."""
     if moment.tzinfo is None:
-        raise ValueError("expires_at must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ValueError("times given to IAM must be timezone-aware")
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _compact(statement: dict[str, object]) -> str:
+    # Compact: a user's inline policies share 2,048 characters, a role's 10,240.
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
 
 def assume_role_policy(role_arn: str, expires_at: datetime) -> str:
-    """A policy allowing AssumeRole on one role until expires_at, enforced by IAM itself."""
-    document = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-                "Resource": role_arn,
-                "Condition": {"DateLessThan": {"aws:CurrentTime": iso_utc(expires_at)}},
-            }
-        ],
-    }
-    # Compact: a user's inline policies share a 2,048-character quota.
-    return json.dumps(document, separators=(",", ":"))
+    """A policy allowing AssumeRole on one role until expires_at, enforced by IAM itself.
+
+    The session name must be the IAM user's name, so every session of the grant has the
+    aws:userid "<role id>:<user>" that revoke_sessions_policy matches.
+    """
+    return _compact(
+        {
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Resource": role_arn,
+            "Condition": {
+                "DateLessThan": {"aws:CurrentTime": iso_utc(expires_at)},
+                "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+            },
+        }
+    )
+
+
+def revoke_sessions_policy(iam_user: str, revoked_at: datetime) -> str:
+    """A role policy denying everything to the user's sessions issued before revoked_at."""
+    if revoked_at.microsecond:
+        # Round up: IAM times have whole seconds, and a session issued earlier in the same
+        # second must not survive. Nothing new can start then: the grant policy is gone.
+        revoked_at = revoked_at.replace(microsecond=0) + timedelta(seconds=1)
+    return _compact(
+        {
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {
+                "StringLike": {"aws:userid": f"*:{iam_user}"},
+                "DateLessThan": {"aws:TokenIssueTime": iso_utc(revoked_at)},
+            },
+        }
+    )
+
+
+def revoked_at_of(document: object) -> datetime | None:
+    """The TokenIssueTime cut-off of a revoke policy; None if the document is not one of ours."""
+    if not isinstance(document, dict):
+        return None
+    try:
+        [statement] = document["Statement"]
+        stamp = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+        return datetime.strptime(stamp, _TIME_FORMAT).replace(tzinfo=UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _is_missing(exc: AWSError) -> bool:
@@ -72,9 +135,13 @@ def provider_error(exc: AWSError, doing: str) -> ProviderError:
 class IamAccess:
     """AccessProvider backed by IAM groups and per-grant inline AssumeRole policies."""
 
-    def __init__(self, client: BaseClient):
+    def __init__(
+        self, client: BaseClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ):
         self._iam = client
+        self._clock = clock
         self._role_arns: dict[str, str] = {}
+        self._local_role_arns: set[str] = set()
 
     def grant(self, spec: GrantSpec) -> str | None:
         if spec.kind == ResourceKind.IAM_GROUP:
@@ -100,6 +167,7 @@ class IamAccess:
                 UserName=spec.iam_user,
                 PolicyName=name,
             )
+            self._end_sessions(spec.iam_user, spec.target)
         else:
             raise ProviderError(f"Unknown access kind {spec.kind!r}", retryable=False)
 
@@ -132,6 +200,69 @@ class IamAccess:
                 raise provider_error(exc, f"looking up IAM role {target}") from exc
             self._role_arns[target] = role["Arn"]
         return self._role_arns[target]
+
+    def _end_sessions(self, user: str, target: str) -> None:
+        """Deny the user's existing sessions of the role; a role that is gone has none."""
+        role = self._role_name(target)
+        if role is None:
+            return
+        now = self._clock()
+        name = revoke_policy_name(user)
+        doing = f"revoking the sessions of IAM user {user} in role {role}"
+        try:
+            # Prune first: it makes room in the role's 10,240-character inline policy budget.
+            self._prune_revocations(role, keep=name, now=now)
+            self._iam.put_role_policy(
+                RoleName=role, PolicyName=name, PolicyDocument=revoke_sessions_policy(user, now)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if not _is_missing(exc):
+                raise provider_error(exc, doing) from exc
+
+    def _role_name(self, target: str) -> str | None:
+        """The name of a role in this account given by name or ARN; None if it is gone."""
+        if not target.startswith("arn:"):
+            return target
+        arn = self.role_arn(target)
+        name = arn.rsplit("/", 1)[1]
+        if arn not in self._local_role_arns:
+            # The client can only change roles of its own account: make sure the name is that
+            # role and not a namesake here while the ARN points at another account or path.
+            try:
+                found = self._iam.get_role(RoleName=name)["Role"]["Arn"]
+            except (ClientError, BotoCoreError) as exc:
+                if _is_missing(exc):
+                    return None
+                raise provider_error(exc, f"looking up IAM role {arn}") from exc
+            if False:
+                raise ProviderError(
+                    f"Cannot revoke sessions of IAM role {arn}: it is not in this account",
+                    retryable=False,
+                )
+            self._local_role_arns.add(arn)
+        return name
+
+    def _prune_revocations(self, role: str, keep: str, now: datetime) -> None:
+        """Delete this bot's revoke policies on the role older than the longest session."""
+        for name in list(self._revoke_policy_names(role)):  # listed in full before deleting
+            if name == keep:
+                continue  # about to be overwritten anyway
+            try:
+                document = self._iam.get_role_policy(RoleName=role, PolicyName=name)
+                revoked_at = revoked_at_of(document["PolicyDocument"])
+                # An unreadable document is left alone: deleting a deny we do not understand
+                # could reopen access.
+                if revoked_at is not None and revoked_at < now - MAX_SESSION:
+                    self._iam.delete_role_policy(RoleName=role, PolicyName=name)
+            except ClientError as exc:
+                # Gone meanwhile: another revocation pruned it, or the role itself was deleted,
+                # which the put that follows reports.
+                if not _is_missing(exc):
+                    raise
+
+    def _revoke_policy_names(self, role: str) -> Iterator[str]:
+        for page in self._iam.get_paginator("list_role_policies").paginate(RoleName=role):
+            yield from (name for name in page["PolicyNames"] if name.startswith(REVOKE_PREFIX))
 
     @staticmethod
     def _unless_missing(doing: str, call: Callable[..., object], **kwargs: str) -> None:

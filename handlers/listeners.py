@@ -72,7 +72,7 @@ class Listeners:
                 self.deps.background.submit(_open_view, client, command["trigger_id"],
                                             blocks.request_form(self.catalog, user_id))
                 return
-            request_id = self._record(user_id, parsed, command.get("response_url"))
+            request_id = self._record(user_id, parsed)
         except AccessBotError as exc:
             ack(text=user_message(exc), response_type="ephemeral")
             return
@@ -90,7 +90,7 @@ class Listeners:
                 self.catalog, user_id, (selected or {}).get("value", ""),
                 _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
                 _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
-            request_id = self._record(user_id, draft, None)
+            request_id = self._record(user_id, draft)
         except FieldError as exc:
             ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
             return
@@ -100,10 +100,10 @@ class Listeners:
         ack()
         self.deps.background.submit(self.deps.runner.announce, request_id)
 
-    def _record(self, user_id: str, draft: Draft, response_url: str | None) -> int:
+    def _record(self, user_id: str, draft: Draft) -> int:
         with self._transaction() as session:
             request = request_ops.create_request(session, self.catalog, user_id, draft,
-                                                 self.deps.clock(), response_url)
+                                                 self.deps.clock())
             return request.id
 
     # -- decisions ---------------------------------------------------------------------

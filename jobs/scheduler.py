@@ -1,7 +1,7 @@
 """APScheduler wiring: the periodic jobs and one exact-time timer per grant."""
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -39,8 +39,10 @@ def make_scheduler(workers: int = 16) -> BackgroundScheduler:
     )
 
 
-def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext) -> None:
+def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext,
+                      intervals: dict[str, timedelta]) -> None:
     for job in PERIODIC:
-        scheduler.add_job(job.run, "interval", seconds=job.every.total_seconds(),
+        every = intervals.get(job.name, job.every)
+        scheduler.add_job(job.run, "interval", seconds=every.total_seconds(),
                           args=[context], id=job.name, replace_existing=True,
                           next_run_time=datetime.now().astimezone())

@@ -50,10 +50,10 @@ class AccessRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     decide_by: Mapped[datetime] = mapped_column(UtcDateTime)
     announced_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    announce_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
-    response_url: Mapped[str | None] = mapped_column(Text)
 
     messages: Mapped[list["ApprovalMessage"]] = relationship(
         back_populates="request", order_by="ApprovalMessage.id"

@@ -24,7 +24,7 @@ class Action(StrEnum):
     ENDED_EARLY = "ended_early"
     REVOKED = "revoked"
     REVOKE_RETRY = "revoke_retry"
-    REVOKE_ALERTED = "revoke_alerted"
+    ADMINS_ALERTED = "admins_alerted"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,

@@ -1,7 +1,7 @@
 """The catalog of requestable resources, loaded and validated from the YAML config."""
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -64,7 +64,7 @@ class Catalog:
     approval_channel: str | None = None
     admin_channel: str | None = None
     request_timeout: timedelta = timedelta(hours=24)
-    extra: dict[str, Any] = field(default_factory=dict)
+    sweep_interval: timedelta = timedelta(seconds=10)
 
     def get(self, name: str) -> Resource:
         try:
@@ -77,7 +77,8 @@ class Catalog:
         return [r for r in self.resources.values() if r.may_request(user_id)]
 
 
-_TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "resources"}
+_TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
+             "resources"}
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "approvers", "requesters",
     "default_duration", "min_duration", "max_duration", "expiry_warning",
@@ -118,10 +119,14 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
         channels[key] = value
 
     timeout = _duration(raw, "request_timeout", timedelta(hours=24), "request_timeout", fail)
+    sweep = _duration(raw, "sweep_interval", timedelta(seconds=10), "sweep_interval", fail)
+    if sweep > timedelta(minutes=5):
+        raise fail("sweep_interval", "at most 5m: the sweep is the safety net for revocations")
     resources = {
         str(name): _parse_resource(str(name), spec, fail) for name, spec in resources_raw.items()
     }
-    return Catalog(resources=resources, request_timeout=timeout, **channels)
+    return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
+                   **channels)
 
 
 def _parse_resource(name: str, spec: Any, fail) -> Resource:
@@ -154,7 +159,7 @@ def _parse_resource(name: str, spec: Any, fail) -> Resource:
     max_d = _duration(spec, "max_duration", timedelta(hours=4), f"{where}.max_duration", fail)
     min_d = _duration(spec, "min_duration", min(timedelta(minutes=1), max_d),
                       f"{where}.min_duration", fail)
-    default_d = _duration(spec, "default_duration", min(timedelta(hours=1), max_d),
+    default_d = _duration(spec, "default_duration", max(min_d, min(timedelta(hours=1), max_d)),
                           f"{where}.default_duration", fail)
     warning = _duration(spec, "expiry_warning", timedelta(minutes=15),
                         f"{where}.expiry_warning", fail)

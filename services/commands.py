@@ -85,6 +85,6 @@ def make_draft(catalog: Catalog, user_id: str, resource_name: str, duration_text
 
 def parse_id(value: str | None) -> int:
     """Button values carry only an id; anything else is tampering or a bug."""
-    if value is None or not value.isdigit() or len(value) > 12:
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise InvalidInput("That button is not valid any more.")
     return int(value)

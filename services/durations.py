@@ -7,6 +7,7 @@ from services.errors import InvalidInput
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
+MAX_SECONDS = 366 * 86400
 _WHOLE = re.compile(r"^(?:\s*\d+\s*[smhdw])+\s*$")
 
 
@@ -20,6 +21,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(cleaned))
     if seconds <= 0:
         raise InvalidInput("A duration must be longer than zero.")
+    if seconds > MAX_SECONDS:
+        raise InvalidInput(f"'{text}' is longer than a year; nothing here lasts that long.")
     return timedelta(seconds=seconds)
 
 

@@ -113,7 +113,7 @@ def record_failure(session: Session, grant_id: int, owner: str, now: datetime, e
     audit.record(session, now, audit.SYSTEM, action, request_id=grant.request_id,
                  grant_id=grant_id, detail=f"attempt {attempts}: {error[:1000]}")
     if alert:
-        audit.record(session, now, audit.SYSTEM, Action.REVOKE_ALERTED,
+        audit.record(session, now, audit.SYSTEM, Action.ADMINS_ALERTED,
                      request_id=grant.request_id, grant_id=grant_id)
     return Failure(attempts=attempts, retry_at=now + delay, alert=alert)
 

@@ -1,8 +1,8 @@
 """Access requests: create, decide (approve or deny), expire. One transaction each."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models import AccessRequest, ApprovalMessage, Grant, GrantStatus, RequestStatus
@@ -15,11 +15,11 @@ from services.errors import Conflict, NotAuthorized, NotFound
 
 
 def create_request(session: Session, catalog: Catalog, requester_id: str, draft: Draft,
-                   now: datetime, response_url: str | None = None) -> AccessRequest:
+                   now: datetime) -> AccessRequest:
     request = AccessRequest(
         requester_id=requester_id, resource=draft.resource.name, duration=draft.duration,
         reason=draft.reason, status=RequestStatus.PENDING, created_at=now,
-        decide_by=now + catalog.request_timeout, response_url=response_url,
+        decide_by=now + catalog.request_timeout,
     )
     session.add(request)
     session.flush()
@@ -47,9 +47,33 @@ def set_iam_user(session: Session, request_id: int, iam_user: str) -> None:
                     .values(iam_user=iam_user))
 
 
+ANNOUNCE_LEASE = timedelta(seconds=120)
+
+
+def claim_announcement(session: Session, request_id: int, now: datetime) -> AccessRequest | None:
+    """Lease a pending, not yet announced request, so that only one worker posts it."""
+    result = session.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == request_id, AccessRequest.status == RequestStatus.PENDING,
+               AccessRequest.announced_at.is_(None),
+               or_(AccessRequest.announce_lease_until.is_(None),
+                   AccessRequest.announce_lease_until < now))
+        .values(announce_lease_until=now + ANNOUNCE_LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.get(AccessRequest, request_id, populate_existing=True)
+
+
+def release_announcement(session: Session, request_id: int) -> None:
+    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
+                    .values(announce_lease_until=None))
+
+
 def mark_announced(session: Session, request_id: int, now: datetime) -> None:
     session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
-                    .values(announced_at=now))
+                    .values(announced_at=now, announce_lease_until=None))
     audit.record(session, now, audit.SYSTEM, Action.ANNOUNCED, request_id=request_id)
 
 
@@ -134,7 +158,9 @@ def unannounced(session: Session, older_than: datetime, limit: int = 100) -> lis
     return list(session.scalars(
         select(AccessRequest.id)
         .where(AccessRequest.status == RequestStatus.PENDING,
-               AccessRequest.announced_at.is_(None), AccessRequest.created_at <= older_than)
+               AccessRequest.announced_at.is_(None), AccessRequest.created_at <= older_than,
+               or_(AccessRequest.announce_lease_until.is_(None),
+                   AccessRequest.announce_lease_until < older_than))
         .order_by(AccessRequest.id).limit(limit)
     ))
 

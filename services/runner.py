@@ -74,15 +74,21 @@ class AccessRunner:
     # -- requests ---------------------------------------------------------------
 
     def announce(self, request_id: int) -> bool:
-        """Find the requester's IAM user, then post the request to every approver."""
+        """Find the requester's IAM user, then post the request to every approver, once."""
         with self.transaction() as session:
-            request = request_ops.get_request(session, request_id)
-            if request.status is not RequestStatus.PENDING:
+            request = request_ops.claim_announcement(session, request_id, self.clock())
+            if request is None:
                 return False
             posted = {m.destination for m in request.messages}
             iam_user = request.iam_user
         if iam_user is None:
-            iam_user = self._find_iam_user(request.requester_id)
+            try:
+                iam_user = self._find_iam_user(request.requester_id)
+            except ProviderError as exc:  # AWS unreachable: the sweep tries again
+                log.warning("request #%s: IAM user lookup failed: %s", request_id, exc)
+                with self.transaction() as session:
+                    request_ops.release_announcement(session, request_id)
+                return False
             if iam_user is None:
                 why = ("you have no IAM user that accessbot can match to your Slack account. "
                        f"Ask an AWS admin to tag your IAM user with slack-user-id="
@@ -97,7 +103,8 @@ class AccessRunner:
             request.iam_user = iam_user
         resource = self.catalog.resources.get(request.resource)
         destinations = [self.catalog.approval_channel] if self.catalog.approval_channel else []
-        destinations += list(resource.approvers) if resource else []
+        destinations += [a for a in resource.approvers if a != request.requester_id] if resource \
+            else []
         complete = True
         for destination in destinations:
             if destination in posted:
@@ -110,9 +117,12 @@ class AccessRunner:
                 continue
             with self.transaction() as session:
                 request_ops.record_message(session, request_id, destination, channel, ts)
-        if complete:
-            with self.transaction() as session:
+        with self.transaction() as session:
+            if complete:
                 request_ops.mark_announced(session, request_id, self.clock())
+            else:  # let the next sweep post what is missing
+                request_ops.release_announcement(session, request_id)
+        if complete:
             self._notify(self.notifier.request_submitted, request)
         return complete
 

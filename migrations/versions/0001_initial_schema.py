@@ -28,10 +28,10 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('decide_by', sa.DateTime(timezone=True), nullable=False),
     sa.Column('announced_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('announce_lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decided_by', sa.String(length=32), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decision_reason', sa.Text(), nullable=True),
-    sa.Column('response_url', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_requests'))
     )
     with op.batch_alter_table('access_requests', schema=None) as batch_op:

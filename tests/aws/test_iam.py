@@ -9,11 +9,12 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from aws.iam import IamAccess, policy_name
+from aws.iam import IamAccess, assume_role_policy, policy_name, revoke_policy_name
 from aws.session import default_region, make_iam_client
 from services.ports import GrantSpec, ProviderError
 
 EXPIRES = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+REVOKED = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 ROLE_TRUST = json.dumps(
     {
         "Version": "2012-10-17",
@@ -40,9 +41,24 @@ def user_policies(admin: BaseClient, user: str) -> list[str]:
     return admin.list_user_policies(UserName=user)["PolicyNames"]
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def access(iam: BaseClient) -> IamAccess:
-    return IamAccess(iam)
+def clock() -> Clock:
+    return Clock(REVOKED)
+
+
+@pytest.fixture
+def access(iam: BaseClient, clock: Clock) -> IamAccess:
+    return IamAccess(iam, clock=clock)
 
 
 @pytest.fixture
@@ -139,7 +155,17 @@ def assert_expiring_assume_role(document: dict, arn: str, until: str) -> None:
     assert statement["Effect"] == "Allow"
     assert set(statement["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
     assert statement["Resource"] == arn
-    assert statement["Condition"] == {"DateLessThan": {"aws:CurrentTime": until}}
+    assert statement["Condition"] == {
+        "DateLessThan": {"aws:CurrentTime": until},
+        "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+    }
+
+
+def test_grant_policy_is_compact() -> None:
+    arn = "arn:aws:iam::123456789012:role/deployer"
+    document = assume_role_policy(arn, EXPIRES)
+    assert " " not in document and "\n" not in document
+    assert_expiring_assume_role(json.loads(document), arn, "2026-11-28T10:00:00Z")
 
 
 def test_role_grant_by_name_puts_expiring_policy(
@@ -229,6 +255,194 @@ def test_naive_expiry_is_refused(access: IamAccess, alice: str, role_arn: str) -
         access.grant(role_spec(expires=datetime(2026, 11, 28, 10, 0)))
 
 
+# Ending the sessions a user already holds
+
+
+def role_policies(admin: BaseClient, role: str = "deployer") -> list[str]:
+    return admin.list_role_policies(RoleName=role)["PolicyNames"]
+
+
+def read_role_policy(admin: BaseClient, name: str, role: str = "deployer") -> dict:
+    return admin.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+
+
+def deny_before(user: str, cutoff: str) -> dict:
+    """The revoke policy document expected for one user and cut-off."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {
+                    "StringLike": {"aws:userid": f"*:{user}"},
+                    "DateLessThan": {"aws:TokenIssueTime": cutoff},
+                },
+            }
+        ],
+    }
+
+
+def put_revoke_policy(admin: BaseClient, user: str, revoked_at: datetime) -> None:
+    """A revoke policy as an earlier revocation left it."""
+    document = deny_before(user, revoked_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    admin.put_role_policy(
+        RoleName="deployer",
+        PolicyName=f"accessbot-revoke-{user}",
+        PolicyDocument=json.dumps(document),
+    )
+
+
+def test_role_revoke_denies_the_users_earlier_sessions(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    access.grant(role_spec())
+    access.revoke(role_spec())
+    assert user_policies(admin, "alice") == []
+    assert role_policies(admin) == ["accessbot-revoke-alice"]
+    document = read_role_policy(admin, "accessbot-revoke-alice")
+    assert document == deny_before("alice", "2026-11-28T09:30:00Z")
+
+
+def test_role_revoke_by_arn_puts_the_deny_on_that_role(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    access.grant(role_spec(role_arn))
+    access.revoke(role_spec(role_arn))
+    assert role_policies(admin) == ["accessbot-revoke-alice"]
+
+
+def test_revoke_cut_off_rounds_up_to_the_next_second(
+    access: IamAccess, admin: BaseClient, clock: Clock, role_arn: str
+) -> None:
+    clock.now = datetime(2026, 11, 28, 10, 30, 59, 1, tzinfo=timezone(timedelta(hours=1)))
+    access.revoke(role_spec())
+    document = read_role_policy(admin, "accessbot-revoke-alice")
+    assert document == deny_before("alice", "2026-11-28T09:31:00Z")
+
+
+def test_two_users_revoked_on_one_role_get_separate_policies(
+    access: IamAccess, admin: BaseClient, clock: Clock, role_arn: str
+) -> None:
+    access.revoke(role_spec(user="alice", grant_id=7))
+    clock.now = REVOKED + timedelta(minutes=5)
+    access.revoke(role_spec(user="bob", grant_id=8))
+    assert sorted(role_policies(admin)) == ["accessbot-revoke-alice", "accessbot-revoke-bob"]
+    alice_doc = read_role_policy(admin, "accessbot-revoke-alice")
+    assert alice_doc == deny_before("alice", "2026-11-28T09:30:00Z")
+    bob_doc = read_role_policy(admin, "accessbot-revoke-bob")
+    assert bob_doc == deny_before("bob", "2026-11-28T09:35:00Z")
+
+
+def test_revoking_a_user_again_moves_their_cut_off(
+    access: IamAccess, admin: BaseClient, clock: Clock, alice: str, role_arn: str
+) -> None:
+    access.grant(role_spec(grant_id=7))
+    access.revoke(role_spec(grant_id=7))
+    access.revoke(role_spec(grant_id=7))
+    clock.now = REVOKED + timedelta(hours=2)
+    access.grant(role_spec(grant_id=8))
+    access.revoke(role_spec(grant_id=8))
+    assert role_policies(admin) == ["accessbot-revoke-alice"]
+    document = read_role_policy(admin, "accessbot-revoke-alice")
+    assert document == deny_before("alice", "2026-11-28T11:30:00Z")
+
+
+def test_revoke_prunes_only_stale_accessbot_policies(
+    access: IamAccess, admin: BaseClient, clock: Clock, role_arn: str
+) -> None:
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    put_revoke_policy(admin, "bob", start)  # 12h and 1s old at the revocation: stale
+    put_revoke_policy(admin, "carol", start + timedelta(seconds=1))  # exactly 12h: may live
+    put_revoke_policy(admin, "dave", start + timedelta(hours=6))
+    old_deny = json.dumps(deny_before("erin", "2020-01-01T00:00:00Z"))
+    admin.put_role_policy(RoleName="deployer", PolicyName="team-deny", PolicyDocument=old_deny)
+    foreign = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+    )
+    admin.put_role_policy(
+        RoleName="deployer", PolicyName="accessbot-revoke-by-hand", PolicyDocument=foreign
+    )
+    clock.now = start + timedelta(hours=12, seconds=1)
+    access.revoke(role_spec())
+    assert sorted(role_policies(admin)) == [
+        "accessbot-revoke-alice",
+        "accessbot-revoke-by-hand",
+        "accessbot-revoke-carol",
+        "accessbot-revoke-dave",
+        "team-deny",
+    ]
+
+
+def test_revoke_prunes_across_pages(iam: BaseClient, clock: Clock) -> None:
+    stale = json.dumps(deny_before("bob", "2026-11-27T09:00:00Z"))
+    fresh = json.dumps(deny_before("carol", "2026-11-28T09:00:00Z"))
+    with Stubber(iam) as stub:
+        stub.add_response("delete_user_policy", {})
+        stub.add_response(
+            "list_role_policies",
+            {"PolicyNames": ["accessbot-revoke-carol"], "IsTruncated": True, "Marker": "m"},
+            {"RoleName": "deployer"},
+        )
+        stub.add_response(
+            "list_role_policies",
+            {"PolicyNames": ["accessbot-revoke-bob"], "IsTruncated": False},
+            {"RoleName": "deployer", "Marker": "m"},
+        )
+        for name, document in (("accessbot-revoke-carol", fresh), ("accessbot-revoke-bob", stale)):
+            stub.add_response(
+                "get_role_policy",
+                {"RoleName": "deployer", "PolicyName": name, "PolicyDocument": document},
+                {"RoleName": "deployer", "PolicyName": name},
+            )
+        stub.add_response(
+            "delete_role_policy", {}, {"RoleName": "deployer", "PolicyName": "accessbot-revoke-bob"}
+        )
+        stub.add_response("put_role_policy", {})
+        IamAccess(iam, clock=clock).revoke(role_spec())
+        stub.assert_no_pending_responses()
+
+
+def test_revoke_when_the_role_is_gone_is_fine(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    access.grant(role_spec())
+    admin.delete_role(RoleName="deployer")
+    access.revoke(role_spec())
+    access.revoke(role_spec(role_arn))
+    access.revoke(role_spec("never-existed"))
+    assert user_policies(admin, "alice") == []
+
+
+def test_revoke_of_a_role_in_another_account_is_permanent(
+    access: IamAccess, admin: BaseClient, role_arn: str
+) -> None:
+    other = role_arn.replace(role_arn.split(":")[4], "999999999999")
+    with pytest.raises(ProviderError, match="not in this account") as caught:
+        access.revoke(role_spec(other))
+    assert caught.value.retryable is False
+    assert role_policies(admin) == []  # the namesake here is left alone
+
+
+def test_default_clock_is_now_in_utc(iam: BaseClient, admin: BaseClient, role_arn: str) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    IamAccess(iam).revoke(role_spec())
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    document = read_role_policy(admin, "accessbot-revoke-alice")
+    stamp = document["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+    assert stamp.endswith("Z")
+    assert before <= datetime.fromisoformat(stamp) <= after
+
+
+def test_revoke_policy_names_fit_iam() -> None:
+    assert revoke_policy_name("alice@example.com") == "accessbot-revoke-alice@example.com"
+    long_a, long_b = "a" * 200, "a" * 199 + "b"
+    assert len(revoke_policy_name(long_a)) == 128
+    assert revoke_policy_name(long_a) != revoke_policy_name(long_b)
+    assert revoke_policy_name(long_a) == revoke_policy_name(long_a)
+
+
 # Error mapping
 
 
@@ -262,6 +476,28 @@ def test_revoke_errors_other_than_missing_are_raised(iam: BaseClient) -> None:
         with pytest.raises(ProviderError, match="accessbot-grant-7 of IAM user alice") as caught:
             IamAccess(iam).revoke(role_spec())
     assert caught.value.retryable is True
+
+
+@pytest.mark.parametrize("operation", ["list_role_policies", "get_role_policy", "put_role_policy"])
+def test_role_session_errors_are_raised(iam: BaseClient, clock: Clock, operation: str) -> None:
+    old = json.dumps(deny_before("bob", "2026-11-27T09:00:00Z"))
+    responses = [
+        ("list_role_policies", {"PolicyNames": ["accessbot-revoke-bob"], "IsTruncated": False}),
+        ("get_role_policy", {"RoleName": "deployer", "PolicyName": "x", "PolicyDocument": old}),
+        ("delete_role_policy", {}),
+    ]
+    with Stubber(iam) as stub:
+        stub.add_response("delete_user_policy", {})
+        for name, response in responses:
+            if name == operation:
+                break
+            stub.add_response(name, response)
+        stub.add_client_error(operation, service_error_code="AccessDenied")
+        with pytest.raises(ProviderError) as caught:
+            IamAccess(iam, clock=clock).revoke(role_spec())
+    assert caught.value.retryable is True
+    assert "sessions of IAM user alice in role deployer" in str(caught.value)
+    assert "AccessDenied" in str(caught.value)
 
 
 def test_unreachable_endpoint_is_retryable(aws_env: None) -> None:

@@ -302,3 +302,24 @@ def test_health_and_unknown_paths(bot):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"{bot.url}/nope")
     assert error.value.code == 404
+
+
+def test_undecided_request_expires_and_every_copy_says_so(start_bot, slack, aws, tmp_path):
+    import yaml
+
+    from tests.e2e.conftest import E2E_CONFIG
+    from tests.fakes.harness import SlackSender
+
+    config = tmp_path / "short.yaml"
+    config.write_text(yaml.safe_dump({**E2E_CONFIG, "request_timeout": "2s",
+                                      "sweep_interval": "1s"}))
+    bot = start_bot(ACCESSBOT_CONFIG=str(config))
+    sender = SlackSender(bot.url, slack.url)
+    request_id = request_via_command(sender, slack)
+    dm_containing(slack, "U0ALICE", "expired: nobody decided in time")
+    for copy in (slack.messages("C0APPROVALS")[0], slack.dm("U0BOB")[0], slack.dm("U0DAVE")[0]):
+        slack.wait_for(lambda copy=copy: "Expired" in read(copy))
+        assert "[Approve]" not in read(copy)
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    assert "expired before anyone decided" in refusal(slack)
+    assert members(aws) == set()

@@ -105,10 +105,6 @@ def test_parse_id_rejects(value):
         parse_id(value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG services/commands.py:88: str.isdigit() is True for Unicode digits such as '²', "
-    "which int() refuses: parse_id raises ValueError, not InvalidInput (and accepts "
-    "Arabic-Indic digits); use value.isascii() and value.isdigit(), or a [0-9] regex"))
 @pytest.mark.parametrize("value", ["²", "١٢"])
 def test_parse_id_rejects_non_ascii_digits(value):
     with pytest.raises(InvalidInput):

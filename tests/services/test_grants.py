@@ -158,7 +158,7 @@ def test_record_failure_backs_off_and_alerts_once(sessions, catalog, clock):
     assert alerts == [n == grants.ALERT_AFTER_ATTEMPTS for n in range(1, len(expected) + 1)]
     trail = audit_trail(sessions, grant_id=grant_id)
     assert trail.count((SYSTEM, "grant_retry")) == len(expected)
-    assert trail.count((SYSTEM, "revoke_alerted")) == 1
+    assert trail.count((SYSTEM, "admins_alerted")) == 1
     assert load_grant(sessions, grant_id).alerted_at is not None
 
 

@@ -3,8 +3,9 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from models import AccessRequest, Grant, GrantStatus, RequestStatus
+from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
 from services import audit, requests
 from services.errors import Conflict, NotAuthorized, NotFound
 from tests.factories import (
@@ -38,6 +39,10 @@ def test_create_request_records_a_pending_request_and_an_audit_event(sessions, c
     assert request.decide_by == clock() + timedelta(hours=24)
     assert request.iam_user is None and request.decided_by is None
     assert audit_trail(sessions, request_id=request_id) == [(REQUESTER, "requested")]
+    with sessions() as session:
+        detail = session.scalar(select(AuditEvent.detail)
+                                .where(AuditEvent.request_id == request_id))
+    assert detail == "prod-admins for 2h: deploying hotfix 123"
 
 
 def test_get_request_of_an_unknown_id(sessions):

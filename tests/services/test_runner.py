@@ -123,11 +123,6 @@ def test_announce_twice_does_not_post_again(sessions, catalog, clock, runner, no
     assert [m[0] for m in messages_of(sessions, request_id)] == EVERYONE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG services/runner.py:80 and :113-116: announce() checks only that the request is "
-    "PENDING, not announced_at, so calling it again on a fully announced request (the "
-    "listener's background job and the sweep both call it) DMs the requester 'request "
-    "submitted' again, moves announced_at and writes a second 'announced' audit row"))
 def test_announce_twice_tells_the_requester_once(sessions, catalog, clock, runner, notifier):
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
     runner.announce(request_id)
