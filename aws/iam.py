@@ -234,7 +234,7 @@ class IamAccess:
                 if _is_missing(exc):
                     return None
                 raise provider_error(exc, f"looking up IAM role {arn}") from exc
-            if False:
+            if found != arn:
                 raise ProviderError(
                     f"Cannot revoke sessions of IAM role {arn}: it is not in this account",
                     retryable=False,

@@ -338,9 +338,11 @@ def test_two_users_revoked_on_one_role_get_separate_policies(
 def test_revoking_a_user_again_moves_their_cut_off(
     access: IamAccess, admin: BaseClient, clock: Clock, alice: str, role_arn: str
 ) -> None:
+    get_policy = count_calls(access._iam, "GetRolePolicy")
     access.grant(role_spec(grant_id=7))
     access.revoke(role_spec(grant_id=7))
     access.revoke(role_spec(grant_id=7))
+    assert get_policy == []  # their own policy is overwritten, never read
     clock.now = REVOKED + timedelta(hours=2)
     access.grant(role_spec(grant_id=8))
     access.revoke(role_spec(grant_id=8))
@@ -399,6 +401,17 @@ def test_revoke_prunes_across_pages(iam: BaseClient, clock: Clock) -> None:
         stub.add_response(
             "delete_role_policy", {}, {"RoleName": "deployer", "PolicyName": "accessbot-revoke-bob"}
         )
+        stub.add_response("put_role_policy", {})
+        IamAccess(iam, clock=clock).revoke(role_spec())
+        stub.assert_no_pending_responses()
+
+
+def test_revoke_policy_pruned_meanwhile_is_fine(iam: BaseClient, clock: Clock) -> None:
+    with Stubber(iam) as stub:
+        stub.add_response("delete_user_policy", {})
+        names = {"PolicyNames": ["accessbot-revoke-bob"], "IsTruncated": False}
+        stub.add_response("list_role_policies", names)
+        stub.add_client_error("get_role_policy", service_error_code="NoSuchEntity")
         stub.add_response("put_role_policy", {})
         IamAccess(iam, clock=clock).revoke(role_spec())
         stub.assert_no_pending_responses()
