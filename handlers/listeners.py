@@ -20,8 +20,15 @@ from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
 from services.clock import Clock
-from services.commands import Draft, FieldError, OpenForm, ShowHelp, make_draft, parse_command
-from services.commands import parse_id
+from services.commands import (
+    Draft,
+    FieldError,
+    OpenForm,
+    ShowHelp,
+    make_draft,
+    parse_command,
+    parse_id,
+)
 from services.errors import AccessBotError
 from services.runner import AccessRunner
 

@@ -1,8 +1,8 @@
 """Work that must not hold up Slack's acknowledgement runs here, off the request path."""
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 log = logging.getLogger(__name__)
 

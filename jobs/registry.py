@@ -1,8 +1,8 @@
 """The named jobs: run by the scheduler, or once by `python bot.py run-job NAME`."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from services.runner import AccessRunner
 

@@ -1,8 +1,8 @@
 """APScheduler wiring: the periodic jobs and one exact-time timer per grant."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler

@@ -1,6 +1,7 @@
 """SQLAlchemy 2.0 tables. The database is the source of truth for what the bot manages."""
 
 from models.base import Base, UtcDateTime
+from models.session import make_engine, make_session_factory
 from models.tables import (
     AccessRequest,
     ApprovalMessage,
@@ -9,7 +10,6 @@ from models.tables import (
     GrantStatus,
     RequestStatus,
 )
-from models.session import make_engine, make_session_factory
 
 __all__ = [
     "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "Grant", "GrantStatus",

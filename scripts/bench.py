@@ -33,12 +33,25 @@ from sqlalchemy import create_engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from handlers.ids import ActionId  # noqa: E402
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus  # noqa: E402
-from models import make_engine, make_session_factory  # noqa: E402
+from models import (  # noqa: E402  # noqa: E402
+    AccessRequest,
+    AuditEvent,
+    Grant,
+    GrantStatus,
+    RequestStatus,
+    make_engine,
+    make_session_factory,
+)
 from models.migrate import upgrade  # noqa: E402
 from services.clock import utcnow  # noqa: E402
-from tests.fakes.harness import BOT_TOKEN, SIGNING_SECRET, BotProcess, MotoServer  # noqa: E402
-from tests.fakes.harness import SlackSender, free_port  # noqa: E402
+from tests.fakes.harness import (  # noqa: E402  # noqa: E402
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    BotProcess,
+    MotoServer,
+    SlackSender,
+    free_port,
+)
 from tests.fakes.latency_proxy import LatencyProxy  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 

@@ -116,7 +116,7 @@ def main() -> int:
 
 
 def run_story(out: Transcript, sender: SlackSender, slack: FakeSlack, iam) -> None:
-    print(f"accessbot demo: the bot runs as `python bot.py`; Slack and AWS are local fakes.")
+    print("accessbot demo: the bot runs as `python bot.py`; Slack and AWS are local fakes.")
     out.say("alice:", "/request-access help")
     out.show("accessbot (only you can see this)",
              render_text(sender.command("U0ALICE", "help").json()))

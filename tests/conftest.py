@@ -3,7 +3,7 @@
 import os
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -111,7 +111,7 @@ class FakeClock:
     """A clock the tests move by hand."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+        self.now = start or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

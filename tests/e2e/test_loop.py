@@ -8,8 +8,15 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.ids import ActionId, BlockId, ViewId
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus, make_engine
-from models import make_session_factory
+from models import (
+    AccessRequest,
+    AuditEvent,
+    Grant,
+    GrantStatus,
+    RequestStatus,
+    make_engine,
+    make_session_factory,
+)
 from tests.fakes.slack_api import render_text
 
 pytestmark = pytest.mark.e2e

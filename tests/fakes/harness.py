@@ -217,7 +217,8 @@ class BotProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def run_bot_command(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_bot_command(env: dict[str, str], *args: str,
+                    timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **env}
     return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

@@ -58,7 +58,8 @@ def test_conversations_open_and_views(client):
     assert client.conversations_open(users="U0BOB")["channel"]["id"] == "D0BOB"
     view = client.views_open(trigger_id="t", view={"type": "modal", "title": "x"})["view"]
     assert view["id"].startswith("V") and view["type"] == "modal"
-    assert client.views_update(view_id=view["id"], view={"type": "modal"})["view"]["id"] == view["id"]
+    updated = client.views_update(view_id=view["id"], view={"type": "modal"})["view"]
+    assert updated["id"] == view["id"]
 
 
 def test_users_info(client, fake):
