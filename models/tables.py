@@ -10,6 +10,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -29,6 +30,9 @@ class GrantStatus(StrEnum):
     ACTIVE = "ACTIVE"        # access is in place until expires_at
     REVOKED = "REVOKED"      # access has been removed
     FAILED = "FAILED"        # access could not be put in place
+
+
+LIVE_GRANT = text("status IN ('PENDING', 'ACTIVE')")
 
 
 def _enum(cls) -> Enum:
@@ -113,6 +117,10 @@ class Grant(Base):
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_status_warn_at", "status", "warn_at"),
+        # one live grant per IAM user and target: revoking an overlapping grant would
+        # otherwise take away access that another grant still promises
+        Index("uq_grants_live_access", "iam_user", "kind", "target", unique=True,
+              sqlite_where=LIVE_GRANT, postgresql_where=LIVE_GRANT),
     )
 
 

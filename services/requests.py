@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import AccessRequest, ApprovalMessage, Grant, GrantStatus, RequestStatus
@@ -11,11 +12,13 @@ from services.audit import Action
 from services.catalog import Catalog, Resource
 from services.commands import Draft
 from services.durations import format_duration
-from services.errors import Conflict, NotAuthorized, NotFound
+from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 
 
 def create_request(session: Session, catalog: Catalog, requester_id: str, draft: Draft,
                    now: datetime) -> AccessRequest:
+    """Record a new PENDING request, unless the requester already has or awaits it."""
+    _refuse_duplicate(session, requester_id, draft.resource.name)
     request = AccessRequest(
         requester_id=requester_id, resource=draft.resource.name, duration=draft.duration,
         reason=draft.reason, status=RequestStatus.PENDING, created_at=now,
@@ -110,14 +113,19 @@ def approve(session: Session, catalog: Catalog, request_id: int, approver_id: st
         session.refresh(request)
         _require_pending(request)  # raises Conflict naming the winner
     resource = catalog.resources[request.resource]
+    _refuse_overlap(session, request, resource)  # the caller rolls the approval back
     grant = Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
         resource=resource.name, kind=resource.kind.value, target=resource.target,
         status=GrantStatus.PENDING, starts_at=now, expires_at=now + request.duration,
         warn_at=_warn_at(now, request.duration, resource), attempts=0,
     )
-    session.add(grant)
-    session.flush()
+    try:
+        with session.begin_nested():  # a savepoint keeps the transaction usable on failure
+            session.add(grant)
+    except IntegrityError:  # a concurrent approval of another request for the same access
+        raise Conflict(f"<@{request.requester_id}> was just granted {resource.target} through "
+                       "another request.") from None
     audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
                  grant_id=grant.id)
     session.refresh(request)
@@ -173,6 +181,35 @@ def describe_decision(request: AccessRequest) -> str:
     if request.status is RequestStatus.EXPIRED:
         return f"Request #{request.id} expired before anyone decided."
     return f"Request #{request.id} could not be submitted."
+
+
+def _refuse_duplicate(session: Session, requester_id: str, resource: str) -> None:
+    pending = session.scalar(
+        select(AccessRequest.id).where(AccessRequest.requester_id == requester_id,
+                                       AccessRequest.resource == resource,
+                                       AccessRequest.status == RequestStatus.PENDING))
+    if pending is not None:
+        raise InvalidInput(f"You already asked for {resource}: request #{pending} is waiting "
+                           "for an approver.")
+    live = session.scalar(
+        select(Grant).where(Grant.requester_id == requester_id, Grant.resource == resource,
+                            Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))
+    if live is not None:
+        raise InvalidInput(f"You already have {resource} until "
+                           f"{live.expires_at:%Y-%m-%d %H:%M:%S} UTC. Click \"I'm done\" in "
+                           "my DM to end it early.")
+
+
+def _refuse_overlap(session: Session, request: AccessRequest, resource: Resource) -> None:
+    """One live grant per IAM user and target (the database enforces it too)."""
+    live = session.scalar(
+        select(Grant).where(Grant.iam_user == request.iam_user,
+                            Grant.kind == resource.kind.value, Grant.target == resource.target,
+                            Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))
+    if live is not None:
+        raise Conflict(f"<@{request.requester_id}> already has {resource.target} through "
+                       f"grant #{live.id} until {live.expires_at:%H:%M:%S} UTC; decide this "
+                       "request after that one has ended.")
 
 
 def _transition(session: Session, request_id: int, to: RequestStatus, actor: str,

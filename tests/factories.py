@@ -22,6 +22,11 @@ RESOURCE = "prod-admins"
 TWO_HOURS = timedelta(hours=2)
 
 
+def someone(n: int) -> dict[str, str]:
+    """Another requester with their own IAM user: one live grant per user and target."""
+    return {"requester": f"U0USER{n}", "iam_user": f"user{n}"}
+
+
 def make_catalog(resources: dict[str, dict] | None = None, **top: Any) -> Catalog:
     """The conftest catalog with some resource settings or top-level keys changed."""
     raw = copy.deepcopy(CATALOG)

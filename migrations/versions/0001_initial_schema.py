@@ -93,11 +93,16 @@ def upgrade() -> None:
     with op.batch_alter_table('grants', schema=None) as batch_op:
         batch_op.create_index('ix_grants_status_expires_at', ['status', 'expires_at'], unique=False)
         batch_op.create_index('ix_grants_status_warn_at', ['status', 'warn_at'], unique=False)
+        batch_op.create_index('uq_grants_live_access', ['iam_user', 'kind', 'target'],
+                              unique=True,
+                              sqlite_where=sa.text("status IN ('PENDING', 'ACTIVE')"),
+                              postgresql_where=sa.text("status IN ('PENDING', 'ACTIVE')"))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index('uq_grants_live_access')
         batch_op.drop_index('ix_grants_status_warn_at')
         batch_op.drop_index('ix_grants_status_expires_at')
 

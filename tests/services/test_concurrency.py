@@ -132,3 +132,27 @@ def test_racing_revokers_get_exactly_one_lease(race_sessions, catalog, clock):
     assert not any(isinstance(o, Exception) for o in outcomes), outcomes
     assert load_grant(race_sessions, grant_id).lease_owner == winners[0].lease_owner
 
+
+
+def test_racing_approvals_of_two_requests_for_the_same_access_grant_once(race_sessions, clock):
+    """Two resources naming one IAM group: only one live grant per user and group."""
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({"oncall-admins": {"kind": "iam_group", "group": "prod-admins",
+                                              "approvers": ["U0BOB", "U0DAVE"]}})
+    first = create_request(race_sessions, catalog, clock(), resource="prod-admins")
+    second = create_request(race_sessions, catalog, clock(), resource="oncall-admins")
+
+    def approve(request_id: int):
+        with race_sessions() as session, session.begin():
+            return requests.approve(session, catalog, request_id, APPROVER, clock()).id
+
+    outcomes = race(approve, [first, second] * (THREADS // 2))
+
+    assert sum(isinstance(o, int) for o in outcomes) == 1, outcomes
+    assert all(isinstance(o, (int, Conflict)) for o in outcomes), outcomes
+    with race_sessions() as session:
+        assert session.scalar(select(func.count(Grant.id))) == 1
+        statuses = sorted(s.value for s in session.scalars(
+            select(requests.AccessRequest.status)))
+    assert statuses == ["APPROVED", "PENDING"]  # the refused approval was rolled back

@@ -15,6 +15,7 @@ from tests.factories import (
     approved_grant,
     audit_trail,
     load_grant,
+    someone,
 )
 
 SYSTEM = audit.SYSTEM
@@ -184,8 +185,8 @@ def test_due_to_revoke_respects_next_attempt_and_lease(sessions, catalog, clock)
 
 def test_due_to_grant_lists_unleased_pending_grants(sessions, catalog, clock):
     pending = approved_grant(sessions, catalog, clock())
-    active_grant(sessions, catalog, clock())
-    leased = approved_grant(sessions, catalog, clock())
+    active_grant(sessions, catalog, clock(), **someone(2))
+    leased = approved_grant(sessions, catalog, clock(), **someone(3))
     step(sessions, grants.claim_to_grant, leased, "w1", clock())
 
     with sessions() as session:
@@ -236,7 +237,7 @@ def test_claim_warning_once_and_only_when_due(sessions, catalog, clock):
 
 def test_no_warning_for_pending_or_expired_grants(sessions, catalog, clock):
     pending = approved_grant(sessions, catalog, clock())
-    active = active_grant(sessions, catalog, clock())
+    active = active_grant(sessions, catalog, clock(), **someone(2))
     clock.now = load_grant(sessions, pending).warn_at
     assert step(sessions, grants.claim_warning, pending, clock()) is None
 
@@ -284,8 +285,8 @@ def test_end_early_refused_when_already_ended(sessions, catalog, clock, revoked)
 
 
 def test_live_grants_are_the_pending_and_active_ones(sessions, catalog, clock):
-    pending = approved_grant(sessions, catalog, clock())
-    active = active_grant(sessions, catalog, clock())
+    pending = approved_grant(sessions, catalog, clock(), **someone(2))
+    active = active_grant(sessions, catalog, clock(), **someone(3))
     ended = active_grant(sessions, catalog, clock())
     step(sessions, grants.end_early, ended, REQUESTER, clock())
     step(sessions, grants.claim_to_revoke, ended, "w1", clock())

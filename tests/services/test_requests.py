@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
 from services import audit, requests
-from services.errors import Conflict, NotAuthorized, NotFound
+from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from tests.factories import (
     APPROVER,
     IAM_USER,
@@ -21,6 +21,7 @@ from tests.factories import (
     grants_of,
     load_request,
     make_catalog,
+    someone,
 )
 
 SYSTEM = audit.SYSTEM
@@ -189,8 +190,8 @@ def test_approve_after_deny_is_a_conflict(sessions, catalog, clock):
 def test_expire_overdue_expires_only_requests_past_their_deadline(sessions, catalog, clock):
     first = create_request(sessions, catalog, clock())
     clock.advance(hours=1)
-    second = create_request(sessions, catalog, clock())
-    decided = create_request(sessions, catalog, clock() - timedelta(hours=1))
+    second = create_request(sessions, catalog, clock(), **someone(2))
+    decided = create_request(sessions, catalog, clock() - timedelta(hours=1), **someone(3))
     approve(sessions, catalog, decided, clock())
 
     clock.advance(hours=23)  # exactly first's decide_by
@@ -210,10 +211,10 @@ def test_expire_overdue_expires_only_requests_past_their_deadline(sessions, cata
 
 def test_unannounced_lists_pending_requests_never_fully_posted(sessions, catalog, clock):
     old = create_request(sessions, catalog, clock())
-    announced = create_request(sessions, catalog, clock())
-    decided = create_request(sessions, catalog, clock())
+    announced = create_request(sessions, catalog, clock(), **someone(2))
+    decided = create_request(sessions, catalog, clock(), **someone(3))
     clock.advance(minutes=5)
-    recent = create_request(sessions, catalog, clock())
+    recent = create_request(sessions, catalog, clock(), **someone(4))
     with sessions() as session, session.begin():
         requests.mark_announced(session, announced, clock())
         requests.deny(session, catalog, decided, APPROVER, None, clock())
@@ -314,3 +315,26 @@ def assert_untouched(sessions, request_id: int) -> None:
     assert request.decided_by is None and request.decided_at is None
     assert grants_of(sessions, request_id) == []
     assert audit_trail(sessions, request_id=request_id) == [(REQUESTER, "requested")]
+
+
+def test_a_second_request_for_the_same_resource_is_refused(sessions, catalog, clock):
+    first = create_request(sessions, catalog, clock())
+    with pytest.raises(InvalidInput, match=f"request #{first} is waiting"):
+        create_request(sessions, catalog, clock())
+    approve(sessions, catalog, first, clock())
+    with pytest.raises(InvalidInput, match="You already have prod-admins until"):
+        create_request(sessions, catalog, clock())
+    assert count(sessions, AccessRequest) == 1
+
+
+def test_approval_refused_while_the_same_access_is_live(sessions, clock):
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({"oncall-admins": {"kind": "iam_group", "group": "prod-admins",
+                                              "approvers": ["U0BOB"]}})
+    first = create_request(sessions, catalog, clock(), resource="prod-admins")
+    second = create_request(sessions, catalog, clock(), resource="oncall-admins")
+    approve(sessions, catalog, first, clock())
+    with pytest.raises(Conflict, match="already has prod-admins through grant"):
+        approve(sessions, catalog, second, clock())
+    assert load_request(sessions, second).status is RequestStatus.PENDING

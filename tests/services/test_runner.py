@@ -17,6 +17,7 @@ from tests.factories import (
     create_request,
     load_grant,
     load_request,
+    someone,
 )
 from tests.fakes.ports import (
     FakeDirectory,
@@ -424,7 +425,7 @@ def test_sweep_repairs_a_crash_between_claim_and_finish(sessions, catalog, clock
 
 def test_schedule_live_grants_gives_every_live_grant_a_timer(sessions, catalog, clock, runner,
                                                             timers):
-    pending = approved_grant(sessions, catalog, clock())
+    pending = approved_grant(sessions, catalog, clock(), **someone(2))
     active = live_grant(sessions, catalog, clock, runner)
     timers.scheduled.clear()
 
