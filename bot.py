@@ -17,6 +17,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamUserIndex, make_iam_client
@@ -115,8 +116,12 @@ def serve(settings: Settings) -> int:
     def healthy() -> bool:
         if not scheduler.running:
             return False
-        with components.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        try:
+            with components.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unreachable: %s", exc)
+            return False
         return True
 
     import waitress

@@ -16,6 +16,7 @@ from handlers import blocks
 from handlers.errors import user_message
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from jobs.background import Background
+from models import AccessRequest, transaction
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
@@ -61,8 +62,7 @@ class Listeners:
         self.catalog = deps.catalog
 
     def _transaction(self):
-        session = self.deps.sessions()
-        return _Txn(session)
+        return transaction(self.deps.sessions)
 
     # -- /request-access ------------------------------------------------------------
 
@@ -79,14 +79,12 @@ class Listeners:
                 self.deps.background.submit(_open_view, client, command["trigger_id"],
                                             blocks.request_form(self.catalog, user_id))
                 return
-            request_id = self._record(user_id, parsed)
+            request = self._record(user_id, parsed)
         except AccessBotError as exc:
             ack(text=user_message(exc), response_type="ephemeral")
             return
-        with self._transaction() as session:
-            request = request_ops.get_request(session, request_id)
         ack(text=blocks.recorded_text(request, parsed.resource), response_type="ephemeral")
-        self.deps.background.submit(self.deps.runner.announce, request_id)
+        self.deps.background.submit(self.deps.runner.announce, request.id)
 
     def submit_request_form(self, ack: Ack, body: dict, view: dict) -> None:
         user_id = body["user"]["id"]
@@ -97,7 +95,7 @@ class Listeners:
                 self.catalog, user_id, (selected or {}).get("value", ""),
                 _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
                 _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
-            request_id = self._record(user_id, draft)
+            request = self._record(user_id, draft)
         except FieldError as exc:
             ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
             return
@@ -105,13 +103,12 @@ class Listeners:
             ack(response_action="errors", errors={BlockId.RESOURCE: str(exc)})
             return
         ack()
-        self.deps.background.submit(self.deps.runner.announce, request_id)
+        self.deps.background.submit(self.deps.runner.announce, request.id)
 
-    def _record(self, user_id: str, draft: Draft) -> int:
+    def _record(self, user_id: str, draft: Draft) -> AccessRequest:
         with self._transaction() as session:
-            request = request_ops.create_request(session, self.catalog, user_id, draft,
-                                                 self.deps.clock())
-            return request.id
+            return request_ops.create_request(session, self.catalog, user_id, draft,
+                                              self.deps.clock())
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -173,26 +170,6 @@ class Listeners:
 
     def on_error(self, error: Exception, body: dict, logger) -> None:
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)
-
-
-class _Txn:
-    """A session with one transaction, committed on success and rolled back on error."""
-
-    def __init__(self, session: Session):
-        self.session = session
-
-    def __enter__(self) -> Session:
-        self.session.begin()
-        return self.session
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
 
 
 def _value(values: dict, block: str, action: str, key: str):

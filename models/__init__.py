@@ -1,7 +1,7 @@
 """SQLAlchemy 2.0 tables. The database is the source of truth for what the bot manages."""
 
 from models.base import Base, UtcDateTime
-from models.session import make_engine, make_session_factory
+from models.session import make_engine, make_session_factory, transaction
 from models.tables import (
     AccessRequest,
     ApprovalMessage,
@@ -13,5 +13,5 @@ from models.tables import (
 
 __all__ = [
     "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "Grant", "GrantStatus",
-    "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory",
+    "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory", "transaction",
 ]

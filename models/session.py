@@ -1,5 +1,8 @@
 """Engine and session factory; SQLite gets WAL, a busy timeout and write-ahead locking."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +22,13 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sessions: Callable[[], Session]) -> Iterator[Session]:
+    """One session, one transaction: committed on success, rolled back on error."""
+    with sessions() as session, session.begin():
+        yield session
 
 
 def _sqlite_serialised_writes(engine: Engine) -> None:

@@ -9,13 +9,12 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from models import Grant, GrantStatus, RequestStatus
+from models import Grant, GrantStatus, RequestStatus, transaction
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.audit import Action
@@ -66,10 +65,8 @@ class AccessRunner:
         self.clock = clock
         self.owner = owner or worker_id()
 
-    @contextmanager
     def transaction(self):
-        with self.sessions() as session, session.begin():
-            yield session
+        return transaction(self.sessions)
 
     # -- requests ---------------------------------------------------------------
 
