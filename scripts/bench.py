@@ -191,10 +191,16 @@ def burst(sender: SlackSender, bodies: list[str]) -> list[harness.Reply]:
 
 # -- phases -------------------------------------------------------------------------------
 
+def load_resources(args) -> list[str]:
+    """Phase 1 resources: a requester may have one open request per resource, so 50 users
+    make 200 requests over 4 resources (one IAM group each)."""
+    return [f"prod-admins-{k}" for k in range(math.ceil(args.rounds * args.burst / args.users))]
+
+
 def requesters_config(args, stack: Stack) -> dict:
     """Phases 1-2: IAM users tagged with their requester's Slack id, and the bot's config."""
-    iam = stack.moto.iam()
-    for group in ("prod-admins", "ops-admins"):
+    iam, groups = stack.moto.iam(), [*load_resources(args), "ops-admins"]
+    for group in groups:
         iam.create_group(GroupName=group)
     for i in range(args.users):
         iam.create_user(UserName=iam_name(i),
@@ -202,16 +208,19 @@ def requesters_config(args, stack: Stack) -> dict:
     resource = {"kind": "iam_group", "approvers": [APPROVER, "U0DAVE"], "min_duration": "1s",
                 "max_duration": "4h"}
     return {"approval_channel": "C0APPROVALS",
-            "resources": {g: {**resource, "group": g} for g in ("prod-admins", "ops-admins")}}
+            "resources": {g: {**resource, "group": g} for g in groups}}
 
 
 def measure_acks(args, stack: Stack, sender: SlackSender, db) -> dict:
     """Phase 1: HTTP round trip of slash commands, then of Approve clicks, in bursts."""
     result = {"command": [], "click": [], "command_failed": 0, "click_failed": 0}
     ids: list[int] = []
+    resources = load_resources(args)
     for n in range(args.rounds):
-        bodies = [sender.command_body(requester((n * args.burst + k) % args.users),
-                                      "prod-admins 1h bench load") for k in range(args.burst)]
+        sent = range(n * args.burst, (n + 1) * args.burst)
+        bodies = [sender.command_body(requester(j % args.users),
+                                      f"{resources[j // args.users]} 1h bench load")
+                  for j in sent]
         for reply in burst(sender, bodies):
             result["command"].append(reply.seconds * 1000)
             found = request_id(reply.body) if reply.status == 200 else None

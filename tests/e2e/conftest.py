@@ -21,6 +21,9 @@ E2E_CONFIG = {
             "kind": "iam_role", "role": "ProdReadOnly", "approvers": ["U0BOB"],
             "min_duration": "1s", "max_duration": "8h",
         },
+        "staging-admins": {  # its IAM group does not exist: grants fail
+            "kind": "iam_group", "group": "staging-admins", "approvers": ["U0BOB"],
+        },
     },
 }
 

@@ -214,7 +214,7 @@ def test_form_opens_and_submits(bot, sender, slack, aws):
     view = slack.wait_for(lambda: slack.calls("views.open"))[-1].args["view"]
     assert view["callback_id"] == ViewId.REQUEST_FORM
     options = [o["value"] for o in view["blocks"][0]["element"]["options"]]
-    assert options == ["prod-admins", "prod-readonly"]
+    assert options == ["prod-admins", "prod-readonly", "staging-admins"]
 
     def values(duration, reason):
         return {
@@ -330,3 +330,16 @@ def test_undecided_request_expires_and_every_copy_says_so(start_bot, slack, aws,
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     assert "expired before anyone decided" in refusal(slack)
     assert members(aws) == set()
+
+
+def test_a_grant_that_cannot_be_applied_is_reported(bot, sender, slack, aws, bot_env):
+    reply = sender.command("U0ALICE", "staging-admins 1h test the migration")
+    request_id = int(reply.json()["text"].split("#")[1].split()[0])
+    dm_containing(slack, "U0ALICE", f"Request #{request_id} for staging-admins")
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    dm = dm_containing(slack, "U0ALICE", "could not be put in place")
+    assert "IAM group staging-admins does not exist" in dm
+    alert = slack.wait_for(lambda: slack.messages("C0SECURITY"))[-1]
+    assert "Could not grant staging-admins to @U0ALICE" in read(alert)
+    with db(bot_env)() as session:
+        assert session.scalars(select(Grant)).one().status is GrantStatus.FAILED
