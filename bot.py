@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,21 +59,25 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     iam = make_iam_client()
     directory = IamUserIndex(iam)
     notifier = SlackNotifier(client, catalog)
+    background = Background()
     runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
-                          profiles=notifier, notifier=notifier)
+                          profiles=notifier, notifier=notifier, defer=background.submit)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      Background())
+                      background)
 
 
 def build_app(components: Components) -> App:
-    app = App(
-        signing_secret=components.settings.slack_signing_secret,
-        client=components.client,
-        # Listeners only touch the database and hand slow work to the background pool,
-        # so they run on the server's own threads: no queue behind Bolt's small pool.
-        process_before_response=True,
-        token_verification_enabled=False,
-    )
+    try:
+        app = App(
+            signing_secret=components.settings.slack_signing_secret,
+            client=components.client,
+            # Listeners ack at once and hand all work to the background pool, so they
+            # run on the server's own threads: no queue behind Bolt's small pool.
+            process_before_response=True,
+        )  # verifies the token once, here, and keeps the answer (no auth.test per request)
+    except (BoltError, SlackClientError, OSError) as exc:
+        raise ConfigError(
+            f"SLACK_BOT_TOKEN: could not verify the token with Slack: {exc}") from None
     register(app, Deps(components.sessions, components.catalog, components.runner,
                        components.background, utcnow))
     return app

@@ -14,6 +14,8 @@ CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 3},  # first try + 2 retries
     connect_timeout=5,
     read_timeout=10,
+    # the scheduler's and the background pool's threads share one client
+    max_pool_connections=32,
 )
 
 

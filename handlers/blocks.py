@@ -22,7 +22,7 @@ from slack_sdk.models.views import View
 from handlers.ids import ActionId, BlockId, ViewId
 from models import AccessRequest, Grant, GrantStatus, RequestStatus
 from services.catalog import Catalog, Resource
-from services.commands import MAX_REASON, USAGE
+from services.commands import MAX_REASON, USAGE, Draft
 from services.durations import format_duration
 
 Message = tuple[str, list[dict]]  # (fallback text, blocks)
@@ -95,22 +95,19 @@ def decision_text(request: AccessRequest) -> str:
     return line
 
 
-def _approvers(request: AccessRequest, resource: Resource) -> str:
-    return ", ".join(f"<@{a}>" for a in resource.approvers if a != request.requester_id)
-
-
-def recorded_text(request: AccessRequest, resource: Resource) -> str:
-    """The slash command's immediate answer."""
-    return (f":inbox_tray: Request #{request.id} for *{request.resource}* "
-            f"({format_duration(request.duration)}) is recorded; sending it to "
-            f"{_approvers(request, resource)} now.")
+def received_text(draft: Draft) -> str:
+    """The slash command's immediate answer, before anything is recorded."""
+    return (f":inbox_tray: Got it: *{draft.resource.name}* for "
+            f"{format_duration(draft.duration)}. I'll DM you the request number once it "
+            "is with the approvers.")
 
 
 def submitted_text(request: AccessRequest, resource: Resource) -> str:
     """The requester's DM once every approver has the request."""
+    approvers = ", ".join(f"<@{a}>" for a in resource.approvers if a != request.requester_id)
     return (f":hourglass_flowing_sand: Request #{request.id} for *{request.resource}* "
             f"({format_duration(request.duration)}) is waiting for "
-            f"{_approvers(request, resource)}. I'll message you here when it is decided.")
+            f"{approvers}. I'll message you here when it is decided.")
 
 
 def request_outcome(request: AccessRequest) -> Message:

@@ -1,22 +1,25 @@
-"""Slack listeners. Each reads the payload, calls one service, renders the answer.
+"""Slack listeners: ack first, then work.
 
-Answers that need only the database (validation, recording a request, a decision)
-travel in the acknowledgement itself, in milliseconds. Anything that talks to AWS or
-to Slack's Web API is handed to the background pool after the ack.
+A listener checks what it can in memory (the payload, the catalog), acknowledges
+within a millisecond or two, and hands everything else to the background pool: the
+database, AWS and Slack's Web API. No acknowledgement waits on another request's
+work. Answers that come later go back through the response_url, or as a DM.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from handlers import blocks
 from handlers.errors import user_message
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from jobs.background import Background
-from models import AccessRequest, transaction
+from models import transaction
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
@@ -34,6 +37,8 @@ from services.errors import AccessBotError
 from services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
+
+Reply = Callable[[str], None]  # tells the user who acted; ephemeral where Slack allows
 
 
 @dataclass
@@ -61,32 +66,28 @@ class Listeners:
         self.deps = deps
         self.catalog = deps.catalog
 
-    def _transaction(self):
-        return transaction(self.deps.sessions)
-
     # -- /request-access ------------------------------------------------------------
 
-    def request_access(self, ack: Ack, command: dict, client) -> None:
+    def request_access(self, ack: Ack, command: dict, respond: Respond,
+                       client: WebClient) -> None:
         user_id = command["user_id"]
         try:
             parsed = parse_command(command.get("text", ""), user_id, self.catalog)
-            if isinstance(parsed, ShowHelp):
-                text, body = blocks.help_message(self.catalog.requestable_by(user_id))
-                ack(text=text, blocks=body, response_type="ephemeral")
-                return
-            if isinstance(parsed, OpenForm):
-                ack()
-                self.deps.background.submit(_open_view, client, command["trigger_id"],
-                                            blocks.request_form(self.catalog, user_id))
-                return
-            request = self._record(user_id, parsed)
         except AccessBotError as exc:
             ack(text=user_message(exc), response_type="ephemeral")
             return
-        ack(text=blocks.recorded_text(request, parsed.resource), response_type="ephemeral")
-        self.deps.background.submit(self.deps.runner.announce, request.id)
+        if isinstance(parsed, ShowHelp):
+            text, body = blocks.help_message(self.catalog.requestable_by(user_id))
+            ack(text=text, blocks=body, response_type="ephemeral")
+        elif isinstance(parsed, OpenForm):
+            ack()
+            self._later(_open_view, client, command["trigger_id"],
+                        blocks.request_form(self.catalog, user_id))
+        else:
+            ack(text=blocks.received_text(parsed), response_type="ephemeral")
+            self._later(self._submit, user_id, parsed, _ephemeral(respond))
 
-    def submit_request_form(self, ack: Ack, body: dict, view: dict) -> None:
+    def submit_request_form(self, ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         user_id = body["user"]["id"]
         values = view["state"]["values"]
         selected = _value(values, BlockId.RESOURCE, ActionId.RESOURCE_SELECT, "selected_option")
@@ -95,7 +96,6 @@ class Listeners:
                 self.catalog, user_id, (selected or {}).get("value", ""),
                 _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
                 _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
-            request = self._record(user_id, draft)
         except FieldError as exc:
             ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
             return
@@ -103,78 +103,116 @@ class Listeners:
             ack(response_action="errors", errors={BlockId.RESOURCE: str(exc)})
             return
         ack()
-        self.deps.background.submit(self.deps.runner.announce, request.id)
+        self._later(self._submit, user_id, draft, _direct_message(client, user_id))
 
-    def _record(self, user_id: str, draft: Draft) -> AccessRequest:
-        with self._transaction() as session:
-            return request_ops.create_request(session, self.catalog, user_id, draft,
-                                              self.deps.clock())
+    def _submit(self, user_id: str, draft: Draft, reply: Reply) -> None:
+        try:
+            with transaction(self.deps.sessions) as session:
+                request = request_ops.create_request(session, self.catalog, user_id, draft,
+                                                     self.deps.clock())
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        self.deps.runner.announce(request.id)
 
     # -- decisions ---------------------------------------------------------------------
 
     def approve(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        try:
-            request_id = parse_id(action.get("value"))
-            with self._transaction() as session:
-                grant = request_ops.approve(session, self.catalog, request_id,
-                                            body["user"]["id"], self.deps.clock())
-                grant_id = grant.id
-        except AccessBotError as exc:
-            self._refuse(respond, exc)
-            return
-        self.deps.background.submit(self.deps.runner.apply_grant, grant_id)
-        self.deps.background.submit(self.deps.runner.refresh_messages, request_id)
+        self._later(self._approve, action.get("value"), body["user"]["id"], _ephemeral(respond))
 
-    def deny(self, ack: Ack, body: dict, action: dict, respond: Respond, client) -> None:
+    def _approve(self, value: str | None, approver_id: str, reply: Reply) -> None:
+        try:
+            request_id = parse_id(value)
+            with transaction(self.deps.sessions) as session:
+                grant = request_ops.approve(session, self.catalog, request_id, approver_id,
+                                            self.deps.clock())
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        self._later(self.deps.runner.refresh_messages, request_id)
+        self.deps.runner.apply_grant(grant.id)
+
+    def deny(self, ack: Ack, body: dict, action: dict, respond: Respond,
+             client: WebClient) -> None:
         ack()
-        try:
-            request_id = parse_id(action.get("value"))
-            with self._transaction() as session:
-                request = request_ops.check_can_decide(session, self.catalog, request_id,
-                                                       body["user"]["id"])
-        except AccessBotError as exc:
-            self._refuse(respond, exc)
-            return
-        self.deps.background.submit(_open_view, client, body["trigger_id"],
-                                    blocks.deny_form(request))
+        self._later(self._ask_deny_reason, action.get("value"), body["user"]["id"],
+                    body["trigger_id"], client, _ephemeral(respond))
 
-    def submit_deny_form(self, ack: Ack, body: dict, view: dict) -> None:
-        reason = _value(view["state"]["values"], BlockId.DENY_REASON, ActionId.DENY_REASON_INPUT,
-                        "value")
+    def _ask_deny_reason(self, value: str | None, approver_id: str, trigger_id: str,
+                         client: WebClient, reply: Reply) -> None:
         try:
-            request_id = parse_id(view.get("private_metadata"))
-            with self._transaction() as session:
-                request_ops.deny(session, self.catalog, request_id, body["user"]["id"], reason,
+            request_id = parse_id(value)
+            with transaction(self.deps.sessions) as session:
+                request = request_ops.check_can_decide(session, self.catalog, request_id,
+                                                       approver_id)
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        _open_view(client, trigger_id, blocks.deny_form(request))
+
+    def submit_deny_form(self, ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        ack()
+        reason = _value(view["state"]["values"], BlockId.DENY_REASON,
+                        ActionId.DENY_REASON_INPUT, "value")
+        approver_id = body["user"]["id"]
+        self._later(self._deny, view.get("private_metadata"), approver_id, reason,
+                    _direct_message(client, approver_id))
+
+    def _deny(self, value: str | None, approver_id: str, reason: str | None,
+              reply: Reply) -> None:
+        try:
+            request_id = parse_id(value)
+            with transaction(self.deps.sessions) as session:
+                request_ops.deny(session, self.catalog, request_id, approver_id, reason,
                                  self.deps.clock())
         except AccessBotError as exc:
-            ack(response_action="errors", errors={BlockId.DENY_REASON: user_message(exc)})
+            reply(user_message(exc))
             return
-        ack()
-        self.deps.background.submit(self.deps.runner.refresh_messages, request_id)
+        self.deps.runner.refresh_messages(request_id)
 
     def end_grant(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
-        try:
-            grant_id = parse_id(action.get("value"))
-            with self._transaction() as session:
-                grant_ops.end_early(session, grant_id, body["user"]["id"], self.deps.clock())
-        except AccessBotError as exc:
-            self._refuse(respond, exc)
-            return
-        self.deps.background.submit(self.deps.runner.end_now, grant_id)
+        self._later(self._end_grant, action.get("value"), body["user"]["id"],
+                    _ephemeral(respond))
 
-    def _refuse(self, respond: Respond, error: AccessBotError) -> None:
-        self.deps.background.submit(partial(respond, text=user_message(error),
-                                            response_type="ephemeral", replace_original=False))
+    def _end_grant(self, value: str | None, user_id: str, reply: Reply) -> None:
+        try:
+            grant_id = parse_id(value)
+            with transaction(self.deps.sessions) as session:
+                grant_ops.end_early(session, grant_id, user_id, self.deps.clock())
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        self.deps.runner.end_now(grant_id)
 
     def on_error(self, error: Exception, body: dict, logger) -> None:
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)
+
+    def _later(self, fn: Callable, *args) -> None:
+        self.deps.background.submit(fn, *args)
+
+
+def _ephemeral(respond: Respond) -> Reply:
+    return partial(_send_ephemeral, respond)
+
+
+def _send_ephemeral(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def _direct_message(client: WebClient, user_id: str) -> Reply:
+    """For views, which have no response_url: the answer goes to the user's DM."""
+    return partial(_send_direct_message, client, user_id)
+
+
+def _send_direct_message(client: WebClient, user_id: str, text: str) -> None:
+    client.chat_postMessage(channel=user_id, text=text)
 
 
 def _value(values: dict, block: str, action: str, key: str):
     return (values.get(block) or {}).get(action, {}).get(key)
 
 
-def _open_view(client, trigger_id: str, view: dict) -> None:
+def _open_view(client: WebClient, trigger_id: str, view: dict) -> None:
     client.views_open(trigger_id=trigger_id, view=view)

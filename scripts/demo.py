@@ -125,8 +125,9 @@ def run_story(out: Transcript, sender: SlackSender, slack: FakeSlack, iam) -> No
     reply = sender.command("U0ALICE", f"prod-admins {GRANT} rotate the TLS certificate")
     out.show(f"accessbot (only you can see this; answered in {reply.seconds * 1000:.0f} ms)",
              reply.json()["text"])
-    request_id = reply.json()["text"].split("#")[1].split()[0]
-    slack.wait_for(lambda: any("waiting for" in m.get("text", "") for m in slack.dm("U0ALICE")))
+    dm = slack.wait_for(lambda: next((m["text"] for m in slack.dm("U0ALICE")
+                                      if "waiting for" in m.get("text", "")), None))
+    request_id = dm.split("Request #")[1].split()[0]
     out.new_messages()
     print(f"    {iam_state(iam)}")
 

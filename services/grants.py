@@ -18,7 +18,9 @@ from services.audit import Action
 from services.errors import Conflict, NotAuthorized, NotFound
 from services.ports import GrantSpec
 
-LEASE = timedelta(seconds=120)
+# Longer than the slowest AWS call with its retries (aws/session.py: 3 x (5 s + 10 s)),
+# so a live worker never loses its lease; a crashed worker's lease delays others this long.
+LEASE = timedelta(seconds=60)
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=10)
 ALERT_AFTER_ATTEMPTS = 5

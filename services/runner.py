@@ -54,7 +54,7 @@ class AccessRunner:
     def __init__(self, sessions: Callable[[], Session], catalog: Catalog,
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  notifier: Notifier, timers: Timers | None = None, clock: Clock = utcnow,
-                 owner: str | None = None):
+                 owner: str | None = None, defer: Callable[..., object] | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
@@ -64,6 +64,9 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
+        # where fire-and-forget messages are sent from, so that a slow Slack never holds
+        # a revocation worker; None sends them in the calling thread
+        self.defer = defer
 
     def transaction(self):
         return transaction(self.sessions)
@@ -265,6 +268,13 @@ class AccessRunner:
             self.timers.schedule(WARN_JOB, grant.id, grant.warn_at)
 
     def _notify(self, send: Callable, *args) -> None:
+        if self.defer is not None:
+            self.defer(self._deliver, send, *args)
+        else:
+            self._deliver(send, *args)
+
+    @staticmethod
+    def _deliver(send: Callable, *args) -> None:
         """Messages are best effort: the database already holds the truth."""
         try:
             send(*args)

@@ -45,13 +45,14 @@ def db(bot_env):
 
 
 def request_via_command(sender, slack, user="U0ALICE", text="prod-admins 4s deploy hotfix 123"):
+    """Send the command; return the request id from the DM that follows the posting."""
     reply = sender.command(user, text)
     assert reply.status == 200, reply
-    assert "Request #" in reply.json()["text"]
-    request_id = int(reply.json()["text"].split("#")[1].split()[0])
+    resource = text.split()[0]
+    assert f"Got it: {resource}" in read(reply.json())
     # the requester hears "waiting for" once every approver's copy is posted
-    dm_containing(slack, user, f"Request #{request_id} for prod")
-    return request_id
+    dm = dm_containing(slack, user, f"for {resource} (")
+    return int(dm.split("Request #")[1].split()[0])
 
 
 def test_request_approve_grant_warn_revoke(bot, sender, slack, aws, bot_env):
@@ -247,9 +248,8 @@ def test_requester_without_iam_user_is_told(bot, sender, slack, bot_env):
 
 
 def test_requester_matched_by_email_tag(bot, sender, slack, aws):
-    reply = sender.command("U0CAROL", "prod-admins 1h incident 42")
-    request_id = int(reply.json()["text"].split("#")[1].split()[0])
-    slack.wait_for(lambda: slack.dm("U0BOB"))
+    request_id = request_via_command(sender, slack, user="U0CAROL",
+                                     text="prod-admins 1h incident 42")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     slack.wait_for(lambda: "carol" in members(aws))
 
@@ -290,7 +290,7 @@ def test_restart_revokes_what_expired_while_the_bot_was_down(start_bot, slack, a
     sender = SlackSender(bot.url, slack.url)
     request_id = request_via_command(sender, slack, text="prod-admins 3s short task")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
-    slack.wait_for(lambda: "alice" in members(aws))
+    dm_containing(slack, "U0ALICE", "You have prod-admins until")  # the grant is recorded
     bot.crash()
     time.sleep(3.5)
     assert "alice" in members(aws)  # nobody revoked it while the bot was down
@@ -333,9 +333,7 @@ def test_undecided_request_expires_and_every_copy_says_so(start_bot, slack, aws,
 
 
 def test_a_grant_that_cannot_be_applied_is_reported(bot, sender, slack, aws, bot_env):
-    reply = sender.command("U0ALICE", "staging-admins 1h test the migration")
-    request_id = int(reply.json()["text"].split("#")[1].split()[0])
-    dm_containing(slack, "U0ALICE", f"Request #{request_id} for staging-admins")
+    request_id = request_via_command(sender, slack, text="staging-admins 1h test the migration")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     dm = dm_containing(slack, "U0ALICE", "could not be put in place")
     assert "IAM group staging-admins does not exist" in dm
@@ -343,3 +341,11 @@ def test_a_grant_that_cannot_be_applied_is_reported(bot, sender, slack, aws, bot
     assert "Could not grant staging-admins to @U0ALICE" in read(alert)
     with db(bot_env)() as session:
         assert session.scalars(select(Grant)).one().status is GrantStatus.FAILED
+
+
+def test_a_second_request_for_the_same_resource_is_refused(bot, sender, slack, bot_env):
+    first = request_via_command(sender, slack, text="prod-admins 1h first")
+    assert sender.command("U0ALICE", "prod-admins 1h again").status == 200
+    assert f"request #{first} is waiting for an approver" in refusal(slack)
+    with db(bot_env)() as session:
+        assert session.scalar(select(func.count(AccessRequest.id))) == 1

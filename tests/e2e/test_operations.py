@@ -52,6 +52,8 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
         for thread in threads:
             thread.join()
         slack.wait_for(lambda: len(members(aws)) == len(users), timeout=15)
+        for user in users:  # every grant is recorded as active before the crash
+            dm_containing(slack, user, "You have prod-admins until")
 
         # both crash; both come back after expiry and race to revoke the same grants
         for bot in bots:
@@ -88,7 +90,7 @@ def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_
     sender = SlackSender(bot.url, slack.url)
     request_id = request_via_command(sender, slack, text="prod-admins 2s cron test")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
-    slack.wait_for(lambda: "alice" in members(aws))
+    dm_containing(slack, "U0ALICE", "You have prod-admins until")  # the grant is recorded
     bot.crash()
     time.sleep(2.5)
 
