@@ -13,6 +13,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+import waitress
+from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
@@ -105,19 +107,29 @@ class WebApp:
         return [b"not found\n"]
 
 
+def start_scheduler(components: Components) -> BackgroundScheduler:
+    """Exact-time timers for every live grant, then the periodic jobs (the sweep first)."""
+    scheduler = make_scheduler()
+    runner = components.runner
+    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: runner.revoke_grant,
+                                                WARN_JOB: runner.warn})
+    scheduler.start()
+    live = runner.schedule_live_grants()
+    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh),
+                      {"sweep": components.catalog.sweep_interval})
+    log.info("scheduler running; %d live grants have timers", live)
+    return scheduler
+
+
 def serve(settings: Settings) -> int:
+    # Hand the GIL over every 1 ms instead of 5 ms: an ack waiting behind background
+    # work (ORM, JSON) gets its turn sooner. Measured with `make bench`.
+    sys.setswitchinterval(0.001)
     catalog = load_catalog(settings.config_path)
     upgrade(settings.database_url)
     components = build(settings, catalog)
     app = build_app(components)
-    scheduler = make_scheduler()
-    components.runner.timers = SchedulerTimers(scheduler, {
-        REVOKE_JOB: components.runner.revoke_grant, WARN_JOB: components.runner.warn})
-    scheduler.start()
-    live = components.runner.schedule_live_grants()
-    add_periodic_jobs(scheduler, JobContext(components.runner, components.directory.refresh),
-                      {"sweep": catalog.sweep_interval})
-    log.info("scheduler running; %d live grants have timers", live)
+    scheduler = start_scheduler(components)
 
     def healthy() -> bool:
         if not scheduler.running:
@@ -130,10 +142,8 @@ def serve(settings: Settings) -> int:
             return False
         return True
 
-    import waitress
-
     server = waitress.create_server(WebApp(app, healthy), host="0.0.0.0", port=settings.port,
-                                    threads=16, ident="accessbot")
+                                    threads=32, ident="accessbot")
     stop = threading.Event()
 
     def shutdown(signum, _frame):
