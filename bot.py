@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
@@ -130,9 +131,12 @@ def serve(settings: Settings) -> int:
     components = build(settings, catalog)
     app = build_app(components)
     scheduler = start_scheduler(components)
+    socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
 
     def healthy() -> bool:
         if not scheduler.running:
+            return False
+        if socket_mode is not None and not socket_mode.client.is_connected():
             return False
         try:
             with components.engine.connect() as connection:
@@ -153,21 +157,32 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        SocketModeHandler(app, settings.slack_app_token).connect()
-        log.info("Socket Mode connected; health check on :%d/healthz", settings.port)
-    else:
-        log.info("listening on :%d (POST /slack/events, GET /healthz)", settings.port)
+    log.info("listening on :%d (%s, GET /healthz)", settings.port,
+             "Socket Mode" if socket_mode else "POST /slack/events")
     try:
         server.run()
     except (OSError, ValueError):
         if not stop.is_set():  # closing the socket from the handler ends run() this way
             raise
+    if socket_mode is not None:
+        socket_mode.close()
     scheduler.shutdown(wait=False)
     components.background.shutdown(wait=True)
     return 0
+
+
+def connect_socket_mode(app: App, settings: Settings) -> SocketModeHandler:
+    handler = SocketModeHandler(app, settings.slack_app_token)
+    try:
+        handler.connect()
+    except (SlackClientError, OSError) as exc:
+        raise ConfigError(f"SLACK_APP_TOKEN: could not open a Socket Mode connection: {exc}") \
+            from None
+    if not handler.client.is_connected():
+        raise ConfigError("SLACK_APP_TOKEN: Slack gave a Socket Mode URL, but connecting to it "
+                          "failed (see the log above)")
+    log.info("Socket Mode connected")
+    return handler
 
 
 def run_job(settings: Settings, name: str) -> int:

@@ -54,8 +54,9 @@ class _Server(ThreadingHTTPServer):
 
 class FakeSlack:
     def __init__(self, users: dict[str, dict] | None = None, latency: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, socket_mode_url: str | None = None):
         self.latency = latency
+        self.socket_mode_url = socket_mode_url  # what apps.connections.open answers
         self._addr = (host, port)
         self._lock = threading.RLock()
         self._calls: list[Call] = []
@@ -210,6 +211,11 @@ class FakeSlack:
     # -- API methods (called with the lock held; return the body minus "ok") --
     def _api_auth_test(self, args: dict) -> dict:
         return dict(AUTH)
+
+    def _api_apps_connections_open(self, args: dict) -> dict:
+        if not self.socket_mode_url:
+            return {"ok": False, "error": "fake_socket_mode_url_not_set"}
+        return {"url": self.socket_mode_url}
 
     def _api_chat_postMessage(self, args: dict) -> dict:
         if not args.get("channel"):
