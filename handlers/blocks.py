@@ -52,20 +52,25 @@ _REQUEST_STATUS = {
 
 def request_message(request: AccessRequest, resource: Resource | None) -> Message:
     """The approvers' copy of a request, for every status; buttons only while pending."""
-    summary = (f"<@{request.requester_id}> requests *{request.resource}* for "
-               f"*{format_duration(request.duration)}*")
+    extension = request.extends_grant_id is not None
+    title = f"{'Extension' if extension else 'Access'} request #{request.id}"
+    duration = format_duration(request.duration)
+    asked = f"*{duration} more* on *{request.resource}*" if extension \
+        else f"*{request.resource}* for *{duration}*"
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=f"Access request #{request.id}")),
-        SectionBlock(text=_md(summary), fields=[
+        HeaderBlock(text=PlainTextObject(text=title)),
+        SectionBlock(text=_md(f"<@{request.requester_id}> {_asks(request)} {asked}"), fields=[
             _md(f"*Resource*\n{request.resource}"
                 + (f"\n_{resource.description}_" if resource and resource.description else "")),
-            _md(f"*Duration*\n{format_duration(request.duration)}"),
+            _md(f"*{'More time' if extension else 'Duration'}*\n{duration}"),
             _md(f"*Requester*\n<@{request.requester_id}>"
                 + (f" (IAM user `{request.iam_user}`)" if request.iam_user else "")),
             _md(f"*Requested*\n{slack_time(request.created_at)}"),
         ]),
-        SectionBlock(text=_md(f"*Reason*\n>{request.reason}")),
     ]
+    if extension:
+        blocks.append(SectionBlock(text=_md(_extension_text(request, slack_time))))
+    blocks.append(SectionBlock(text=_md(f"*Reason*\n>{request.reason}")))
     if request.status is RequestStatus.PENDING:
         blocks.append(ActionsBlock(block_id=BlockId.DECISION, elements=[
             ButtonElement(text="Approve", action_id=ActionId.APPROVE, value=str(request.id),
@@ -80,9 +85,29 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
     else:
         blocks.append(SectionBlock(text=_md(decision_text(request))))
         status_text = request.status.value.lower()
-    text = (f"Access request #{request.id}: {request.requester_id} requests {request.resource} "
-            f"for {format_duration(request.duration)} ({status_text})")
+    text = (f"{title}: {request.requester_id} {_asks(request)} {asked.replace('*', '')}"
+            + (f"; {_extension_text(request, _utc)}" if extension else "")
+            + f" ({status_text})")
     return text, _dump(blocks)
+
+
+def _asks(request: AccessRequest) -> str:
+    return "asks for" if request.extends_grant_id is not None else "requests"
+
+
+def _extension_text(request: AccessRequest, show_time) -> str:
+    """Which grant an extension is for, and until when that access runs now."""
+    line = f"extension of grant #{request.extends_grant_id}"
+    grant = request.extended_grant
+    if grant is None:
+        return line
+    if grant.status in (GrantStatus.PENDING, GrantStatus.ACTIVE):
+        return f"{line}: access currently runs until {show_time(grant.expires_at)}"
+    return f"{line}, which has ended ({show_time(grant.revoked_at or grant.expires_at)})"
+
+
+def _utc(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def decision_text(request: AccessRequest) -> str:
@@ -90,7 +115,8 @@ def decision_text(request: AccessRequest) -> str:
     line = _REQUEST_STATUS[request.status].format(
         who=request.decided_by, when=slack_time(request.decided_at or request.created_at),
         reason=request.decision_reason or "")
-    if request.status is RequestStatus.DENIED and request.decision_reason:
+    if request.status in (RequestStatus.DENIED, RequestStatus.APPROVED) \
+            and request.decision_reason:  # a denial's reason; a capped extension's note
         line += f"\n>{request.decision_reason}"
     return line
 
@@ -105,23 +131,27 @@ def received_text(draft: Draft) -> str:
 def submitted_text(request: AccessRequest, resource: Resource) -> str:
     """The requester's DM once every approver has the request."""
     approvers = ", ".join(f"<@{a}>" for a in resource.approvers if a != request.requester_id)
-    return (f":hourglass_flowing_sand: Request #{request.id} for *{request.resource}* "
-            f"({format_duration(request.duration)}) is waiting for "
+    duration = format_duration(request.duration)
+    asked = f"{duration} more on *{request.resource}*" if request.extends_grant_id is not None \
+        else f"*{request.resource}* ({duration})"
+    return (f":hourglass_flowing_sand: Request #{request.id} for {asked} is waiting for "
             f"{approvers}. I'll message you here when it is decided.")
 
 
 def request_outcome(request: AccessRequest) -> Message:
     """The requester's DM after a denial, an expiry or a failure to submit."""
+    subject = f"*{request.resource}*" if request.extends_grant_id is None \
+        else f"more time on *{request.resource}*"
     if request.status is RequestStatus.DENIED:
-        text = (f":no_entry: Your request #{request.id} for *{request.resource}* was denied "
+        text = (f":no_entry: Your request #{request.id} for {subject} was denied "
                 f"by <@{request.decided_by}>.")
         if request.decision_reason:
             text += f"\n>{request.decision_reason}"
     elif request.status is RequestStatus.EXPIRED:
-        text = (f":hourglass: Your request #{request.id} for *{request.resource}* expired: "
+        text = (f":hourglass: Your request #{request.id} for {subject} expired: "
                 "nobody decided in time. Ask again if you still need it.")
     else:
-        text = (f":x: Your request #{request.id} for *{request.resource}* could not be "
+        text = (f":x: Your request #{request.id} for {subject} could not be "
                 f"submitted: {request.decision_reason}")
     return text, _dump([SectionBlock(text=_md(text))])
 
@@ -136,11 +166,14 @@ def grant_message(grant: Grant) -> Message:
                      "your IAM user name; IAM itself refuses after the expiry time.")
         blocks: list[Block] = [
             SectionBlock(text=_md(text)),
-            ActionsBlock(block_id=BlockId.GRANT_ACTIONS, elements=[ButtonElement(
-                text="I'm done, revoke now", action_id=ActionId.END_GRANT, value=str(grant.id),
-                confirm=ConfirmObject(title="End your access now?",
-                                      text=f"This removes {grant.resource} at once.",
-                                      confirm="Revoke now", deny="Keep it")),
+            ActionsBlock(block_id=BlockId.GRANT_ACTIONS, elements=[
+                ButtonElement(
+                    text="I'm done, revoke now", action_id=ActionId.END_GRANT,
+                    value=str(grant.id),
+                    confirm=ConfirmObject(title="End your access now?",
+                                          text=f"This removes {grant.resource} at once.",
+                                          confirm="Revoke now", deny="Keep it")),
+                _more_time_button(grant),
             ]),
         ]
     elif grant.status is GrantStatus.REVOKED:
@@ -157,11 +190,26 @@ def grant_message(grant: Grant) -> Message:
     return text, _dump(blocks)
 
 
+def _more_time_button(grant: Grant) -> ButtonElement:
+    return ButtonElement(text="Ask for more time", action_id=ActionId.EXTEND_GRANT,
+                         value=str(grant.id))
+
+
+def extension_granted(grant: Grant, request: AccessRequest) -> Message:
+    """The requester's DM once an extension is approved and in place."""
+    text = (f":alarm_clock: <@{request.decided_by}> approved request #{request.id}: you now "
+            f"have *{grant.resource}* until {slack_time(grant.expires_at)}.")
+    if request.decision_reason:  # capped at the resource's max_duration
+        text += f"\n>{request.decision_reason}"
+    return text, _dump([SectionBlock(text=_md(text))])
+
+
 def expiry_warning(grant: Grant, now: datetime) -> Message:
     left = format_duration(grant.expires_at - now)
     text = (f":alarm_clock: Your access to *{grant.resource}* ends in about {left}, at "
-            f"{slack_time(grant.expires_at)}. Request it again if you need more time.")
-    return text, _dump([SectionBlock(text=_md(text))])
+            f"{slack_time(grant.expires_at)}. Need longer? Ask for more time.")
+    return text, _dump([SectionBlock(text=_md(text)), ActionsBlock(
+        block_id=BlockId.GRANT_ACTIONS, elements=[_more_time_button(grant)])])
 
 
 def help_message(resources: list[Resource]) -> Message:
@@ -214,5 +262,30 @@ def deny_form(request: AccessRequest) -> dict:
             InputBlock(block_id=BlockId.DENY_REASON, label="Reason (optional)", optional=True,
                        element=PlainTextInputElement(action_id=ActionId.DENY_REASON_INPUT,
                                                      multiline=True, max_length=MAX_REASON)),
+        ],
+    ).to_dict()
+
+
+def extend_form(grant: Grant, resource: Resource) -> dict:
+    """The "Ask for more time" modal; private_metadata carries the grant id."""
+    approvers = ", ".join(f"<@{a}>" for a in resource.approvers if a != grant.requester_id)
+    return View(
+        type="modal", callback_id=ViewId.EXTEND_FORM, title="Ask for more time",
+        submit="Ask", close="Cancel", private_metadata=str(grant.id),
+        blocks=[
+            SectionBlock(text=_md(f"You have *{grant.resource}* until "
+                                  f"{slack_time(grant.expires_at)}. {approvers} will be asked "
+                                  "to approve more time.")),
+            InputBlock(block_id=BlockId.DURATION, label="More time", optional=True,
+                       hint=f"Like 30m or 2h ({resource.limits_text()}). The access never "
+                            f"runs longer than {format_duration(resource.max_duration)} "
+                            "past the approval.",
+                       element=PlainTextInputElement(
+                           action_id=ActionId.DURATION_INPUT, max_length=20,
+                           placeholder=format_duration(resource.default_duration))),
+            InputBlock(block_id=BlockId.REASON, label="Reason",
+                       element=PlainTextInputElement(action_id=ActionId.REASON_INPUT,
+                                                     multiline=True, max_length=MAX_REASON,
+                                                     placeholder="Why do you need longer?")),
         ],
     ).to_dict()

@@ -7,6 +7,7 @@ class ActionId(StrEnum):
     APPROVE = "accessbot.approve"
     DENY = "accessbot.deny"
     END_GRANT = "accessbot.end_grant"
+    EXTEND_GRANT = "accessbot.extend_grant"
     RESOURCE_SELECT = "accessbot.resource_select"
     DURATION_INPUT = "accessbot.duration_input"
     REASON_INPUT = "accessbot.reason_input"
@@ -25,6 +26,7 @@ class BlockId(StrEnum):
 class ViewId(StrEnum):
     REQUEST_FORM = "accessbot.request_form"
     DENY_FORM = "accessbot.deny_form"
+    EXTEND_FORM = "accessbot.extend_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

@@ -20,16 +20,19 @@ from handlers.errors import user_message
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from jobs.background import Background
 from models import transaction
+from services import extensions
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
 from services.clock import Clock
 from services.commands import (
     Draft,
+    ExtensionDraft,
     FieldError,
     OpenForm,
     ShowHelp,
     make_draft,
+    make_extension_draft,
     parse_command,
     parse_id,
 )
@@ -58,6 +61,8 @@ def register(app: App, deps: Deps) -> None:
     app.action(ActionId.DENY.value)(listeners.deny)
     app.view(ViewId.DENY_FORM.value)(listeners.submit_deny_form)
     app.action(ActionId.END_GRANT.value)(listeners.end_grant)
+    app.action(ActionId.EXTEND_GRANT.value)(listeners.extend_grant)
+    app.view(ViewId.EXTEND_FORM.value)(listeners.submit_extend_form)
     app.error(listeners.on_error)
 
 
@@ -131,7 +136,10 @@ class Listeners:
             reply(user_message(exc))
             return
         self._later(self.deps.runner.refresh_messages, request_id)
-        self.deps.runner.apply_grant(grant.id)
+        if grant.request_id == request_id:
+            self.deps.runner.apply_grant(grant.id)
+        else:  # an extension: the grant came from an earlier request and runs longer now
+            self.deps.runner.extend_grant(grant.id)
 
     def deny(self, ack: Ack, body: dict, action: dict, respond: Respond,
              client: WebClient) -> None:
@@ -185,6 +193,53 @@ class Listeners:
             reply(user_message(exc))
             return
         self.deps.runner.end_now(grant_id)
+
+    # -- more time -----------------------------------------------------------------------
+
+    def extend_grant(self, ack: Ack, body: dict, action: dict, respond: Respond,
+                     client: WebClient) -> None:
+        ack()
+        self._later(self._open_extend_form, action.get("value"), body["user"]["id"],
+                    body["trigger_id"], client, _ephemeral(respond))
+
+    def _open_extend_form(self, value: str | None, user_id: str, trigger_id: str,
+                          client: WebClient, reply: Reply) -> None:
+        try:
+            grant_id = parse_id(value)
+            with transaction(self.deps.sessions) as session:
+                grant, resource = extensions.check_can_extend(session, self.catalog, grant_id,
+                                                              user_id, self.deps.clock())
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        _open_view(client, trigger_id, blocks.extend_form(grant, resource))
+
+    def submit_extend_form(self, ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        user_id = body["user"]["id"]
+        values = view["state"]["values"]
+        try:
+            draft = make_extension_draft(
+                view.get("private_metadata"),
+                _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
+                _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
+        except FieldError as exc:
+            ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
+            return
+        except AccessBotError as exc:  # the grant id in private_metadata is not one
+            ack(response_action="errors", errors={BlockId.REASON: str(exc)})
+            return
+        ack()
+        self._later(self._submit_extension, user_id, draft, _direct_message(client, user_id))
+
+    def _submit_extension(self, user_id: str, draft: ExtensionDraft, reply: Reply) -> None:
+        try:
+            with transaction(self.deps.sessions) as session:
+                request = extensions.request_extension(session, self.catalog, user_id, draft,
+                                                       self.deps.clock())
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return
+        self.deps.runner.announce(request.id)
 
     def on_error(self, error: Exception, body: dict, logger) -> None:
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)

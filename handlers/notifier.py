@@ -76,6 +76,15 @@ class SlackNotifier:
         return answer["channel"], answer["ts"]
 
     @_slack_call
+    def grant_extended(self, grant: Grant, request: AccessRequest) -> None:
+        text, body = blocks.extension_granted(grant, request)
+        self.client.chat_postMessage(channel=grant.requester_id, text=text, blocks=body)
+        if grant.dm_channel and grant.dm_ts:  # the grant DM shows the new expiry, in place
+            text, body = blocks.grant_message(grant)
+            self.client.chat_update(channel=grant.dm_channel, ts=grant.dm_ts, text=text,
+                                    blocks=body)
+
+    @_slack_call
     def grant_expiring(self, grant: Grant) -> None:
         text, body = blocks.expiry_warning(grant, self.clock())
         self.client.chat_postMessage(channel=grant.requester_id, text=text, blocks=body)

@@ -19,7 +19,8 @@ from models.base import Base, UtcDateTime
 
 class RequestStatus(StrEnum):
     PENDING = "PENDING"      # waiting for an approver
-    APPROVED = "APPROVED"    # decided; a Grant row carries the access from here on
+    APPROVED = "APPROVED"    # decided; a Grant row carries the access from here on (an
+                             # extension: the grant it extends runs longer)
     DENIED = "DENIED"
     EXPIRED = "EXPIRED"      # nobody decided in time
     FAILED = "FAILED"        # could not be submitted (e.g. no IAM user for the requester)
@@ -33,6 +34,7 @@ class GrantStatus(StrEnum):
 
 
 LIVE_GRANT = text("status IN ('PENDING', 'ACTIVE')")
+PENDING_REQUEST = text("status = 'PENDING'")
 
 
 def _enum(cls) -> Enum:
@@ -58,13 +60,25 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # set for "more time" on a live grant: approving it moves that grant's expiry instead
+    # of creating a grant; use_alter because grants refers back to access_requests
+    extends_grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", use_alter=True))
 
     messages: Mapped[list["ApprovalMessage"]] = relationship(
         back_populates="request", order_by="ApprovalMessage.id"
     )
-    grant: Mapped["Grant | None"] = relationship(back_populates="request")
+    grant: Mapped["Grant | None"] = relationship(back_populates="request",
+                                                 foreign_keys="Grant.request_id")
+    # loaded with the request: every approval message of an extension shows the grant's expiry
+    extended_grant: Mapped["Grant | None"] = relationship(foreign_keys=[extends_grant_id],
+                                                          lazy="joined")
 
-    __table_args__ = (Index("ix_access_requests_status_decide_by", "status", "decide_by"),)
+    __table_args__ = (
+        Index("ix_access_requests_status_decide_by", "status", "decide_by"),
+        # one pending extension per grant, also when two submissions race
+        Index("uq_access_requests_pending_extension", "extends_grant_id", unique=True,
+              sqlite_where=PENDING_REQUEST, postgresql_where=PENDING_REQUEST),
+    )
 
 
 class ApprovalMessage(Base):
@@ -112,7 +126,8 @@ class Grant(Base):
     dm_channel: Mapped[str | None] = mapped_column(String(32))
     dm_ts: Mapped[str | None] = mapped_column(String(32))
 
-    request: Mapped[AccessRequest] = relationship(back_populates="grant")
+    request: Mapped[AccessRequest] = relationship(back_populates="grant",
+                                                  foreign_keys=[request_id])
 
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),

@@ -15,6 +15,7 @@ class Action(StrEnum):
     ANNOUNCED = "announced"
     REQUEST_FAILED = "request_failed"
     APPROVED = "approved"
+    EXTENDED = "extended"
     DENIED = "denied"
     REQUEST_EXPIRED = "request_expired"
     GRANTED = "granted"

@@ -31,6 +31,15 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class ExtensionDraft:
+    """A validated ask for more time on a grant, not yet recorded."""
+
+    grant_id: int
+    duration: timedelta | None  # None: the resource's default duration
+    reason: str
+
+
+@dataclass(frozen=True)
 class ShowHelp:
     pass
 
@@ -69,18 +78,39 @@ def make_draft(catalog: Catalog, user_id: str, resource_name: str, duration_text
     if not resource.may_request(user_id):
         raise NotAuthorized(f"You are not allowed to request {resource.name}.")
     try:
-        duration = (parse_duration(duration_text) if duration_text and duration_text.strip()
-                    else resource.default_duration)
+        duration = _duration_field(duration_text) or resource.default_duration
         resource.check_duration(duration)
     except InvalidInput as exc:
         raise FieldError("duration", str(exc)) from None
+    return Draft(resource=resource, duration=duration,
+                 reason=_reason_field(reason, resource.name))
+
+
+def make_extension_draft(grant_id_text: str | None, duration_text: str | None,
+                         reason: str) -> ExtensionDraft:
+    """Validate the "more time" form in memory; the resource's limits are checked later."""
+    grant_id = parse_id(grant_id_text)
+    try:
+        duration = _duration_field(duration_text)
+    except InvalidInput as exc:
+        raise FieldError("duration", str(exc)) from None
+    return ExtensionDraft(grant_id=grant_id, duration=duration,
+                          reason=_reason_field(reason, "more time"))
+
+
+def _duration_field(text: str | None) -> timedelta | None:
+    """The parsed duration, or None when the field was left empty."""
+    return parse_duration(text) if text and text.strip() else None
+
+
+def _reason_field(reason: str | None, needing: str) -> str:
     reason = " ".join((reason or "").split())
     if not reason:
-        raise FieldError("reason", f"Please give a reason for needing {resource.name}.")
+        raise FieldError("reason", f"Please give a reason for needing {needing}.")
     if len(reason) > MAX_REASON:
         raise FieldError("reason", f"The reason is too long ({len(reason)} characters; "
                                    f"at most {MAX_REASON}).")
-    return Draft(resource=resource, duration=duration, reason=reason)
+    return reason
 
 
 def parse_id(value: str | None) -> int:

@@ -9,10 +9,10 @@ to run out and the next sweep picks the grant up again.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Grant, GrantStatus
+from models import Grant, GrantStatus, UtcDateTime
 from services import audit
 from services.audit import Action
 from services.errors import Conflict, NotAuthorized, NotFound
@@ -60,14 +60,19 @@ def claim_to_revoke(session: Session, grant_id: int, owner: str, now: datetime) 
 
 def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
                  role_arn: str | None) -> Grant | None:
-    """PENDING -> ACTIVE, if we still hold the lease."""
+    """PENDING -> ACTIVE, if we still hold the lease.
+
+    granted_at keeps its first value when an extension had the grant applied again.
+    """
     if not _finish(session, grant_id, owner, GrantStatus.PENDING, status=GrantStatus.ACTIVE,
-                   granted_at=now, role_arn=role_arn, last_error=None, next_attempt_at=None,
+                   granted_at=func.coalesce(Grant.granted_at, literal(now, UtcDateTime)),
+                   role_arn=role_arn, last_error=None, next_attempt_at=None,
                    attempts=0, alerted_at=None):  # revocation retries count afresh
         return None
     grant = session.get(Grant, grant_id, populate_existing=True)
     audit.record(session, now, audit.SYSTEM, Action.GRANTED, request_id=grant.request_id,
-                 grant_id=grant_id, detail=f"{grant.iam_user} -> {grant.kind} {grant.target}")
+                 grant_id=grant_id, detail=f"{grant.iam_user} -> {grant.kind} {grant.target} "
+                                           f"until {grant.expires_at:%Y-%m-%d %H:%M:%S} UTC")
     return grant
 
 
@@ -76,7 +81,8 @@ def finish_revoke(session: Session, grant_id: int, owner: str, now: datetime) ->
     grant = session.get(Grant, grant_id, populate_existing=True)
     if grant is None or grant.lease_owner != owner:
         return None
-    never_granted = grant.status is GrantStatus.PENDING
+    # not the status: an extended role grant is PENDING again while IAM learns its new expiry
+    never_granted = grant.granted_at is None
     final = GrantStatus.FAILED if never_granted else GrantStatus.REVOKED
     end_reason = grant.end_reason or ("not granted in time" if never_granted else "expired")
     if not _finish(session, grant_id, owner, grant.status, status=final, revoked_at=now,

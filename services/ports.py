@@ -78,6 +78,9 @@ class Notifier(Protocol):
     def grant_active(self, grant: Grant) -> tuple[str, str]:
         """DM the requester that access is in place; return (channel, ts) of that DM."""
 
+    def grant_extended(self, grant: Grant, request: AccessRequest) -> None:
+        """Tell the requester the new expiry that the approved extension `request` gave."""
+
     def grant_expiring(self, grant: Grant) -> None: ...
 
     def grant_ended(self, grant: Grant) -> None: ...

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import AccessRequest, ApprovalMessage, Grant, GrantStatus, RequestStatus
-from services import audit
+from services import audit, extensions
 from services.audit import Action
 from services.catalog import Catalog, Resource
 from services.commands import Draft
@@ -107,12 +107,28 @@ def check_can_decide(session: Session, catalog: Catalog, request_id: int,
 
 def approve(session: Session, catalog: Catalog, request_id: int, approver_id: str,
             now: datetime) -> Grant:
-    """PENDING -> APPROVED and a PENDING grant whose clock starts now. Exactly once."""
+    """PENDING -> APPROVED, exactly once, and the access it gives.
+
+    A request gets a PENDING grant whose clock starts now; an extension returns the grant
+    it extends, with its expiry moved (the caller tells them apart by grant.request_id).
+    """
     request = check_can_decide(session, catalog, request_id, approver_id)
     if not _transition(session, request_id, RequestStatus.APPROVED, approver_id, now, None):
         session.refresh(request)
         _require_pending(request)  # raises Conflict naming the winner
     resource = catalog.resources[request.resource]
+    if request.extends_grant_id is not None:
+        grant = extensions.extend(session, request, resource, approver_id, now)
+    else:
+        grant = _new_grant(session, request, resource, now)
+    audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
+                 grant_id=grant.id)
+    session.refresh(request)
+    return grant
+
+
+def _new_grant(session: Session, request: AccessRequest, resource: Resource,
+               now: datetime) -> Grant:
     _refuse_overlap(session, request, resource)  # the caller rolls the approval back
     grant = Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
@@ -126,9 +142,6 @@ def approve(session: Session, catalog: Catalog, request_id: int, approver_id: st
     except IntegrityError:  # a concurrent approval of another request for the same access
         raise Conflict(f"<@{request.requester_id}> was just granted {resource.target} through "
                        "another request.") from None
-    audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
-                 grant_id=grant.id)
-    session.refresh(request)
     return grant
 
 
@@ -184,10 +197,13 @@ def describe_decision(request: AccessRequest) -> str:
 
 
 def _refuse_duplicate(session: Session, requester_id: str, resource: str) -> None:
+    # a pending extension does not count: its grant is live (refused below) or has ended,
+    # and then a fresh request is the way back
     pending = session.scalar(
         select(AccessRequest.id).where(AccessRequest.requester_id == requester_id,
                                        AccessRequest.resource == resource,
-                                       AccessRequest.status == RequestStatus.PENDING))
+                                       AccessRequest.status == RequestStatus.PENDING,
+                                       AccessRequest.extends_grant_id.is_(None)))
     if pending is not None:
         raise InvalidInput(f"You already asked for {resource}: request #{pending} is waiting "
                            "for an approver.")
@@ -196,8 +212,8 @@ def _refuse_duplicate(session: Session, requester_id: str, resource: str) -> Non
                             Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))
     if live is not None:
         raise InvalidInput(f"You already have {resource} until "
-                           f"{live.expires_at:%Y-%m-%d %H:%M:%S} UTC. Click \"I'm done\" in "
-                           "my DM to end it early.")
+                           f"{live.expires_at:%Y-%m-%d %H:%M:%S} UTC. In my DM, click \"Ask for "
+                           "more time\" to extend it, or \"I'm done\" to end it early.")
 
 
 def _refuse_overlap(session: Session, request: AccessRequest, resource: Resource) -> None:

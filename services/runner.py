@@ -1,4 +1,4 @@
-"""The work that spans transactions: submit, grant, warn, revoke, and the sweep.
+"""The work that spans transactions: submit, grant, extend, warn, revoke, and the sweep.
 
 Order everywhere: commit the decision, call AWS or Slack, commit the result. The
 database says what should be, so a crash at any point is repaired by the next sweep.
@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from models import Grant, GrantStatus, RequestStatus, transaction
+from services import extensions
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.audit import Action
@@ -146,11 +147,12 @@ class AccessRunner:
     # -- grants -----------------------------------------------------------------
 
     def apply_grant(self, grant_id: int) -> Grant | None:
-        """Put an approved grant in place in AWS; retried by the sweep on failure."""
+        """Put an approved grant (or an extended role grant) in place in AWS; the sweep retries."""
         with self.transaction() as session:
             grant = grant_ops.claim_to_grant(session, grant_id, self.owner, self.clock())
         if grant is None:
             return None
+        extended = grant.granted_at is not None  # applied before: IAM learns the new expiry
         try:
             role_arn = self.provider.grant(grant_ops.spec_of(grant))
         except ProviderError as exc:
@@ -160,13 +162,24 @@ class AccessRunner:
         if grant is None:
             return None
         self._schedule(grant)
-        try:
-            channel, ts = self.notifier.grant_active(grant)
-        except NotificationError as exc:
-            log.error("grant #%s: could not tell the requester: %s", grant_id, exc)
+        if extended:
+            self._tell_extended(grant)
         else:
-            with self.transaction() as session:
-                grant_ops.record_dm(session, grant_id, channel, ts)
+            self._tell_granted(grant)
+        return grant
+
+    def extend_grant(self, grant_id: int) -> Grant | None:
+        """Carry out an approved extension: new timers, IAM's new expiry (roles), the DM."""
+        with self.transaction() as session:
+            grant = grant_ops.get_grant(session, grant_id)
+        if grant.expires_at <= self.clock():
+            return None  # ended meanwhile ("I'm done"): the revoker has it
+        self._schedule(grant)  # the revoke timer moves now, whatever AWS says
+        if grant.status is GrantStatus.PENDING:  # a role: see services/extensions.py
+            return self.apply_grant(grant_id)
+        if grant.status is not GrantStatus.ACTIVE:
+            return None
+        self._tell_extended(grant)
         return grant
 
     def revoke_grant(self, grant_id: int) -> Grant | None:
@@ -236,8 +249,26 @@ class AccessRunner:
             email = None
         return self.directory.iam_user_for(slack_user_id, email) if email else None
 
+    def _tell_granted(self, grant: Grant) -> None:
+        try:
+            channel, ts = self.notifier.grant_active(grant)
+        except NotificationError as exc:
+            log.error("grant #%s: could not tell the requester: %s", grant.id, exc)
+        else:
+            with self.transaction() as session:
+                grant_ops.record_dm(session, grant.id, channel, ts)
+
+    def _tell_extended(self, grant: Grant) -> None:
+        with self.transaction() as session:
+            request = extensions.approved_extension(session, grant.id)
+        if request is not None:
+            self._notify(self.notifier.grant_extended, grant, request)
+
     def _grant_failed(self, grant: Grant, exc: ProviderError) -> Grant | None:
-        if exc.retryable:
+        # An extended grant is in place already, under its old expiry: failing it would
+        # leave that access without a revocation. It keeps retrying (and alerts the admins)
+        # until it is revoked at its new expiry like any other grant.
+        if exc.retryable or grant.granted_at is not None:
             self._retry_later(grant, exc, Action.GRANT_RETRY, "grant")
             return None
         with self.transaction() as session:

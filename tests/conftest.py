@@ -6,10 +6,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
-from models import Base, make_engine, make_session_factory
+from models import AccessRequest, Base, make_engine, make_session_factory
 from models.migrate import upgrade
 from services.catalog import parse_catalog
 from settings import database_url
@@ -102,7 +102,13 @@ def engine(migrated_url):
 def sessions(engine):
     """A session factory on a migrated database, emptied after each test."""
     yield make_session_factory(engine)
+    empty_tables(engine)
+
+
+def empty_tables(engine) -> None:
     with engine.begin() as connection:
+        # access_requests and grants refer to each other: cut the extension links first
+        connection.execute(update(AccessRequest).values(extends_grant_id=None))
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from models import AccessRequest, AuditEvent, Grant
-from services import grants, requests
+from services import extensions, grants, requests
 from services.catalog import Catalog, parse_catalog
-from services.commands import make_draft
+from services.commands import ExtensionDraft, make_draft
 from tests.conftest import CATALOG
 
 REQUESTER = "U0ALICE"
@@ -68,6 +68,15 @@ def active_grant(sessions, catalog: Catalog, now: datetime, **request_args: Any)
         assert grants.claim_to_grant(session, grant_id, "setup", now) is not None
         assert grants.finish_grant(session, grant_id, "setup", now, None) is not None
     return grant_id
+
+
+def ask_for_more_time(sessions, catalog: Catalog, grant_id: int, now: datetime,
+                      duration: timedelta | None = timedelta(minutes=30), *,
+                      requester: str = REQUESTER, reason: str = "the migration runs long") -> int:
+    """A PENDING extension request for a live grant (duration None: the default)."""
+    draft = ExtensionDraft(grant_id=grant_id, duration=duration, reason=reason)
+    with sessions() as session, session.begin():
+        return extensions.request_extension(session, catalog, requester, draft, now).id
 
 
 def load(sessions, model, row_id: int):

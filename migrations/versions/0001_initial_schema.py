@@ -32,11 +32,9 @@ def upgrade() -> None:
     sa.Column('decided_by', sa.String(length=32), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decision_reason', sa.Text(), nullable=True),
+    sa.Column('extends_grant_id', sa.Integer(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_requests'))
     )
-    with op.batch_alter_table('access_requests', schema=None) as batch_op:
-        batch_op.create_index('ix_access_requests_status_decide_by', ['status', 'decide_by'], unique=False)
-
     op.create_table('audit_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -98,9 +96,24 @@ def upgrade() -> None:
                               sqlite_where=sa.text("status IN ('PENDING', 'ACTIVE')"),
                               postgresql_where=sa.text("status IN ('PENDING', 'ACTIVE')"))
 
+    # access_requests and grants refer to each other: this foreign key can only follow grants
+    with op.batch_alter_table('access_requests', schema=None) as batch_op:
+        batch_op.create_foreign_key(batch_op.f('fk_access_requests_extends_grant_id_grants'),
+                                    'grants', ['extends_grant_id'], ['id'])
+        batch_op.create_index('ix_access_requests_status_decide_by', ['status', 'decide_by'], unique=False)
+        batch_op.create_index('uq_access_requests_pending_extension', ['extends_grant_id'],
+                              unique=True,
+                              sqlite_where=sa.text("status = 'PENDING'"),
+                              postgresql_where=sa.text("status = 'PENDING'"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('access_requests', schema=None) as batch_op:
+        batch_op.drop_index('uq_access_requests_pending_extension')
+        batch_op.drop_index('ix_access_requests_status_decide_by')
+        batch_op.drop_constraint(batch_op.f('fk_access_requests_extends_grant_id_grants'),
+                                 type_='foreignkey')
+
     with op.batch_alter_table('grants', schema=None) as batch_op:
         batch_op.drop_index('uq_grants_live_access')
         batch_op.drop_index('ix_grants_status_warn_at')
@@ -113,7 +126,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_events_grant_id'))
 
     op.drop_table('audit_events')
-    with op.batch_alter_table('access_requests', schema=None) as batch_op:
-        batch_op.drop_index('ix_access_requests_status_decide_by')
-
     op.drop_table('access_requests')

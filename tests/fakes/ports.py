@@ -134,6 +134,9 @@ class FakeNotifier:
         self._record("grant_active", (grant,))
         return "D" + grant.requester_id[1:], f"1764320500.{next(self._ts):06d}"
 
+    def grant_extended(self, grant: Grant, request: AccessRequest) -> None:
+        self._record("grant_extended", (grant, request))
+
     def grant_expiring(self, grant: Grant) -> None:
         self._record("grant_expiring", (grant,))
 

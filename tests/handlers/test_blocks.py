@@ -5,7 +5,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.blocks import deny_form, grant_message, help_message, request_form, request_message
+from handlers.blocks import (
+    deny_form,
+    expiry_warning,
+    extend_form,
+    extension_granted,
+    grant_message,
+    help_message,
+    request_form,
+    request_message,
+    request_outcome,
+    submitted_text,
+)
 from handlers.ids import ActionId, BlockId, ViewId
 from models import AccessRequest, Grant, GrantStatus, RequestStatus
 from tests.factories import make_catalog
@@ -150,14 +161,16 @@ def test_deny_form_carries_the_request_id(catalog):
     assert reason["optional"] is True
 
 
-def test_active_grant_has_the_end_button():
+def test_active_grant_has_the_end_and_more_time_buttons():
     _text, blocks = grant_message(a_grant())
 
     [actions] = of_type(blocks, "actions")
     assert actions["block_id"] == BlockId.GRANT_ACTIONS
-    [button] = actions["elements"]
-    assert (button["action_id"], button["value"]) == (ActionId.END_GRANT, "7")
-    assert "confirm" in button
+    end, more = actions["elements"]
+    assert (end["action_id"], end["value"]) == (ActionId.END_GRANT, "7")
+    assert "confirm" in end
+    assert (more["action_id"], more["value"]) == (ActionId.EXTEND_GRANT, "7")
+    assert more["text"]["text"] == "Ask for more time"
     assert "`alice`" in text_of(blocks)
 
 
@@ -184,3 +197,104 @@ def test_role_grant_mentions_the_role_arn():
 def test_group_grant_mentions_no_role():
     text, _blocks = grant_message(a_grant())
     assert "arn:" not in text and "role" not in text.lower()
+
+
+# -- more time ------------------------------------------------------------------------
+
+LATER = NOW + timedelta(hours=2)  # the grant's expiry
+
+
+def an_extension(status=RequestStatus.PENDING, grant: Grant | None = None,
+                 **fields) -> AccessRequest:
+    return a_request(status, id=43, duration=timedelta(minutes=30), extends_grant_id=7,
+                     extended_grant=grant or a_grant(), reason="the migration runs long",
+                     **fields)
+
+
+def stamp(moment: datetime) -> str:
+    return f"<!date^{int(moment.timestamp())}^"
+
+
+def test_pending_extension_names_the_grant_and_its_current_expiry(catalog):
+    text, blocks = request_message(an_extension(), catalog.get("prod-admins"))
+
+    assert blocks[0]["text"]["text"] == "Extension request #43"
+    body = text_of(blocks)
+    assert "<@U0ALICE> asks for *30m more* on *prod-admins*" in body
+    assert "extension of grant #7: access currently runs until " + stamp(LATER) in body
+    assert "the migration runs long" in body
+    [actions] = of_type(blocks, "actions")
+    assert [b["action_id"] for b in actions["elements"]] == [ActionId.APPROVE, ActionId.DENY]
+    assert all(b["value"] == "43" for b in actions["elements"])
+    assert text == ("Extension request #43: U0ALICE asks for 30m more on prod-admins; extension "
+                    "of grant #7: access currently runs until 2026-11-28 11:00:00 UTC "
+                    "(waiting for approval)")
+
+
+def test_approved_extension_shows_the_new_expiry_and_a_cap(catalog):
+    capped = "Capped: prod-admins may run at most 4h from the approval"
+    grant = a_grant(expires_at=NOW + timedelta(hours=4))
+    _text, blocks = request_message(
+        an_extension(RequestStatus.APPROVED, grant, decision_reason=capped),
+        catalog.get("prod-admins"))
+
+    assert of_type(blocks, "actions") == []
+    body = text_of(blocks)
+    assert "currently runs until " + stamp(NOW + timedelta(hours=4)) in body
+    assert "Approved* by <@U0BOB>" in blocks[-1]["text"]["text"]
+    assert capped in blocks[-1]["text"]["text"]
+
+
+def test_extension_of_an_ended_grant_says_so(catalog):
+    ended = a_grant(GrantStatus.REVOKED, revoked_at=NOW + timedelta(minutes=20),
+                    end_reason="ended early by the requester")
+    text, blocks = request_message(an_extension(grant=ended), catalog.get("prod-admins"))
+    assert "grant #7, which has ended (" + stamp(NOW + timedelta(minutes=20)) in text_of(blocks)
+    assert "which has ended (2026-11-28 09:20:00 UTC)" in text
+
+
+def test_the_requester_hears_about_an_extension_as_more_time(catalog):
+    waiting = submitted_text(an_extension(), catalog.get("prod-admins"))
+    assert "Request #43 for 30m more on *prod-admins* is waiting for <@U0BOB>" in waiting
+    denied, _blocks = request_outcome(an_extension(RequestStatus.DENIED,
+                                                   decision_reason="finish tomorrow"))
+    assert "request #43 for more time on *prod-admins* was denied by <@U0BOB>" in denied
+    assert ">finish tomorrow" in denied
+    expired, _blocks = request_outcome(an_extension(RequestStatus.EXPIRED))
+    assert "for more time on *prod-admins* expired" in expired
+
+
+def test_extension_granted_dm_gives_the_new_expiry():
+    grant = a_grant(expires_at=LATER + timedelta(minutes=30))
+    text, _blocks = extension_granted(grant, an_extension(RequestStatus.APPROVED, grant))
+    assert text == (":alarm_clock: <@U0BOB> approved request #43: you now have *prod-admins* "
+                    "until " + stamp(LATER + timedelta(minutes=30))
+                    + "{date_short_pretty} {time_secs}|2026-11-28 11:30:00 UTC>.")
+
+    capped, _blocks = extension_granted(grant, an_extension(
+        RequestStatus.APPROVED, grant, decision_reason="Capped: at most 4h"))
+    assert capped.endswith("\n>Capped: at most 4h")
+
+
+def test_expiry_warning_offers_more_time():
+    _text, blocks = expiry_warning(a_grant(), LATER - timedelta(minutes=15))
+    [actions] = of_type(blocks, "actions")
+    [button] = actions["elements"]
+    assert (button["action_id"], button["value"]) == (ActionId.EXTEND_GRANT, "7")
+
+
+def test_extend_form_carries_the_grant_id_and_shows_the_limits(catalog):
+    view = extend_form(a_grant(), catalog.get("prod-admins"))
+
+    assert view["callback_id"] == ViewId.EXTEND_FORM
+    assert view["private_metadata"] == "7"
+    assert stamp(LATER) in text_of(view["blocks"])
+    duration, reason = of_type(view["blocks"], "input")
+    assert (duration["block_id"], duration["element"]["action_id"]) == (
+        BlockId.DURATION, ActionId.DURATION_INPUT)
+    assert duration["optional"] is True
+    assert "default 1h, 5m to 4h" in duration["hint"]["text"]
+    assert duration["element"]["placeholder"]["text"] == "1h"
+    assert (reason["block_id"], reason["element"]["action_id"]) == (
+        BlockId.REASON, ActionId.REASON_INPUT)
+    assert not reason.get("optional", False)

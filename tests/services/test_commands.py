@@ -6,10 +6,12 @@ from services.commands import (
     MAX_COMMAND,
     MAX_REASON,
     Draft,
+    ExtensionDraft,
     FieldError,
     OpenForm,
     ShowHelp,
     make_draft,
+    make_extension_draft,
     parse_command,
     parse_id,
 )
@@ -109,3 +111,27 @@ def test_parse_id_rejects(value):
 def test_parse_id_rejects_non_ascii_digits(value):
     with pytest.raises(InvalidInput):
         parse_id(value)
+
+
+@pytest.mark.parametrize("duration_text, duration", [("90m", timedelta(minutes=90)),
+                                                     ("", None), ("  ", None), (None, None)])
+def test_extension_form_becomes_a_draft(duration_text, duration):
+    assert make_extension_draft("7", duration_text, "  the  migration\nruns long ") == \
+        ExtensionDraft(grant_id=7, duration=duration, reason="the migration runs long")
+
+
+@pytest.mark.parametrize("duration_text, reason, field, words", [
+    ("soon", "because", "duration", "is not a duration"),
+    ("1h", "   ", "reason", "reason for needing more time"),
+    ("1h", "x" * (MAX_REASON + 1), "reason", "too long"),
+])
+def test_extension_form_field_errors(duration_text, reason, field, words):
+    with pytest.raises(FieldError, match=words) as error:
+        make_extension_draft("7", duration_text, reason)
+    assert error.value.field == field
+
+
+def test_extension_form_with_a_bad_grant_id():
+    with pytest.raises(InvalidInput, match="not valid") as error:
+        make_extension_draft("7; DROP TABLE grants", "1h", "because")
+    assert not isinstance(error.value, FieldError)

@@ -10,14 +10,23 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import AuditEvent, Base, Grant, RequestStatus, make_engine, make_session_factory
+from models import (
+    AccessRequest,
+    AuditEvent,
+    Grant,
+    RequestStatus,
+    make_engine,
+    make_session_factory,
+)
 from models.migrate import upgrade
 from services import grants, requests
 from services.errors import Conflict
+from tests.conftest import empty_tables
 from tests.factories import (
     APPROVER,
     OTHER_APPROVER,
     active_grant,
+    ask_for_more_time,
     create_request,
     load_grant,
     load_request,
@@ -33,9 +42,7 @@ def race_sessions(request):
     upgrade(url)
     engine = make_engine(url)
     yield make_session_factory(engine)
-    with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+    empty_tables(engine)
     engine.dispose()
 
 
@@ -156,3 +163,37 @@ def test_racing_approvals_of_two_requests_for_the_same_access_grant_once(race_se
         statuses = sorted(s.value for s in session.scalars(
             select(requests.AccessRequest.status)))
     assert statuses == ["APPROVED", "PENDING"]  # the refused approval was rolled back
+
+
+def test_racing_approvals_of_an_extension_extend_once(race_sessions, catalog, clock):
+    grant_id = active_grant(race_sessions, catalog, clock())
+    request_id = ask_for_more_time(race_sessions, catalog, grant_id, clock(),
+                                   timedelta(minutes=30))
+    expires_at = load_grant(race_sessions, grant_id).expires_at
+
+    def approve(approver: str) -> int:
+        with race_sessions() as session, session.begin():
+            return requests.approve(session, catalog, request_id, approver, clock()).id
+
+    outcomes = race(approve, [APPROVER, OTHER_APPROVER] * (THREADS // 2))
+
+    assert kinds(outcomes) == Counter({"int": 1, "Conflict": THREADS - 1}), outcomes
+    assert load_grant(race_sessions, grant_id).expires_at == expires_at + timedelta(minutes=30)
+    with race_sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Grant)) == 1
+        assert session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "extended")) == 1
+
+
+def test_racing_asks_for_more_time_record_one(race_sessions, catalog, clock):
+    grant_id = active_grant(race_sessions, catalog, clock())
+
+    def ask(_index: int) -> int:
+        return ask_for_more_time(race_sessions, catalog, grant_id, clock())
+
+    outcomes = race(ask, list(range(THREADS)))
+
+    assert kinds(outcomes) == Counter({"int": 1, "InvalidInput": THREADS - 1}), outcomes
+    with race_sessions() as session:
+        assert session.scalar(select(func.count(AccessRequest.id))
+                              .where(AccessRequest.extends_grant_id == grant_id)) == 1

@@ -13,6 +13,7 @@ from tests.factories import (
     REQUESTER,
     approve,
     approved_grant,
+    ask_for_more_time,
     audit_trail,
     create_request,
     load_grant,
@@ -433,3 +434,115 @@ def test_schedule_live_grants_gives_every_live_grant_a_timer(sessions, catalog, 
 
     assert {key for key in timers.scheduled} == {
         (REVOKE_JOB, pending), (REVOKE_JOB, active), (WARN_JOB, active)}
+
+
+# -- more time ------------------------------------------------------------------------
+
+def extended_grant(sessions, catalog, clock, runner, minutes: int = 30, **request_args):
+    """A live grant with an approved extension: (grant id, old expiry, extension id)."""
+    grant_id = live_grant(sessions, catalog, clock, runner, **request_args)
+    old = load_grant(sessions, grant_id).expires_at
+    clock.advance(minutes=10)
+    request_id = ask_for_more_time(sessions, catalog, grant_id, clock(),
+                                   timedelta(minutes=minutes))
+    assert approve(sessions, catalog, request_id, clock()) == grant_id
+    return grant_id, old, request_id
+
+
+def test_extend_group_grant_moves_the_timers_and_tells_the_requester(
+        sessions, catalog, clock, runner, provider, notifier, timers):
+    grant_id, old, request_id = extended_grant(sessions, catalog, clock, runner)
+
+    assert runner.extend_grant(grant_id).expires_at == old + timedelta(minutes=30)
+
+    grant = load_grant(sessions, grant_id)
+    assert grant.status is GrantStatus.ACTIVE
+    assert len(provider.grants) == 1  # group membership carries no expiry: nothing to redo
+    assert timers.scheduled == {(REVOKE_JOB, grant_id): grant.expires_at,
+                                (WARN_JOB, grant_id): grant.warn_at}
+    [(told, extension)] = notifier.sent("grant_extended")
+    assert (told.id, told.expires_at, extension.id) == (grant_id, grant.expires_at, request_id)
+    assert len(notifier.sent("grant_active")) == 1  # only the first DM
+
+
+def test_extend_role_grant_puts_the_new_expiry_into_iam(sessions, catalog, clock, runner,
+                                                       provider, notifier, timers):
+    grant_id, old, request_id = extended_grant(sessions, catalog, clock, runner,
+                                               resource="prod-readonly")
+    granted_at = load_grant(sessions, grant_id).granted_at
+
+    assert runner.extend_grant(grant_id).status is GrantStatus.ACTIVE
+
+    grant = load_grant(sessions, grant_id)
+    first, again = provider.grants
+    assert (first.expires_at, again.expires_at) == (old, old + timedelta(minutes=30))
+    assert (again.grant_id, again.kind, again.target) == (grant_id, "iam_role", "ProdReadOnly")
+    assert (grant.granted_at, grant.role_arn) == (granted_at, role_arn("ProdReadOnly"))
+    assert timers.scheduled == {(REVOKE_JOB, grant_id): grant.expires_at,
+                                (WARN_JOB, grant_id): grant.warn_at}
+    [(told, extension)] = notifier.sent("grant_extended")
+    assert (told.expires_at, extension.id) == (grant.expires_at, request_id)
+    assert len(notifier.sent("grant_active")) == 1
+
+
+def test_a_failed_role_update_is_retried_by_the_sweep(sessions, catalog, clock, runner,
+                                                     provider, notifier, timers):
+    grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
+                                              resource="prod-readonly")
+    provider.fail_next(only="grant")
+
+    assert runner.extend_grant(grant_id) is None
+
+    grant = load_grant(sessions, grant_id)
+    assert (grant.status, grant.attempts) == (GrantStatus.PENDING, 1)
+    assert timers.scheduled[(REVOKE_JOB, grant_id)] == grant.expires_at  # moved at once
+    assert notifier.sent("grant_extended") == []
+    clock.advance(seconds=grants.FIRST_RETRY.total_seconds())
+
+    assert runner.sweep().granted == [grant_id]
+
+    assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
+    assert provider.grants[-1].expires_at == grant.expires_at
+    assert len(notifier.sent("grant_extended")) == 1
+
+
+def test_a_role_update_that_cannot_succeed_is_still_revoked(sessions, catalog, clock, runner,
+                                                           provider, notifier):
+    grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
+                                              resource="prod-readonly")
+    provider.fail_next(100, retryable=False, message="NoSuchEntity: role", only="grant")
+
+    assert runner.extend_grant(grant_id) is None
+
+    assert load_grant(sessions, grant_id).status is GrantStatus.PENDING  # not FAILED
+    assert notifier.sent("grant_failed") == []
+    clock.now = load_grant(sessions, grant_id).expires_at
+    assert runner.sweep().revoked == [grant_id]
+    grant = load_grant(sessions, grant_id)
+    assert (grant.status, grant.end_reason) == (GrantStatus.REVOKED, "expired")
+    assert provider.granted == set()
+
+
+def test_the_old_expiry_revokes_nothing(sessions, catalog, clock, runner, provider):
+    grant_id, old, _request = extended_grant(sessions, catalog, clock, runner)
+    runner.extend_grant(grant_id)
+    clock.now = old
+
+    assert runner.revoke_grant(grant_id) is None
+    assert runner.sweep().revoked == []
+
+    assert provider.revokes == []
+    assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
+
+
+def test_extend_grant_after_im_done_does_nothing(sessions, catalog, clock, runner, provider,
+                                                notifier):
+    grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
+                                              resource="prod-readonly")
+    with sessions() as session, session.begin():
+        grants.end_early(session, grant_id, REQUESTER, clock())
+
+    assert runner.extend_grant(grant_id) is None
+
+    assert len(provider.grants) == 1
+    assert notifier.sent("grant_extended") == []
