@@ -13,8 +13,9 @@ import http.client
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
 from urllib.parse import urlsplit
+
+from tests.fakes.background_server import HttpBackgroundServer
 
 # Headers that describe one connection, not the message: never forwarded.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
@@ -26,7 +27,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class LatencyProxy:
+class LatencyProxy(HttpBackgroundServer):
     def __init__(self, upstream: str, delay: float = 0.0, host: str = "127.0.0.1",
                  port: int = 0):
         parts = urlsplit(upstream)
@@ -35,10 +36,8 @@ class LatencyProxy:
         self.forwarded = 0
         self._addr = (host, port)
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Self:
+    def _make_server(self) -> _Server:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,24 +51,7 @@ class LatencyProxy:
             def log_message(self, *args):
                 pass
 
-        self._server = _Server(self._addr, Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="LatencyProxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return _Server(self._addr, Handler)
 
     @property
     def url(self) -> str:

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.background_server import HttpBackgroundServer
 
 T = TypeVar("T")
 
@@ -52,7 +54,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # benchmarks open many connections at once
 
 
-class FakeSlack:
+class FakeSlack(HttpBackgroundServer):
     def __init__(self, users: dict[str, dict] | None = None, latency: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0, socket_mode_url: str | None = None):
         self.latency = latency
@@ -65,13 +67,11 @@ class FakeSlack:
         self._response_targets: dict[str, tuple[str, str]] = {}
         self._users: dict[str, dict] = {}
         self._seq = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         for uid, info in (users or {}).items():
             self.add_user(uid, **info)
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self) -> Self:
+    def _make_server(self) -> _Server:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -83,24 +83,7 @@ class FakeSlack:
             def log_message(self, *args):
                 pass
 
-        self._server = _Server(self._addr, Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="FakeSlack", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return _Server(self._addr, Handler)
 
     @property
     def url(self) -> str:

@@ -18,17 +18,19 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Self
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
+
+from tests.fakes.background_server import BackgroundServer
 
 APP_ID = "A0ACCESSBOT"
 # Interactive payloads whose answer Slack reads from the acknowledgement.
 _ANSWERED_INTERACTIONS = ("view_submission", "block_suggestion")
 
 
-class FakeSocketMode:
+class FakeSocketMode(BackgroundServer):
     """Slack's side of Socket Mode: hello, envelopes out, acknowledgements in.
 
     Envelopes go to the newest open connection, as Slack sends each envelope to one of
@@ -45,30 +47,11 @@ class FakeSocketMode:
         self._acks: dict[str, dict] = {}
         self.received: list[dict] = []  # every message from the app, in order
         self.paths: list[str] = []  # the request path of every connection, in order
-        self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------
-    def start(self) -> Self:
-        self._server = serve(self._serve_connection, *self._addr, compression=None,
-                             ping_interval=self.ping_interval, ping_timeout=5,
-                             close_timeout=2)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="FakeSocketMode", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()  # closes open connections with 1001, going away
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _make_server(self) -> Server:
+        # its shutdown() closes open connections with 1001, going away
+        return serve(self._serve_connection, *self._addr, compression=None,
+                     ping_interval=self.ping_interval, ping_timeout=5, close_timeout=2)
 
     @property
     def url(self) -> str:
