@@ -133,3 +133,13 @@ def test_load_catalog_on_invalid_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML") as caught:
         load_catalog(path)
     assert str(path) in str(caught.value)
+
+
+def test_the_example_config_in_the_repository_is_valid():
+    from pathlib import Path
+
+    from services.catalog import load_catalog
+
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "accessbot.example.yaml")
+    assert sorted(catalog.resources) == ["prod-admins", "prod-readonly"]
+    assert catalog.resources["prod-admins"].approvers == ("U0BOB", "U0DAVE")
