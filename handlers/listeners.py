@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
@@ -19,7 +20,7 @@ from handlers import blocks
 from handlers.errors import user_message
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from jobs.background import Background
-from models import transaction
+from models import Grant, transaction
 from services import extensions
 from services import grants as grant_ops
 from services import requests as request_ops
@@ -41,6 +42,7 @@ from services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Reply = Callable[[str], None]  # tells the user who acted; ephemeral where Slack allows
 
 
@@ -111,14 +113,10 @@ class Listeners:
         self._later(self._submit, user_id, draft, _direct_message(client, user_id))
 
     def _submit(self, user_id: str, draft: Draft, reply: Reply) -> None:
-        try:
-            with transaction(self.deps.sessions) as session:
-                request = request_ops.create_request(session, self.catalog, user_id, draft,
-                                                     self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        self.deps.runner.announce(request.id)
+        request = self._run(reply, lambda session: request_ops.create_request(
+            session, self.catalog, user_id, draft, self.deps.clock()))
+        if request is not None:
+            self.deps.runner.announce(request.id)
 
     # -- decisions ---------------------------------------------------------------------
 
@@ -127,14 +125,15 @@ class Listeners:
         self._later(self._approve, action.get("value"), body["user"]["id"], _ephemeral(respond))
 
     def _approve(self, value: str | None, approver_id: str, reply: Reply) -> None:
-        try:
+        def approve(session: Session) -> tuple[int, Grant]:
             request_id = parse_id(value)
-            with transaction(self.deps.sessions) as session:
-                grant = request_ops.approve(session, self.catalog, request_id, approver_id,
-                                            self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
+            return request_id, request_ops.approve(session, self.catalog, request_id,
+                                                   approver_id, self.deps.clock())
+
+        decided = self._run(reply, approve)
+        if decided is None:
             return
+        request_id, grant = decided
         self._later(self.deps.runner.refresh_messages, request_id)
         if grant.request_id == request_id:
             self.deps.runner.apply_grant(grant.id)
@@ -149,15 +148,10 @@ class Listeners:
 
     def _ask_deny_reason(self, value: str | None, approver_id: str, trigger_id: str,
                          client: WebClient, reply: Reply) -> None:
-        try:
-            request_id = parse_id(value)
-            with transaction(self.deps.sessions) as session:
-                request = request_ops.check_can_decide(session, self.catalog, request_id,
-                                                       approver_id)
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        _open_view(client, trigger_id, blocks.deny_form(request))
+        request = self._run(reply, lambda session: request_ops.check_can_decide(
+            session, self.catalog, parse_id(value), approver_id))
+        if request is not None:
+            _open_view(client, trigger_id, blocks.deny_form(request))
 
     def submit_deny_form(self, ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         ack()
@@ -169,15 +163,10 @@ class Listeners:
 
     def _deny(self, value: str | None, approver_id: str, reason: str | None,
               reply: Reply) -> None:
-        try:
-            request_id = parse_id(value)
-            with transaction(self.deps.sessions) as session:
-                request_ops.deny(session, self.catalog, request_id, approver_id, reason,
-                                 self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        self.deps.runner.refresh_messages(request_id)
+        request = self._run(reply, lambda session: request_ops.deny(
+            session, self.catalog, parse_id(value), approver_id, reason, self.deps.clock()))
+        if request is not None:
+            self.deps.runner.refresh_messages(request.id)
 
     def end_grant(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
         ack()
@@ -185,14 +174,10 @@ class Listeners:
                     _ephemeral(respond))
 
     def _end_grant(self, value: str | None, user_id: str, reply: Reply) -> None:
-        try:
-            grant_id = parse_id(value)
-            with transaction(self.deps.sessions) as session:
-                grant_ops.end_early(session, grant_id, user_id, self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        self.deps.runner.end_now(grant_id)
+        grant = self._run(reply, lambda session: grant_ops.end_early(
+            session, parse_id(value), user_id, self.deps.clock()))
+        if grant is not None:  # its expiry is now: the revoker takes it at once
+            self.deps.runner.revoke_grant(grant.id)
 
     # -- more time -----------------------------------------------------------------------
 
@@ -204,15 +189,11 @@ class Listeners:
 
     def _open_extend_form(self, value: str | None, user_id: str, trigger_id: str,
                           client: WebClient, reply: Reply) -> None:
-        try:
-            grant_id = parse_id(value)
-            with transaction(self.deps.sessions) as session:
-                grant, resource = extensions.check_can_extend(session, self.catalog, grant_id,
-                                                              user_id, self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        _open_view(client, trigger_id, blocks.extend_form(grant, resource))
+        found = self._run(reply, lambda session: extensions.check_can_extend(
+            session, self.catalog, parse_id(value), user_id, self.deps.clock()))
+        if found is not None:
+            grant, resource = found
+            _open_view(client, trigger_id, blocks.extend_form(grant, resource))
 
     def submit_extend_form(self, ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         user_id = body["user"]["id"]
@@ -232,17 +213,22 @@ class Listeners:
         self._later(self._submit_extension, user_id, draft, _direct_message(client, user_id))
 
     def _submit_extension(self, user_id: str, draft: ExtensionDraft, reply: Reply) -> None:
-        try:
-            with transaction(self.deps.sessions) as session:
-                request = extensions.request_extension(session, self.catalog, user_id, draft,
-                                                       self.deps.clock())
-        except AccessBotError as exc:
-            reply(user_message(exc))
-            return
-        self.deps.runner.announce(request.id)
+        request = self._run(reply, lambda session: extensions.request_extension(
+            session, self.catalog, user_id, draft, self.deps.clock()))
+        if request is not None:
+            self.deps.runner.announce(request.id)
 
     def on_error(self, error: Exception, body: dict, logger) -> None:
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)
+
+    def _run(self, reply: Reply, use_case: Callable[[Session], T]) -> T | None:
+        """One use case in one transaction; a domain error goes back to the user as text."""
+        try:
+            with transaction(self.deps.sessions) as session:
+                return use_case(session)
+        except AccessBotError as exc:
+            reply(user_message(exc))
+            return None
 
     def _later(self, fn: Callable, *args) -> None:
         self.deps.background.submit(fn, *args)
