@@ -138,21 +138,29 @@ def submitted_text(request: AccessRequest, resource: Resource) -> str:
             f"{approvers}. I'll message you here when it is decided.")
 
 
-def request_outcome(request: AccessRequest) -> Message:
-    """The requester's DM after a denial, an expiry or a failure to submit."""
-    subject = f"*{request.resource}*" if request.extends_grant_id is None \
+def _subject(request: AccessRequest) -> str:
+    return f"*{request.resource}*" if request.extends_grant_id is None \
         else f"more time on *{request.resource}*"
+
+
+def request_failed(request: AccessRequest, why: str) -> Message:
+    """The requester's DM when the bot could not submit their request."""
+    text = (f":x: Your request #{request.id} for {_subject(request)} could not be "
+            f"submitted: {why}")
+    return text, _dump([SectionBlock(text=_md(text))])
+
+
+def request_outcome(request: AccessRequest) -> Message:
+    """The requester's DM after a denial or an expiry."""
+    subject = _subject(request)
     if request.status is RequestStatus.DENIED:
         text = (f":no_entry: Your request #{request.id} for {subject} was denied "
                 f"by <@{request.decided_by}>.")
         if request.decision_reason:
             text += f"\n>{request.decision_reason}"
-    elif request.status is RequestStatus.EXPIRED:
+    else:
         text = (f":hourglass: Your request #{request.id} for {subject} expired: "
                 "nobody decided in time. Ask again if you still need it.")
-    else:
-        text = (f":x: Your request #{request.id} for {subject} could not be "
-                f"submitted: {request.decision_reason}")
     return text, _dump([SectionBlock(text=_md(text))])
 
 

@@ -59,10 +59,8 @@ class SlackNotifier:
 
     @_slack_call
     def request_failed(self, request: AccessRequest, why: str) -> None:
-        self.client.chat_postMessage(
-            channel=request.requester_id,
-            text=f":x: Your request #{request.id} for *{request.resource}* could not be "
-                 f"submitted: {why}")
+        text, body = blocks.request_failed(request, why)
+        self.client.chat_postMessage(channel=request.requester_id, text=text, blocks=body)
 
     @_slack_call
     def request_decided(self, request: AccessRequest) -> None:

@@ -93,7 +93,7 @@ def check_can_decide(session: Session, catalog: Catalog, request_id: int,
                      user_id: str) -> AccessRequest:
     """Raise unless this user may decide this request now."""
     request = get_request(session, request_id)
-    resource = _resource_of(catalog, request)
+    resource = catalog.resources.get(request.resource)
     if user_id == request.requester_id:
         raise NotAuthorized("You cannot approve or deny your own request.")
     if resource is None or not resource.may_approve(user_id, request.requester_id):
@@ -243,10 +243,6 @@ def _transition(session: Session, request_id: int, to: RequestStatus, actor: str
 def _require_pending(request: AccessRequest) -> None:
     if request.status is not RequestStatus.PENDING:
         raise Conflict(describe_decision(request))
-
-
-def _resource_of(catalog: Catalog, request: AccessRequest) -> Resource | None:
-    return catalog.resources.get(request.resource)
 
 
 def _warn_at(start: datetime, duration, resource: Resource) -> datetime | None:

@@ -201,10 +201,6 @@ class AccessRunner:
             self._notify(self.notifier.grant_ended, done)
         return done
 
-    def end_now(self, grant_id: int) -> Grant | None:
-        """Revoke a grant whose expiry was just moved to now ("I'm done")."""
-        return self.revoke_grant(grant_id)
-
     def warn(self, grant_id: int) -> bool:
         with self.transaction() as session:
             grant = grant_ops.claim_warning(session, grant_id, self.clock())

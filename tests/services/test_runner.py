@@ -295,13 +295,13 @@ def test_revoke_only_after_expiry_and_only_once(sessions, catalog, clock, runner
     assert ("cancel", WARN_JOB, grant_id, None) in timers.calls
 
 
-def test_end_now_revokes_at_once(sessions, catalog, clock, runner, provider):
+def test_ended_early_grant_is_revoked_at_once(sessions, catalog, clock, runner, provider):
     grant_id = live_grant(sessions, catalog, clock, runner)
     clock.advance(minutes=10)
     with sessions() as session, session.begin():
         grants.end_early(session, grant_id, REQUESTER, clock())
 
-    assert runner.end_now(grant_id).status is GrantStatus.REVOKED
+    assert runner.revoke_grant(grant_id).status is GrantStatus.REVOKED
     assert len(provider.revokes) == 1
     assert load_grant(sessions, grant_id).end_reason == "ended early by the requester"
 
