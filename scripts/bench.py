@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -180,18 +179,6 @@ def request_ids(engine, resources: list[str], expected: int) -> list[int]:
     return wait_until(ready, 180, f"{expected} requests to be recorded and announced")
 
 
-def burst(sender: SlackSender, bodies: list[str]) -> list[harness.Reply]:
-    """Post every body at the same moment, one thread each; the replies in order."""
-    gate = threading.Barrier(len(bodies))
-
-    def send(body: str) -> harness.Reply:
-        gate.wait()
-        return sender.post(body)
-
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(send, bodies))
-
-
 # -- phases -------------------------------------------------------------------------------
 
 def load_resources(args) -> list[str]:
@@ -223,7 +210,7 @@ def measure_acks(args, stack: Stack, sender: SlackSender, db) -> dict:
         bodies = [sender.command_body(requester(j % args.users),
                                       f"{resources[j // args.users]} 1h bench load")
                   for j in sent]
-        for reply in burst(sender, bodies):
+        for reply in harness.post_together([(sender, body) for body in bodies]):
             result["command"].append(reply.seconds * 1000)
             result["command_failed"] += reply.status != 200 or "Got it" not in reply.body
         time.sleep(args.pause)
@@ -231,7 +218,7 @@ def measure_acks(args, stack: Stack, sender: SlackSender, db) -> dict:
     for n in range(0, len(ids), args.burst):
         bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i))
                   for i in ids[n:n + args.burst]]
-        for reply in burst(sender, bodies):
+        for reply in harness.post_together([(sender, body) for body in bodies]):
             result["click"].append(reply.seconds * 1000)
             result["click_failed"] += reply.status != 200
         time.sleep(args.pause)

@@ -1,7 +1,6 @@
 """The whole product loop over real HTTP: signed Slack posts in, fake Slack and moto out."""
 
 import json
-import threading
 import time
 
 import pytest
@@ -17,6 +16,7 @@ from models import (
     make_engine,
     make_session_factory,
 )
+from tests.fakes.harness import post_together
 from tests.fakes.slack_api import render_text
 
 pytestmark = pytest.mark.e2e
@@ -163,18 +163,7 @@ def test_two_approvers_at_the_same_moment_make_one_grant(bot, sender, slack, aws
     request_id = request_via_command(sender, slack, text="prod-admins 1h on call")
     bodies = [sender.click_body(user, ActionId.APPROVE, str(request_id))
               for user in ("U0BOB", "U0DAVE") * 4]
-    barrier = threading.Barrier(len(bodies))
-    replies = []
-
-    def click(body):
-        barrier.wait()
-        replies.append(sender.post(body))
-
-    threads = [threading.Thread(target=click, args=(b,)) for b in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    replies = post_together([(sender, body) for body in bodies])
     assert [r.status for r in replies] == [200] * len(bodies)
     slack.wait_for(lambda: "alice" in members(aws))
     slack.wait_for(lambda: len(slack.calls("response_url")) == len(bodies) - 1)

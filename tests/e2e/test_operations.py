@@ -11,7 +11,7 @@ from handlers.ids import ActionId
 from models import AuditEvent, Grant, GrantStatus, make_engine, make_session_factory
 from tests.conftest import create_database, drop_database
 from tests.e2e.test_loop import dm_containing, members, request_via_command
-from tests.fakes.harness import BotProcess, SlackSender, run_bot_command
+from tests.fakes.harness import BotProcess, SlackSender, post_together, run_bot_command
 
 pytestmark = pytest.mark.e2e
 
@@ -38,19 +38,9 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
                                            text="prod-admins 4s shared work")
                        for i, user in enumerate(users)]
         # every request approved at the same moment through both processes, by both approvers
-        clicks = [(sender, approver, request_id) for request_id in request_ids
-                  for sender in senders for approver in ("U0BOB", "U0DAVE")]
-        barrier = threading.Barrier(len(clicks))
-
-        def click(sender, approver, request_id):
-            barrier.wait()
-            sender.click(approver, ActionId.APPROVE, str(request_id))
-
-        threads = [threading.Thread(target=click, args=c) for c in clicks]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        post_together([(sender, sender.click_body(approver, ActionId.APPROVE, str(request_id)))
+                       for request_id in request_ids for sender in senders
+                       for approver in ("U0BOB", "U0DAVE")])
         slack.wait_for(lambda: len(members(aws)) == len(users), timeout=15)
         for user in users:  # every grant is recorded as active before the crash
             dm_containing(slack, user, "You have prod-admins until")

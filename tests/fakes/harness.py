@@ -11,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -159,6 +161,19 @@ class SlackSender:
                      "state": {"values": values}, "hash": "1.abc"},
         }
         return self.post(urlencode({"payload": json.dumps(payload)}))
+
+
+def post_together(posts: list[tuple[SlackSender, str]]) -> list[Reply]:
+    """Send every (sender, body) at the same moment, one thread each; replies in order."""
+    gate = threading.Barrier(len(posts))
+
+    def send(post: tuple[SlackSender, str]) -> Reply:
+        gate.wait()
+        sender, body = post
+        return sender.post(body)
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        return list(pool.map(send, posts))
 
 
 class BotProcess:
