@@ -6,6 +6,7 @@ from typing import Protocol
 
 from models import AccessRequest, ApprovalMessage, Grant
 from services.errors import AccessBotError
+from services.hygiene import AccessKey, CredentialRow
 
 
 class ProviderError(AccessBotError):
@@ -14,6 +15,10 @@ class ProviderError(AccessBotError):
     def __init__(self, message: str, retryable: bool = True):
         super().__init__(message)
         self.retryable = retryable
+
+
+class ReportNotReady(ProviderError):
+    """AWS is still generating the credential report, or throttled us: try again later."""
 
 
 class NotificationError(AccessBotError):
@@ -37,6 +42,47 @@ class AccessProvider(Protocol):
 
     def revoke(self, spec: GrantSpec) -> None:
         """Remove the access; 'not a member' and 'no such policy' are success."""
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The account password policy; IAM's names, None where the account sets nothing."""
+
+    minimum_length: int | None = None
+    reuse_prevention: int | None = None
+    require_symbols: bool = False
+    require_numbers: bool = False
+    require_uppercase: bool = False
+    require_lowercase: bool = False
+    allow_users_to_change: bool = False
+    max_age_days: int | None = None
+
+
+class CredentialSource(Protocol):
+    """The account's credentials: one report for everyone, live looks for the few."""
+
+    def report(self) -> list[CredentialRow]:
+        """Generate (if needed), wait for and parse the credential report.
+
+        Raises ReportNotReady when it is still being generated or AWS throttles (retry
+        later: never "no findings"), ProviderError for other failures.
+        """
+
+    def access_keys(self, iam_user: str) -> list[AccessKey]:
+        """The user's keys, live (ListAccessKeys); [] if the user no longer exists."""
+
+    def deactivate_key(self, iam_user: str, key_id: str) -> None:
+        """Set the key Inactive; an already inactive key is success."""
+
+    def password_policy(self) -> PasswordPolicy | None:
+        """The account password policy, None when the account has none."""
+
+    def administrators(self) -> set[str]:
+        """IAM users holding administrator access (Action "*" on Resource "*"), directly,
+        through a group, by the AWS managed AdministratorAccess policy or any other policy."""
+
+    def group_members(self, group: str) -> set[str]:
+        """IAM user names in the group; empty set if the group does not exist."""
 
 
 class Directory(Protocol):
