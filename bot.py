@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aws import IamAccess, IamUserIndex, make_iam_client
+from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
 from handlers.listeners import Deps, register
 from handlers.notifier import SlackNotifier
 from jobs.background import Background
@@ -36,6 +36,7 @@ from models.migrate import upgrade
 from services.catalog import Catalog, load_catalog
 from services.clock import utcnow
 from services.errors import ConfigError
+from services.hygiene_runner import HygieneRunner
 from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner
 from settings import Settings, database_url, load_settings
 
@@ -52,6 +53,7 @@ class Components:
     directory: IamUserIndex
     runner: AccessRunner
     background: Background
+    hygiene: HygieneRunner
 
 
 def build(settings: Settings, catalog: Catalog) -> Components:
@@ -65,8 +67,25 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     background = Background()
     runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
                           profiles=notifier, notifier=notifier, defer=background.submit)
+    hygiene = HygieneRunner(sessions, catalog, IamCredentials(iam),
+                            owners=Owners(directory, notifier), notifier=notifier,
+                            refresh_owners=directory.refresh)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background)
+                      background, hygiene)
+
+
+@dataclass
+class Owners:
+    """The owner lookup's two sources: IAM user tags, and Slack users by email."""
+
+    directory: IamUserIndex
+    notifier: SlackNotifier
+
+    def tags_of(self, iam_user: str) -> dict[str, str]:
+        return self.directory.tags_of(iam_user)
+
+    def user_for_email(self, email: str) -> str | None:
+        return self.notifier.user_for_email(email)
 
 
 def build_app(components: Components) -> App:
@@ -82,7 +101,7 @@ def build_app(components: Components) -> App:
         raise ConfigError(
             f"SLACK_BOT_TOKEN: could not verify the token with Slack: {exc}") from None
     register(app, Deps(components.sessions, components.catalog, components.runner,
-                       components.background, utcnow))
+                       components.background, utcnow, components.hygiene))
     return app
 
 
@@ -116,7 +135,8 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
                                                 WARN_JOB: runner.warn})
     scheduler.start()
     live = runner.schedule_live_grants()
-    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh),
+    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh,
+                                                   components.hygiene),
                       {"sweep": components.catalog.sweep_interval})
     log.info("scheduler running; %d live grants have timers", live)
     return scheduler
@@ -192,7 +212,8 @@ def run_job(settings: Settings, name: str) -> int:
     catalog = load_catalog(settings.config_path)
     upgrade(settings.database_url)
     components = build(settings, catalog)
-    result = job.run(JobContext(components.runner, components.directory.refresh))
+    result = job.run(JobContext(components.runner, components.directory.refresh,
+                                 components.hygiene))
     print(json.dumps({"job": name, "result": _jsonable(result)}))
     return 0
 

@@ -21,6 +21,7 @@ class _Snapshot:
     by_slack_id: dict[str, str] = field(default_factory=dict)
     by_email: dict[str, str] = field(default_factory=dict)
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _unique(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -38,16 +39,18 @@ def _build(users: list[dict]) -> _Snapshot:
     slack_pairs: list[tuple[str, str]] = []
     email_pairs: list[tuple[str, str]] = []
     groups: dict[str, frozenset[str]] = {}
+    tags_by_user: dict[str, dict[str, str]] = {}
     for user in users:
         name = user["UserName"]
         groups[name] = frozenset(user.get("GroupList", ()))
         tags = {tag["Key"].lower(): tag["Value"].strip() for tag in user.get("Tags", ())}
+        tags_by_user[name] = tags
         if tags.get(SLACK_TAG):
             slack_pairs.append((tags[SLACK_TAG], name))
         elif tags.get(EMAIL_TAG):
             # A user tagged with a Slack id belongs to that Slack user only, whatever its email.
             email_pairs.append((tags[EMAIL_TAG].lower(), name))
-    return _Snapshot(_unique(slack_pairs), _unique(email_pairs), groups)
+    return _Snapshot(_unique(slack_pairs), _unique(email_pairs), groups, tags_by_user)
 
 
 class IamUserIndex:
@@ -91,6 +94,10 @@ class IamUserIndex:
     def groups_of(self, iam_user: str) -> set[str]:
         """Group names of an IAM user as of the last refresh; empty if unknown."""
         return set(self._snapshot.groups.get(iam_user, ()))
+
+    def tags_of(self, iam_user: str) -> dict[str, str]:
+        """The user's tags (keys lowercased) as of the last refresh; empty if unknown."""
+        return dict(self._snapshot.tags.get(iam_user, {}))
 
     def refresh(self) -> None:
         """Rebuild the index from get_account_authorization_details."""

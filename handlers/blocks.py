@@ -34,11 +34,11 @@ def slack_time(value: datetime) -> str:
     return f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
-def _md(text: str) -> MarkdownTextObject:
+def md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
-def _dump(blocks: list[Block]) -> list[dict]:
+def dump(blocks: list[Block]) -> list[dict]:
     return [block.to_dict() for block in blocks]
 
 
@@ -59,18 +59,18 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
         else f"*{request.resource}* for *{duration}*"
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=title)),
-        SectionBlock(text=_md(f"<@{request.requester_id}> {_asks(request)} {asked}"), fields=[
-            _md(f"*Resource*\n{request.resource}"
+        SectionBlock(text=md(f"<@{request.requester_id}> {_asks(request)} {asked}"), fields=[
+            md(f"*Resource*\n{request.resource}"
                 + (f"\n_{resource.description}_" if resource and resource.description else "")),
-            _md(f"*{'More time' if extension else 'Duration'}*\n{duration}"),
-            _md(f"*Requester*\n<@{request.requester_id}>"
+            md(f"*{'More time' if extension else 'Duration'}*\n{duration}"),
+            md(f"*Requester*\n<@{request.requester_id}>"
                 + (f" (IAM user `{request.iam_user}`)" if request.iam_user else "")),
-            _md(f"*Requested*\n{slack_time(request.created_at)}"),
+            md(f"*Requested*\n{slack_time(request.created_at)}"),
         ]),
     ]
     if extension:
-        blocks.append(SectionBlock(text=_md(_extension_text(request, slack_time))))
-    blocks.append(SectionBlock(text=_md(f"*Reason*\n>{request.reason}")))
+        blocks.append(SectionBlock(text=md(_extension_text(request, slack_time))))
+    blocks.append(SectionBlock(text=md(f"*Reason*\n>{request.reason}")))
     if request.status is RequestStatus.PENDING:
         blocks.append(ActionsBlock(block_id=BlockId.DECISION, elements=[
             ButtonElement(text="Approve", action_id=ActionId.APPROVE, value=str(request.id),
@@ -78,17 +78,17 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
             ButtonElement(text="Deny", action_id=ActionId.DENY, value=str(request.id),
                           style="danger"),
         ]))
-        blocks.append(ContextBlock(elements=[_md(
+        blocks.append(ContextBlock(elements=[md(
             f"Undecided requests expire at {slack_time(request.decide_by)}. "
             "The requester cannot approve their own request.")]))
         status_text = "waiting for approval"
     else:
-        blocks.append(SectionBlock(text=_md(decision_text(request))))
+        blocks.append(SectionBlock(text=md(decision_text(request))))
         status_text = request.status.value.lower()
     text = (f"{title}: {request.requester_id} {_asks(request)} {asked.replace('*', '')}"
             + (f"; {_extension_text(request, _utc)}" if extension else "")
             + f" ({status_text})")
-    return text, _dump(blocks)
+    return text, dump(blocks)
 
 
 def _asks(request: AccessRequest) -> str:
@@ -147,7 +147,7 @@ def request_failed(request: AccessRequest, why: str) -> Message:
     """The requester's DM when the bot could not submit their request."""
     text = (f":x: Your request #{request.id} for {_subject(request)} could not be "
             f"submitted: {why}")
-    return text, _dump([SectionBlock(text=_md(text))])
+    return text, dump([SectionBlock(text=md(text))])
 
 
 def request_outcome(request: AccessRequest) -> Message:
@@ -161,7 +161,7 @@ def request_outcome(request: AccessRequest) -> Message:
     else:
         text = (f":hourglass: Your request #{request.id} for {subject} expired: "
                 "nobody decided in time. Ask again if you still need it.")
-    return text, _dump([SectionBlock(text=_md(text))])
+    return text, dump([SectionBlock(text=md(text))])
 
 
 def grant_message(grant: Grant) -> Message:
@@ -173,7 +173,7 @@ def grant_message(grant: Grant) -> Message:
             text += (f"\nAssume the role `{grant.role_arn}` with a session name equal to "
                      "your IAM user name; IAM itself refuses after the expiry time.")
         blocks: list[Block] = [
-            SectionBlock(text=_md(text)),
+            SectionBlock(text=md(text)),
             ActionsBlock(block_id=BlockId.GRANT_ACTIONS, elements=[
                 ButtonElement(
                     text="I'm done, revoke now", action_id=ActionId.END_GRANT,
@@ -187,15 +187,15 @@ def grant_message(grant: Grant) -> Message:
     elif grant.status is GrantStatus.REVOKED:
         text = (f":lock: Your access to *{grant.resource}* ended at "
                 f"{slack_time(grant.revoked_at or grant.expires_at)} ({grant.end_reason}).")
-        blocks = [SectionBlock(text=_md(text))]
+        blocks = [SectionBlock(text=md(text))]
     elif grant.status is GrantStatus.FAILED:
         text = (f":x: Your access to *{grant.resource}* could not be put in place: "
                 f"{grant.last_error or grant.end_reason}. The admins have been told.")
-        blocks = [SectionBlock(text=_md(text))]
+        blocks = [SectionBlock(text=md(text))]
     else:
         text = f":hourglass_flowing_sand: Approved; putting *{grant.resource}* in place..."
-        blocks = [SectionBlock(text=_md(text))]
-    return text, _dump(blocks)
+        blocks = [SectionBlock(text=md(text))]
+    return text, dump(blocks)
 
 
 def _more_time_button(grant: Grant) -> ButtonElement:
@@ -209,31 +209,31 @@ def extension_granted(grant: Grant, request: AccessRequest) -> Message:
             f"have *{grant.resource}* until {slack_time(grant.expires_at)}.")
     if request.decision_reason:  # capped at the resource's max_duration
         text += f"\n>{request.decision_reason}"
-    return text, _dump([SectionBlock(text=_md(text))])
+    return text, dump([SectionBlock(text=md(text))])
 
 
 def expiry_warning(grant: Grant, now: datetime) -> Message:
     left = format_duration(grant.expires_at - now)
     text = (f":alarm_clock: Your access to *{grant.resource}* ends in about {left}, at "
             f"{slack_time(grant.expires_at)}. Need longer? Ask for more time.")
-    return text, _dump([SectionBlock(text=_md(text)), ActionsBlock(
+    return text, dump([SectionBlock(text=md(text)), ActionsBlock(
         block_id=BlockId.GRANT_ACTIONS, elements=[_more_time_button(grant)])])
 
 
 def help_message(resources: list[Resource]) -> Message:
     if not resources:
         text = "There is nothing you may request yet. Ask your platform team."
-        return text, _dump([SectionBlock(text=_md(text))])
-    blocks: list[Block] = [SectionBlock(text=_md("*Resources you may request*"))]
+        return text, dump([SectionBlock(text=md(text))])
+    blocks: list[Block] = [SectionBlock(text=md("*Resources you may request*"))]
     for resource in sorted(resources, key=lambda r: r.name):
         approvers = ", ".join(f"<@{a}>" for a in resource.approvers)
-        blocks.append(SectionBlock(text=_md(
+        blocks.append(SectionBlock(text=md(
             f"*{resource.name}* ({resource.kind.value}: `{resource.target}`)\n"
             + (f"{resource.description}\n" if resource.description else "")
             + f"Duration: {resource.limits_text()}. Approvers: {approvers}")))
-    blocks.append(ContextBlock(elements=[_md(USAGE)]))
+    blocks.append(ContextBlock(elements=[md(USAGE)]))
     text = "Resources you may request: " + ", ".join(r.name for r in resources)
-    return text, _dump(blocks)
+    return text, dump(blocks)
 
 
 def request_form(catalog: Catalog, user_id: str) -> dict:
@@ -265,7 +265,7 @@ def deny_form(request: AccessRequest) -> dict:
         type="modal", callback_id=ViewId.DENY_FORM, title="Deny request",
         submit="Deny", close="Cancel", private_metadata=str(request.id),
         blocks=[
-            SectionBlock(text=_md(f"Deny request #{request.id}: <@{request.requester_id}> "
+            SectionBlock(text=md(f"Deny request #{request.id}: <@{request.requester_id}> "
                                   f"for *{request.resource}*?")),
             InputBlock(block_id=BlockId.DENY_REASON, label="Reason (optional)", optional=True,
                        element=PlainTextInputElement(action_id=ActionId.DENY_REASON_INPUT,
@@ -281,7 +281,7 @@ def extend_form(grant: Grant, resource: Resource) -> dict:
         type="modal", callback_id=ViewId.EXTEND_FORM, title="Ask for more time",
         submit="Ask", close="Cancel", private_metadata=str(grant.id),
         blocks=[
-            SectionBlock(text=_md(f"You have *{grant.resource}* until "
+            SectionBlock(text=md(f"You have *{grant.resource}* until "
                                   f"{slack_time(grant.expires_at)}. {approvers} will be asked "
                                   "to approve more time.")),
             InputBlock(block_id=BlockId.DURATION, label="More time", optional=True,

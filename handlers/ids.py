@@ -12,6 +12,9 @@ class ActionId(StrEnum):
     DURATION_INPUT = "accessbot.duration_input"
     REASON_INPUT = "accessbot.reason_input"
     DENY_REASON_INPUT = "accessbot.deny_reason_input"
+    FINDING_DEACTIVATE = "accessbot.finding_deactivate"
+    FINDING_FIX = "accessbot.finding_fix"
+    FINDING_SNOOZE = "accessbot.finding_snooze"
 
 
 class BlockId(StrEnum):

@@ -21,7 +21,7 @@ from handlers.errors import user_message
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from jobs.background import Background
 from models import Grant, transaction
-from services import extensions
+from services import extensions, findings
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
@@ -38,6 +38,7 @@ from services.commands import (
     parse_id,
 )
 from services.errors import AccessBotError
+from services.hygiene_runner import HygieneRunner
 from services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Deps:
     runner: AccessRunner
     background: Background
     clock: Clock
+    hygiene: HygieneRunner | None = None
 
 
 def register(app: App, deps: Deps) -> None:
@@ -65,6 +67,9 @@ def register(app: App, deps: Deps) -> None:
     app.action(ActionId.END_GRANT.value)(listeners.end_grant)
     app.action(ActionId.EXTEND_GRANT.value)(listeners.extend_grant)
     app.view(ViewId.EXTEND_FORM.value)(listeners.submit_extend_form)
+    app.action(ActionId.FINDING_DEACTIVATE.value)(listeners.deactivate_key)
+    app.action(ActionId.FINDING_FIX.value)(listeners.will_fix)
+    app.action(ActionId.FINDING_SNOOZE.value)(listeners.snooze)
     app.error(listeners.on_error)
 
 
@@ -221,6 +226,38 @@ class Listeners:
     def on_error(self, error: Exception, body: dict, logger) -> None:
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)
 
+    # -- stale credentials ------------------------------------------------------------
+
+    def deactivate_key(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        self._later(self._deactivate_key, action.get("value"), body["user"]["id"],
+                    _channel_of(body), _ephemeral(respond))
+
+    def _deactivate_key(self, value: str | None, user_id: str, channel_id: str | None,
+                        reply: Reply) -> None:
+        try:
+            reply(self.deps.hygiene.deactivate(parse_id(value), user_id, channel_id))
+        except AccessBotError as exc:  # refused, already resolved, or AWS said no
+            reply(user_message(exc))
+
+    def will_fix(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        self._later(self._decide_finding, findings.will_fix, action.get("value"),
+                    body["user"]["id"], _channel_of(body), _ephemeral(respond))
+
+    def snooze(self, ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        snooze = partial(_snooze_for, self.catalog.hygiene.snooze)
+        self._later(self._decide_finding, snooze, action.get("value"), body["user"]["id"],
+                    _channel_of(body), _ephemeral(respond))
+
+    def _decide_finding(self, use_case: Callable, value: str | None, user_id: str,
+                        channel_id: str | None, reply: Reply) -> None:
+        row = self._run(reply, lambda session: use_case(
+            session, parse_id(value), user_id, channel_id, self.deps.clock()))
+        if row is not None and row.message_ts:
+            self.deps.hygiene.refresh_message(row.message_channel, row.message_ts)
+
     def _run(self, reply: Reply, use_case: Callable[[Session], T]) -> T | None:
         """One use case in one transaction; a domain error goes back to the user as text."""
         try:
@@ -232,6 +269,16 @@ class Listeners:
 
     def _later(self, fn: Callable, *args) -> None:
         self.deps.background.submit(fn, *args)
+
+
+def _channel_of(body: dict) -> str | None:
+    """The channel the clicked message is in (signed by Slack, so it can be trusted)."""
+    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id")
+
+
+def _snooze_for(length, session, finding_id, user_id, channel_id, now):
+    return findings.snooze(session, finding_id, user_id, channel_id, now, length)
 
 
 def _ephemeral(respond: Respond) -> Reply:

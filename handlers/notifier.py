@@ -6,10 +6,12 @@ from functools import wraps
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from handlers import blocks
-from models import AccessRequest, ApprovalMessage, Grant
+from handlers import blocks, hygiene_blocks
+from models import AccessRequest, ApprovalMessage, CredentialFinding, Grant
+from services.account_audit import Deviation
 from services.catalog import Catalog
 from services.clock import Clock, utcnow
+from services.findings import Summary
 from services.ports import NotificationError
 
 log = logging.getLogger(__name__)
@@ -111,3 +113,52 @@ class SlackNotifier:
     def email_of(self, slack_user_id: str) -> str | None:
         answer = self.client.users_info(user=slack_user_id)
         return (answer.get("user") or {}).get("profile", {}).get("email")
+
+    @_slack_call
+    def user_for_email(self, email: str) -> str | None:
+        try:
+            answer = self.client.users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "users_not_found":
+                return None
+            raise
+        return (answer.get("user") or {}).get("id")
+
+    # -- credential hygiene (services.hygiene_runner.HygieneNotifier) ------------------
+
+    @_slack_call
+    def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
+        text, body = hygiene_blocks.findings_digest(rows, self.clock())
+        answer = self.client.chat_postMessage(channel=owner, text=text, blocks=body)
+        return answer["channel"], answer["ts"]
+
+    @_slack_call
+    def update_findings_digest(self, channel: str, ts: str,
+                               rows: list[CredentialFinding]) -> None:
+        text, body = hygiene_blocks.findings_digest(rows, self.clock())
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+
+    @_slack_call
+    def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None:
+        text, body = hygiene_blocks.findings_resolved(rows)
+        self.client.chat_postMessage(channel=owner, text=text, blocks=body)
+
+    @_slack_call
+    def findings_escalated(self, channel: str, rows: list[CredentialFinding]) -> None:
+        text, body = hygiene_blocks.findings_escalated(rows, self.clock())
+        self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+
+    @_slack_call
+    def key_final_warning(self, owner: str, row: CredentialFinding, when) -> None:
+        text, body = hygiene_blocks.key_final_warning(row, when)
+        self.client.chat_postMessage(channel=owner, text=text, blocks=body)
+
+    @_slack_call
+    def findings_summary(self, channel: str, summary: Summary) -> None:
+        text, body = hygiene_blocks.findings_summary(summary, self.clock())
+        self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+
+    @_slack_call
+    def account_audit(self, channel: str, deviations: list[Deviation]) -> None:
+        text, body = hygiene_blocks.account_audit(deviations)
+        self.client.chat_postMessage(channel=channel, text=text, blocks=body)

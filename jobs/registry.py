@@ -4,6 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.catalog import Hygiene
+from services.hygiene_runner import HygieneRunner
 from services.runner import AccessRunner
 
 
@@ -11,6 +13,7 @@ from services.runner import AccessRunner
 class JobContext:
     runner: AccessRunner
     refresh_directory: Callable[[], object]
+    hygiene: HygieneRunner | None = None
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Job:
     run: Callable[[JobContext], object]
     every: timedelta
     help: str
+    # Daily and weekly jobs: the scheduler checks every `every` and runs the job when its
+    # period (from the config) has passed since it last finished, in any process.
+    period: Callable[[Hygiene], timedelta] | None = None
 
 
 def _sweep(context: JobContext):
@@ -33,12 +39,37 @@ def _refresh_directory(context: JobContext):
     return context.refresh_directory()
 
 
+def _stale_credentials(context: JobContext):
+    return context.hygiene.stale_credentials()
+
+
+def _summary(context: JobContext):
+    return context.hygiene.weekly_summary()
+
+
+def _account_audit(context: JobContext):
+    return context.hygiene.account_audit()
+
+
+CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
+
 PERIODIC = [
     Job("sweep", _sweep, timedelta(seconds=10),
         "revoke what expired (also while the bot was down), retry failed grants and "
         "revocations, send due expiry warnings, expire undecided requests, re-post stuck ones"),
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
+    Job("stale-credentials", _stale_credentials, CHECK,
+        "read the IAM credential report, tell owners about stale credentials, escalate, "
+        "auto-disable keys when configured (hygiene.interval, daily)",
+        period=lambda hygiene: hygiene.interval),
+    Job("hygiene-summary", _summary, CHECK,
+        "post the weekly credential hygiene summary to the admin channel "
+        "(hygiene.summary_interval)", period=lambda hygiene: hygiene.summary_interval),
+    Job("account-audit", _account_audit, CHECK,
+        "check the password policy, the number of administrators and members of managed "
+        "groups without a grant (hygiene.audit_interval)",
+        period=lambda hygiene: hygiene.audit_interval),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

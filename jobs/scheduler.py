@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs.registry import PERIODIC, JobContext
+from jobs.registry import PERIODIC, Job, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,22 @@ def make_scheduler(workers: int = 16) -> BackgroundScheduler:
 def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext,
                       intervals: dict[str, timedelta]) -> None:
     for job in PERIODIC:
+        if job.period is not None and context.hygiene is None:
+            continue
         every = intervals.get(job.name, job.every)
-        scheduler.add_job(job.run, "interval", seconds=every.total_seconds(),
-                          args=[context], id=job.name, replace_existing=True,
-                          next_run_time=datetime.now().astimezone())
+        scheduler.add_job(_when_due(job, context) if job.period else job.run, "interval",
+                          seconds=every.total_seconds(), args=[context], id=job.name,
+                          replace_existing=True, next_run_time=datetime.now().astimezone())
+
+
+def _when_due(job: Job, context: JobContext) -> Callable[[JobContext], object]:
+    hygiene = context.hygiene
+
+    def run(context: JobContext):
+        result = hygiene.run_if_due(job.name, job.period(hygiene.settings),
+                                    lambda: job.run(context))
+        if result is not None:
+            log.info("%s: %s", job.name, result)
+        return result
+
+    return run

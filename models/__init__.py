@@ -6,12 +6,16 @@ from models.tables import (
     AccessRequest,
     ApprovalMessage,
     AuditEvent,
+    CredentialFinding,
+    FindingStatus,
     Grant,
     GrantStatus,
+    JobRun,
     RequestStatus,
 )
 
 __all__ = [
-    "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "Grant", "GrantStatus",
+    "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
+    "FindingStatus", "Grant", "GrantStatus", "JobRun",
     "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory", "transaction",
 ]

@@ -150,4 +150,66 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[int | None] = mapped_column(Integer, index=True)
     grant_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    finding_id: Mapped[int | None] = mapped_column(Integer, index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class FindingStatus(StrEnum):
+    OPEN = "OPEN"            # in the latest credential report
+    RESOLVED = "RESOLVED"    # gone from the report, or the key was deactivated
+
+
+OPEN_FINDING = text("status = 'OPEN'")
+
+
+class CredentialFinding(Base):
+    """A stale credential, remembered across runs: who was told what, and when."""
+
+    __tablename__ = "credential_findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iam_user: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))          # services.hygiene.FindingKind
+    subject: Mapped[str] = mapped_column(String(64))       # which credential of the user
+    status: Mapped[FindingStatus] = mapped_column(_enum(FindingStatus),
+                                                  default=FindingStatus.OPEN)
+    since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_where: Mapped[str | None] = mapped_column(String(128))
+    key_slot: Mapped[int | None] = mapped_column(Integer)
+    key_created: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32))  # matched via ListAccessKeys
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    owner: Mapped[str | None] = mapped_column(String(32))   # Slack user or channel told
+    last_told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    message_channel: Mapped[str | None] = mapped_column(String(32))  # the last DM listing it
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    fixing_by: Mapped[str | None] = mapped_column(String(32))        # "I'll fix it"
+    fixing_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    snoozed_by: Mapped[str | None] = mapped_column(String(32))
+    snoozed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    final_warning_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # auto-disable
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))  # Slack user or "accessbot"
+    resolution: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_credential_findings_status", "status", "first_seen_at"),
+        Index("ix_credential_findings_message", "message_channel", "message_ts"),
+        # one open finding per credential and problem; a resolved one may come back later
+        Index("uq_credential_findings_open", "iam_user", "kind", "subject", unique=True,
+              sqlite_where=OPEN_FINDING, postgresql_where=OPEN_FINDING),
+    )
+
+
+class JobRun(Base):
+    """When a daily or weekly job last ran, so restarts and other processes do not repeat it."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -26,10 +26,18 @@ class Action(StrEnum):
     REVOKED = "revoked"
     REVOKE_RETRY = "revoke_retry"
     ADMINS_ALERTED = "admins_alerted"
+    FINDING_OPENED = "finding_opened"
+    FINDING_TOLD = "finding_told"
+    FINDING_FIXING = "finding_fixing"
+    FINDING_SNOOZED = "finding_snoozed"
+    FINDING_ESCALATED = "finding_escalated"
+    FINDING_RESOLVED = "finding_resolved"
+    KEY_FINAL_WARNING = "key_final_warning"
+    KEY_DEACTIVATED = "key_deactivated"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
            request_id: int | None = None, grant_id: int | None = None,
-           detail: str | None = None) -> None:
+           finding_id: int | None = None, detail: str | None = None) -> None:
     session.add(AuditEvent(at=at, actor=actor, action=action.value, request_id=request_id,
-                           grant_id=grant_id, detail=detail))
+                           grant_id=grant_id, finding_id=finding_id, detail=detail))

@@ -9,8 +9,10 @@ from typing import Any
 
 import yaml
 
+from services.account_audit import CIS_BASELINE, PasswordPolicy
 from services.durations import format_duration, parse_duration
 from services.errors import ConfigError, InvalidInput
+from services.hygiene import HygienePolicy
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -59,12 +61,33 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Hygiene:
+    """The `hygiene:` section: stale credentials and the account audit."""
+
+    policy: HygienePolicy = HygienePolicy()
+    interval: timedelta = timedelta(days=1)            # how often stale-credentials runs
+    reminder_interval: timedelta = timedelta(days=3)   # never the same thing twice within
+    escalate_after: timedelta = timedelta(days=14)     # open this long: the admin channel
+    snooze: timedelta = timedelta(days=7)
+    auto_disable_after: timedelta | None = None        # off unless set
+    final_warning: timedelta = timedelta(days=1)       # between the warning and the disable
+    summary_interval: timedelta = timedelta(days=7)
+    audit_interval: timedelta = timedelta(days=7)
+    password_policy: PasswordPolicy = CIS_BASELINE
+    min_administrators: int = 2
+
+
+@dataclass(frozen=True)
 class Catalog:
     resources: dict[str, Resource]
     approval_channel: str | None = None
     admin_channel: str | None = None
     request_timeout: timedelta = timedelta(hours=24)
     sweep_interval: timedelta = timedelta(seconds=10)
+    hygiene: Hygiene = Hygiene()
+
+    def managed_groups(self) -> set[str]:
+        return {r.target for r in self.resources.values() if r.kind is ResourceKind.IAM_GROUP}
 
     def get(self, name: str) -> Resource:
         try:
@@ -78,7 +101,17 @@ class Catalog:
 
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
-             "resources"}
+             "resources", "hygiene"}
+_HYGIENE_DURATIONS = {
+    "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
+    "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
+    "final_warning", "summary_interval", "audit_interval",
+}
+_HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators"}
+_PASSWORD_KEYS = {
+    "minimum_length", "reuse_prevention", "require_symbols", "require_numbers",
+    "require_uppercase", "require_lowercase", "allow_users_to_change", "max_age_days",
+}
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "approvers", "requesters",
     "default_duration", "min_duration", "max_duration", "expiry_warning",
@@ -125,8 +158,53 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
     resources = {
         str(name): _parse_resource(str(name), spec, fail) for name, spec in resources_raw.items()
     }
+    hygiene = _parse_hygiene(raw.get("hygiene", {}), fail)
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
-                   **channels)
+                   hygiene=hygiene, **channels)
+
+
+def _parse_hygiene(spec: Any, fail) -> Hygiene:
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise fail("hygiene", "expected a mapping")
+    for key in spec:
+        if key not in _HYGIENE_KEYS:
+            raise fail(f"hygiene.{key}", f"unknown key; expected one of {sorted(_HYGIENE_KEYS)}")
+    given = {}
+    for key in _HYGIENE_DURATIONS & set(spec):
+        if key == "auto_disable_after" and spec[key] in (None, False, "off"):
+            continue
+        given[key] = _duration(spec, key, timedelta(0), f"hygiene.{key}", fail)
+    policy = HygienePolicy(**{k: given.pop(k) for k in list(given)
+                              if k in HygienePolicy.__dataclass_fields__})
+    minimum = spec.get("min_administrators", Hygiene.min_administrators)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+        raise fail("hygiene.min_administrators", "expected a whole number, 0 or more")
+    return Hygiene(policy=policy, min_administrators=minimum,
+                   password_policy=_parse_password_policy(spec.get("password_policy"), fail),
+                   **given)
+
+
+def _parse_password_policy(spec: Any, fail) -> PasswordPolicy:
+    """The baseline; settings not given keep the CIS value."""
+    if spec is None:
+        return CIS_BASELINE
+    if not isinstance(spec, dict):
+        raise fail("hygiene.password_policy", "expected a mapping")
+    values = {}
+    for key, value in spec.items():
+        where = f"hygiene.password_policy.{key}"
+        if key not in _PASSWORD_KEYS:
+            raise fail(where, f"unknown key; expected one of {sorted(_PASSWORD_KEYS)}")
+        if key.startswith(("require_", "allow_")):
+            if not isinstance(value, bool):
+                raise fail(where, "expected true or false")
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                    or value < 1):
+            raise fail(where, "expected a whole number of at least 1, or null")
+        values[key] = value
+    return PasswordPolicy(**{**CIS_BASELINE.__dict__, **values})
 
 
 def _parse_resource(name: str, spec: Any, fail) -> Resource:

@@ -85,7 +85,8 @@ class Finding:
 
     iam_user: str
     kind: FindingKind
-    subject: str                        # "key:<CreateDate epoch>", "password", "user", "root"
+    subject: str                        # "key:<CreateDate epoch>", "password", "keys", "user",
+                                        # "root-keys", "root-mfa", "root-used:<epoch of use>"
     since: datetime | None              # what the age counts from (created, last used...)
     last_used: datetime | None = None
     last_used_where: str | None = None  # e.g. "s3 in eu-west-1"
@@ -113,5 +114,121 @@ def match_key(created: datetime | None, keys: list[AccessKey]) -> AccessKey | No
 
 
 def evaluate(rows: list[CredentialRow], policy: HygienePolicy, now: datetime) -> list[Finding]:
-    """Every finding in a credential report."""
-    raise NotImplementedError  # helper fills in
+    """Every finding in a credential report: by row order, then in FindingKind order."""
+    if now.tzinfo is None:
+        raise ValueError("evaluate needs an aware UTC 'now'")
+    cutoffs = _Cutoffs.of(policy, now)
+    findings: list[Finding] = []
+    for row in rows:
+        if row.is_root:
+            _add_root_findings(row, cutoffs, findings)
+            continue
+        _add_key_findings(row, cutoffs, findings)
+        _add_password_findings(row, cutoffs, findings)
+        _add_multiple_keys(row, findings)
+        _add_user_inactive(row, cutoffs, findings)
+    return findings
+
+
+@dataclass(frozen=True)
+class _Cutoffs:
+    """The policy as instants, computed once: `now - t > age` is `t < now - age`."""
+
+    key_rotated: datetime  # an active key rotated before this is too old
+    unused: datetime       # a credential last used (or, never used, created) before this
+    inactive: datetime     # a user whose last activity is before this is inactive
+    root_used: datetime    # root use at or after this is recent
+
+    @classmethod
+    def of(cls, policy: HygienePolicy, now: datetime) -> "_Cutoffs":
+        return cls(key_rotated=now - policy.access_key_max_age,
+                   unused=now - policy.unused_credential_age,
+                   inactive=now - policy.unused_user_age,
+                   root_used=now - policy.root_used_within)
+
+
+def _where(service: str | None, region: str | None) -> str | None:
+    if service is None:
+        return None
+    return service if region is None else f"{service} in {region}"
+
+
+def _key_finding(user: str, kind: FindingKind, slot: KeySlot, since: datetime) -> Finding:
+    return Finding(user, kind, key_subject(slot.last_rotated), since,
+                   last_used=slot.last_used,
+                   last_used_where=_where(slot.last_used_service, slot.last_used_region),
+                   key_slot=slot.slot, key_created=slot.last_rotated)
+
+
+def _add_key_findings(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]) -> None:
+    # two passes over the (two) slots, so that every KEY_TOO_OLD precedes every KEY_UNUSED
+    for slot in row.keys:
+        if slot.active and slot.last_rotated is not None \
+                and slot.last_rotated < cutoffs.key_rotated:
+            out.append(_key_finding(row.user, FindingKind.KEY_TOO_OLD, slot, slot.last_rotated))
+    for slot in row.keys:
+        if not slot.active or slot.last_rotated is None:
+            continue
+        since = slot.last_used if slot.last_used is not None else slot.last_rotated
+        if since < cutoffs.unused:
+            out.append(_key_finding(row.user, FindingKind.KEY_UNUSED, slot, since))
+
+
+def _add_password_findings(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]) -> None:
+    if not row.password_enabled:
+        return
+    set_at = row.password_last_changed if row.password_last_changed is not None \
+        else row.user_created
+    since = row.password_last_used if row.password_last_used is not None else set_at
+    if since is not None and since < cutoffs.unused:
+        out.append(Finding(row.user, FindingKind.PASSWORD_UNUSED, "password", since,
+                           last_used=row.password_last_used))
+    if not row.mfa_active:
+        out.append(Finding(row.user, FindingKind.NO_MFA, "password", set_at))
+
+
+def _add_multiple_keys(row: CredentialRow, out: list[Finding]) -> None:
+    active, newest = 0, None
+    for slot in row.keys:
+        if slot.active:
+            active += 1
+            if slot.last_rotated is not None and (newest is None or slot.last_rotated > newest):
+                newest = slot.last_rotated
+    if active > 1:  # since: when the second key appeared
+        out.append(Finding(row.user, FindingKind.MULTIPLE_KEYS, "keys", newest))
+
+
+def _last_activity(row: CredentialRow) -> datetime | None:
+    """The newest use of the password or of any key, active or not; None if never used."""
+    latest = row.password_last_used
+    for slot in row.keys:
+        if slot.last_used is not None and (latest is None or slot.last_used > latest):
+            latest = slot.last_used
+    return latest
+
+
+def _add_user_inactive(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]) -> None:
+    if row.user_created is not None and row.user_created >= cutoffs.inactive:
+        return  # a new user is never inactive
+    latest = _last_activity(row)
+    since = latest if latest is not None else row.user_created
+    if since is not None and since < cutoffs.inactive:
+        out.append(Finding(row.user, FindingKind.USER_INACTIVE, "user", since, last_used=latest))
+
+
+def _add_root_findings(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]) -> None:
+    """Root gets its own kinds only: one finding for its keys, however many."""
+    if any(slot.active for slot in row.keys):
+        created = [s.last_rotated for s in row.keys if s.active and s.last_rotated is not None]
+        out.append(Finding(row.user, FindingKind.ROOT_KEYS, "root-keys",
+                           min(created, default=None)))
+    if not row.mfa_active:
+        out.append(Finding(row.user, FindingKind.ROOT_NO_MFA, "root-mfa", row.user_created))
+    used, where = row.password_last_used, None
+    for slot in row.keys:
+        if slot.last_used is not None and (used is None or slot.last_used > used):
+            used, where = slot.last_used, _where(slot.last_used_service, slot.last_used_region)
+    if used is not None and used >= cutoffs.root_used:
+        # the use's time in the subject: each new use is a new finding
+        out.append(Finding(row.user, FindingKind.ROOT_USED, f"root-used:{int(used.timestamp())}",
+                           used, last_used=used, last_used_where=where))

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Protocol
 
 from models import AccessRequest, ApprovalMessage, Grant
+from services.account_audit import PasswordPolicy
 from services.errors import AccessBotError
 from services.hygiene import AccessKey, CredentialRow
 
@@ -42,20 +43,6 @@ class AccessProvider(Protocol):
 
     def revoke(self, spec: GrantSpec) -> None:
         """Remove the access; 'not a member' and 'no such policy' are success."""
-
-
-@dataclass(frozen=True)
-class PasswordPolicy:
-    """The account password policy; IAM's names, None where the account sets nothing."""
-
-    minimum_length: int | None = None
-    reuse_prevention: int | None = None
-    require_symbols: bool = False
-    require_numbers: bool = False
-    require_uppercase: bool = False
-    require_lowercase: bool = False
-    allow_users_to_change: bool = False
-    max_age_days: int | None = None
 
 
 class CredentialSource(Protocol):

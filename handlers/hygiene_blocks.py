@@ -1,0 +1,184 @@
+"""Block Kit builders for credential hygiene: the owner's digest (every status of every
+finding), thanks, escalation, the weekly summary and the account audit."""
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    SectionBlock,
+)
+
+from handlers.blocks import Message, dump, md, slack_time
+from handlers.ids import ActionId
+from models import CredentialFinding, FindingStatus
+from services.account_audit import Deviation
+from services.durations import format_duration
+from services.findings import Summary
+from services.hygiene import KEY_KINDS, ROOT_USER, FindingKind
+
+_WHAT = {
+    FindingKind.KEY_TOO_OLD: ("Access key not rotated", "Rotate it: create a new key, move "
+                              "your tools to it, then deactivate and delete this one."),
+    FindingKind.KEY_UNUSED: ("Access key unused", "Deactivate it; nothing has used it."),
+    FindingKind.PASSWORD_UNUSED: ("Console password unused", "Remove the console password "
+                                  "(or ask an admin to) if you no longer sign in."),
+    FindingKind.NO_MFA: ("Console password without MFA", "Turn on MFA for your IAM user in "
+                         "the IAM console (Security credentials)."),
+    FindingKind.MULTIPLE_KEYS: ("More than one active access key", "Keep one: deactivate the "
+                                "key you no longer use."),
+    FindingKind.USER_INACTIVE: ("IAM user not used at all", "If nobody needs this user, "
+                                "ask an admin to remove it."),
+    FindingKind.ROOT_KEYS: ("Root account has access keys", "Delete the root access keys."),
+    FindingKind.ROOT_NO_MFA: ("Root account without MFA", "Turn on MFA (ideally hardware) "
+                              "for the root account."),
+    FindingKind.ROOT_USED: ("Root account used", "Check who used the root account and why; "
+                            "use IAM users or roles instead."),
+}
+_KEY_KIND_VALUES = {k.value for k in KEY_KINDS}
+
+
+def _key_name(row: CredentialFinding) -> str:
+    if row.key_id:
+        return f"access key ...{row.key_id[-4:]}"
+    return f"access key {row.key_slot or ''} created {row.key_created:%Y-%m-%d}".replace("  ", " ")
+
+
+def _age(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return "age unknown"
+    return f"{format_duration(now - since)} ago" if now > since else "just now"
+
+
+def finding_line(row: CredentialFinding, now: datetime) -> str:
+    """What, whose, how old, last used when and where, and what to do."""
+    kind = FindingKind(row.kind)
+    title, todo = _WHAT[kind]
+    who = "the root account" if row.iam_user == ROOT_USER else f"IAM user `{row.iam_user}`"
+    subject = f"{_key_name(row)} of {who}" if row.kind in _KEY_KIND_VALUES else who
+    since = {FindingKind.KEY_TOO_OLD: "created", FindingKind.KEY_UNUSED: "idle since",
+             FindingKind.MULTIPLE_KEYS: "second key since"}.get(kind, "since")
+    used = (f"last used {slack_time(row.last_used)}"
+            + (f" ({row.last_used_where})" if row.last_used_where else "")
+            if row.last_used else "never used")
+    lines = [f"*{title}*: {subject}",
+             f"{since} {_age(row.since, now)} · {used}" if kind not in (
+                 FindingKind.NO_MFA, FindingKind.ROOT_KEYS, FindingKind.ROOT_NO_MFA)
+             else f"found {_age(row.first_seen_at, now)}",
+             f"_{todo}_"]
+    return "\n".join(lines)
+
+
+def _status(row: CredentialFinding, now: datetime) -> str | None:
+    if row.status is FindingStatus.RESOLVED:
+        return f":white_check_mark: Resolved {slack_time(row.resolved_at)}: {row.resolution}"
+    if row.snoozed_until and row.snoozed_until > now:
+        return (f":zzz: Snoozed by <@{row.snoozed_by}> until {slack_time(row.snoozed_until)}")
+    if row.fixing_by:
+        return f":wrench: <@{row.fixing_by}> will fix it ({slack_time(row.fixing_at)})"
+    return None
+
+
+def _buttons(row: CredentialFinding) -> ActionsBlock:
+    value = str(row.id)
+    elements = []
+    if row.kind in _KEY_KIND_VALUES and row.key_id:
+        elements.append(ButtonElement(
+            text="Deactivate now", action_id=ActionId.FINDING_DEACTIVATE, value=value,
+            style="danger",
+            confirm=ConfirmObject(title="Deactivate this key?",
+                                  text=f"{_key_name(row)} of {row.iam_user} stops working at "
+                                       "once. It is not deleted: it can be re-activated.",
+                                  confirm="Deactivate", deny="Cancel")))
+    if not row.fixing_by:
+        elements.append(ButtonElement(text="I'll fix it", action_id=ActionId.FINDING_FIX,
+                                      value=value))
+    elements.append(ButtonElement(text="Snooze 7 days", action_id=ActionId.FINDING_SNOOZE,
+                                  value=value))
+    return ActionsBlock(block_id=f"finding-{row.id}", elements=elements)
+
+
+def findings_digest(rows: list[CredentialFinding], now: datetime) -> Message:
+    """The owner's message: every finding, its status, and buttons while it is open."""
+    open_count = sum(row.status is FindingStatus.OPEN for row in rows)
+    text = (f":key: {open_count} stale credential finding(s) need you" if open_count
+            else ":white_check_mark: Everything in this message is resolved. Thank you!")
+    blocks: list[Block] = [
+        HeaderBlock(text="Stale AWS credentials"),
+        SectionBlock(text=md(
+            "accessbot checks the IAM credential report every day. These credentials are "
+            "yours; please fix them (or tell us when you will):")),
+    ]
+    for row in rows:
+        blocks.append(SectionBlock(text=md(finding_line(row, now))))
+        status = _status(row, now)
+        if status:
+            blocks.append(ContextBlock(elements=[md(status)]))
+        awake = not (row.snoozed_until and row.snoozed_until > now)
+        if row.status is FindingStatus.OPEN and awake:
+            blocks.append(_buttons(row))
+    return text, dump(blocks[:50])  # Slack's limit; the rest comes at the next reminder
+
+
+def findings_resolved(rows: list[CredentialFinding]) -> Message:
+    items = "\n".join(f"• {_WHAT[FindingKind(r.kind)][0]}: "
+                      f"{_key_name(r) + ' of ' if r.kind in _KEY_KIND_VALUES else ''}"
+                      f"`{r.iam_user}`" for r in rows)
+    text = f":tada: Thank you! These are fixed:\n{items}"
+    return text, dump([SectionBlock(text=md(text))])
+
+
+def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
+    text = f":rotating_light: {len(rows)} stale credential finding(s) still open"
+    blocks: list[Block] = [SectionBlock(text=md(
+        f"*{text}* after the owners were reminded. Please follow up:"))]
+    for row in rows[:45]:
+        owner = f"<@{row.owner}>" if row.owner and row.owner[0] in "UW" else "no owner"
+        blocks.append(SectionBlock(text=md(
+            f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}")))
+    return text, dump(blocks)
+
+
+def key_final_warning(row: CredentialFinding, when: datetime) -> Message:
+    text = (f":warning: accessbot will *deactivate* {_key_name(row)} of `{row.iam_user}` at "
+            f"{slack_time(when)} unless it is fixed before then "
+            f"({_WHAT[FindingKind(row.kind)][0].lower()}). It will not be deleted.")
+    return text, dump([SectionBlock(text=md(text)), _buttons(row)])
+
+
+def findings_summary(summary: Summary, now: datetime) -> Message:
+    total = sum(summary.open_by_kind.values())
+    before = sum(summary.open_last_week_by_kind.values())
+    trend = "no change" if total == before else f"{total - before:+d}"
+    text = f":bar_chart: Credential hygiene this week: {total} open ({trend} on last week)"
+    kinds = sorted(set(summary.open_by_kind) | set(summary.open_last_week_by_kind))
+    rows = "\n".join(
+        f"• {_WHAT[FindingKind(k)][0]}: {summary.open_by_kind.get(k, 0)} "
+        f"(last week {summary.open_last_week_by_kind.get(k, 0)})" for k in kinds) or "• none"
+    oldest = summary.oldest
+    oldest_text = (f"Oldest open: {_WHAT[FindingKind(oldest.kind)][0].lower()} of "
+                   f"`{oldest.iam_user}`, open {_age(oldest.first_seen_at, now)}"
+                   if oldest else "Nothing open.")
+    body = (f"*{text}*\nNew: {summary.new} · resolved: {summary.resolved}\n{rows}\n"
+            f"{oldest_text}")
+    return text, dump([SectionBlock(text=md(body))])
+
+
+def account_audit(deviations: list[Deviation]) -> Message:
+    if not deviations:
+        text = ":white_check_mark: Account audit: no deviations from the baseline."
+        return text, dump([SectionBlock(text=md(text))])
+    text = f":clipboard: Account audit: {len(deviations)} deviation(s)"
+    titles = {"password_policy": "Password policy", "administrators": "Administrators",
+              "unmanaged_member": "Group members without an accessbot grant"}
+    blocks: list[Block] = [SectionBlock(text=md(f"*{text}*"))]
+    for check, title in titles.items():
+        found = [d.detail for d in deviations if d.check == check]
+        if found:
+            lines = "\n".join(f"• {line}" for line in found[:40])
+            blocks.append(SectionBlock(text=md(f"*{title}*\n{lines}"[:3000])))
+    return text, dump(blocks)

@@ -1,0 +1,285 @@
+"""Stale-credential findings in the database: what was found, who was told, what they did.
+
+One transaction per use case, opened by the caller. The credential report decides what is
+open; the people decide what is snoozed or being fixed; nothing here talks to AWS or Slack.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from models import CredentialFinding, FindingStatus
+from services import audit
+from services.audit import SYSTEM, Action
+from services.errors import Conflict, NotAuthorized, NotFound
+from services.hygiene import KEY_KINDS, Finding
+
+GONE = "no longer in the credential report"
+
+
+@dataclass
+class Synced:
+    opened: list[CredentialFinding] = field(default_factory=list)
+    resolved: list[CredentialFinding] = field(default_factory=list)
+
+
+def sync(session: Session, found: list[Finding], now: datetime) -> Synced:
+    """Make the open findings those of the latest report: open the new, refresh the known,
+    resolve the ones that are gone."""
+    open_rows = {_identity(row): row for row in session.scalars(
+        select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN))}
+    result = Synced()
+    for finding in found:
+        row = open_rows.pop(finding.key, None)
+        if row is None:
+            row = CredentialFinding(iam_user=finding.iam_user, kind=finding.kind.value,
+                                    subject=finding.subject, status=FindingStatus.OPEN,
+                                    first_seen_at=now, key_slot=finding.key_slot,
+                                    key_created=finding.key_created)
+            session.add(row)
+            result.opened.append(row)
+        row.last_seen_at = now
+        row.since, row.last_used = finding.since, finding.last_used
+        row.last_used_where = finding.last_used_where
+    for row in open_rows.values():
+        _resolve(session, row, now, SYSTEM, GONE)
+        result.resolved.append(row)
+    session.flush()
+    for row in result.opened:
+        audit.record(session, now, SYSTEM, Action.FINDING_OPENED, finding_id=row.id,
+                     detail=f"{row.iam_user}: {row.kind} ({row.subject})")
+    return result
+
+
+def _identity(row: CredentialFinding) -> tuple[str, str, str]:
+    return (row.iam_user, row.kind, row.subject)
+
+
+def _resolve(session: Session, row: CredentialFinding, now: datetime, by: str,
+             why: str) -> None:
+    row.status = FindingStatus.RESOLVED
+    row.resolved_at, row.resolved_by, row.resolution = now, by, why
+    audit.record(session, now, by, Action.FINDING_RESOLVED, finding_id=row.id, detail=why)
+
+
+def get_finding(session: Session, finding_id: int) -> CredentialFinding:
+    row = session.get(CredentialFinding, finding_id)
+    if row is None:
+        raise NotFound(f"Finding #{finding_id} does not exist.")
+    return row
+
+
+def open_findings(session: Session) -> list[CredentialFinding]:
+    return list(session.scalars(select(CredentialFinding)
+                                .where(CredentialFinding.status == FindingStatus.OPEN)
+                                .order_by(CredentialFinding.id)))
+
+
+def unmatched_keys(session: Session) -> list[CredentialFinding]:
+    """Open key findings whose access key id is not known yet."""
+    return list(session.scalars(select(CredentialFinding).where(
+        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.kind.in_([k.value for k in KEY_KINDS]),
+        CredentialFinding.key_id.is_(None))))
+
+
+def set_key_id(session: Session, finding_id: int, key_id: str) -> None:
+    get_finding(session, finding_id).key_id = key_id
+
+
+def due(session: Session, now: datetime, reminder_interval: timedelta
+        ) -> dict[str, list[CredentialFinding]]:
+    """IAM user -> all their open, unsnoozed findings, for users with something to be told:
+    a finding never told, or told longer than reminder_interval ago."""
+    awake = or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now)
+    rows = session.scalars(select(CredentialFinding)
+                           .where(CredentialFinding.status == FindingStatus.OPEN, awake)
+                           .order_by(CredentialFinding.iam_user, CredentialFinding.id))
+    by_user: dict[str, list[CredentialFinding]] = {}
+    for row in rows:
+        by_user.setdefault(row.iam_user, []).append(row)
+    stale = now - reminder_interval
+    return {user: rows for user, rows in by_user.items()
+            if any(row.last_told_at is None or row.last_told_at <= stale for row in rows)}
+
+
+def mark_told(session: Session, finding_ids: list[int], owner: str, channel: str, ts: str,
+              now: datetime) -> None:
+    """The owner got a message (channel, ts) listing these findings."""
+    for finding_id in finding_ids:
+        row = get_finding(session, finding_id)
+        row.owner, row.last_told_at = owner, now
+        row.message_channel, row.message_ts = channel, ts
+        audit.record(session, now, SYSTEM, Action.FINDING_TOLD, finding_id=finding_id,
+                     detail=f"told {owner}")
+
+
+def in_message(session: Session, channel: str, ts: str) -> list[CredentialFinding]:
+    """The findings a message lists, in the order it lists them."""
+    return list(session.scalars(select(CredentialFinding).where(
+        CredentialFinding.message_channel == channel, CredentialFinding.message_ts == ts)
+        .order_by(CredentialFinding.iam_user, CredentialFinding.id)))
+
+
+def authorize(row: CredentialFinding, user_id: str, channel_id: str | None) -> None:
+    """Only the owner decides about a finding: the Slack user told, or, for findings sent
+    to a channel (service users, the root account), people in that channel."""
+    if row.owner is None:
+        raise NotAuthorized("This finding has no owner yet.")
+    if user_id == row.owner or (row.owner[0] in "CG" and channel_id == row.owner):
+        return
+    raise NotAuthorized(f"Only <@{row.owner}> can act on this finding.")
+
+
+def _open_for(session: Session, finding_id: int, user_id: str,
+              channel_id: str | None) -> CredentialFinding:
+    row = get_finding(session, finding_id)
+    authorize(row, user_id, channel_id)
+    if row.status is not FindingStatus.OPEN:
+        raise Conflict(f"This is already resolved: {row.resolution}.")
+    return row
+
+
+def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | None,
+           now: datetime, length: timedelta) -> CredentialFinding:
+    row = _open_for(session, finding_id, user_id, channel_id)
+    row.snoozed_by, row.snoozed_until = user_id, now + length
+    audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=row.id,
+                 detail=f"until {row.snoozed_until.isoformat()}")
+    return row
+
+
+def will_fix(session: Session, finding_id: int, user_id: str, channel_id: str | None,
+             now: datetime) -> CredentialFinding:
+    row = _open_for(session, finding_id, user_id, channel_id)
+    row.fixing_by, row.fixing_at = user_id, now
+    audit.record(session, now, user_id, Action.FINDING_FIXING, finding_id=row.id)
+    return row
+
+
+@dataclass(frozen=True)
+class KeyToDeactivate:
+    finding_id: int
+    iam_user: str
+    key_id: str
+    key_created: datetime | None
+
+
+def key_to_deactivate(session: Session, finding_id: int, user_id: str,
+                      channel_id: str | None) -> KeyToDeactivate:
+    """Check that this clicker may deactivate this finding's key, and which key it is."""
+    row = _open_for(session, finding_id, user_id, channel_id)
+    if row.kind not in {k.value for k in KEY_KINDS}:
+        raise Conflict("Only access keys can be deactivated from here.")
+    if row.key_id is None:
+        raise Conflict("The bot could not match this key to an access key id; deactivate it "
+                       "in the IAM console.")
+    return KeyToDeactivate(row.id, row.iam_user, row.key_id, row.key_created)
+
+
+def key_deactivated(session: Session, finding_id: int, by: str, now: datetime) -> None:
+    """The key is Inactive: every open finding about that key is resolved."""
+    row = get_finding(session, finding_id)
+    same_key = session.scalars(select(CredentialFinding).where(
+        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject))
+    who = "accessbot (auto-disable)" if by == SYSTEM else f"<@{by}>"
+    audit.record(session, now, by, Action.KEY_DEACTIVATED, finding_id=row.id,
+                 detail=f"{row.iam_user} key ...{(row.key_id or '')[-4:]}")
+    for other in same_key:
+        _resolve(session, other, now, by, f"key deactivated by {who}")
+
+
+def key_gone(session: Session, finding_id: int, now: datetime) -> None:
+    """The live re-check found the key deleted, inactive or replaced: nothing to do."""
+    row = get_finding(session, finding_id)
+    if row.status is FindingStatus.OPEN:
+        _resolve(session, row, now, SYSTEM, "the key is no longer active (checked live)")
+
+
+def escalation_due(session: Session, now: datetime, after: timedelta
+                   ) -> list[CredentialFinding]:
+    """Open findings older than `after`, not escalated yet, not snoozed."""
+    return list(session.scalars(select(CredentialFinding).where(
+        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.first_seen_at <= now - after,
+        CredentialFinding.escalated_at.is_(None),
+        or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now))
+        .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
+
+
+def mark_escalated(session: Session, finding_ids: list[int], now: datetime) -> None:
+    for finding_id in finding_ids:
+        get_finding(session, finding_id).escalated_at = now
+        audit.record(session, now, SYSTEM, Action.FINDING_ESCALATED, finding_id=finding_id)
+
+
+@dataclass
+class AutoDisable:
+    warn: list[CredentialFinding] = field(default_factory=list)
+    disable: list[CredentialFinding] = field(default_factory=list)
+
+
+def auto_disable_due(session: Session, now: datetime, after: timedelta,
+                     final_warning: timedelta) -> AutoDisable:
+    """Key findings open longer than `after`: those never warned are due the final warning;
+    those warned at least `final_warning` ago are due to be disabled."""
+    due_rows = session.scalars(select(CredentialFinding).where(
+        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.kind.in_([k.value for k in KEY_KINDS]),
+        CredentialFinding.key_id.is_not(None),
+        CredentialFinding.owner.is_not(None),
+        CredentialFinding.first_seen_at <= now - after).order_by(CredentialFinding.id))
+    result = AutoDisable()
+    seen_keys: set[tuple[str, str]] = set()
+    for row in due_rows:
+        if (row.iam_user, row.subject) in seen_keys:  # both kinds on one key: act once
+            continue
+        seen_keys.add((row.iam_user, row.subject))
+        if row.final_warning_at is None:
+            result.warn.append(row)
+        elif row.final_warning_at <= now - final_warning:
+            result.disable.append(row)
+    return result
+
+
+def mark_final_warning(session: Session, finding_id: int, now: datetime) -> None:
+    """The owner was told the key will be deactivated: the countdown starts now."""
+    get_finding(session, finding_id).final_warning_at = now
+    audit.record(session, now, SYSTEM, Action.KEY_FINAL_WARNING, finding_id=finding_id)
+
+
+@dataclass(frozen=True)
+class Summary:
+    open_by_kind: dict[str, int]
+    open_last_week_by_kind: dict[str, int]
+    new: int
+    resolved: int
+    oldest: CredentialFinding | None
+
+
+def summary(session: Session, now: datetime, period: timedelta = timedelta(days=7)) -> Summary:
+    """Open findings per kind now and one period ago, what opened and resolved since."""
+    start = now - period
+    rows = session.scalars(select(CredentialFinding).where(or_(
+        CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.resolved_at > start)))
+    now_open: Counter[str] = Counter()
+    then_open: Counter[str] = Counter()
+    new = resolved = 0
+    oldest = None
+    for row in rows:
+        if row.status is FindingStatus.OPEN:
+            now_open[row.kind] += 1
+            if oldest is None or (row.first_seen_at, row.id) < (oldest.first_seen_at, oldest.id):
+                oldest = row
+        else:
+            resolved += 1
+        if row.first_seen_at <= start:
+            then_open[row.kind] += 1
+        else:
+            new += 1
+    return Summary(dict(now_open), dict(then_open), new, resolved, oldest)
+

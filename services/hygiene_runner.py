@@ -1,0 +1,333 @@
+"""Credential hygiene end to end: read the report, remember the findings, tell the owners,
+escalate, and (when configured) deactivate keys nobody fixed. Also the weekly summary and
+the account audit.
+
+Order as everywhere: commit what was found, then talk to Slack and AWS, then commit what
+happened. A crash in between is repaired by the next run: findings are re-derived from the
+report and told again only when they are due.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import CredentialFinding, Grant, transaction
+from models.tables import LIVE_GRANT
+from services import findings, job_runs
+from services.account_audit import (
+    Deviation,
+    administrator_deviations,
+    password_policy_deviations,
+    unmanaged_member_deviations,
+)
+from services.audit import SYSTEM
+from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog, ResourceKind
+from services.clock import Clock, utcnow
+from services.findings import KeyToDeactivate
+from services.hygiene import ROOT_USER, evaluate, match_key
+from services.ports import CredentialSource, NotificationError, ProviderError
+from services.runner import worker_id
+
+log = logging.getLogger(__name__)
+
+SLACK_TAG, EMAIL_TAG, OWNER_TAG = "slack-user-id", "email", "owner"
+
+
+class Owners(Protocol):
+    """What the owner lookup needs: IAM user tags, and Slack's user for an email."""
+
+    def tags_of(self, iam_user: str) -> dict[str, str]: ...
+
+    def user_for_email(self, email: str) -> str | None: ...
+
+
+class HygieneNotifier(Protocol):
+    """What the hygiene jobs tell people. Implementations raise NotificationError."""
+
+    def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
+        """One message listing all of an owner's open findings; return (channel, ts)."""
+
+    def update_findings_digest(self, channel: str, ts: str,
+                               rows: list[CredentialFinding]) -> None: ...
+
+    def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None: ...
+
+    def findings_escalated(self, channel: str, rows: list[CredentialFinding]) -> None: ...
+
+    def key_final_warning(self, owner: str, row: CredentialFinding, when: datetime) -> None: ...
+
+    def findings_summary(self, channel: str, summary: findings.Summary) -> None: ...
+
+    def account_audit(self, channel: str, deviations: list[Deviation]) -> None: ...
+
+
+class HygieneRunner:
+    def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
+                 source: CredentialSource, owners: Owners, notifier: HygieneNotifier,
+                 refresh_owners: Callable[[], object] = lambda: None, clock: Clock = utcnow,
+                 owner: str | None = None):
+        self.sessions = sessions
+        self.catalog = catalog
+        self.settings = catalog.hygiene
+        self.source = source
+        self.owners = owners
+        self.notifier = notifier
+        self.refresh_owners = refresh_owners
+        self.clock = clock
+        self.owner = owner or worker_id()
+
+    def transaction(self):
+        return transaction(self.sessions)
+
+    # -- the daily job ------------------------------------------------------------
+
+    def stale_credentials(self) -> dict:
+        """Read the report and act on it. ReportNotReady propagates: retry later."""
+        rows = self.source.report()
+        now = self.clock()
+        found = evaluate(rows, self.settings.policy, now)
+        with self.transaction() as session:
+            synced = findings.sync(session, found, now)
+            resolved = [(r.id, r.owner, r.last_told_at) for r in synced.resolved]
+        self.refresh_owners()
+        self._match_keys()
+        self._thank([finding_id for finding_id, owner, told in resolved if owner and told])
+        told = self._tell(now)
+        escalated = self._escalate(now)
+        disabled = self._auto_disable(now) if self.settings.auto_disable_after else 0
+        return {"users": len(rows), "findings": len(found), "new": len(synced.opened),
+                "resolved": len(resolved), "owners_told": told, "escalated": escalated,
+                "auto_disabled": disabled, "aws_calls": getattr(self.source, "api_calls", None)}
+
+    def _match_keys(self) -> None:
+        """Find the access key id of each new key finding: ListAccessKeys for those users
+        only, matched on CreateDate (the report carries no key ids)."""
+        with self.transaction() as session:
+            pending = [(r.id, r.iam_user, r.key_created) for r in findings.unmatched_keys(session)]
+        keys_of: dict[str, list] = {}
+        for finding_id, iam_user, created in pending:
+            try:
+                keys = keys_of.setdefault(iam_user, self.source.access_keys(iam_user))
+            except ProviderError as exc:
+                log.warning("could not list the access keys of %s: %s", iam_user, exc)
+                continue
+            key = match_key(created, keys)
+            if key is not None:
+                with self.transaction() as session:
+                    findings.set_key_id(session, finding_id, key.key_id)
+
+    def _tell(self, now: datetime) -> int:
+        """One message per owner listing all of their open findings, when any is due."""
+        with self.transaction() as session:
+            due = {user: [r.id for r in rows] for user, rows in
+                   findings.due(session, now, self.settings.reminder_interval).items()}
+        by_owner: dict[str, list[int]] = {}
+        for iam_user, ids in due.items():
+            owner = self.owner_of(iam_user)
+            if owner is None:
+                log.warning("%s has stale credentials and no owner (no admin_channel set)",
+                            iam_user)
+                continue
+            by_owner.setdefault(owner, []).extend(ids)
+        told = 0
+        for owner, ids in by_owner.items():
+            with self.transaction() as session:
+                rows = [findings.get_finding(session, i) for i in ids]
+            try:
+                channel, ts = self.notifier.findings_digest(owner, rows)
+            except NotificationError as exc:  # told at the next run
+                log.error("could not tell %s about %d findings: %s", owner, len(ids), exc)
+                continue
+            with self.transaction() as session:
+                findings.mark_told(session, ids, owner, channel, ts, now)
+            told += 1
+        return told
+
+    def owner_of(self, iam_user: str) -> str | None:
+        """The Slack user in the `slack-user-id` tag, else the Slack user with the `email`
+        tag's address, else the `owner` tag (a Slack user, channel or email: service users),
+        else the admin channel. The root account always goes to the admin channel."""
+        if iam_user == ROOT_USER:
+            return self.catalog.admin_channel
+        tags = self.owners.tags_of(iam_user)
+        candidates = [tags.get(SLACK_TAG), tags.get(EMAIL_TAG), tags.get(OWNER_TAG)]
+        for value in filter(None, candidates):
+            owner = self._slack_id(value)
+            if owner is not None:
+                return owner
+        return self.catalog.admin_channel
+
+    def _slack_id(self, value: str) -> str | None:
+        if SLACK_USER_ID.match(value) or SLACK_CHANNEL_ID.match(value):
+            return value
+        if "@" in value:
+            try:
+                return self.owners.user_for_email(value)
+            except NotificationError as exc:
+                log.warning("could not look up %s in Slack: %s", value, exc)
+        return None
+
+    def _thank(self, finding_ids: list[int]) -> None:
+        """Tell owners what got fixed, and take the buttons off the messages that listed it."""
+        if not finding_ids:
+            return
+        with self.transaction() as session:
+            rows = [findings.get_finding(session, i) for i in finding_ids]
+        by_owner: dict[str, list[CredentialFinding]] = {}
+        for row in rows:
+            by_owner.setdefault(row.owner, []).append(row)
+        for owner, owned in by_owner.items():
+            self._deliver(self.notifier.findings_resolved, owner, owned)
+        for channel, ts in {(r.message_channel, r.message_ts) for r in rows if r.message_ts}:
+            self.refresh_message(channel, ts)
+
+    def _escalate(self, now: datetime) -> int:
+        channel = self.catalog.admin_channel
+        if not channel:
+            return 0
+        with self.transaction() as session:
+            rows = findings.escalation_due(session, now, self.settings.escalate_after)
+        if not rows:
+            return 0
+        try:
+            self.notifier.findings_escalated(channel, rows)
+        except NotificationError as exc:  # escalated at the next run
+            log.error("could not escalate %d findings: %s", len(rows), exc)
+            return 0
+        with self.transaction() as session:
+            findings.mark_escalated(session, [row.id for row in rows], now)
+        return len(rows)
+
+    def _auto_disable(self, now: datetime) -> int:
+        final = self.settings.final_warning
+        with self.transaction() as session:
+            due = findings.auto_disable_due(session, now, self.settings.auto_disable_after, final)
+        for row in due.warn:  # no disable without a delivered warning first
+            try:
+                self.notifier.key_final_warning(row.owner, row, now + final)
+            except NotificationError as exc:
+                log.error("could not warn %s before auto-disable: %s", row.owner, exc)
+                continue
+            with self.transaction() as session:
+                findings.mark_final_warning(session, row.id, now)
+        targets = [KeyToDeactivate(r.id, r.iam_user, r.key_id, r.key_created)
+                   for r in due.disable]
+        disabled = 0
+        for target in targets:
+            disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
+        return disabled
+
+    # -- clicks -------------------------------------------------------------------
+
+    def deactivate(self, finding_id: int, user_id: str, channel_id: str | None) -> str:
+        """'Deactivate now': re-check the key live, set it Inactive, say what happened."""
+        with self.transaction() as session:
+            target = findings.key_to_deactivate(session, finding_id, user_id, channel_id)
+        outcome = self._deactivate_checked(target, user_id)
+        if outcome == "deactivated":
+            return f"Done: access key ...{target.key_id[-4:]} of {target.iam_user} is Inactive."
+        return (f"Nothing to do: access key ...{target.key_id[-4:]} of {target.iam_user} is "
+                "no longer active.")
+
+    def _deactivate_checked(self, target: KeyToDeactivate, by: str) -> str:
+        """Deactivate only if the key still exists, is the same key and is still Active."""
+        keys = self.source.access_keys(target.iam_user)
+        live = next((k for k in keys if k.key_id == target.key_id), None)
+        same = live is not None and match_key(target.key_created, [live]) is not None
+        if not (same and live.active):
+            with self.transaction() as session:
+                findings.key_gone(session, target.finding_id, self.clock())
+                channel_ts = _message_of(session, target.finding_id)
+            self._refresh(channel_ts)
+            return "gone"
+        self.source.deactivate_key(target.iam_user, target.key_id)
+        with self.transaction() as session:
+            findings.key_deactivated(session, target.finding_id, by, self.clock())
+            channel_ts = _message_of(session, target.finding_id)
+        self._refresh(channel_ts)
+        return "deactivated"
+
+    def refresh_message(self, channel: str, ts: str) -> None:
+        """Re-render a findings message from the database, after a click or a change."""
+        with self.transaction() as session:
+            rows = findings.in_message(session, channel, ts)
+        if rows:
+            self._deliver(self.notifier.update_findings_digest, channel, ts, rows)
+
+    def _refresh(self, channel_ts: tuple[str, str] | None) -> None:
+        if channel_ts is not None:
+            self.refresh_message(*channel_ts)
+
+    # -- scheduling -------------------------------------------------------------------
+
+    def run_if_due(self, name: str, every: timedelta, job: Callable[[], dict]) -> dict | None:
+        """Run `job` if it has not finished within `every` (in any process); None if not due.
+        A run AWS or Slack could not finish is given back, and the next check tries again."""
+        with self.transaction() as session:
+            if not job_runs.claim(session, name, self.owner, self.clock(), every):
+                return None
+        try:
+            result = job()
+        except (ProviderError, NotificationError) as exc:
+            log.warning("%s: %s; trying again at the next check", name, exc)
+            with self.transaction() as session:
+                job_runs.release(session, name, self.owner)
+            return {"retry_later": str(exc)}
+        except BaseException:
+            with self.transaction() as session:
+                job_runs.release(session, name, self.owner)
+            raise
+        with self.transaction() as session:
+            job_runs.finish(session, name, self.owner, self.clock())
+        return result
+
+    # -- weekly ---------------------------------------------------------------------
+
+    def weekly_summary(self) -> dict:
+        with self.transaction() as session:
+            summary = findings.summary(session, self.clock(), self.settings.summary_interval)
+        if self.catalog.admin_channel:
+            self.notifier.findings_summary(self.catalog.admin_channel, summary)
+        return {"open": sum(summary.open_by_kind.values()), "new": summary.new,
+                "resolved": summary.resolved}
+
+    def account_audit(self) -> dict:
+        """Password policy against the baseline, enough administrators, and members of the
+        bot's groups that no grant explains (reported, never imported)."""
+        deviations = password_policy_deviations(self.source.password_policy(),
+                                                self.settings.password_policy)
+        deviations += administrator_deviations(self.source.administrators(),
+                                               self.settings.min_administrators)
+        groups = self.catalog.managed_groups()
+        members = {group: self.source.group_members(group) for group in sorted(groups)}
+        deviations += unmanaged_member_deviations(members, self._granted(groups))
+        if self.catalog.admin_channel:
+            self.notifier.account_audit(self.catalog.admin_channel, deviations)
+        return {"deviations": [d.detail for d in deviations]}
+
+    def _granted(self, groups: set[str]) -> dict[str, set[str]]:
+        with self.transaction() as session:
+            live = session.execute(select(Grant.target, Grant.iam_user).where(
+                LIVE_GRANT, Grant.kind == ResourceKind.IAM_GROUP.value,
+                Grant.target.in_(groups)))
+            granted: dict[str, set[str]] = {}
+            for group, iam_user in live:
+                granted.setdefault(group, set()).add(iam_user)
+        return granted
+
+    @staticmethod
+    def _deliver(send: Callable, *args) -> None:
+        try:
+            send(*args)
+        except NotificationError as exc:
+            log.error("%s failed: %s", getattr(send, "__name__", send), exc)
+
+
+def _message_of(session: Session, finding_id: int) -> tuple[str, str] | None:
+    row = findings.get_finding(session, finding_id)
+    return (row.message_channel, row.message_ts) if row.message_ts else None
+

@@ -1,0 +1,459 @@
+"""HygieneRunner with fakes of the account, the owners and Slack, on SQLite and Postgres."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import AuditEvent, CredentialFinding, FindingStatus, Grant
+from services import findings
+from services.account_audit import CIS_BASELINE, PasswordPolicy
+from services.catalog import parse_catalog
+from services.errors import Conflict, NotAuthorized
+from services.hygiene import ROOT_USER, FindingKind
+from services.hygiene_runner import HygieneRunner
+from tests.conftest import CATALOG
+from tests.factories import active_grant
+from tests.fakes.hygiene import FakeAccount, FakeHygieneNotifier, FakeOwners, key_slot, row
+
+ADMINS = "C0SECURITY"
+ALICE_KEY, SVC_KEY = "AKIAALICEOLDKEY1", "AKIASERVICEKEY42"
+
+
+def _catalog(**hygiene):
+    return parse_catalog({**CATALOG, "hygiene": hygiene})
+
+
+@pytest.fixture
+def account(clock):
+    now = clock().replace(microsecond=0)
+    old, unused = now - timedelta(days=100), now - timedelta(days=60)
+    account = FakeAccount(rows=[
+        # key older than 90 days, used yesterday: rotate it
+        row("alice", old, keys=(key_slot(1, old, now - timedelta(days=1), service="s3",
+                                         region="eu-west-1"),)),
+        # a service user's key, created 60 days ago and never used
+        row("svc-deploy", unused, keys=(key_slot(1, unused),)),
+        # console password without MFA, used yesterday
+        row("carol", unused, password=True, password_last_used=now - timedelta(days=1),
+            mfa=False),
+        # nobody's user: password unused for 50 days
+        row("dave", unused, password=True, password_last_used=now - timedelta(days=50)),
+        row(ROOT_USER, old, mfa=False),
+    ])
+    # ListAccessKeys has sub-second CreateDates; the report has whole seconds
+    account.add_key("alice", ALICE_KEY, old + timedelta(microseconds=250_000))
+    account.add_key("svc-deploy", SVC_KEY, unused)
+    return account
+
+
+@pytest.fixture
+def owners():
+    return FakeOwners(tags={"alice": {"slack-user-id": "U0ALICE"},
+                            "svc-deploy": {"owner": "C0PLATFORM"},
+                            "carol": {"email": "Carol@Example.com"}},
+                      emails={"carol@example.com": "U0CAROL"})
+
+
+@pytest.fixture
+def notifier():
+    return FakeHygieneNotifier()
+
+
+@pytest.fixture
+def make_runner(sessions, account, owners, notifier, clock):
+    def make(**hygiene) -> HygieneRunner:
+        return HygieneRunner(sessions, _catalog(**hygiene), account, owners, notifier,
+                             clock=clock, owner="test-worker")
+    return make
+
+
+@pytest.fixture
+def runner(make_runner):
+    return make_runner()
+
+
+def load(sessions) -> dict[tuple[str, str], CredentialFinding]:
+    with sessions() as session:
+        return {(r.iam_user, r.kind): r for r in session.scalars(select(CredentialFinding))}
+
+
+def test_first_run_tells_each_owner_once_with_all_their_findings(runner, sessions, notifier):
+    result = runner.stale_credentials()
+
+    assert result["findings"] == result["new"] == 5
+    assert result["owners_told"] == 4
+    found = load(sessions)
+    assert set(found) == {("alice", "key_too_old"), ("svc-deploy", "key_unused"),
+                          ("carol", "no_mfa"), ("dave", "password_unused"),
+                          (ROOT_USER, "root_no_mfa")}
+    digests = {s.to: s for s in notifier.of("digest")}
+    assert set(digests) == {"U0ALICE", "C0PLATFORM", "U0CAROL", ADMINS}
+    # nobody's user and the root account go to the admin channel, in one message
+    assert sorted(digests[ADMINS].ids) == sorted([found[("dave", "password_unused")].id,
+                                                  found[(ROOT_USER, "root_no_mfa")].id])
+    alice = found[("alice", "key_too_old")]
+    assert alice.key_id == ALICE_KEY  # matched on CreateDate, to the second
+    assert alice.owner == "U0ALICE" and alice.message_channel == "DU0ALICE"
+    assert alice.last_used_where == "s3 in eu-west-1"
+    assert alice.last_told_at == runner.clock()
+
+
+def test_keys_are_listed_only_for_users_with_key_findings(runner, account):
+    runner.stale_credentials()
+    listed = sorted(call[1] for call in account.calls if call[0] == "access_keys")
+    assert listed == ["alice", "svc-deploy"]
+
+    account.calls.clear()
+    runner.stale_credentials()  # key ids are remembered: no more listing
+    assert [call for call in account.calls if call[0] == "access_keys"] == []
+
+
+def test_nobody_is_told_twice_within_the_reminder_interval(runner, notifier, clock):
+    runner.stale_credentials()
+    first = len(notifier.of("digest"))
+
+    clock.advance(days=2, hours=23)
+    runner.stale_credentials()
+    assert len(notifier.of("digest")) == first
+
+    clock.advance(hours=1)  # three days after the first message
+    runner.stale_credentials()
+    assert len(notifier.of("digest")) == 2 * first
+
+
+def test_a_new_finding_brings_a_message_listing_the_old_ones_too(runner, account, notifier,
+                                                                  clock, sessions):
+    runner.stale_credentials()
+    clock.advance(hours=1)
+    now = clock().replace(microsecond=0)
+    alice = account.rows[0]
+    account.rows[0] = row("alice", alice.user_created, keys=alice.keys, password=True,
+                          password_last_used=now, mfa=False)
+
+    runner.stale_credentials()
+
+    to_alice = notifier.of("digest", "U0ALICE")
+    assert len(to_alice) == 2
+    found = load(sessions)
+    assert sorted(to_alice[1].ids) == sorted([found[("alice", "key_too_old")].id,
+                                              found[("alice", "no_mfa")].id])
+
+
+def test_fixed_findings_resolve_and_the_owner_is_thanked(runner, account, notifier, clock,
+                                                         sessions):
+    runner.stale_credentials()
+    clock.advance(days=1)
+    del account.rows[2]  # carol turned on MFA
+
+    result = runner.stale_credentials()
+
+    assert result["resolved"] == 1
+    carol = load(sessions)[("carol", "no_mfa")]
+    assert carol.status is FindingStatus.RESOLVED
+    assert carol.resolution == findings.GONE and carol.resolved_at == clock()
+    assert [s.ids for s in notifier.of("resolved", "U0CAROL")] == [[carol.id]]
+    # the message that listed it is updated in place: no buttons left for it
+    update = notifier.of("update", "DU0CAROL")[-1]
+    assert update.detail[0] == carol.message_ts
+    assert update.detail[1] == [(FindingStatus.RESOLVED, None, None)]
+
+
+def test_a_finding_that_comes_back_is_new_again(runner, account, sessions, clock):
+    runner.stale_credentials()
+    carol = account.rows.pop(2)
+    clock.advance(days=1)
+    runner.stale_credentials()
+    account.rows.append(carol)
+    clock.advance(days=1)
+    runner.stale_credentials()
+
+    with sessions() as session:
+        rows = session.scalars(select(CredentialFinding).where(
+            CredentialFinding.iam_user == "carol").order_by(CredentialFinding.id)).all()
+    assert [r.status for r in rows] == [FindingStatus.RESOLVED, FindingStatus.OPEN]
+
+
+def test_a_rotated_key_is_a_new_key(runner, account, sessions, clock):
+    runner.stale_credentials()
+    clock.advance(days=1)
+    now = clock().replace(microsecond=0)
+    account.rows[0] = row("alice", account.rows[0].user_created,
+                          keys=(key_slot(1, now, now),))  # the old key is gone, a new one used
+    runner.stale_credentials()
+
+    assert load(sessions)[("alice", "key_too_old")].status is FindingStatus.RESOLVED
+
+
+@pytest.mark.parametrize("tags, emails, owner", [
+    ({"slack-user-id": "U0ERIN", "email": "x@example.com"}, {"x@example.com": "U0X"}, "U0ERIN"),
+    ({"email": "erin@example.com"}, {"erin@example.com": "U0ERIN"}, "U0ERIN"),
+    ({"email": "gone@example.com", "owner": "U0TEAMLEAD"}, {}, "U0TEAMLEAD"),
+    ({"owner": "team@example.com"}, {"team@example.com": "U0TEAM"}, "U0TEAM"),
+    ({"owner": "C0PLATFORM"}, {}, "C0PLATFORM"),
+    ({"owner": "the platform team"}, {}, ADMINS),
+    ({}, {}, ADMINS),
+])
+def test_owner_lookup_chain(runner, owners, tags, emails, owner):
+    owners.tags["erin"] = tags
+    owners.emails.update(emails)
+    assert runner.owner_of("erin") == owner
+
+
+def test_root_account_findings_always_go_to_the_admin_channel(runner, owners):
+    owners.tags[ROOT_USER] = {"slack-user-id": "U0ALICE"}
+    assert runner.owner_of(ROOT_USER) == ADMINS
+
+
+def test_without_admin_channel_ownerless_findings_are_logged_not_lost(
+        sessions, account, owners, notifier, clock):
+    catalog = parse_catalog({k: v for k, v in CATALOG.items() if k != "admin_channel"})
+    runner = HygieneRunner(sessions, catalog, account, owners, notifier, clock=clock)
+    runner.stale_credentials()
+    assert {s.to for s in notifier.of("digest")} == {"U0ALICE", "C0PLATFORM", "U0CAROL"}
+    dave = load(sessions)[("dave", "password_unused")]
+    assert dave.last_told_at is None  # told once someone configures an admin channel
+
+
+def test_slack_failure_means_told_at_the_next_run(runner, notifier, sessions, clock):
+    notifier.failing = True
+    assert runner.stale_credentials()["owners_told"] == 0
+    assert all(r.last_told_at is None for r in load(sessions).values())
+
+    notifier.failing = False
+    clock.advance(minutes=5)
+    assert runner.stale_credentials()["owners_told"] == 4
+
+
+# -- clicks ----------------------------------------------------------------------------
+
+
+def _finding(sessions, user: str, kind: str) -> CredentialFinding:
+    return load(sessions)[(user, kind)]
+
+
+def test_snooze_silences_reminders_and_escalation_until_it_ends(runner, sessions, notifier,
+                                                                clock):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+    with sessions.begin() as session:
+        findings.snooze(session, alice.id, "U0ALICE", "DU0ALICE", clock(), timedelta(days=7))
+
+    clock.advance(days=6, hours=23)
+    runner.stale_credentials()
+    assert len(notifier.of("digest", "U0ALICE")) == 1
+
+    clock.advance(hours=1)
+    runner.stale_credentials()
+    assert len(notifier.of("digest", "U0ALICE")) == 2
+    snoozed = _finding(sessions, "alice", "key_too_old")
+    assert snoozed.snoozed_by == "U0ALICE"
+    with sessions() as session:
+        actions = session.scalars(select(AuditEvent.action).where(
+            AuditEvent.finding_id == alice.id)).all()
+    assert actions[:3] == ["finding_opened", "finding_told", "finding_snoozed"]
+
+
+@pytest.mark.parametrize("user, channel", [("U0MALLORY", "DU0ALICE"), ("U0MALLORY", ADMINS)])
+def test_only_the_owner_may_act_on_a_finding(runner, sessions, clock, user, channel):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+    with pytest.raises(NotAuthorized), sessions.begin() as session:
+        findings.will_fix(session, alice.id, user, channel, clock())
+    assert _finding(sessions, "alice", "key_too_old").fixing_by is None
+
+
+def test_a_finding_owned_by_a_channel_may_be_acted_on_from_that_channel(runner, sessions,
+                                                                        clock):
+    runner.stale_credentials()
+    svc = _finding(sessions, "svc-deploy", "key_unused")
+    with sessions.begin() as session:
+        findings.will_fix(session, svc.id, "U0ANYONE", "C0PLATFORM", clock())
+    assert _finding(sessions, "svc-deploy", "key_unused").fixing_by == "U0ANYONE"
+
+
+def test_deactivate_now_rechecks_live_then_deactivates(runner, sessions, account, notifier):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+
+    answer = runner.deactivate(alice.id, "U0ALICE", "DU0ALICE")
+
+    assert "...KEY1" in answer and "Inactive" in answer
+    assert account.deactivated() == [ALICE_KEY]
+    done = _finding(sessions, "alice", "key_too_old")
+    assert done.status is FindingStatus.RESOLVED and done.resolved_by == "U0ALICE"
+    assert notifier.of("update", "DU0ALICE")[-1].detail[1] == [
+        (FindingStatus.RESOLVED, None, None)]
+    with pytest.raises(Conflict):  # a second click
+        runner.deactivate(alice.id, "U0ALICE", "DU0ALICE")
+    assert account.deactivated() == [ALICE_KEY]
+
+
+def test_deactivate_leaves_a_key_that_changed_since_the_report(runner, sessions, account):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+    account.keys["alice"] = []  # deleted by its owner meanwhile
+
+    answer = runner.deactivate(alice.id, "U0ALICE", "DU0ALICE")
+
+    assert "no longer active" in answer
+    assert account.deactivated() == []
+    assert _finding(sessions, "alice", "key_too_old").status is FindingStatus.RESOLVED
+
+
+def test_deactivate_is_refused_to_others_and_for_non_keys(runner, sessions, account):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+    carol = _finding(sessions, "carol", "no_mfa")
+    with pytest.raises(NotAuthorized):
+        runner.deactivate(alice.id, "U0CAROL", "DU0CAROL")
+    with pytest.raises(Conflict):
+        runner.deactivate(carol.id, "U0CAROL", "DU0CAROL")
+    assert account.deactivated() == []
+
+
+# -- escalation and auto-disable ---------------------------------------------------------
+
+
+def test_open_findings_escalate_once_after_escalate_after(runner, notifier, clock):
+    runner.stale_credentials()
+    clock.advance(days=13, hours=23)
+    assert runner.stale_credentials()["escalated"] == 0
+
+    clock.advance(hours=1)
+    assert runner.stale_credentials()["escalated"] == 5
+    assert [s.to for s in notifier.of("escalated")] == [ADMINS]
+
+    clock.advance(days=3)
+    assert runner.stale_credentials()["escalated"] == 0
+
+
+def test_auto_disable_is_off_by_default(runner, account, clock):
+    runner.stale_credentials()
+    clock.advance(days=100)
+    runner.stale_credentials()
+    assert account.deactivated() == []
+
+
+def test_auto_disable_warns_first_then_deactivates(make_runner, account, notifier, clock,
+                                                   sessions):
+    runner = make_runner(auto_disable_after="10d", final_warning="1d")
+    runner.stale_credentials()
+    clock.advance(days=10)
+    runner.stale_credentials()
+    assert {s.to for s in notifier.of("final_warning")} == {"U0ALICE", "C0PLATFORM"}
+    assert account.deactivated() == []
+
+    clock.advance(hours=23)
+    runner.stale_credentials()
+    assert account.deactivated() == []
+
+    clock.advance(hours=1)
+    assert runner.stale_credentials()["auto_disabled"] == 2
+    assert sorted(account.deactivated()) == sorted([ALICE_KEY, SVC_KEY])
+    alice = _finding(sessions, "alice", "key_too_old")
+    assert alice.resolution == "key deactivated by accessbot (auto-disable)"
+
+
+def test_auto_disable_never_acts_without_a_delivered_warning(make_runner, account, notifier,
+                                                             clock):
+    runner = make_runner(auto_disable_after="10d", final_warning="1d")
+    runner.stale_credentials()
+    clock.advance(days=10)
+    notifier.failing = True
+    runner.stale_credentials()
+    notifier.failing = False
+    clock.advance(days=2)
+    runner.stale_credentials()  # warned now, not disabled
+    assert account.deactivated() == []
+    assert len(notifier.of("final_warning")) == 2
+
+
+def test_auto_disable_skips_a_key_used_again(make_runner, account, clock):
+    runner = make_runner(auto_disable_after="10d", final_warning="1d")
+    runner.stale_credentials()
+    clock.advance(days=10)
+    runner.stale_credentials()
+    account.keys["svc-deploy"] = []  # rotated away meanwhile
+    clock.advance(days=1)
+    runner.stale_credentials()
+    assert account.deactivated() == [ALICE_KEY]
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+
+def test_a_report_still_being_generated_is_tried_again_not_empty(runner, account, sessions,
+                                                                 clock):
+    account.not_ready = 1
+    day = timedelta(days=1)
+    result = runner.run_if_due("stale-credentials", day, runner.stale_credentials)
+    assert "retry_later" in result
+    assert load(sessions) == {}
+
+    clock.advance(minutes=5)
+    result = runner.run_if_due("stale-credentials", day, runner.stale_credentials)
+    assert result["findings"] == 5
+
+
+def test_a_finished_run_is_not_repeated_within_its_period(runner, clock, sessions, owners,
+                                                          account, notifier):
+    day = timedelta(days=1)
+    assert runner.run_if_due("stale-credentials", day, runner.stale_credentials) is not None
+    clock.advance(hours=23)
+    # another process (or this one after a restart) on the same database
+    other = HygieneRunner(sessions, runner.catalog, account, owners, notifier, clock=clock)
+    assert other.run_if_due("stale-credentials", day, other.stale_credentials) is None
+    clock.advance(hours=1)
+    assert other.run_if_due("stale-credentials", day, other.stale_credentials) is not None
+
+
+# -- weekly ------------------------------------------------------------------------------
+
+
+def test_weekly_summary_counts_and_trend(runner, account, notifier, clock):
+    runner.stale_credentials()
+    clock.advance(days=8)
+    del account.rows[2]  # carol fixed hers
+    now = clock().replace(microsecond=0)
+    account.rows.append(row("erin", now - timedelta(days=50), password=True,
+                            password_last_used=now - timedelta(days=46)))
+    runner.stale_credentials()
+
+    result = runner.weekly_summary()
+
+    assert result == {"open": 5, "new": 1, "resolved": 1}
+    summary = notifier.of("summary", ADMINS)[-1].detail
+    assert summary.open_by_kind[FindingKind.PASSWORD_UNUSED.value] == 2
+    assert summary.open_last_week_by_kind[FindingKind.NO_MFA.value] == 1
+    assert FindingKind.NO_MFA.value not in summary.open_by_kind
+    assert summary.oldest.iam_user == "alice"
+
+
+def test_account_audit_reports_every_deviation(runner, account, notifier, sessions, clock):
+    account.policy = PasswordPolicy(minimum_length=8, reuse_prevention=24,
+                                    require_symbols=True, require_numbers=True,
+                                    require_uppercase=True, require_lowercase=False,
+                                    allow_users_to_change=True)
+    account.admins = {"alice"}
+    account.groups = {"prod-admins": {"alice", "mallory"}}
+    active_grant(sessions, runner.catalog, clock(), iam_user="alice")  # explains alice
+
+    result = runner.account_audit()
+
+    details = result["deviations"]
+    assert any("minimum password length: 8" in d for d in details)
+    assert any("lowercase" in d for d in details)
+    assert any("1 IAM user(s) hold administrator access (alice)" in d for d in details)
+    assert [d for d in details if "without an active accessbot grant" in d] == [
+        "mallory is in prod-admins without an active accessbot grant"]
+    assert len(details) == 4
+    assert notifier.of("audit", ADMINS)
+    with sessions() as session:  # reported, never imported as grants
+        assert len(session.scalars(select(Grant)).all()) == 1
+
+
+def test_account_audit_with_no_password_policy(runner, account):
+    account.admins = {"alice", "bob"}
+    details = runner.account_audit()["deviations"]
+    assert len(details) == sum(1 for v in CIS_BASELINE.__dict__.values() if v)
