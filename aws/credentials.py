@@ -256,6 +256,15 @@ class IamCredentials:
                 return []
             raise provider_error(exc, f"listing the access keys of IAM user {iam_user}") from exc
 
+    def key_last_used(self, key_id: str) -> datetime | None:
+        self.api_calls += 1
+        try:
+            used = self._iam.get_access_key_last_used(AccessKeyId=key_id)["AccessKeyLastUsed"]
+        except (ClientError, BotoCoreError) as exc:
+            raise provider_error(exc, f"reading when access key {key_id} was last used") from exc
+        last = used.get("LastUsedDate")
+        return last.astimezone(UTC) if last else None
+
     def deactivate_key(self, iam_user: str, key_id: str) -> None:
         self.api_calls += 1
         try:

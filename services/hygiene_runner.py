@@ -28,7 +28,7 @@ from services.audit import SYSTEM
 from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog, ResourceKind
 from services.clock import Clock, utcnow
 from services.findings import KeyToDeactivate
-from services.hygiene import ROOT_USER, evaluate, match_key
+from services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
 from services.ports import CredentialSource, NotificationError, ProviderError
 from services.runner import worker_id
 
@@ -214,12 +214,22 @@ class HygieneRunner:
                 continue
             with self.transaction() as session:
                 findings.mark_final_warning(session, row.id, now)
-        targets = [KeyToDeactivate(r.id, r.iam_user, r.key_id, r.key_created)
-                   for r in due.disable]
         disabled = 0
-        for target in targets:
+        for row in due.disable:
+            if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now):
+                continue  # used since the report: no longer unused, leave it to people
+            target = KeyToDeactivate(row.id, row.iam_user, row.key_id, row.key_created)
             disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
         return disabled
+
+    def _used_lately(self, key_id: str, now: datetime) -> bool:
+        """The live re-check before an automatic deactivation: used within the unused age?"""
+        try:
+            last = self.source.key_last_used(key_id)
+        except ProviderError as exc:
+            log.warning("could not re-check access key ...%s: %s", key_id[-4:], exc)
+            return True  # not sure: do not disable
+        return last is not None and now - last < self.settings.policy.unused_credential_age
 
     # -- clicks -------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class CredentialSource(Protocol):
     def access_keys(self, iam_user: str) -> list[AccessKey]:
         """The user's keys, live (ListAccessKeys); [] if the user no longer exists."""
 
+    def key_last_used(self, key_id: str) -> datetime | None:
+        """When the key was last used, live (GetAccessKeyLastUsed); None if never."""
+
     def deactivate_key(self, iam_user: str, key_id: str) -> None:
         """Set the key Inactive; an already inactive key is success."""
 

@@ -329,6 +329,15 @@ def test_access_keys_are_read_live(
     assert keys[two_keys[0]].created.tzinfo is UTC
 
 
+def test_key_last_used_is_read_live(
+    credentials: IamCredentials, two_keys: tuple[str, str]
+) -> None:
+    # moto records no use of the keys it creates: "never used"
+    assert credentials.key_last_used(two_keys[0]) is None
+    with pytest.raises(ProviderError):
+        credentials.key_last_used("AKIADOESNOTEXIST0000")
+
+
 def test_access_keys_of_missing_user_is_empty(credentials: IamCredentials) -> None:
     assert credentials.access_keys("ghost") == []
 

@@ -39,6 +39,7 @@ class FakeAccount:
     policy: PasswordPolicy | None = None
     admins: set[str] = field(default_factory=set)
     groups: dict[str, set[str]] = field(default_factory=dict)
+    last_used: dict[str, datetime] = field(default_factory=dict)  # key id -> live last use
     not_ready: int = 0            # the next N report() calls raise ReportNotReady
     calls: list[tuple] = field(default_factory=list)
 
@@ -55,6 +56,10 @@ class FakeAccount:
     def access_keys(self, iam_user: str) -> list[AccessKey]:
         self.calls.append(("access_keys", iam_user))
         return list(self.keys.get(iam_user, []))
+
+    def key_last_used(self, key_id: str) -> datetime | None:
+        self.calls.append(("key_last_used", key_id))
+        return self.last_used.get(key_id)
 
     def deactivate_key(self, iam_user: str, key_id: str) -> None:
         self.calls.append(("deactivate_key", iam_user, key_id))

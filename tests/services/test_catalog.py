@@ -143,3 +143,45 @@ def test_the_example_config_in_the_repository_is_valid():
     catalog = load_catalog(Path(__file__).resolve().parents[2] / "accessbot.example.yaml")
     assert sorted(catalog.resources) == ["prod-admins", "prod-readonly"]
     assert catalog.resources["prod-admins"].approvers == ("U0BOB", "U0DAVE")
+
+
+def test_hygiene_defaults_follow_the_cis_benchmark():
+    hygiene = parse_catalog(CATALOG).hygiene
+    assert hygiene.policy.access_key_max_age == timedelta(days=90)
+    assert hygiene.policy.unused_credential_age == timedelta(days=45)
+    assert hygiene.policy.unused_user_age == timedelta(days=90)
+    assert (hygiene.interval, hygiene.reminder_interval, hygiene.escalate_after,
+            hygiene.snooze) == (timedelta(days=1), timedelta(days=3), timedelta(days=14),
+                                timedelta(days=7))
+    assert hygiene.auto_disable_after is None
+    assert hygiene.password_policy.minimum_length == 14
+    assert hygiene.password_policy.reuse_prevention == 24
+    assert hygiene.min_administrators == 2
+
+
+def test_hygiene_settings_can_be_set():
+    raw = {**CATALOG, "hygiene": {
+        "access_key_max_age": "1s", "unused_credential_age": "45d", "interval": "6h",
+        "auto_disable_after": "30d", "min_administrators": 3,
+        "password_policy": {"minimum_length": 16, "require_symbols": False}}}
+    hygiene = parse_catalog(raw).hygiene
+    assert hygiene.policy.access_key_max_age == timedelta(seconds=1)
+    assert hygiene.interval == timedelta(hours=6)
+    assert hygiene.auto_disable_after == timedelta(days=30)
+    assert hygiene.min_administrators == 3
+    assert hygiene.password_policy.minimum_length == 16
+    assert hygiene.password_policy.require_symbols is False
+    assert hygiene.password_policy.reuse_prevention == 24  # not given: the baseline's
+
+
+@pytest.mark.parametrize("hygiene, path", [
+    ({"access_key_max_age": "ninety days"}, "hygiene.access_key_max_age"),
+    ({"stale_after": "90d"}, "hygiene.stale_after"),
+    ({"password_policy": {"minimum_length": "long"}}, "hygiene.password_policy.minimum_length"),
+    ({"password_policy": {"require_symbols": "yes"}}, "hygiene.password_policy.require_symbols"),
+    ({"password_policy": {"min_length": 14}}, "hygiene.password_policy.min_length"),
+    ({"min_administrators": -1}, "hygiene.min_administrators"),
+    ("daily", "hygiene"),
+])
+def test_hygiene_errors_name_the_path(hygiene, path):
+    assert f"config: {path}:" in config_error({**CATALOG, "hygiene": hygiene})

@@ -457,3 +457,16 @@ def test_account_audit_with_no_password_policy(runner, account):
     account.admins = {"alice", "bob"}
     details = runner.account_audit()["deviations"]
     assert len(details) == sum(1 for v in CIS_BASELINE.__dict__.values() if v)
+
+
+def test_auto_disable_leaves_a_key_the_live_recheck_finds_in_use(make_runner, account, clock):
+    runner = make_runner(auto_disable_after="10d", final_warning="1d")
+    runner.stale_credentials()
+    clock.advance(days=10)
+    runner.stale_credentials()
+    account.last_used[SVC_KEY] = clock() - timedelta(hours=2)  # used since the report
+    account.last_used[ALICE_KEY] = clock() - timedelta(hours=2)  # over age: used or not
+    clock.advance(days=1)
+    runner.stale_credentials()
+    assert account.deactivated() == [ALICE_KEY]
+    assert ("key_last_used", SVC_KEY) in account.calls

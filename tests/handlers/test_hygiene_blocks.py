@@ -1,0 +1,133 @@
+"""Block Kit builders for credential hygiene, on model objects built in memory."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from handlers.hygiene_blocks import (
+    account_audit,
+    findings_digest,
+    findings_escalated,
+    findings_resolved,
+    findings_summary,
+    key_final_warning,
+)
+from handlers.ids import ActionId
+from models import CredentialFinding, FindingStatus
+from services.account_audit import Deviation
+from services.findings import Summary
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+
+
+def a_finding(**fields) -> CredentialFinding:
+    base = {"id": 11, "iam_user": "alice", "kind": "key_too_old",
+            "subject": "key:1", "status": FindingStatus.OPEN,
+            "since": NOW - timedelta(days=120), "last_used": NOW - timedelta(days=2),
+            "last_used_where": "s3 in eu-west-1", "key_slot": 1,
+            "key_created": NOW - timedelta(days=120), "key_id": KEY_ID,
+            "first_seen_at": NOW - timedelta(days=1), "last_seen_at": NOW, "owner": "U0ALICE"}
+    return CredentialFinding(**{**base, **fields})
+
+
+def buttons(blocks: list[dict]) -> dict[str, list[str]]:
+    """block_id -> the action ids of its buttons."""
+    return {b["block_id"]: [e["action_id"] for e in b["elements"]]
+            for b in blocks if b["type"] == "actions"}
+
+
+def test_digest_names_the_key_by_its_last_four_and_says_what_to_do():
+    text, blocks = findings_digest([a_finding()], NOW)
+    body = json.dumps(blocks)
+    assert "1 stale credential finding(s)" in text
+    assert "access key ...MPLE" in body and KEY_ID not in body
+    assert "Access key not rotated" in body and "Rotate it" in body
+    assert "created 120d ago" in body  # how old
+    assert "s3 in eu-west-1" in body  # last used where
+    assert buttons(blocks) == {"finding-11": [ActionId.FINDING_DEACTIVATE,
+                                              ActionId.FINDING_FIX, ActionId.FINDING_SNOOZE]}
+    deactivate = next(b for b in blocks if b["type"] == "actions")["elements"][0]
+    assert deactivate["value"] == "11" and "confirm" in deactivate
+
+
+def test_digest_lists_every_finding_of_the_owner_in_one_message():
+    rows = [a_finding(), a_finding(id=12, kind="no_mfa", subject="password", key_id=None,
+                                   key_slot=None, last_used=None)]
+    text, blocks = findings_digest(rows, NOW)
+    assert "2 stale credential finding(s)" in text
+    assert set(buttons(blocks)) == {"finding-11", "finding-12"}
+    # only keys can be deactivated from Slack
+    assert buttons(blocks)["finding-12"] == [ActionId.FINDING_FIX, ActionId.FINDING_SNOOZE]
+
+
+def test_an_unmatched_key_has_no_deactivate_button_and_is_named_by_date():
+    _, blocks = findings_digest([a_finding(key_id=None)], NOW)
+    assert ActionId.FINDING_DEACTIVATE not in buttons(blocks)["finding-11"]
+    assert "access key 1 created 2026-07-31" in json.dumps(blocks)
+
+
+def test_the_message_shows_who_snoozed_who_fixes_and_what_resolved():
+    snoozed = a_finding(snoozed_by="U0ALICE", snoozed_until=NOW + timedelta(days=7))
+    fixing = a_finding(id=12, fixing_by="U0ALICE", fixing_at=NOW)
+    done = a_finding(id=13, status=FindingStatus.RESOLVED, resolved_at=NOW,
+                     resolution="key deactivated by <@U0ALICE>")
+    _, blocks = findings_digest([snoozed, fixing, done], NOW)
+    body = json.dumps(blocks)
+    assert "Snoozed by <@U0ALICE>" in body
+    assert "<@U0ALICE> will fix it" in body
+    assert "key deactivated by <@U0ALICE>" in body
+    # snoozed and resolved findings have no buttons; "I'll fix it" is not offered twice
+    assert buttons(blocks) == {"finding-12": [ActionId.FINDING_DEACTIVATE,
+                                              ActionId.FINDING_SNOOZE]}
+
+
+def test_all_resolved_reads_as_thanks():
+    text, _ = findings_digest([a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
+                                         resolution="gone")], NOW)
+    assert "Thank you" in text
+
+
+def test_never_used_key():
+    _, blocks = findings_digest([a_finding(kind="key_unused", last_used=None,
+                                           last_used_where=None)], NOW)
+    assert "never used" in json.dumps(blocks)
+
+
+def test_resolved_escalated_and_final_warning_messages():
+    text, _ = findings_resolved([a_finding()])
+    assert "Thank you" in text and "...MPLE" in text and KEY_ID not in text
+
+    text, blocks = findings_escalated([a_finding(), a_finding(id=12, owner="C0PLATFORM")],
+                                      NOW)
+    body = json.dumps(blocks)
+    assert "2 stale credential finding(s) still open" in text
+    assert "Owner: <@U0ALICE>" in body and "no owner" in body
+
+    text, blocks = key_final_warning(a_finding(), NOW + timedelta(days=1))
+    assert "will *deactivate* access key ...MPLE" in text and "not be deleted" in text
+    assert "finding-11" in buttons(blocks)
+
+
+def test_summary_shows_counts_trend_and_oldest():
+    summary = Summary(open_by_kind={"key_too_old": 3, "no_mfa": 1},
+                      open_last_week_by_kind={"key_too_old": 5}, new=1, resolved=3,
+                      oldest=a_finding(first_seen_at=NOW - timedelta(days=30)))
+    text, blocks = findings_summary(summary, NOW)
+    body = json.dumps(blocks, ensure_ascii=False)
+    assert "4 open (-1 on last week)" in text
+    assert "New: 1 \u00b7 resolved: 3" in body
+    assert "Access key not rotated: 3 (last week 5)" in body
+    assert "Console password without MFA: 1 (last week 0)" in body
+    assert "`alice`, open 30d ago" in body
+
+
+def test_account_audit_report():
+    text, _ = account_audit([])
+    assert "no deviations" in text
+    text, blocks = account_audit([
+        Deviation("password_policy", "minimum_length", "minimum password length: 8"),
+        Deviation("unmanaged_member", "prod-admins", "mallory is in prod-admins")])
+    body = json.dumps(blocks)
+    assert "2 deviation(s)" in text
+    assert "*Password policy*" in body and "*Group members without" in body
+    assert "Administrators" not in body
