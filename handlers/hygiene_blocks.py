@@ -1,7 +1,7 @@
 """Block Kit builders for credential hygiene: the owner's digest (every status of every
 finding), thanks, escalation, the weekly summary and the account audit."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -69,8 +69,8 @@ def finding_line(row: CredentialFinding, now: datetime) -> str:
              f"{since} {_age(row.since, now)} · {used}" if kind not in (
                  FindingKind.NO_MFA, FindingKind.ROOT_KEYS, FindingKind.ROOT_NO_MFA)
              else f"found {_age(row.first_seen_at, now)}",
-             f"_{todo}_"]
-    return "\n".join(lines)
+             f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
+    return "\n".join(filter(None, lines))
 
 
 def _status(row: CredentialFinding, now: datetime) -> str | None:
@@ -83,7 +83,7 @@ def _status(row: CredentialFinding, now: datetime) -> str | None:
     return None
 
 
-def _buttons(row: CredentialFinding) -> ActionsBlock:
+def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
     value = str(row.id)
     elements = []
     if row.kind in _KEY_KIND_VALUES and row.key_id:
@@ -97,21 +97,24 @@ def _buttons(row: CredentialFinding) -> ActionsBlock:
     if not row.fixing_by:
         elements.append(ButtonElement(text="I'll fix it", action_id=ActionId.FINDING_FIX,
                                       value=value))
-    elements.append(ButtonElement(text="Snooze 7 days", action_id=ActionId.FINDING_SNOOZE,
-                                  value=value))
+    elements.append(ButtonElement(text=f"Snooze {format_duration(snooze)}",
+                                  action_id=ActionId.FINDING_SNOOZE, value=value))
     return ActionsBlock(block_id=f"finding-{row.id}", elements=elements)
 
 
-def findings_digest(rows: list[CredentialFinding], now: datetime) -> Message:
-    """The owner's message: every finding, its status, and buttons while it is open."""
+def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timedelta,
+                    to_channel: bool = False) -> Message:
+    """The owner's message: every finding, its status, and buttons while it is open.
+    A channel gets it for service users nobody owns by name, and for the root account."""
     open_count = sum(row.status is FindingStatus.OPEN for row in rows)
     text = (f":key: {open_count} stale credential finding(s) need you" if open_count
             else ":white_check_mark: Everything in this message is resolved. Thank you!")
+    intro = ("These credentials belong to no one by name (service users, the root account), "
+             "so this channel owns them. Anyone here may act on them:" if to_channel else
+             "These credentials are yours; please fix them (or tell us when you will):")
     blocks: list[Block] = [
         HeaderBlock(text="Stale AWS credentials"),
-        SectionBlock(text=md(
-            "accessbot checks the IAM credential report every day. These credentials are "
-            "yours; please fix them (or tell us when you will):")),
+        SectionBlock(text=md(f"accessbot reads the IAM credential report regularly. {intro}")),
     ]
     for row in rows:
         blocks.append(SectionBlock(text=md(finding_line(row, now))))
@@ -120,7 +123,7 @@ def findings_digest(rows: list[CredentialFinding], now: datetime) -> Message:
             blocks.append(ContextBlock(elements=[md(status)]))
         awake = not (row.snoozed_until and row.snoozed_until > now)
         if row.status is FindingStatus.OPEN and awake:
-            blocks.append(_buttons(row))
+            blocks.append(_buttons(row, snooze))
     return text, dump(blocks[:50])  # Slack's limit; the rest comes at the next reminder
 
 
@@ -143,11 +146,11 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
     return text, dump(blocks)
 
 
-def key_final_warning(row: CredentialFinding, when: datetime) -> Message:
+def key_final_warning(row: CredentialFinding, when: datetime, snooze: timedelta) -> Message:
     text = (f":warning: accessbot will *deactivate* {_key_name(row)} of `{row.iam_user}` at "
             f"{slack_time(when)} unless it is fixed before then "
             f"({_WHAT[FindingKind(row.kind)][0].lower()}). It will not be deleted.")
-    return text, dump([SectionBlock(text=md(text)), _buttons(row)])
+    return text, dump([SectionBlock(text=md(text)), _buttons(row, snooze)])
 
 
 def findings_summary(summary: Summary, now: datetime) -> Message:

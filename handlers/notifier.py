@@ -126,16 +126,22 @@ class SlackNotifier:
 
     # -- credential hygiene (services.hygiene_runner.HygieneNotifier) ------------------
 
+    @property
+    def _snooze(self):
+        return self.catalog.hygiene.snooze
+
     @_slack_call
     def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
-        text, body = hygiene_blocks.findings_digest(rows, self.clock())
+        text, body = hygiene_blocks.findings_digest(rows, self.clock(), self._snooze,
+                                                    to_channel=owner[0] in "CG")
         answer = self.client.chat_postMessage(channel=owner, text=text, blocks=body)
         return answer["channel"], answer["ts"]
 
     @_slack_call
     def update_findings_digest(self, channel: str, ts: str,
                                rows: list[CredentialFinding]) -> None:
-        text, body = hygiene_blocks.findings_digest(rows, self.clock())
+        text, body = hygiene_blocks.findings_digest(rows, self.clock(), self._snooze,
+                                                    to_channel=channel[0] in "CG")
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
 
     @_slack_call
@@ -150,7 +156,7 @@ class SlackNotifier:
 
     @_slack_call
     def key_final_warning(self, owner: str, row: CredentialFinding, when) -> None:
-        text, body = hygiene_blocks.key_final_warning(row, when)
+        text, body = hygiene_blocks.key_final_warning(row, when, self._snooze)
         self.client.chat_postMessage(channel=owner, text=text, blocks=body)
 
     @_slack_call

@@ -131,7 +131,8 @@ def authorize(row: CredentialFinding, user_id: str, channel_id: str | None) -> N
         raise NotAuthorized("This finding has no owner yet.")
     if user_id == row.owner or (row.owner[0] in "CG" and channel_id == row.owner):
         return
-    raise NotAuthorized(f"Only <@{row.owner}> can act on this finding.")
+    who = f"people in <#{row.owner}>" if row.owner[0] in "CG" else f"<@{row.owner}>"
+    raise NotAuthorized(f"Only {who} can act on this finding.")
 
 
 def _open_for(session: Session, finding_id: int, user_id: str,

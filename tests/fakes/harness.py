@@ -126,7 +126,8 @@ class SlackSender:
         return self.post(self.command_body(user_id, text, key))
 
     def click_body(self, user_id: str, action_id: str, value: str, *, channel: str = "C0APPROVALS",
-                   message_ts: str = "1700000000.000100", key: str | None = None) -> str:
+                   message_ts: str = "1700000000.000100", key: str | None = None,
+                   block_id: str = "decision") -> str:
         key = key or uuid.uuid4().hex[:10]
         payload = {
             "type": "block_actions", "api_app_id": "A0ACCESSBOT", "token": "legacy",
@@ -139,7 +140,7 @@ class SlackSender:
             "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
             "trigger_id": f"trigger-{key}",
             "response_url": f"{self.response_url_base}/response/{key}",
-            "actions": [{"action_id": action_id, "block_id": "decision", "type": "button",
+            "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",
                          "value": value, "text": {"type": "plain_text", "text": action_id},
                          "action_ts": f"{time.time():.6f}"}],
         }

@@ -18,6 +18,7 @@ from services.findings import Summary
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+WEEK = timedelta(days=7)
 
 
 def a_finding(**fields) -> CredentialFinding:
@@ -37,7 +38,7 @@ def buttons(blocks: list[dict]) -> dict[str, list[str]]:
 
 
 def test_digest_names_the_key_by_its_last_four_and_says_what_to_do():
-    text, blocks = findings_digest([a_finding()], NOW)
+    text, blocks = findings_digest([a_finding()], NOW, WEEK)
     body = json.dumps(blocks)
     assert "1 stale credential finding(s)" in text
     assert "access key ...MPLE" in body and KEY_ID not in body
@@ -53,7 +54,7 @@ def test_digest_names_the_key_by_its_last_four_and_says_what_to_do():
 def test_digest_lists_every_finding_of_the_owner_in_one_message():
     rows = [a_finding(), a_finding(id=12, kind="no_mfa", subject="password", key_id=None,
                                    key_slot=None, last_used=None)]
-    text, blocks = findings_digest(rows, NOW)
+    text, blocks = findings_digest(rows, NOW, WEEK)
     assert "2 stale credential finding(s)" in text
     assert set(buttons(blocks)) == {"finding-11", "finding-12"}
     # only keys can be deactivated from Slack
@@ -61,7 +62,7 @@ def test_digest_lists_every_finding_of_the_owner_in_one_message():
 
 
 def test_an_unmatched_key_has_no_deactivate_button_and_is_named_by_date():
-    _, blocks = findings_digest([a_finding(key_id=None)], NOW)
+    _, blocks = findings_digest([a_finding(key_id=None)], NOW, WEEK)
     assert ActionId.FINDING_DEACTIVATE not in buttons(blocks)["finding-11"]
     assert "access key 1 created 2026-07-31" in json.dumps(blocks)
 
@@ -71,7 +72,7 @@ def test_the_message_shows_who_snoozed_who_fixes_and_what_resolved():
     fixing = a_finding(id=12, fixing_by="U0ALICE", fixing_at=NOW)
     done = a_finding(id=13, status=FindingStatus.RESOLVED, resolved_at=NOW,
                      resolution="key deactivated by <@U0ALICE>")
-    _, blocks = findings_digest([snoozed, fixing, done], NOW)
+    _, blocks = findings_digest([snoozed, fixing, done], NOW, WEEK)
     body = json.dumps(blocks)
     assert "Snoozed by <@U0ALICE>" in body
     assert "<@U0ALICE> will fix it" in body
@@ -83,13 +84,13 @@ def test_the_message_shows_who_snoozed_who_fixes_and_what_resolved():
 
 def test_all_resolved_reads_as_thanks():
     text, _ = findings_digest([a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
-                                         resolution="gone")], NOW)
+                                         resolution="gone")], NOW, WEEK)
     assert "Thank you" in text
 
 
 def test_never_used_key():
     _, blocks = findings_digest([a_finding(kind="key_unused", last_used=None,
-                                           last_used_where=None)], NOW)
+                                           last_used_where=None)], NOW, WEEK)
     assert "never used" in json.dumps(blocks)
 
 
@@ -103,7 +104,7 @@ def test_resolved_escalated_and_final_warning_messages():
     assert "2 stale credential finding(s) still open" in text
     assert "Owner: <@U0ALICE>" in body and "no owner" in body
 
-    text, blocks = key_final_warning(a_finding(), NOW + timedelta(days=1))
+    text, blocks = key_final_warning(a_finding(), NOW + timedelta(days=1), WEEK)
     assert "will *deactivate* access key ...MPLE" in text and "not be deleted" in text
     assert "finding-11" in buttons(blocks)
 
@@ -131,3 +132,16 @@ def test_account_audit_report():
     assert "2 deviation(s)" in text
     assert "*Password policy*" in body and "*Group members without" in body
     assert "Administrators" not in body
+
+
+def test_snooze_button_says_the_configured_length_and_channels_read_as_shared():
+    _, blocks = findings_digest([a_finding()], NOW, timedelta(days=3), to_channel=True)
+    body = json.dumps(blocks)
+    assert "Snooze 3d" in body
+    assert "this channel owns them" in body and "are yours" not in body
+
+
+def test_resolved_findings_lose_their_advice():
+    _, blocks = findings_digest([a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
+                                           resolution="gone")], NOW, WEEK)
+    assert "Rotate it" not in json.dumps(blocks)
