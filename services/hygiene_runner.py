@@ -110,12 +110,13 @@ class HygieneRunner:
             pending = [(r.id, r.iam_user, r.key_created) for r in findings.unmatched_keys(session)]
         keys_of: dict[str, list] = {}
         for finding_id, iam_user, created in pending:
-            try:
-                keys = keys_of.setdefault(iam_user, self.source.access_keys(iam_user))
-            except ProviderError as exc:
-                log.warning("could not list the access keys of %s: %s", iam_user, exc)
-                continue
-            key = match_key(created, keys)
+            if iam_user not in keys_of:
+                try:
+                    keys_of[iam_user] = self.source.access_keys(iam_user)
+                except ProviderError as exc:
+                    log.warning("could not list the access keys of %s: %s", iam_user, exc)
+                    keys_of[iam_user] = []
+            key = match_key(created, keys_of[iam_user])
             if key is not None:
                 with self.transaction() as session:
                     findings.set_key_id(session, finding_id, key.key_id)
