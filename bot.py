@@ -37,6 +37,7 @@ from services.catalog import Catalog, load_catalog
 from services.clock import utcnow
 from services.errors import ConfigError
 from services.hygiene_runner import HygieneRunner
+from services.ports import ReportNotReady
 from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner
 from settings import Settings, database_url, load_settings
 
@@ -54,6 +55,7 @@ class Components:
     runner: AccessRunner
     background: Background
     hygiene: HygieneRunner
+    stopping: threading.Event
 
 
 def build(settings: Settings, catalog: Catalog) -> Components:
@@ -67,11 +69,24 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     background = Background()
     runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
                           profiles=notifier, notifier=notifier, defer=background.submit)
-    hygiene = HygieneRunner(sessions, catalog, IamCredentials(iam),
+    stopping = threading.Event()
+    hygiene = HygieneRunner(sessions, catalog,
+                            IamCredentials(iam, sleep=_sleep_unless(stopping)),
                             owners=Owners(directory, notifier), notifier=notifier,
                             refresh_owners=directory.refresh)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene)
+                      background, hygiene, stopping)
+
+
+def _sleep_unless(stopping: threading.Event):
+    """A sleep for waiting on the credential report that ends when the bot stops, so that
+    a SIGTERM is not held up by a job polling AWS (the next start runs the job again)."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise ReportNotReady("accessbot is stopping")
+
+    return sleep
 
 
 @dataclass
@@ -173,6 +188,7 @@ def serve(settings: Settings) -> int:
     def shutdown(signum, _frame):
         log.info("signal %s: shutting down", signum)
         stop.set()
+        components.stopping.set()
         server.close()
 
     signal.signal(signal.SIGTERM, shutdown)

@@ -60,17 +60,27 @@ def finding_line(row: CredentialFinding, now: datetime) -> str:
     title, todo = _WHAT[kind]
     who = "the root account" if row.iam_user == ROOT_USER else f"IAM user `{row.iam_user}`"
     subject = f"{_key_name(row)} of {who}" if row.kind in _KEY_KIND_VALUES else who
-    since = {FindingKind.KEY_TOO_OLD: "created", FindingKind.KEY_UNUSED: "idle since",
-             FindingKind.MULTIPLE_KEYS: "second key since"}.get(kind, "since")
+    lines = [f"*{title}*: {subject}", _facts(row, kind, now),
+             f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
+    return "\n".join(filter(None, lines))
+
+
+def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
+    """How old, and when and where last used, in the terms of this kind of finding."""
     used = (f"last used {slack_time(row.last_used)}"
             + (f" ({row.last_used_where})" if row.last_used_where else "")
             if row.last_used else "never used")
-    lines = [f"*{title}*: {subject}",
-             f"{since} {_age(row.since, now)} · {used}" if kind not in (
-                 FindingKind.NO_MFA, FindingKind.ROOT_KEYS, FindingKind.ROOT_NO_MFA)
-             else f"found {_age(row.first_seen_at, now)}",
-             f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
-    return "\n".join(filter(None, lines))
+    if kind in KEY_KINDS:
+        return f"created {_age(row.key_created, now)} · {used}"
+    if kind is FindingKind.PASSWORD_UNUSED:
+        return used if row.last_used else f"set {_age(row.since, now)} · never used"
+    if kind is FindingKind.USER_INACTIVE:
+        return f"no activity since {_age(row.since, now)} · {used}"
+    if kind is FindingKind.MULTIPLE_KEYS:
+        return f"second key created {_age(row.since, now)}"
+    if kind is FindingKind.ROOT_USED:
+        return used
+    return f"found {_age(row.first_seen_at, now)}"
 
 
 def _status(row: CredentialFinding, now: datetime) -> str | None:
@@ -124,7 +134,7 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
         awake = not (row.snoozed_until and row.snoozed_until > now)
         if row.status is FindingStatus.OPEN and awake:
             blocks.append(_buttons(row, snooze))
-    return text, dump(blocks[:50])  # Slack's limit; the rest comes at the next reminder
+    return text, dump(blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
 
 
 def findings_resolved(rows: list[CredentialFinding]) -> Message:

@@ -25,6 +25,7 @@ class Job:
     # Daily and weekly jobs: the scheduler checks every `every` and runs the job when its
     # period (from the config) has passed since it last finished, in any process.
     period: Callable[[Hygiene], timedelta] | None = None
+    first_after_a_period: bool = False  # not at the very first start (a summary of nothing)
 
 
 def _sweep(context: JobContext):
@@ -65,7 +66,8 @@ PERIODIC = [
         period=lambda hygiene: hygiene.interval),
     Job("hygiene-summary", _summary, CHECK,
         "post the weekly credential hygiene summary to the admin channel "
-        "(hygiene.summary_interval)", period=lambda hygiene: hygiene.summary_interval),
+        "(hygiene.summary_interval)", period=lambda hygiene: hygiene.summary_interval,
+        first_after_a_period=True),
     Job("account-audit", _account_audit, CHECK,
         "check the password policy, the number of administrators and members of managed "
         "groups without a grant (hygiene.audit_interval)",

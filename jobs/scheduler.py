@@ -55,7 +55,7 @@ def _when_due(job: Job, context: JobContext) -> Callable[[JobContext], object]:
 
     def run(context: JobContext):
         result = hygiene.run_if_due(job.name, job.period(hygiene.settings),
-                                    lambda: job.run(context))
+                                    lambda: job.run(context), job.first_after_a_period)
         if result is not None:
             log.info("%s: %s", job.name, result)
         return result

@@ -1,4 +1,5 @@
-"""`make demo`: the whole loop, for real, on your machine, in under a minute.
+"""`make demo`: the whole loop, for real, on your machine, in under a minute; then a
+stale access key found, its owner told, and the key deactivated from Slack.
 
 It starts the real bot (`python bot.py`) on SQLite, against moto (an AWS emulator,
 in this process) and a local stand-in for Slack's Web API, then plays a requester
@@ -24,8 +25,9 @@ from tests.fakes.harness import (  # noqa: E402
     BotProcess,
     MotoServer,
     SlackSender,
+    run_bot_command,
 )
-from tests.fakes.slack_api import FakeSlack, render_text  # noqa: E402
+from tests.fakes.slack_api import FakeSlack, dm_channel, render_text  # noqa: E402
 
 GRANT = "20s"
 CONFIG = {
@@ -38,6 +40,8 @@ CONFIG = {
             "expiry_warning": "10s",
         },
     },
+    # so that a key made at the start of the demo is stale by its end (defaults: 90d, 45d)
+    "hygiene": {"access_key_max_age": "5s", "unused_credential_age": "5s"},
 }
 NAMES = {"U0ALICE": "alice", "U0BOB": "bob", "U0DAVE": "dave", "D0ALICE": "DM alice",
          "D0BOB": "DM bob", "D0DAVE": "DM dave", "C0APPROVALS": "#approvals"}
@@ -95,6 +99,7 @@ def main() -> int:
     iam = moto.iam()
     iam.create_user(UserName="alice", Tags=[{"Key": "slack-user-id", "Value": "U0ALICE"}])
     iam.create_group(GroupName="prod-admins")
+    ci_key = iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]
     database = f"sqlite:///{workdir / 'accessbot.db'}"
     with FakeSlack() as slack:
         env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -103,7 +108,9 @@ def main() -> int:
         bot = BotProcess(env, workdir / "bot.log").start()
         out = Transcript(slack)
         try:
-            run_story(out, SlackSender(bot.url, slack.url), slack, iam)
+            sender = SlackSender(bot.url, slack.url)
+            run_story(out, sender, slack, iam)
+            run_hygiene_story(out, sender, slack, iam, env, ci_key)
             print_audit(database)
         except Exception:
             print(f"\nThe demo failed. The bot's log ({bot.log_path}):\n{bot.log()[-4000:]}")
@@ -156,6 +163,36 @@ def run_story(out: Transcript, sender: SlackSender, slack: FakeSlack, iam) -> No
     time.sleep(0.3)
     out.new_messages()
     print(f"    {iam_state(iam)}")
+
+
+def run_hygiene_story(out: Transcript, sender: SlackSender, slack: FakeSlack, iam, env: dict,
+                      key_id: str) -> None:
+    print("\n... meanwhile alice's old access key has not been used (the demo counts 5 s as "
+          "stale) ...")
+    out.say("cron:", "python bot.py run-job stale-credentials   (the bot also runs it daily)")
+    result = run_bot_command(env, "run-job", "stale-credentials")
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    print(textwrap.indent(result.stdout.strip(), "    "))
+    out.new_messages()
+    dm = slack.dm("U0ALICE")[-1]
+    block = next(b for b in dm["blocks"] if b["type"] == "actions")
+    button = next(e for e in block["elements"] if e["text"]["text"] == "Deactivate now")
+
+    out.say("alice:", "clicks [Deactivate now]")
+    sender.click("U0ALICE", ActionId.FINDING_DEACTIVATE, button["value"],
+                 channel=dm_channel("U0ALICE"), message_ts=dm["ts"], block_id=block["block_id"])
+    slack.wait_for(lambda: key_status(iam, key_id) == "Inactive", timeout=10)
+    slack.wait_for(lambda: slack.calls("chat.update")
+                   and "deactivated" in render_text(slack.dm("U0ALICE")[-1]))
+    time.sleep(0.3)
+    out.new_messages()
+    print(f"    IAM access key ...{key_id[-4:]} of alice: {key_status(iam, key_id)}")
+
+
+def key_status(iam, key_id: str) -> str:
+    keys = iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]
+    return next(k["Status"] for k in keys if k["AccessKeyId"] == key_id)
 
 
 def print_audit(database: str) -> None:

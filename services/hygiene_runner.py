@@ -35,6 +35,7 @@ from services.runner import worker_id
 log = logging.getLogger(__name__)
 
 SLACK_TAG, EMAIL_TAG, OWNER_TAG = "slack-user-id", "email", "owner"
+PER_MESSAGE = 15  # three blocks per finding, within Slack's 50 blocks per message
 
 
 class Owners(Protocol):
@@ -122,7 +123,8 @@ class HygieneRunner:
                     findings.set_key_id(session, finding_id, key.key_id)
 
     def _tell(self, now: datetime) -> int:
-        """One message per owner listing all of their open findings, when any is due."""
+        """One message per owner listing all of their open findings, when any is due (more
+        only past PER_MESSAGE findings: Slack allows 50 blocks in a message)."""
         with self.transaction() as session:
             due = {user: [r.id for r in rows] for user, rows in
                    findings.due(session, now, self.settings.reminder_interval).items()}
@@ -134,8 +136,8 @@ class HygieneRunner:
                             iam_user)
                 continue
             by_owner.setdefault(owner, []).extend(ids)
-        told = 0
-        for owner, ids in by_owner.items():
+        told: set[str] = set()
+        for owner, ids in _messages(by_owner):
             with self.transaction() as session:
                 rows = [findings.get_finding(session, i) for i in ids]
             try:
@@ -145,8 +147,8 @@ class HygieneRunner:
                 continue
             with self.transaction() as session:
                 findings.mark_told(session, ids, owner, channel, ts, now)
-            told += 1
-        return told
+            told.add(owner)
+        return len(told)
 
     def owner_of(self, iam_user: str) -> str | None:
         """The Slack user in the `slack-user-id` tag, else the Slack user with the `email`
@@ -275,11 +277,13 @@ class HygieneRunner:
 
     # -- scheduling -------------------------------------------------------------------
 
-    def run_if_due(self, name: str, every: timedelta, job: Callable[[], dict]) -> dict | None:
+    def run_if_due(self, name: str, every: timedelta, job: Callable[[], dict],
+                   first_after_a_period: bool = False) -> dict | None:
         """Run `job` if it has not finished within `every` (in any process); None if not due.
         A run AWS or Slack could not finish is given back, and the next check tries again."""
         with self.transaction() as session:
-            if not job_runs.claim(session, name, self.owner, self.clock(), every):
+            if not job_runs.claim(session, name, self.owner, self.clock(), every,
+                                  first_after_a_period):
                 return None
         try:
             result = job()
@@ -336,6 +340,11 @@ class HygieneRunner:
             send(*args)
         except NotificationError as exc:
             log.error("%s failed: %s", getattr(send, "__name__", send), exc)
+
+
+def _messages(by_owner: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+    return [(owner, ids[start:start + PER_MESSAGE]) for owner, ids in by_owner.items()
+            for start in range(0, len(ids), PER_MESSAGE)]
 
 
 def _message_of(session: Session, finding_id: int) -> tuple[str, str] | None:

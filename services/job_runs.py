@@ -11,12 +11,15 @@ from models import JobRun
 LEASE = timedelta(minutes=30)  # a run that crashed is taken over after this
 
 
-def claim(session: Session, name: str, owner: str, now: datetime, every: timedelta) -> bool:
-    """Lease the job if its last run finished at least `every` ago and nobody runs it now."""
+def claim(session: Session, name: str, owner: str, now: datetime, every: timedelta,
+          first_after_a_period: bool = False) -> bool:
+    """Lease the job if its last run finished at least `every` ago and nobody runs it now.
+    With first_after_a_period, a job never seen before first runs `every` from now."""
     if session.get(JobRun, name) is None:
         try:
             with session.begin_nested():
-                session.add(JobRun(name=name))
+                session.add(JobRun(name=name, last_finished_at=now if first_after_a_period
+                                   else None))
         except IntegrityError:  # another process added it first
             pass
     result = session.execute(

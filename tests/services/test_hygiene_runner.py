@@ -470,3 +470,23 @@ def test_auto_disable_leaves_a_key_the_live_recheck_finds_in_use(make_runner, ac
     runner.stale_credentials()
     assert account.deactivated() == [ALICE_KEY]
     assert ("key_last_used", SVC_KEY) in account.calls
+
+
+def test_many_findings_for_one_owner_are_split_to_fit_slack(runner, account, notifier, clock):
+    now = clock().replace(microsecond=0)
+    account.rows = [row(f"svc-{n:02}", now - timedelta(days=60), password=True, mfa=False)
+                    for n in range(20)]  # no tags: all to the admin channel, 2 findings each
+
+    assert runner.stale_credentials()["owners_told"] == 1
+
+    sizes = [len(s.ids) for s in notifier.of("digest", ADMINS)]
+    assert sizes == [15, 15, 10]
+
+
+def test_the_first_summary_comes_a_period_after_the_first_start(runner, clock):
+    week = timedelta(days=7)
+    assert runner.run_if_due("hygiene-summary", week, runner.weekly_summary,
+                             first_after_a_period=True) is None
+    clock.advance(days=7)
+    assert runner.run_if_due("hygiene-summary", week, runner.weekly_summary,
+                             first_after_a_period=True) is not None
