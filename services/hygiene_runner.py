@@ -222,7 +222,11 @@ class HygieneRunner:
             if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now):
                 continue  # used since the report: no longer unused, leave it to people
             target = KeyToDeactivate(row.id, row.iam_user, row.key_id, row.key_created)
-            disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
+            try:
+                disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
+            except ProviderError as exc:  # tried again at the next run
+                log.error("could not auto-disable access key ...%s of %s: %s",
+                          row.key_id[-4:], row.iam_user, exc)
         return disabled
 
     def _used_lately(self, key_id: str, now: datetime) -> bool:

@@ -10,7 +10,7 @@ from models import CredentialFinding
 from services.account_audit import Deviation, PasswordPolicy
 from services.findings import Summary
 from services.hygiene import AccessKey, CredentialRow, KeySlot
-from services.ports import NotificationError, ReportNotReady
+from services.ports import NotificationError, ProviderError, ReportNotReady
 
 
 def key_slot(slot: int, created: datetime, last_used: datetime | None = None,
@@ -41,6 +41,7 @@ class FakeAccount:
     groups: dict[str, set[str]] = field(default_factory=dict)
     last_used: dict[str, datetime] = field(default_factory=dict)  # key id -> live last use
     not_ready: int = 0            # the next N report() calls raise ReportNotReady
+    refuse_deactivate: set[str] = field(default_factory=set)  # users whose keys AWS keeps
     calls: list[tuple] = field(default_factory=list)
 
     def add_key(self, user: str, key_id: str, created: datetime) -> None:
@@ -62,6 +63,8 @@ class FakeAccount:
         return self.last_used.get(key_id)
 
     def deactivate_key(self, iam_user: str, key_id: str) -> None:
+        if iam_user in self.refuse_deactivate:
+            raise ProviderError("AWS IAM refused deactivating the key (AccessDenied)")
         self.calls.append(("deactivate_key", iam_user, key_id))
         self.keys[iam_user] = [replace(k, active=False) if k.key_id == key_id else k
                                for k in self.keys.get(iam_user, [])]

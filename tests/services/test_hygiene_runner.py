@@ -490,3 +490,21 @@ def test_the_first_summary_comes_a_period_after_the_first_start(runner, clock):
     clock.advance(days=7)
     assert runner.run_if_due("hygiene-summary", week, runner.weekly_summary,
                              first_after_a_period=True) is not None
+
+
+def test_auto_disable_that_aws_refuses_is_tried_again_and_others_go_on(make_runner, account,
+                                                                       clock, sessions):
+    runner = make_runner(auto_disable_after="10d", final_warning="1d")
+    runner.stale_credentials()
+    clock.advance(days=10)
+    runner.stale_credentials()
+    clock.advance(days=1)
+    account.refuse_deactivate = {"alice"}
+    assert runner.stale_credentials()["auto_disabled"] == 1
+    assert account.deactivated() == [SVC_KEY]
+    assert _finding(sessions, "alice", "key_too_old").status is FindingStatus.OPEN
+
+    account.refuse_deactivate = set()
+    clock.advance(days=1)
+    assert runner.stale_credentials()["auto_disabled"] == 1
+    assert account.deactivated() == [SVC_KEY, ALICE_KEY]
