@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -21,6 +22,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,6 +65,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     sessions = make_session_factory(engine)
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url
                        or WebClient.BASE_URL, timeout=10)
+    # Slack's rate limits (users.lookupByEmail is Tier 3) are waited out, a few times
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     iam = make_iam_client()
     directory = IamUserIndex(iam)
     notifier = SlackNotifier(client, catalog)
@@ -228,8 +232,13 @@ def run_job(settings: Settings, name: str) -> int:
     catalog = load_catalog(settings.config_path)
     upgrade(settings.database_url)
     components = build(settings, catalog)
-    result = job.run(JobContext(components.runner, components.directory.refresh,
-                                 components.hygiene))
+    context = JobContext(components.runner, components.directory.refresh, components.hygiene)
+    if job.period is None:
+        result = job.run(context)
+    else:  # now, whatever the period, but never beside a run of the same job elsewhere
+        result = components.hygiene.run_if_due(name, timedelta(0), lambda: job.run(context))
+        if result is None:
+            result = {"skipped": "another accessbot process is running this job right now"}
     print(json.dumps({"job": name, "result": _jsonable(result)}))
     return 0
 

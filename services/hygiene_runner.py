@@ -129,8 +129,14 @@ class HygieneRunner:
             due = {user: [r.id for r in rows] for user, rows in
                    findings.due(session, now, self.settings.reminder_interval).items()}
         by_owner: dict[str, list[int]] = {}
+        emails: dict[str, str | None] = {}  # one Slack lookup per address per run
         for iam_user, ids in due.items():
-            owner = self.owner_of(iam_user)
+            try:
+                owner = self.owner_of(iam_user, emails)
+            except NotificationError as exc:  # never the admin channel by mistake
+                log.warning("could not look up the owner of %s in Slack (%s); told at the "
+                            "next run", iam_user, exc)
+                continue
             if owner is None:
                 log.warning("%s has stale credentials and no owner (no admin_channel set)",
                             iam_user)
@@ -150,7 +156,8 @@ class HygieneRunner:
             told.add(owner)
         return len(told)
 
-    def owner_of(self, iam_user: str) -> str | None:
+    def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None
+                 ) -> str | None:
         """The Slack user in the `slack-user-id` tag, else the Slack user with the `email`
         tag's address, else the `owner` tag (a Slack user, channel or email: service users),
         else the admin channel. The root account always goes to the admin channel."""
@@ -158,21 +165,24 @@ class HygieneRunner:
             return self.catalog.admin_channel
         tags = self.owners.tags_of(iam_user)
         candidates = [tags.get(SLACK_TAG), tags.get(EMAIL_TAG), tags.get(OWNER_TAG)]
+        emails = {} if emails is None else emails
         for value in filter(None, candidates):
-            owner = self._slack_id(value)
+            owner = self._slack_id(value, emails)
             if owner is not None:
                 return owner
         return self.catalog.admin_channel
 
-    def _slack_id(self, value: str) -> str | None:
+    def _slack_id(self, value: str, emails: dict[str, str | None]) -> str | None:
+        """A Slack user or channel id as is; an email looked up in Slack (NotificationError
+        when Slack cannot answer: "unknown" would send the finding to the wrong people)."""
         if SLACK_USER_ID.match(value) or SLACK_CHANNEL_ID.match(value):
             return value
-        if "@" in value:
-            try:
-                return self.owners.user_for_email(value)
-            except NotificationError as exc:
-                log.warning("could not look up %s in Slack: %s", value, exc)
-        return None
+        if "@" not in value:
+            return None
+        address = value.lower()
+        if address not in emails:
+            emails[address] = self.owners.user_for_email(address)
+        return emails[address]
 
     def _thank(self, finding_ids: list[int]) -> None:
         """Tell owners what got fixed, and take the buttons off the messages that listed it."""

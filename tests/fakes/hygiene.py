@@ -88,11 +88,16 @@ class FakeOwners:
 
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
+    slack_down: bool = False
+    lookups: list[str] = field(default_factory=list)
 
     def tags_of(self, iam_user: str) -> dict[str, str]:
         return dict(self.tags.get(iam_user, {}))
 
     def user_for_email(self, email: str) -> str | None:
+        self.lookups.append(email)
+        if self.slack_down:
+            raise NotificationError("Slack unreachable")
         return self.emails.get(email.lower())
 
 

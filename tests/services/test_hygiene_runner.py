@@ -508,3 +508,40 @@ def test_auto_disable_that_aws_refuses_is_tried_again_and_others_go_on(make_runn
     clock.advance(days=1)
     assert runner.stale_credentials()["auto_disabled"] == 1
     assert account.deactivated() == [SVC_KEY, ALICE_KEY]
+
+
+def test_an_owner_slack_cannot_look_up_is_told_later_not_the_admins(runner, owners, notifier,
+                                                                     sessions, clock):
+    owners.slack_down = True
+    runner.stale_credentials()
+    assert notifier.of("digest", "U0CAROL") == []
+    carol = _finding(sessions, "carol", "no_mfa")
+    assert carol.last_told_at is None
+    assert notifier.of("digest", ADMINS)  # the others are told as usual
+    assert all(carol.id not in s.ids for s in notifier.of("digest", ADMINS))
+
+    owners.slack_down = False
+    clock.advance(minutes=5)
+    runner.stale_credentials()
+    assert len(notifier.of("digest", "U0CAROL")) == 1
+
+
+def test_each_email_is_looked_up_once_per_run(runner, owners, account, clock):
+    now = clock().replace(microsecond=0)
+    owners.tags["carol-ci"] = {"email": "carol@example.com"}
+    account.rows.append(row("carol-ci", now - timedelta(days=60), password=True, mfa=False))
+    runner.stale_credentials()
+    assert owners.lookups == ["carol@example.com"]
+
+
+def test_a_job_never_runs_beside_itself(runner, sessions, account, owners, notifier, clock):
+    other = HygieneRunner(sessions, runner.catalog, account, owners, notifier, clock=clock)
+    inside = []
+
+    def job():  # while this run holds the lease, another process asks to run it now
+        inside.append(other.run_if_due("stale-credentials", timedelta(0), other.stale_credentials))
+        return {}
+
+    assert runner.run_if_due("stale-credentials", timedelta(0), job) == {}
+    assert inside == [None]
+    assert other.run_if_due("stale-credentials", timedelta(0), lambda: {"ran": 1}) == {"ran": 1}
