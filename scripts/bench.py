@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 # ruff: noqa: E402 - the imports below need that path
 
 from handlers.ids import ActionId
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
+from models import AccessRequest, AuditEvent, Grant, GrantStatus, JobRun, RequestStatus
 from models.migrate import upgrade
 from models.session import make_engine, make_session_factory
 from services.clock import utcnow
@@ -96,7 +96,9 @@ class Stack:
                "SLACK_API_URL": self.slack.api_url, "DATABASE_URL": url,
                "ACCESSBOT_CONFIG": str(config_path), **self.moto.env(),
                "AWS_ENDPOINT_URL": aws_url}
-        return harness.BotProcess(env, self.tmp / f"{name}.log").start(), url
+        bot = harness.BotProcess(env, self.tmp / f"{name}.log").start()
+        wait_for_start_up_jobs(url)
+        return bot, url
 
     def stop(self) -> None:
         self.slack.stop()
@@ -120,6 +122,22 @@ def answers(url: str) -> bool:
         return urllib.request.urlopen(url, timeout=1).status == 200
     except OSError:
         return False
+
+
+START_UP_JOBS = ("stale-credentials", "account-audit")  # run once when a bot first starts
+
+
+def wait_for_start_up_jobs(url: str, timeout: float = 60) -> None:
+    """Measure the bot in its steady state, not while it reads the credential report and
+    audits the account for the first time (which it does at its very first start)."""
+    engine = create_engine(url)
+    done = select(func.count()).select_from(JobRun).where(
+        JobRun.name.in_(START_UP_JOBS), JobRun.last_finished_at.is_not(None))
+    try:
+        wait_until(lambda: count(engine, done) == len(START_UP_JOBS), timeout,
+                   "the bot's start-up hygiene jobs")
+    finally:
+        engine.dispose()
 
 
 def wait_quiet(slack: FakeSlack, settle: float = 1.5, timeout: float = 120) -> None:
