@@ -35,6 +35,7 @@ from handlers.ids import ActionId
 from models import AccessRequest, AuditEvent, Grant, GrantStatus, JobRun, RequestStatus
 from models.migrate import upgrade
 from models.session import make_engine, make_session_factory
+from scripts.tables import table
 from services.clock import utcnow
 from tests.fakes import harness
 from tests.fakes.harness import SlackSender
@@ -159,17 +160,6 @@ def stats(values: list[float]) -> dict[str, float]:
     rank = lambda p: ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]  # noqa: E731
     return {"n": len(ordered), "p50": rank(50), "p95": rank(95), "p99": rank(99),
             "max": ordered[-1]}
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n{title}")
-    for n, row in enumerate(cells):
-        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            print("  " + "  ".join("-" * w for w in widths))
 
 
 def members(iam, group: str) -> set[str]:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 # ruff: noqa: E402 - the imports below need that path
 
 from aws.credentials import parse_credential_report
+from scripts.tables import table
 from services.hygiene import (
     KEY_KINDS,
     AccessKey,
@@ -185,17 +186,6 @@ def traced_peak_mb(report: bytes, keys: dict[str, list[AccessKey]]) -> float:
 
 
 # -- report ---------------------------------------------------------------------------------
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n{title}")
-    for n, row in enumerate(cells):
-        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if n == 0:
-            print("  " + "  ".join("-" * w for w in widths))
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,0 +1,13 @@
+"""Plain-text tables for the benchmark scripts' output."""
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print a titled table: first column left-aligned, the rest right-aligned."""
+    cells = [header] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for n, row in enumerate(cells):
+        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
