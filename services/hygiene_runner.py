@@ -110,17 +110,20 @@ class HygieneRunner:
         with self.transaction() as session:
             pending = [(r.id, r.iam_user, r.key_created) for r in findings.unmatched_keys(session)]
         keys_of: dict[str, list] = {}
+        matched: dict[int, str] = {}
         for finding_id, iam_user, created in pending:
             if iam_user not in keys_of:
                 try:
                     keys_of[iam_user] = self.source.access_keys(iam_user)
-                except ProviderError as exc:
+                except ProviderError as exc:  # matched at the next run
                     log.warning("could not list the access keys of %s: %s", iam_user, exc)
                     keys_of[iam_user] = []
             key = match_key(created, keys_of[iam_user])
             if key is not None:
-                with self.transaction() as session:
-                    findings.set_key_id(session, finding_id, key.key_id)
+                matched[finding_id] = key.key_id
+        with self.transaction() as session:
+            for finding_id, key_id in matched.items():
+                findings.set_key_id(session, finding_id, key_id)
 
     def _tell(self, now: datetime) -> int:
         """One message per owner listing all of their open findings, when any is due (more
