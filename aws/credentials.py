@@ -1,8 +1,8 @@
 """Credential hygiene from IAM: the credential report, live access keys, password policy, admins.
 
 The bot's own IAM policy needs iam:GenerateCredentialReport, iam:GetCredentialReport,
-iam:ListAccessKeys, iam:UpdateAccessKey, iam:GetAccountPasswordPolicy,
-iam:GetAccountAuthorizationDetails and iam:GetGroup.
+iam:ListAccessKeys, iam:GetAccessKeyLastUsed, iam:UpdateAccessKey,
+iam:GetAccountPasswordPolicy, iam:GetAccountAuthorizationDetails and iam:GetGroup.
 """
 
 import csv
