@@ -199,7 +199,7 @@ def print_audit(database: str) -> None:
     print("\nAudit trail (table audit_events):")
     with make_session_factory(make_engine(database))() as session:
         for event in session.query(AuditEvent).order_by(AuditEvent.id):
-            print(f"    {event.at:%H:%M:%S.%f}"[:-3] + f"  {event.actor:<10} {event.action:<10} "
+            print(f"    {event.at:%H:%M:%S.%f}"[:-3] + f"  {event.actor:<10} {event.action:<16} "
                   f"{event.detail or ''}")
 
 
