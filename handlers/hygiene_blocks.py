@@ -137,6 +137,12 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
     return text, dump(blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
 
 
+def findings_superseded() -> Message:
+    text = (":arrow_down: These findings are listed in a newer reminder below; act on them "
+            "there.")
+    return text, dump([ContextBlock(elements=[md(text)])])
+
+
 def findings_resolved(rows: list[CredentialFinding]) -> Message:
     items = "\n".join(f"• {_WHAT[FindingKind(r.kind)][0]}: "
                       f"{_key_name(r) + ' of ' if r.kind in _KEY_KIND_VALUES else ''}"

@@ -145,6 +145,11 @@ class SlackNotifier:
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
 
     @_slack_call
+    def findings_superseded(self, channel: str, ts: str) -> None:
+        text, body = hygiene_blocks.findings_superseded()
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+
+    @_slack_call
     def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None:
         text, body = hygiene_blocks.findings_resolved(rows)
         self.client.chat_postMessage(channel=owner, text=text, blocks=body)

@@ -55,6 +55,9 @@ class HygieneNotifier(Protocol):
     def update_findings_digest(self, channel: str, ts: str,
                                rows: list[CredentialFinding]) -> None: ...
 
+    def findings_superseded(self, channel: str, ts: str) -> None:
+        """An earlier digest whose findings are all listed in a newer one."""
+
     def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None: ...
 
     def findings_escalated(self, channel: str, rows: list[CredentialFinding]) -> None: ...
@@ -146,6 +149,7 @@ class HygieneRunner:
                 continue
             by_owner.setdefault(owner, []).extend(ids)
         told: set[str] = set()
+        earlier: set[tuple[str, str]] = set()
         for owner, ids in _messages(by_owner):
             with self.transaction() as session:
                 rows = [findings.get_finding(session, i) for i in ids]
@@ -154,9 +158,12 @@ class HygieneRunner:
             except NotificationError as exc:  # told at the next run
                 log.error("could not tell %s about %d findings: %s", owner, len(ids), exc)
                 continue
+            earlier |= {(r.message_channel, r.message_ts) for r in rows if r.message_ts}
             with self.transaction() as session:
                 findings.mark_told(session, ids, owner, channel, ts, now)
             told.add(owner)
+        for channel, ts in earlier:  # what they list now lives in the newer message
+            self.refresh_message(channel, ts)
         return len(told)
 
     def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None
@@ -282,11 +289,14 @@ class HygieneRunner:
         return "deactivated"
 
     def refresh_message(self, channel: str, ts: str) -> None:
-        """Re-render a findings message from the database, after a click or a change."""
+        """Re-render a findings message from the database, after a click or a change; one
+        whose findings all moved to a newer reminder says so, without buttons."""
         with self.transaction() as session:
             rows = findings.in_message(session, channel, ts)
         if rows:
             self._deliver(self.notifier.update_findings_digest, channel, ts, rows)
+        else:
+            self._deliver(self.notifier.findings_superseded, channel, ts)
 
     def _refresh(self, channel_ts: tuple[str, str] | None) -> None:
         if channel_ts is not None:

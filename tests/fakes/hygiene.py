@@ -138,6 +138,9 @@ class FakeHygieneNotifier:
         self._send("update", channel, rows, (ts, [(r.status, r.snoozed_by, r.fixing_by)
                                                   for r in rows]))
 
+    def findings_superseded(self, channel: str, ts: str) -> None:
+        self._send("superseded", channel, [], ts)
+
     def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None:
         self._send("resolved", owner, rows)
 

@@ -9,6 +9,7 @@ from handlers.hygiene_blocks import (
     findings_escalated,
     findings_resolved,
     findings_summary,
+    findings_superseded,
     key_final_warning,
 )
 from handlers.ids import ActionId
@@ -145,3 +146,8 @@ def test_resolved_findings_lose_their_advice():
     _, blocks = findings_digest([a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
                                            resolution="gone")], NOW, WEEK)
     assert "Rotate it" not in json.dumps(blocks)
+
+
+def test_a_superseded_message_has_no_buttons():
+    text, blocks = findings_superseded()
+    assert "newer reminder" in text and buttons(blocks) == {}

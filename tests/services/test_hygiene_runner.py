@@ -545,3 +545,14 @@ def test_a_job_never_runs_beside_itself(runner, sessions, account, owners, notif
     assert runner.run_if_due("stale-credentials", timedelta(0), job) == {}
     assert inside == [None]
     assert other.run_if_due("stale-credentials", timedelta(0), lambda: {"ran": 1}) == {"ran": 1}
+
+
+def test_a_reminder_replaces_the_earlier_message(runner, notifier, clock):
+    runner.stale_credentials()
+    [first] = notifier.of("digest", "U0ALICE")
+    clock.advance(days=3)
+    runner.stale_credentials()
+
+    assert len(notifier.of("digest", "U0ALICE")) == 2
+    # the first message loses its buttons and points to the newer one
+    assert [s.detail for s in notifier.of("superseded", "DU0ALICE")] == [first.ts]
