@@ -39,7 +39,6 @@ _WHAT = {
     FindingKind.ROOT_USED: ("Root account used", "Check who used the root account and why; "
                             "use IAM users or roles instead."),
 }
-_KEY_KIND_VALUES = {k.value for k in KEY_KINDS}
 
 
 def _key_name(row: CredentialFinding) -> str:
@@ -59,7 +58,7 @@ def finding_line(row: CredentialFinding, now: datetime) -> str:
     kind = FindingKind(row.kind)
     title, todo = _WHAT[kind]
     who = "the root account" if row.iam_user == ROOT_USER else f"IAM user `{row.iam_user}`"
-    subject = f"{_key_name(row)} of {who}" if row.kind in _KEY_KIND_VALUES else who
+    subject = f"{_key_name(row)} of {who}" if row.kind in KEY_KINDS else who
     lines = [f"*{title}*: {subject}", _facts(row, kind, now),
              f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
     return "\n".join(filter(None, lines))
@@ -96,7 +95,7 @@ def _status(row: CredentialFinding, now: datetime) -> str | None:
 def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
     value = str(row.id)
     elements = []
-    if row.kind in _KEY_KIND_VALUES and row.key_id:
+    if row.kind in KEY_KINDS and row.key_id:
         elements.append(ButtonElement(
             text="Deactivate now", action_id=ActionId.FINDING_DEACTIVATE, value=value,
             style="danger",
@@ -145,7 +144,7 @@ def findings_superseded() -> Message:
 
 def findings_resolved(rows: list[CredentialFinding]) -> Message:
     items = "\n".join(f"• {_WHAT[FindingKind(r.kind)][0]}: "
-                      f"{_key_name(r) + ' of ' if r.kind in _KEY_KIND_VALUES else ''}"
+                      f"{_key_name(r) + ' of ' if r.kind in KEY_KINDS else ''}"
                       f"`{r.iam_user}`" for r in rows)
     text = f":tada: Thank you! These are fixed:\n{items}"
     return text, dump([SectionBlock(text=md(text))])

@@ -72,17 +72,11 @@ def get_finding(session: Session, finding_id: int) -> CredentialFinding:
     return row
 
 
-def open_findings(session: Session) -> list[CredentialFinding]:
-    return list(session.scalars(select(CredentialFinding)
-                                .where(CredentialFinding.status == FindingStatus.OPEN)
-                                .order_by(CredentialFinding.id)))
-
-
 def unmatched_keys(session: Session) -> list[CredentialFinding]:
     """Open key findings whose access key id is not known yet."""
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN,
-        CredentialFinding.kind.in_([k.value for k in KEY_KINDS]),
+        CredentialFinding.kind.in_(KEY_KINDS),
         CredentialFinding.key_id.is_(None))))
 
 
@@ -94,9 +88,8 @@ def due(session: Session, now: datetime, reminder_interval: timedelta
         ) -> dict[str, list[CredentialFinding]]:
     """IAM user -> all their open, unsnoozed findings, for users with something to be told:
     a finding never told, or told longer than reminder_interval ago."""
-    awake = or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now)
     rows = session.scalars(select(CredentialFinding)
-                           .where(CredentialFinding.status == FindingStatus.OPEN, awake)
+                           .where(CredentialFinding.status == FindingStatus.OPEN, _awake(now))
                            .order_by(CredentialFinding.iam_user, CredentialFinding.id))
     by_user: dict[str, list[CredentialFinding]] = {}
     for row in rows:
@@ -104,6 +97,11 @@ def due(session: Session, now: datetime, reminder_interval: timedelta
     stale = now - reminder_interval
     return {user: rows for user, rows in by_user.items()
             if any(row.last_told_at is None or row.last_told_at <= stale for row in rows)}
+
+
+def _awake(now: datetime):
+    """Not snoozed, or the snooze has ended."""
+    return or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now)
 
 
 def mark_told(session: Session, finding_ids: list[int], owner: str, channel: str, ts: str,
@@ -173,7 +171,7 @@ def key_to_deactivate(session: Session, finding_id: int, user_id: str,
                       channel_id: str | None) -> KeyToDeactivate:
     """Check that this clicker may deactivate this finding's key, and which key it is."""
     row = _open_for(session, finding_id, user_id, channel_id)
-    if row.kind not in {k.value for k in KEY_KINDS}:
+    if row.kind not in KEY_KINDS:
         raise Conflict("Only access keys can be deactivated from here.")
     if row.key_id is None:
         raise Conflict("The bot could not match this key to an access key id; deactivate it "
@@ -207,8 +205,7 @@ def escalation_due(session: Session, now: datetime, after: timedelta
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN,
         CredentialFinding.first_seen_at <= now - after,
-        CredentialFinding.escalated_at.is_(None),
-        or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now))
+        CredentialFinding.escalated_at.is_(None), _awake(now))
         .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
 
 
@@ -230,7 +227,7 @@ def auto_disable_due(session: Session, now: datetime, after: timedelta,
     those warned at least `final_warning` ago are due to be disabled."""
     due_rows = session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN,
-        CredentialFinding.kind.in_([k.value for k in KEY_KINDS]),
+        CredentialFinding.kind.in_(KEY_KINDS),
         CredentialFinding.key_id.is_not(None),
         CredentialFinding.owner.is_not(None),
         CredentialFinding.first_seen_at <= now - after).order_by(CredentialFinding.id))
