@@ -17,6 +17,7 @@ from handlers.blocks import Message, dump, md, slack_time
 from handlers.ids import ActionId
 from models import CredentialFinding, FindingStatus
 from services.account_audit import Deviation
+from services.catalog import is_channel
 from services.durations import format_duration
 from services.findings import Summary
 from services.hygiene import KEY_KINDS, ROOT_USER, FindingKind
@@ -155,7 +156,7 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
     blocks: list[Block] = [SectionBlock(text=md(
         f"*{text}* after the owners were reminded. Please follow up:"))]
     for row in rows[:45]:
-        owner = f"<@{row.owner}>" if row.owner and row.owner[0] in "UW" else "no owner"
+        owner = f"<@{row.owner}>" if row.owner and not is_channel(row.owner) else "no owner"
         blocks.append(SectionBlock(text=md(
             f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}")))
     return text, dump(blocks)

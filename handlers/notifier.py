@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from handlers import blocks, hygiene_blocks
 from models import AccessRequest, ApprovalMessage, CredentialFinding, Grant
 from services.account_audit import Deviation
-from services.catalog import Catalog
+from services.catalog import Catalog, is_channel
 from services.clock import Clock, utcnow
 from services.findings import Summary
 from services.ports import NotificationError
@@ -133,7 +133,7 @@ class SlackNotifier:
     @_slack_call
     def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
         text, body = hygiene_blocks.findings_digest(rows, self.clock(), self._snooze,
-                                                    to_channel=owner[0] in "CG")
+                                                    to_channel=is_channel(owner))
         answer = self.client.chat_postMessage(channel=owner, text=text, blocks=body)
         return answer["channel"], answer["ts"]
 
@@ -141,7 +141,7 @@ class SlackNotifier:
     def update_findings_digest(self, channel: str, ts: str,
                                rows: list[CredentialFinding]) -> None:
         text, body = hygiene_blocks.findings_digest(rows, self.clock(), self._snooze,
-                                                    to_channel=channel[0] in "CG")
+                                                    to_channel=is_channel(channel))
         self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
 
     @_slack_call

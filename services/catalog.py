@@ -16,6 +16,11 @@ from services.hygiene import HygienePolicy
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+
+
+def is_channel(slack_id: str) -> bool:
+    """A channel people share (C..., G...): not a user (U..., W...), nor a DM (D...)."""
+    return slack_id[:1] in ("C", "G")
 RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from models import CredentialFinding, FindingStatus
 from services import audit
 from services.audit import SYSTEM, Action
+from services.catalog import is_channel
 from services.errors import Conflict, NotAuthorized, NotFound
 from services.hygiene import KEY_KINDS, Finding
 
@@ -127,9 +128,9 @@ def authorize(row: CredentialFinding, user_id: str, channel_id: str | None) -> N
     to a channel (service users, the root account), people in that channel."""
     if row.owner is None:
         raise NotAuthorized("This finding has no owner yet.")
-    if user_id == row.owner or (row.owner[0] in "CG" and channel_id == row.owner):
+    if user_id == row.owner or (is_channel(row.owner) and channel_id == row.owner):
         return
-    who = f"people in <#{row.owner}>" if row.owner[0] in "CG" else f"<@{row.owner}>"
+    who = f"people in <#{row.owner}>" if is_channel(row.owner) else f"<@{row.owner}>"
     raise NotAuthorized(f"Only {who} can act on this finding.")
 
 

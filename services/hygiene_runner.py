@@ -30,7 +30,7 @@ from services.clock import Clock, utcnow
 from services.findings import KeyToDeactivate
 from services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
 from services.ports import CredentialSource, NotificationError, ProviderError
-from services.runner import worker_id
+from services.runner import deliver, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class HygieneRunner:
         for row in rows:
             by_owner.setdefault(row.owner, []).append(row)
         for owner, owned in by_owner.items():
-            self._deliver(self.notifier.findings_resolved, owner, owned)
+            deliver(self.notifier.findings_resolved, owner, owned)
         for channel, ts in {(r.message_channel, r.message_ts) for r in rows if r.message_ts}:
             self.refresh_message(channel, ts)
 
@@ -294,9 +294,9 @@ class HygieneRunner:
         with self.transaction() as session:
             rows = findings.in_message(session, channel, ts)
         if rows:
-            self._deliver(self.notifier.update_findings_digest, channel, ts, rows)
+            deliver(self.notifier.update_findings_digest, channel, ts, rows)
         else:
-            self._deliver(self.notifier.findings_superseded, channel, ts)
+            deliver(self.notifier.findings_superseded, channel, ts)
 
     def _refresh(self, channel_ts: tuple[str, str] | None) -> None:
         if channel_ts is not None:
@@ -360,13 +360,6 @@ class HygieneRunner:
             for group, iam_user in live:
                 granted.setdefault(group, set()).add(iam_user)
         return granted
-
-    @staticmethod
-    def _deliver(send: Callable, *args) -> None:
-        try:
-            send(*args)
-        except NotificationError as exc:
-            log.error("%s failed: %s", getattr(send, "__name__", send), exc)
 
 
 def _messages(by_owner: dict[str, list[int]]) -> list[tuple[str, list[int]]]:

@@ -47,6 +47,14 @@ class SweepReport:
     revoked: list[int] = field(default_factory=list)
 
 
+def deliver(send: Callable, *args) -> None:
+    """Messages are best effort: the database already holds the truth."""
+    try:
+        send(*args)
+    except NotificationError as exc:
+        log.error("%s failed: %s", getattr(send, "__name__", send), exc)
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -296,15 +304,7 @@ class AccessRunner:
 
     def _notify(self, send: Callable, *args) -> None:
         if self.defer is not None:
-            self.defer(self._deliver, send, *args)
+            self.defer(deliver, send, *args)
         else:
-            self._deliver(send, *args)
-
-    @staticmethod
-    def _deliver(send: Callable, *args) -> None:
-        """Messages are best effort: the database already holds the truth."""
-        try:
-            send(*args)
-        except NotificationError as exc:
-            log.error("%s failed: %s", getattr(send, "__name__", send), exc)
+            deliver(send, *args)
 

@@ -143,6 +143,7 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
     [dm_after] = slack.dm("U0ALICE")
     assert dm_after["ts"] == dm["ts"]
     assert render_text(dm_after).count("key deactivated by @U0ALICE") == 2
+    assert "These credentials are yours" in render_text(dm_after)  # a DM, not a shared channel
     still_open = findings_in(dm_after)
     assert len(still_open) == 2
     assert all(f"...{ci_key['AccessKeyId'][-4:]}" in f["text"] for f in still_open.values())
