@@ -275,18 +275,18 @@ class HygieneRunner:
         keys = self.source.access_keys(target.iam_user)
         live = next((k for k in keys if k.key_id == target.key_id), None)
         same = live is not None and match_key(target.key_created, [live]) is not None
-        if not (same and live.active):
-            with self.transaction() as session:
-                findings.key_gone(session, target.finding_id, self.clock())
-                channel_ts = _message_of(session, target.finding_id)
-            self._refresh(channel_ts)
-            return "gone"
-        self.source.deactivate_key(target.iam_user, target.key_id)
+        active = same and live.active
+        if active:
+            self.source.deactivate_key(target.iam_user, target.key_id)
         with self.transaction() as session:
-            findings.key_deactivated(session, target.finding_id, by, self.clock())
-            channel_ts = _message_of(session, target.finding_id)
-        self._refresh(channel_ts)
-        return "deactivated"
+            if active:
+                findings.key_deactivated(session, target.finding_id, by, self.clock())
+            else:
+                findings.key_gone(session, target.finding_id, self.clock())
+            row = findings.get_finding(session, target.finding_id)
+        if row.message_ts:
+            self.refresh_message(row.message_channel, row.message_ts)
+        return "deactivated" if active else "gone"
 
     def refresh_message(self, channel: str, ts: str) -> None:
         """Re-render a findings message from the database, after a click or a change; one
@@ -297,10 +297,6 @@ class HygieneRunner:
             deliver(self.notifier.update_findings_digest, channel, ts, rows)
         else:
             deliver(self.notifier.findings_superseded, channel, ts)
-
-    def _refresh(self, channel_ts: tuple[str, str] | None) -> None:
-        if channel_ts is not None:
-            self.refresh_message(*channel_ts)
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -365,9 +361,4 @@ class HygieneRunner:
 def _messages(by_owner: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
     return [(owner, ids[start:start + PER_MESSAGE]) for owner, ids in by_owner.items()
             for start in range(0, len(ids), PER_MESSAGE)]
-
-
-def _message_of(session: Session, finding_id: int) -> tuple[str, str] | None:
-    row = findings.get_finding(session, finding_id)
-    return (row.message_channel, row.message_ts) if row.message_ts else None
 
