@@ -230,8 +230,10 @@ def measure_acks(args, stack: Stack, sender: SlackSender, db) -> dict:
             result["click"].append(reply.seconds * 1000)
             result["click_failed"] += reply.status != 200
         time.sleep(args.pause)
-    pending = select(func.count(Grant.id)).where(Grant.status == GrantStatus.PENDING)
-    wait_until(lambda: count(db, pending) == 0, 180, "approved grants to be applied")
+    grants = select(func.count(Grant.id))
+    pending = grants.where(Grant.status == GrantStatus.PENDING)
+    wait_until(lambda: count(db, grants) >= len(ids) and count(db, pending) == 0, 180,
+               "approved grants to be applied")
     result["granted"] = count(db, select(func.count(Grant.id))
                               .where(Grant.status == GrantStatus.ACTIVE))
     result["auth_tests"] = len(stack.slack.calls("auth.test"))

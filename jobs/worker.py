@@ -1,0 +1,110 @@
+"""The worker process: all the work after an acknowledgement, and the scheduler.
+
+`python bot.py` runs as two processes. The web process answers Slack and does nothing
+else; the worker, which it starts, runs what listeners hand over, the timers and the
+periodic jobs. Two processes rather than two thread pools because threads in one
+interpreter take turns for one lock: twenty requests' background work (20-30 ms of CPU
+each) held the acknowledgements of the same burst to 60-70 ms (`make bench`). Between
+processes the kernel decides, and the worker runs at a lower priority.
+
+The link is one pipe, web -> worker, carrying (task name, arguments). If the web
+process dies, the worker reads end-of-file and exits at once, as if it had crashed with
+it; if the worker dies, the web process stops too, so that whatever supervises accessbot
+restarts both. Either way the database holds what was decided, and the next start
+finishes it.
+"""
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10  # the worker's priority below the web process (nice(1)); 0 turns it off
+STOP = None  # the message that ends the worker's loop
+
+
+class WorkerFailed(Exception):
+    """The worker process could not start, or is gone."""
+
+
+class WorkerProcess:
+    """The web process's handle on its worker: start it, hand it tasks, stop it."""
+
+    def __init__(self, target: Callable[..., None], *args, on_exit: Callable[[int], None]):
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter, no fork surprises
+        reader, self._writer = context.Pipe(duplex=False)
+        self._ready = context.Event()
+        self._process = context.Process(target=target, args=(*args, reader, self._ready),
+                                        name="worker")
+        self._reader = reader
+        self._lock = threading.Lock()  # many server threads hand over through one pipe
+        self._stopping = False
+        self._on_exit = on_exit
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the worker and wait until it is ready (its scheduler running)."""
+        self._process.start()
+        self._reader.close()  # only the worker holds the reading end: it sees EOF if we die
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                self._process.terminate()
+                self._process.join(5)
+                raise WorkerFailed(f"the worker process did not start (exit code "
+                                   f"{self._process.exitcode}); its error is in the log above")
+        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+
+    def running(self) -> bool:
+        return self._ready.is_set() and self._process.is_alive()
+
+    def handoff(self, task: str, *args) -> None:
+        try:
+            with self._lock:
+                self._writer.send((task, args))
+        except OSError as exc:
+            raise WorkerFailed(f"cannot hand {task} to the worker: {exc}") from exc
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Tell the worker to finish what it has started, wait for it, then make sure."""
+        self._stopping = True
+        try:
+            with self._lock:
+                self._writer.send(STOP)
+        except OSError:
+            pass  # gone already
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("the worker did not stop within %.0f s; terminating it", timeout)
+            self._process.terminate()
+            self._process.join(5)
+
+    def _watch(self) -> None:
+        self._process.join()
+        if not self._stopping:
+            log.error("the worker process exited (code %s); stopping accessbot so that it is "
+                      "restarted whole", self._process.exitcode)
+            self._on_exit(self._process.exitcode or 1)
+
+
+def serve_tasks(tasks: Connection, run: Callable[[str, tuple], None]) -> None:
+    """In the worker: run each handed-over task until told to stop.
+
+    If the web process is gone (end-of-file), the worker exits at once, unclean as a crash:
+    finishing its work could race the restarted bot, and the database makes it safe.
+    """
+    while True:
+        try:
+            message = tasks.recv()
+        except EOFError:
+            log.error("the web process is gone; the worker exits with it")
+            logging.shutdown()
+            os._exit(1)
+        if message is STOP:
+            return
+        task, args = message
+        run(task, args)
