@@ -1,4 +1,4 @@
-"""Work that must not hold up Slack's acknowledgement runs here, off the request path."""
+"""The worker process's pool: handed-over tasks and Slack messages sent off a job's thread."""
 
 import logging
 from collections.abc import Callable

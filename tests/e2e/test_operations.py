@@ -1,5 +1,8 @@
-"""Operating the bot: several processes on one Postgres, cron jobs, start-up errors."""
+"""Operating the bot: several processes on one Postgres, cron jobs, start-up errors, and
+the web and worker processes of one bot."""
 
+import os
+import signal
 import threading
 import time
 
@@ -11,7 +14,13 @@ from handlers.ids import ActionId
 from models import AuditEvent, Grant, GrantStatus, make_engine, make_session_factory
 from tests.conftest import create_database, drop_database
 from tests.e2e.test_loop import dm_containing, members, request_via_command
-from tests.fakes.harness import BotProcess, SlackSender, post_together, run_bot_command
+from tests.fakes.harness import (
+    BotProcess,
+    SlackSender,
+    post_together,
+    process_alive,
+    run_bot_command,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +144,39 @@ def test_migrate_command(tmp_path):
     assert result.returncode == 0, result.stderr
     with make_engine(url).connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+# -- the two processes ------------------------------------------------------------------
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_clean_stop_ends_the_worker_too(start_bot):
+    bot = start_bot()
+    worker = bot.worker_pid()
+    bot.stop()
+    assert bot.process.returncode == 0
+    assert not process_alive(worker)
+
+
+def test_the_worker_dies_with_a_crashed_web_process(start_bot):
+    """No orphan keeps granting and revoking beside the restarted bot."""
+    bot = start_bot()
+    worker = bot.worker_pid()
+    bot.crash()
+    assert wait_for(lambda: not process_alive(worker), timeout=5)
+
+
+def test_the_bot_stops_when_its_worker_dies(start_bot):
+    """For a supervisor to restart it whole: a bot that acknowledged work nobody does
+    would be worse than one that is down."""
+    bot = start_bot()
+    os.kill(bot.worker_pid(), signal.SIGKILL)
+    assert bot.process.wait(timeout=10) == 1
+    assert "the worker process exited (code -9)" in bot.log()

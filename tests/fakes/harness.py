@@ -264,6 +264,22 @@ class BotProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def worker_pid(self) -> int:
+        """The worker process that `python bot.py` started (Linux: read from /proc)."""
+        pid = self.process.pid
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            if "resource_tracker" not in Path(f"/proc/{child}/cmdline").read_text():
+                return int(child)
+        raise LookupError(f"bot process {pid} has no worker process")
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for its parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
 
 def run_bot_command(env: dict[str, str], *args: str,
                     timeout: float = 60) -> subprocess.CompletedProcess:
