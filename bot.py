@@ -175,9 +175,6 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
 
 def serve(settings: Settings) -> int:
     """The web process: Slack's requests and /healthz; the worker process does the rest."""
-    # Hand the GIL over every 1 ms instead of 5 ms: a request arriving while others are
-    # being answered gets its turn sooner. Measured with `make bench`.
-    sys.setswitchinterval(0.001)
     catalog = load_catalog(settings.config_path)
     upgrade(settings.database_url)
     worker_gone = threading.Event()
