@@ -7,7 +7,6 @@ acknowledgement waits on them, or on another request's work. Answers that come l
 go back through the response_url, or as a DM.
 """
 
-import logging
 from collections.abc import Callable
 
 from slack_bolt import Ack, App
@@ -26,8 +25,6 @@ from services.commands import (
     parse_command,
 )
 from services.errors import AccessBotError
-
-log = logging.getLogger(__name__)
 
 # handoff(task, *args) gives a task to the worker; it raises if the worker is gone, so
 # that Slack sees an error rather than an acknowledgement of work that will not happen
