@@ -95,35 +95,21 @@ class SlackSender:
 
     def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
              sign: bool = True, content_type="application/x-www-form-urlencoded") -> Reply:
-        timestamp = int(time.time()) if timestamp is None else timestamp
-        headers = {"Content-Type": content_type}
-        if sign:
-            headers["X-Slack-Request-Timestamp"] = str(timestamp)
-            headers["X-Slack-Signature"] = signature or self.verifier.generate_signature(
-                timestamp=str(timestamp), body=body)
-        request = urllib.request.Request(self.url, data=body.encode(), headers=headers,
-                                         method="POST")
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return Reply(answer.status, answer.read().decode(),
-                             time.perf_counter() - started)
-        except urllib.error.HTTPError as error:
-            return Reply(error.code, error.read().decode(), time.perf_counter() - started)
+        return self.send_prepared(self.prepare(body, timestamp=timestamp, signature=signature,
+                                               sign=sign, content_type=content_type))
 
-    def prepare(self, body: str) -> bytes:
-        """The whole signed HTTP/1.1 request, ready to write to a socket."""
-        timestamp = str(int(time.time()))
-        data = body.encode()
-        head = (f"POST {urlsplit(self.url).path} HTTP/1.1\r\n"
-                f"Host: {urlsplit(self.url).netloc}\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {len(data)}\r\n"
-                f"X-Slack-Request-Timestamp: {timestamp}\r\n"
-                f"X-Slack-Signature: "
-                f"{self.verifier.generate_signature(timestamp=timestamp, body=body)}\r\n"
-                "Connection: close\r\n\r\n")
-        return head.encode() + data
+    def prepare(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
+                sign: bool = True, content_type="application/x-www-form-urlencoded") -> bytes:
+        """The whole HTTP/1.1 request, signed unless told otherwise, ready for a socket."""
+        timestamp = str(int(time.time()) if timestamp is None else timestamp)
+        data, address = body.encode(), urlsplit(self.url)
+        head = [f"POST {address.path} HTTP/1.1", f"Host: {address.netloc}",
+                f"Content-Type: {content_type}", f"Content-Length: {len(data)}",
+                "Connection: close"]
+        if sign:
+            head += [f"X-Slack-Request-Timestamp: {timestamp}", "X-Slack-Signature: " + (
+                signature or self.verifier.generate_signature(timestamp=timestamp, body=body))]
+        return "\r\n".join([*head, "", ""]).encode() + data
 
     def send_prepared(self, raw: bytes) -> Reply:
         """Connect, send, read to the end: the time from connecting to the last byte."""
