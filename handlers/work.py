@@ -1,8 +1,8 @@
 """What happens after a listener's acknowledgement, in the worker process.
 
 A listener hands over a Task by name with arguments that pickle (ids, drafts, where to
-reply); nothing of the request itself crosses over. Here each task opens its own
-transactions, calls AWS and Slack, and tells the user what came of it.
+reply), never Bolt's own objects. Here each task opens its own transactions, calls AWS
+and Slack, and tells the user what came of it.
 """
 
 import logging

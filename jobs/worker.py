@@ -33,7 +33,11 @@ class WorkerFailed(Exception):
 
 
 class WorkerProcess:
-    """The web process's handle on its worker: start it, hand it tasks, stop it."""
+    """The web process's handle on its worker: start it, hand it tasks, stop it.
+
+    Only the watching thread waits on the process (two threads waiting on one child race
+    to reap it, and the loser takes it for alive); everything else reads its events.
+    """
 
     def __init__(self, target: Callable[..., None], *args, on_exit: Callable[[int], None]):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, no fork surprises
@@ -43,6 +47,7 @@ class WorkerProcess:
                                         name="worker")
         self._reader = reader
         self._lock = threading.Lock()  # many server threads hand over through one pipe
+        self._exited = threading.Event()
         self._stopping = False
         self._on_exit = on_exit
 
@@ -50,17 +55,16 @@ class WorkerProcess:
         """Start the worker and wait until it is ready (its scheduler running)."""
         self._process.start()
         self._reader.close()  # only the worker holds the reading end: it sees EOF if we die
+        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
-            if not self._process.is_alive() or time.monotonic() > deadline:
-                self._process.terminate()
-                self._process.join(5)
+            if self._exited.is_set() or time.monotonic() > deadline:
+                self._end()
                 raise WorkerFailed(f"the worker process did not start (exit code "
                                    f"{self._process.exitcode}); its error is in the log above")
-        threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
 
     def running(self) -> bool:
-        return self._ready.is_set() and self._process.is_alive()
+        return self._ready.is_set() and not self._exited.is_set()
 
     def handoff(self, task: str, *args) -> None:
         try:
@@ -77,15 +81,21 @@ class WorkerProcess:
                 self._writer.send(STOP)
         except OSError:
             pass  # gone already
-        self._process.join(timeout)
-        if self._process.is_alive():
+        if not self._exited.wait(timeout):
             log.warning("the worker did not stop within %.0f s; terminating it", timeout)
-            self._process.terminate()
-            self._process.join(5)
+            self._end()
+
+    def _end(self) -> None:
+        self._stopping = True
+        self._process.terminate()
+        if not self._exited.wait(5):
+            self._process.kill()
+            self._exited.wait(5)
 
     def _watch(self) -> None:
         self._process.join()
-        if not self._stopping:
+        self._exited.set()
+        if self._ready.is_set() and not self._stopping:
             log.error("the worker process exited (code %s); stopping accessbot so that it is "
                       "restarted whole", self._process.exitcode)
             self._on_exit(self._process.exitcode or 1)
