@@ -1,6 +1,7 @@
 """accessbot: just-in-time AWS access through Slack.
 
-    python bot.py                 serve (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)
+    python bot.py                 serve (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN):
+                                  a web process that answers Slack, and its worker process
     python bot.py migrate         apply database migrations
     python bot.py run-job NAME    run one scheduled job once (for cron and tests)
 """
