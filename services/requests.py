@@ -74,10 +74,14 @@ def release_announcement(session: Session, request_id: int) -> None:
                     .values(announce_lease_until=None))
 
 
-def mark_announced(session: Session, request_id: int, now: datetime) -> None:
-    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
-                    .values(announced_at=now, announce_lease_until=None))
+def mark_announced(session: Session, request_id: int, now: datetime) -> bool:
+    """Every copy is posted; False if the request was decided or expired meanwhile."""
+    status = session.execute(
+        update(AccessRequest).where(AccessRequest.id == request_id)
+        .values(announced_at=now, announce_lease_until=None)
+        .returning(AccessRequest.status)).scalar_one()
     audit.record(session, now, audit.SYSTEM, Action.ANNOUNCED, request_id=request_id)
+    return status is RequestStatus.PENDING
 
 
 def fail_request(session: Session, request_id: int, why: str, now: datetime) -> bool:

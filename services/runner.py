@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from models import Grant, GrantStatus, RequestStatus, transaction
+from models import AccessRequest, Grant, GrantStatus, RequestStatus, transaction
 from services import extensions
 from services import grants as grant_ops
 from services import requests as request_ops
@@ -127,23 +127,29 @@ class AccessRunner:
             with self.transaction() as session:
                 request_ops.record_message(session, request_id, destination, channel, ts)
         with self.transaction() as session:
-            if complete:
-                request_ops.mark_announced(session, request_id, self.clock())
-            else:  # let the next sweep post what is missing
+            if not complete:  # let the next sweep post what is missing
                 request_ops.release_announcement(session, request_id)
-        if complete:
+                return False
+            still_pending = request_ops.mark_announced(session, request_id, self.clock())
+        if still_pending:
             self._notify(self.notifier.request_submitted, request)
-        return complete
+        else:  # decided or expired while being posted: the later copies show old buttons
+            self._update_copies(request_id)
+        return True
 
     def refresh_messages(self, request_id: int) -> None:
         """Re-render every posted copy of a request after its status changed."""
+        request = self._update_copies(request_id)
+        if request.status in (RequestStatus.DENIED, RequestStatus.EXPIRED):
+            self._notify(self.notifier.request_decided, request)
+
+    def _update_copies(self, request_id: int) -> AccessRequest:
         with self.transaction() as session:
             request = request_ops.get_request(session, request_id)
             messages = list(request.messages)
         for message in messages:
             self._notify(self.notifier.update_request, request, message)
-        if request.status in (RequestStatus.DENIED, RequestStatus.EXPIRED):
-            self._notify(self.notifier.request_decided, request)
+        return request
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:

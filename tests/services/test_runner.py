@@ -184,6 +184,37 @@ def test_a_decided_request_is_not_announced(sessions, catalog, clock, runner, no
     assert notifier.calls == []
 
 
+@pytest.mark.parametrize("decide", ["expire", "approve"])
+def test_a_request_decided_while_being_posted_leaves_no_copy_with_buttons(
+        sessions, catalog, clock, runner, notifier, decide):
+    """The sweep (or a fast approver) acts between two posts: the copies posted after that
+    are re-rendered too, and the requester is not told it is waiting for approvers."""
+    request_id = create_request(sessions, catalog, clock(), iam_user=None)
+    post = notifier.post_request
+
+    def post_then_decide(request, destination):
+        answer = post(request, destination)
+        if destination == "U0BOB":
+            if decide == "expire":
+                clock.advance(hours=48)
+                runner.expire_requests()
+            else:
+                approve(sessions, catalog, request_id, clock())
+                runner.refresh_messages(request_id)
+        return answer
+
+    notifier.post_request = post_then_decide
+    assert runner.announce(request_id) is True
+
+    last_rendered = {message.destination: request.status
+                     for request, message in notifier.sent("update_request")}
+    expected = RequestStatus.EXPIRED if decide == "expire" else RequestStatus.APPROVED
+    assert last_rendered == dict.fromkeys(EVERYONE, expected)
+    assert notifier.sent("request_submitted") == []
+    assert len(notifier.sent("request_decided")) == (decide == "expire")  # told once
+    assert load_request(sessions, request_id).announced_at is not None  # not posted again
+
+
 # -- applying grants --------------------------------------------------------------------
 
 @pytest.mark.parametrize("resource, kind, arn", [
