@@ -167,6 +167,10 @@ class KeyToDeactivate:
     key_id: str
     key_created: datetime | None
 
+    @classmethod
+    def of(cls, row: CredentialFinding) -> "KeyToDeactivate":
+        return cls(row.id, row.iam_user, row.key_id, row.key_created)
+
 
 def key_to_deactivate(session: Session, finding_id: int, user_id: str,
                       channel_id: str | None) -> KeyToDeactivate:
@@ -177,7 +181,7 @@ def key_to_deactivate(session: Session, finding_id: int, user_id: str,
     if row.key_id is None:
         raise Conflict("The bot could not match this key to an access key id; deactivate it "
                        "in the IAM console.")
-    return KeyToDeactivate(row.id, row.iam_user, row.key_id, row.key_created)
+    return KeyToDeactivate.of(row)
 
 
 def key_deactivated(session: Session, finding_id: int, by: str, now: datetime) -> None:

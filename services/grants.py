@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from models import Grant, GrantStatus, UtcDateTime
 from services import audit
 from services.audit import Action
+from services.catalog import ResourceKind
 from services.errors import Conflict, NotAuthorized, NotFound
 from services.ports import GrantSpec
 
@@ -184,11 +185,22 @@ def due_to_warn(session: Session, now: datetime, limit: int = 500) -> list[int]:
     ))
 
 
+def _live():
+    return Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))
+
+
 def live_grants(session: Session) -> list[Grant]:
     """Grants that still need a timer in this process (for start-up)."""
-    return list(session.scalars(
-        select(Grant).where(Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)))
-    ))
+    return list(session.scalars(select(Grant).where(_live())))
+
+
+def granted_members(session: Session, groups: set[str]) -> dict[str, set[str]]:
+    """Group -> the IAM users a live grant puts (or is putting) in it."""
+    members: dict[str, set[str]] = {}
+    for group, iam_user in session.execute(select(Grant.target, Grant.iam_user).where(
+            _live(), Grant.kind == ResourceKind.IAM_GROUP.value, Grant.target.in_(groups))):
+        members.setdefault(group, set()).add(iam_user)
+    return members
 
 
 def _claim(session: Session, grant_id: int, owner: str, now: datetime, *conditions):

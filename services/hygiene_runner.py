@@ -12,12 +12,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import CredentialFinding, Grant, transaction
-from models.tables import LIVE_GRANT
+from models import CredentialFinding, transaction
 from services import findings, job_runs
+from services import grants as grant_ops
 from services.account_audit import (
     Deviation,
     administrator_deviations,
@@ -25,7 +24,7 @@ from services.account_audit import (
     unmanaged_member_deviations,
 )
 from services.audit import SYSTEM
-from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog, ResourceKind
+from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog
 from services.clock import Clock, utcnow
 from services.findings import KeyToDeactivate
 from services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
@@ -241,7 +240,7 @@ class HygieneRunner:
         for row in due.disable:
             if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now):
                 continue  # used since the report: no longer unused, leave it to people
-            target = KeyToDeactivate(row.id, row.iam_user, row.key_id, row.key_created)
+            target = KeyToDeactivate.of(row)
             try:
                 disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
             except ProviderError as exc:  # tried again at the next run
@@ -342,20 +341,12 @@ class HygieneRunner:
                                                self.settings.min_administrators)
         groups = self.catalog.managed_groups()
         members = {group: self.source.group_members(group) for group in sorted(groups)}
-        deviations += unmanaged_member_deviations(members, self._granted(groups))
+        with self.transaction() as session:
+            granted = grant_ops.granted_members(session, groups)
+        deviations += unmanaged_member_deviations(members, granted)
         if self.catalog.admin_channel:
             self.notifier.account_audit(self.catalog.admin_channel, deviations)
         return {"deviations": [d.detail for d in deviations]}
-
-    def _granted(self, groups: set[str]) -> dict[str, set[str]]:
-        with self.transaction() as session:
-            live = session.execute(select(Grant.target, Grant.iam_user).where(
-                LIVE_GRANT, Grant.kind == ResourceKind.IAM_GROUP.value,
-                Grant.target.in_(groups)))
-            granted: dict[str, set[str]] = {}
-            for group, iam_user in live:
-                granted.setdefault(group, set()).add(iam_user)
-        return granted
 
 
 def _messages(by_owner: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
