@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aws.iam import AWSError, provider_error
+from aws.iam import AWSError, error_code, provider_error
 from services.hygiene import AccessKey, CredentialRow, KeySlot
 from services.ports import PasswordPolicy, ProviderError, ReportNotReady
 
@@ -205,10 +205,6 @@ def _principal(detail: dict[str, Any], name_key: str, inline_key: str) -> _Princ
 # The adapter
 
 
-def _code(exc: AWSError) -> str | None:
-    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-
-
 class IamCredentials:
     """CredentialSource over an IAM client. api_calls counts AWS calls (pages), for benchmarks."""
 
@@ -252,7 +248,7 @@ class IamCredentials:
                 for key in page["AccessKeyMetadata"]
             ]
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return []
             raise provider_error(exc, f"listing the access keys of IAM user {iam_user}") from exc
 
@@ -271,7 +267,7 @@ class IamCredentials:
             self._iam.update_access_key(UserName=iam_user, AccessKeyId=key_id, Status="Inactive")
         except (ClientError, BotoCoreError) as exc:
             # A deleted key (or user) can no more be used than an inactive one: done.
-            if _code(exc) != "NoSuchEntity":
+            if error_code(exc) != "NoSuchEntity":
                 raise provider_error(
                     exc, f"deactivating access key {key_id} of IAM user {iam_user}"
                 ) from exc
@@ -281,7 +277,7 @@ class IamCredentials:
         try:
             policy = self._iam.get_account_password_policy()["PasswordPolicy"]
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return None
             raise provider_error(exc, "reading the account password policy") from exc
         return PasswordPolicy(
@@ -332,7 +328,7 @@ class IamCredentials:
                 for user in page["Users"]
             }
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return set()
             raise provider_error(exc, f"listing members of IAM group {group}") from exc
 
@@ -360,13 +356,13 @@ class IamCredentials:
         try:
             return self._iam.get_credential_report()["Content"]
         except (ClientError, BotoCoreError) as exc:
-            if _code(exc) in _NOT_YET:
+            if error_code(exc) in _NOT_YET:
                 return None
             raise self._report_error(exc, "fetching the IAM credential report") from exc
 
     @staticmethod
     def _report_error(exc: AWSError, doing: str) -> ProviderError:
-        if _code(exc) in _THROTTLED:
+        if error_code(exc) in _THROTTLED:
             # Throttled even after boto3's own retries: later, not "no findings".
             return ReportNotReady(f"AWS IAM throttled {doing}; try again later")
         return provider_error(exc, doing)

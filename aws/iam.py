@@ -114,10 +114,13 @@ def revoked_at_of(document: object) -> datetime | None:
         return None
 
 
+def error_code(exc: AWSError) -> str | None:
+    """IAM's error code (NoSuchEntity, Throttling...); None when AWS was not reached."""
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
 def _is_missing(exc: AWSError) -> bool:
-    return (
-        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "NoSuchEntity"
-    )
+    return error_code(exc) == "NoSuchEntity"
 
 
 def provider_error(exc: AWSError, doing: str) -> ProviderError:
