@@ -113,10 +113,7 @@ _HYGIENE_DURATIONS = {
     "final_warning", "summary_interval", "audit_interval",
 }
 _HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators"}
-_PASSWORD_KEYS = {
-    "minimum_length", "reuse_prevention", "require_symbols", "require_numbers",
-    "require_uppercase", "require_lowercase", "allow_users_to_change", "max_age_days",
-}
+_PASSWORD_KEYS = set(PasswordPolicy.__dataclass_fields__)
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "approvers", "requesters",
     "default_duration", "min_duration", "max_duration", "expiry_warning",
@@ -142,9 +139,7 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
 
     if not isinstance(raw, dict):
         raise fail("(top level)", "expected a mapping with a 'resources' key")
-    for key in raw:
-        if key not in _TOP_KEYS:
-            raise fail(str(key), f"unknown key; expected one of {sorted(_TOP_KEYS)}")
+    _check_keys(raw, _TOP_KEYS, None, fail)
     resources_raw = raw.get("resources")
     if not isinstance(resources_raw, dict) or not resources_raw:
         raise fail("resources", "expected a non-empty mapping of resource name to settings")
@@ -168,14 +163,20 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
                    hygiene=hygiene, **channels)
 
 
+def _check_keys(spec: dict, known: set[str], where: str | None, fail) -> None:
+    """Every key of `spec` is one of `known`; the error names the first that is not."""
+    for key in spec:
+        if key not in known:
+            raise fail(f"{where}.{key}" if where else str(key),
+                       f"unknown key; expected one of {sorted(known)}")
+
+
 def _parse_hygiene(spec: Any, fail) -> Hygiene:
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
         raise fail("hygiene", "expected a mapping")
-    for key in spec:
-        if key not in _HYGIENE_KEYS:
-            raise fail(f"hygiene.{key}", f"unknown key; expected one of {sorted(_HYGIENE_KEYS)}")
+    _check_keys(spec, _HYGIENE_KEYS, "hygiene", fail)
     given = {}
     for key in _HYGIENE_DURATIONS & set(spec):
         if key == "auto_disable_after" and spec[key] in (None, False, "off"):
@@ -197,11 +198,10 @@ def _parse_password_policy(spec: Any, fail) -> PasswordPolicy:
         return CIS_BASELINE
     if not isinstance(spec, dict):
         raise fail("hygiene.password_policy", "expected a mapping")
+    _check_keys(spec, _PASSWORD_KEYS, "hygiene.password_policy", fail)
     values = {}
     for key, value in spec.items():
         where = f"hygiene.password_policy.{key}"
-        if key not in _PASSWORD_KEYS:
-            raise fail(where, f"unknown key; expected one of {sorted(_PASSWORD_KEYS)}")
         if key.startswith(("require_", "allow_")):
             if not isinstance(value, bool):
                 raise fail(where, "expected true or false")
@@ -218,9 +218,7 @@ def _parse_resource(name: str, spec: Any, fail) -> Resource:
         raise fail(where, "resource names are lowercase letters, digits, '-', '_' and '.'")
     if not isinstance(spec, dict):
         raise fail(where, "expected a mapping")
-    for key in spec:
-        if key not in _RESOURCE_KEYS:
-            raise fail(f"{where}.{key}", f"unknown key; expected one of {sorted(_RESOURCE_KEYS)}")
+    _check_keys(spec, _RESOURCE_KEYS, where, fail)
     try:
         kind = ResourceKind(spec.get("kind"))
     except ValueError:
