@@ -42,6 +42,14 @@ _WHAT = {
 }
 
 
+def _title(kind: str) -> str:
+    return _WHAT[FindingKind(kind)][0]
+
+
+def _snoozed(row: CredentialFinding, now: datetime) -> bool:
+    return row.snoozed_until is not None and row.snoozed_until > now
+
+
 def _key_name(row: CredentialFinding) -> str:
     if row.key_id:
         return f"access key ...{row.key_id[-4:]}"
@@ -86,7 +94,7 @@ def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
 def _status(row: CredentialFinding, now: datetime) -> str | None:
     if row.status is FindingStatus.RESOLVED:
         return f":white_check_mark: Resolved {slack_time(row.resolved_at)}: {row.resolution}"
-    if row.snoozed_until and row.snoozed_until > now:
+    if _snoozed(row, now):
         return (f":zzz: Snoozed by <@{row.snoozed_by}> until {slack_time(row.snoozed_until)}")
     if row.fixing_by:
         return f":wrench: <@{row.fixing_by}> will fix it ({slack_time(row.fixing_at)})"
@@ -131,8 +139,7 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
         status = _status(row, now)
         if status:
             blocks.append(ContextBlock(elements=[md(status)]))
-        awake = not (row.snoozed_until and row.snoozed_until > now)
-        if row.status is FindingStatus.OPEN and awake:
+        if row.status is FindingStatus.OPEN and not _snoozed(row, now):
             blocks.append(_buttons(row, snooze))
     return text, dump(blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
 
@@ -144,7 +151,7 @@ def findings_superseded() -> Message:
 
 
 def findings_resolved(rows: list[CredentialFinding]) -> Message:
-    items = "\n".join(f"• {_WHAT[FindingKind(r.kind)][0]}: "
+    items = "\n".join(f"• {_title(r.kind)}: "
                       f"{_key_name(r) + ' of ' if r.kind in KEY_KINDS else ''}"
                       f"`{r.iam_user}`" for r in rows)
     text = f":tada: Thank you! These are fixed:\n{items}"
@@ -165,7 +172,7 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
 def key_final_warning(row: CredentialFinding, when: datetime, snooze: timedelta) -> Message:
     text = (f":warning: accessbot will *deactivate* {_key_name(row)} of `{row.iam_user}` at "
             f"{slack_time(when)} unless it is fixed before then "
-            f"({_WHAT[FindingKind(row.kind)][0].lower()}). It will not be deleted.")
+            f"({_title(row.kind).lower()}). It will not be deleted.")
     return text, dump([SectionBlock(text=md(text)), _buttons(row, snooze)])
 
 
@@ -176,10 +183,10 @@ def findings_summary(summary: Summary, now: datetime) -> Message:
     text = f":bar_chart: Credential hygiene this week: {total} open ({trend} on last week)"
     kinds = sorted(set(summary.open_by_kind) | set(summary.open_last_week_by_kind))
     rows = "\n".join(
-        f"• {_WHAT[FindingKind(k)][0]}: {summary.open_by_kind.get(k, 0)} "
+        f"• {_title(k)}: {summary.open_by_kind.get(k, 0)} "
         f"(last week {summary.open_last_week_by_kind.get(k, 0)})" for k in kinds) or "• none"
     oldest = summary.oldest
-    oldest_text = (f"Oldest open: {_WHAT[FindingKind(oldest.kind)][0].lower()} of "
+    oldest_text = (f"Oldest open: {_title(oldest.kind).lower()} of "
                    f"`{oldest.iam_user}`, open {_age(oldest.first_seen_at, now)}"
                    if oldest else "Nothing open.")
     body = (f"*{text}*\nNew: {summary.new} · resolved: {summary.resolved}\n{rows}\n"
