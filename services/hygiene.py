@@ -198,19 +198,20 @@ def _add_multiple_keys(row: CredentialRow, out: list[Finding]) -> None:
         out.append(Finding(row.user, FindingKind.MULTIPLE_KEYS, "keys", newest))
 
 
-def _last_activity(row: CredentialRow) -> datetime | None:
-    """The newest use of the password or of any key, active or not; None if never used."""
-    latest = row.password_last_used
+def _last_activity(row: CredentialRow) -> tuple[datetime | None, str | None]:
+    """The newest use of the password or of any key, active or not, and where (for a key);
+    None if never used."""
+    latest, where = row.password_last_used, None
     for slot in row.keys:
         if slot.last_used is not None and (latest is None or slot.last_used > latest):
-            latest = slot.last_used
-    return latest
+            latest, where = slot.last_used, _where(slot.last_used_service, slot.last_used_region)
+    return latest, where
 
 
 def _add_user_inactive(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]) -> None:
     if row.user_created is not None and row.user_created >= cutoffs.inactive:
         return  # a new user is never inactive
-    latest = _last_activity(row)
+    latest, _ = _last_activity(row)
     since = latest if latest is not None else row.user_created
     if since is not None and since < cutoffs.inactive:
         out.append(Finding(row.user, FindingKind.USER_INACTIVE, "user", since, last_used=latest))
@@ -224,10 +225,7 @@ def _add_root_findings(row: CredentialRow, cutoffs: _Cutoffs, out: list[Finding]
                            min(created, default=None)))
     if not row.mfa_active:
         out.append(Finding(row.user, FindingKind.ROOT_NO_MFA, "root-mfa", row.user_created))
-    used, where = row.password_last_used, None
-    for slot in row.keys:
-        if slot.last_used is not None and (used is None or slot.last_used > used):
-            used, where = slot.last_used, _where(slot.last_used_service, slot.last_used_region)
+    used, where = _last_activity(row)
     if used is not None and used >= cutoffs.root_used:
         # the use's time in the subject: each new use is a new finding
         out.append(Finding(row.user, FindingKind.ROOT_USED, f"root-used:{int(used.timestamp())}",
