@@ -33,8 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from handlers.delivery import Delivery
 from handlers.listeners import Handoff, register
-from handlers.notifier import SlackNotifier
+from handlers.profiles import SlackProfiles
+from handlers.sender import Sender
 from handlers.work import Work, WorkDeps
 from jobs.background import Background
 from jobs.registry import JOBS, JobContext
@@ -64,14 +66,15 @@ class Components:
     runner: AccessRunner
     background: Background
     hygiene: HygieneRunner
+    sender: Sender
     stopping: threading.Event
 
 
-def slack_client(settings: Settings) -> WebClient:
+def slack_client(settings: Settings, wait_out_rate_limits: bool = True) -> WebClient:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url
                        or WebClient.BASE_URL, timeout=10)
-    # Slack's rate limits (users.lookupByEmail is Tier 3) are waited out, a few times
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    if wait_out_rate_limits:  # lookups (users.lookupByEmail is Tier 3) wait, a few times
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return client
 
 
@@ -82,17 +85,20 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     client = slack_client(settings)
     iam = make_iam_client()
     directory = IamUserIndex(iam)
-    notifier = SlackNotifier(client, catalog)
+    profiles = SlackProfiles(client)
     background = Background()
     runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
-                          profiles=notifier, notifier=notifier, defer=background.submit)
+                          profiles=profiles)
     stopping = threading.Event()
     hygiene = HygieneRunner(sessions, catalog,
                             IamCredentials(iam, sleep=_sleep_unless(stopping)),
-                            owners=Owners(directory, notifier), notifier=notifier,
+                            owners=Owners(directory, profiles),
                             refresh_owners=directory.refresh)
+    # the outbox does its own retrying, with Retry-After: no sleeping inside the client
+    sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
+                                       catalog))
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, stopping)
+                      background, hygiene, sender, stopping)
 
 
 def _sleep_unless(stopping: threading.Event):
@@ -111,13 +117,13 @@ class Owners:
     """The owner lookup's two sources: IAM user tags, and Slack users by email."""
 
     directory: IamUserIndex
-    notifier: SlackNotifier
+    profiles: SlackProfiles
 
     def tags_of(self, iam_user: str) -> dict[str, str]:
         return self.directory.tags_of(iam_user)
 
     def user_for_email(self, email: str) -> str | None:
-        return self.notifier.user_for_email(email)
+        return self.profiles.user_for_email(email)
 
 
 def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
@@ -249,6 +255,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     except ConfigError as exc:
         print(f"accessbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    components.sender.start()
     scheduler = start_scheduler(components)
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
                          components.client, utcnow, components.background.submit))
@@ -258,6 +265,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     components.stopping.set()  # a credential-report poll gives up; the next start retries
     scheduler.shutdown(wait=False)
     components.background.shutdown(wait=True)
+    components.sender.stop()  # after the work, which may still owe messages
 
 
 def connect_socket_mode(app: App, settings: Settings) -> SocketModeHandler:
@@ -288,6 +296,7 @@ def run_job(settings: Settings, name: str) -> int:
         result = components.hygiene.run_if_due(name, timedelta(0), lambda: job.run(context))
         if result is None:
             result = {"skipped": "another accessbot process is running this job right now"}
+    components.sender.drain()  # what the job owes people, now (a running bot would too)
     print(json.dumps({"job": name, "result": _jsonable(result)}))
     return 0
 

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session, sessionmaker
 
 from handlers import blocks
 from handlers.errors import user_message
 from models import Grant, transaction
-from services import extensions, findings
+from services import extensions, findings, messages
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
@@ -82,8 +82,15 @@ class Work:
             return
         self.deps.later(method, *args)
 
-    def open_view(self, trigger_id: str, view: dict) -> None:
-        self.deps.client.views_open(trigger_id=trigger_id, view=view)
+    def open_view(self, trigger_id: str, view: dict, reply: ReplyTo | None = None) -> None:
+        """Open a modal now: a trigger_id lasts 3 seconds, so this is no outbox message."""
+        try:
+            self.deps.client.views_open(trigger_id=trigger_id, view=view)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("views.open failed: %s", exc)
+            if reply is not None:
+                self._reply(reply, ":warning: Slack did not let me open the form just now. "
+                                   "Please try again.")
 
     # -- requests and decisions ------------------------------------------------------
 
@@ -103,7 +110,6 @@ class Work:
         if decided is None:
             return
         request_id, grant = decided
-        self.deps.later(self.deps.runner.refresh_messages, request_id)
         if grant.request_id == request_id:
             self.deps.runner.apply_grant(grant.id)
         else:  # an extension: the grant came from an earlier request and runs longer now
@@ -114,15 +120,13 @@ class Work:
         request = self._run(reply, lambda session: request_ops.check_can_decide(
             session, self.deps.catalog, parse_id(value), approver_id))
         if request is not None:
-            self.open_view(trigger_id, blocks.deny_form(request))
+            self.open_view(trigger_id, blocks.deny_form(request), reply)
 
     def deny(self, value: str | None, approver_id: str, reason: str | None,
              reply: ReplyTo) -> None:
-        request = self._run(reply, lambda session: request_ops.deny(
+        self._run(reply, lambda session: request_ops.deny(
             session, self.deps.catalog, parse_id(value), approver_id, reason,
             self.deps.clock()))
-        if request is not None:
-            self.deps.runner.refresh_messages(request.id)
 
     # -- a grant's own buttons -----------------------------------------------------------
 
@@ -138,7 +142,7 @@ class Work:
             session, self.deps.catalog, parse_id(value), user_id, self.deps.clock()))
         if found is not None:
             grant, resource = found
-            self.open_view(trigger_id, blocks.extend_form(grant, resource))
+            self.open_view(trigger_id, blocks.extend_form(grant, resource), reply)
 
     def submit_extension(self, user_id: str, draft: ExtensionDraft, reply: ReplyTo) -> None:
         request = self._run(reply, lambda session: extensions.request_extension(
@@ -184,8 +188,5 @@ class Work:
             return None
 
     def _reply(self, to: ReplyTo, text: str) -> None:
-        if to.response_url:
-            Respond(response_url=to.response_url)(text=text, response_type="ephemeral",
-                                                   replace_original=False)
-        else:
-            self.deps.client.chat_postMessage(channel=to.user_id, text=text)
+        with transaction(self.deps.sessions) as session:
+            messages.reply(session, to.user_id, to.response_url, text, self.deps.clock())

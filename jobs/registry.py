@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services import outbox
 from services.catalog import Hygiene
 from services.hygiene_runner import HygieneRunner
 from services.runner import AccessRunner
@@ -40,6 +41,14 @@ def _refresh_directory(context: JobContext):
     return context.refresh_directory()
 
 
+KEEP_DELIVERED = timedelta(days=7)  # sent messages stay this long for looking into
+
+
+def _prune(context: JobContext):
+    with context.runner.transaction() as session:
+        return {"messages": outbox.prune(session, context.runner.clock(), KEEP_DELIVERED)}
+
+
 def _stale_credentials(context: JobContext):
     return context.hygiene.stale_credentials()
 
@@ -58,6 +67,8 @@ PERIODIC = [
     Job("sweep", _sweep, timedelta(seconds=10),
         "revoke what expired (also while the bot was down), retry failed grants and "
         "revocations, send due expiry warnings, expire undecided requests, re-post stuck ones"),
+    Job("prune", _prune, timedelta(hours=1),
+        "forget delivered outbox messages after 7 days (failed ones after 14)"),
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
     Job("stale-credentials", _stale_credentials, CHECK,

@@ -10,12 +10,17 @@ from models.tables import (
     FindingStatus,
     Grant,
     GrantStatus,
+    InboxStatus,
+    InboxTask,
     JobRun,
+    OutboxMessage,
+    OutboxStatus,
     RequestStatus,
 )
 
 __all__ = [
     "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
-    "FindingStatus", "Grant", "GrantStatus", "JobRun",
+    "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
+    "OutboxMessage", "OutboxStatus",
     "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory", "transaction",
 ]

@@ -213,3 +213,81 @@ class JobRun(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "PENDING"          # owed: the sender delivers it
+    SENT = "SENT"                # Slack took it
+    SUPERSEDED = "SUPERSEDED"    # an update overtaken by a later update of the same message
+    FAILED = "FAILED"            # Slack refused it for good (reason in last_error)
+
+
+PENDING_OUTBOX = text("status = 'PENDING'")
+
+
+class OutboxMessage(Base):
+    """A message the bot owes someone, written in the transaction that owes it.
+
+    `queue` orders delivery: a row is sent only after every earlier row of its queue.
+    `target` names the posted message an update re-renders; pending updates of one
+    target coalesce, and the one sent renders the state of that moment.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))      # services.outbox.Kind
+    queue: Mapped[str] = mapped_column(String(96))
+    target: Mapped[str | None] = mapped_column(String(96))
+    args: Mapped[str] = mapped_column(Text)           # JSON: ids and small values
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus),
+                                                 default=OutboxStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    channel: Mapped[str | None] = mapped_column(String(32))  # where Slack put it
+    ts: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "next_attempt_at",
+              sqlite_where=PENDING_OUTBOX, postgresql_where=PENDING_OUTBOX),
+        Index("ix_outbox_queue", "queue", "id"),
+        Index("ix_outbox_target", "target"),
+        Index("ix_outbox_done_at", "status", "done_at"),
+    )
+
+
+class InboxStatus(StrEnum):
+    PENDING = "PENDING"      # acknowledged to Slack, not done yet
+    DONE = "DONE"
+    FAILED = "FAILED"        # failed for a reason retrying cannot fix; the user was told
+
+
+class InboxTask(Base):
+    """Work a listener acknowledged: committed before the ack, done by any worker."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task: Mapped[str] = mapped_column(String(32))     # handlers.work.Task
+    args: Mapped[str] = mapped_column(Text)           # JSON
+    status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus),
+                                                default=InboxStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_inbox_pending", "status", "next_attempt_at",
+              sqlite_where=text("status = 'PENDING'"),
+              postgresql_where=text("status = 'PENDING'")),
+        Index("ix_inbox_done_at", "status", "done_at"),
+    )

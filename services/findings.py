@@ -105,15 +105,26 @@ def _awake(now: datetime):
     return or_(CredentialFinding.snoozed_until.is_(None), CredentialFinding.snoozed_until <= now)
 
 
-def mark_told(session: Session, finding_ids: list[int], owner: str, channel: str, ts: str,
-              now: datetime) -> None:
-    """The owner got a message (channel, ts) listing these findings."""
+def mark_told(session: Session, finding_ids: list[int], owner: str, now: datetime) -> None:
+    """The owner is owed a message listing these findings (services/messages.py)."""
     for finding_id in finding_ids:
         row = get_finding(session, finding_id)
         row.owner, row.last_told_at = owner, now
-        row.message_channel, row.message_ts = channel, ts
         audit.record(session, now, SYSTEM, Action.FINDING_TOLD, finding_id=finding_id,
                      detail=f"told {owner}")
+
+
+def mark_posted(session: Session, finding_ids: list[int], channel: str, ts: str
+                ) -> set[tuple[str, str]]:
+    """The message (channel, ts) lists these findings now; returns the earlier messages
+    that listed them."""
+    earlier = set()
+    for finding_id in finding_ids:
+        row = get_finding(session, finding_id)
+        if row.message_ts and (row.message_channel, row.message_ts) != (channel, ts):
+            earlier.add((row.message_channel, row.message_ts))
+        row.message_channel, row.message_ts = channel, ts
+    return earlier
 
 
 def in_message(session: Session, channel: str, ts: str) -> list[CredentialFinding]:

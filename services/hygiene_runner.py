@@ -14,11 +14,10 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import CredentialFinding, transaction
-from services import findings, job_runs
+from models import transaction
+from services import findings, job_runs, messages
 from services import grants as grant_ops
 from services.account_audit import (
-    Deviation,
     administrator_deviations,
     password_policy_deviations,
     unmanaged_member_deviations,
@@ -28,8 +27,8 @@ from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog
 from services.clock import Clock, utcnow
 from services.findings import KeyToDeactivate
 from services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
-from services.ports import CredentialSource, NotificationError, ProviderError
-from services.runner import deliver, worker_id
+from services.ports import CredentialSource, LookupFailed, ProviderError
+from services.runner import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -45,32 +44,9 @@ class Owners(Protocol):
     def user_for_email(self, email: str) -> str | None: ...
 
 
-class HygieneNotifier(Protocol):
-    """What the hygiene jobs tell people. Implementations raise NotificationError."""
-
-    def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
-        """One message listing all of an owner's open findings; return (channel, ts)."""
-
-    def update_findings_digest(self, channel: str, ts: str,
-                               rows: list[CredentialFinding]) -> None: ...
-
-    def findings_superseded(self, channel: str, ts: str) -> None:
-        """An earlier digest whose findings are all listed in a newer one."""
-
-    def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None: ...
-
-    def findings_escalated(self, channel: str, rows: list[CredentialFinding]) -> None: ...
-
-    def key_final_warning(self, owner: str, row: CredentialFinding, when: datetime) -> None: ...
-
-    def findings_summary(self, channel: str, summary: findings.Summary) -> None: ...
-
-    def account_audit(self, channel: str, deviations: list[Deviation]) -> None: ...
-
-
 class HygieneRunner:
     def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
-                 source: CredentialSource, owners: Owners, notifier: HygieneNotifier,
+                 source: CredentialSource, owners: Owners,
                  refresh_owners: Callable[[], object] = lambda: None, clock: Clock = utcnow,
                  owner: str | None = None):
         self.sessions = sessions
@@ -78,7 +54,6 @@ class HygieneRunner:
         self.settings = catalog.hygiene
         self.source = source
         self.owners = owners
-        self.notifier = notifier
         self.refresh_owners = refresh_owners
         self.clock = clock
         self.owner = owner or worker_id()
@@ -95,15 +70,14 @@ class HygieneRunner:
         found = evaluate(rows, self.settings.policy, now)
         with self.transaction() as session:
             synced = findings.sync(session, found, now)
-            resolved = [(r.id, r.owner, r.last_told_at) for r in synced.resolved]
+            self._thank(session, [r for r in synced.resolved if r.owner and r.last_told_at], now)
         self.refresh_owners()
         self._match_keys()
-        self._thank([finding_id for finding_id, owner, told in resolved if owner and told])
         told = self._tell(now)
         escalated = self._escalate(now)
         disabled = self._auto_disable(now) if self.settings.auto_disable_after else 0
         return {"users": len(rows), "findings": len(found), "new": len(synced.opened),
-                "resolved": len(resolved), "owners_told": told, "escalated": escalated,
+                "resolved": len(synced.resolved), "owners_told": told, "escalated": escalated,
                 "auto_disabled": disabled, "aws_calls": getattr(self.source, "api_calls", None)}
 
     def _match_keys(self) -> None:
@@ -138,7 +112,7 @@ class HygieneRunner:
         for iam_user, ids in due.items():
             try:
                 owner = self.owner_of(iam_user, emails)
-            except NotificationError as exc:  # never the admin channel by mistake
+            except LookupFailed as exc:  # never the admin channel by mistake
                 log.warning("could not look up the owner of %s in Slack (%s); told at the "
                             "next run", iam_user, exc)
                 continue
@@ -147,23 +121,11 @@ class HygieneRunner:
                             iam_user)
                 continue
             by_owner.setdefault(owner, []).extend(ids)
-        told: set[str] = set()
-        earlier: set[tuple[str, str]] = set()
-        for owner, ids in _messages(by_owner):
-            with self.transaction() as session:
-                rows = [findings.get_finding(session, i) for i in ids]
-            try:
-                channel, ts = self.notifier.findings_digest(owner, rows)
-            except NotificationError as exc:  # told at the next run
-                log.error("could not tell %s about %d findings: %s", owner, len(ids), exc)
-                continue
-            earlier |= {(r.message_channel, r.message_ts) for r in rows if r.message_ts}
-            with self.transaction() as session:
-                findings.mark_told(session, ids, owner, channel, ts, now)
-            told.add(owner)
-        for channel, ts in earlier:  # what they list now lives in the newer message
-            self.refresh_message(channel, ts)
-        return len(told)
+        with self.transaction() as session:
+            for owner, ids in _messages(by_owner):
+                findings.mark_told(session, ids, owner, now)
+                messages.findings_digest(session, owner, ids, now)
+        return len(by_owner)
 
     def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None
                  ) -> str | None:
@@ -182,7 +144,7 @@ class HygieneRunner:
         return self.catalog.admin_channel
 
     def _slack_id(self, value: str, emails: dict[str, str | None]) -> str | None:
-        """A Slack user or channel id as is; an email looked up in Slack (NotificationError
+        """A Slack user or channel id as is; an email looked up in Slack (LookupFailed
         when Slack cannot answer: "unknown" would send the finding to the wrong people)."""
         if SLACK_USER_ID.match(value) or SLACK_CHANNEL_ID.match(value):
             return value
@@ -193,49 +155,35 @@ class HygieneRunner:
             emails[address] = self.owners.user_for_email(address)
         return emails[address]
 
-    def _thank(self, finding_ids: list[int]) -> None:
+    def _thank(self, session, rows: list, now: datetime) -> None:
         """Tell owners what got fixed, and take the buttons off the messages that listed it."""
-        if not finding_ids:
-            return
-        with self.transaction() as session:
-            rows = [findings.get_finding(session, i) for i in finding_ids]
-        by_owner: dict[str, list[CredentialFinding]] = {}
+        by_owner: dict[str, list[int]] = {}
         for row in rows:
-            by_owner.setdefault(row.owner, []).append(row)
-        for owner, owned in by_owner.items():
-            deliver(self.notifier.findings_resolved, owner, owned)
+            by_owner.setdefault(row.owner, []).append(row.id)
+        for owner, ids in by_owner.items():
+            messages.findings_resolved(session, owner, ids, now)
         for channel, ts in {(r.message_channel, r.message_ts) for r in rows if r.message_ts}:
-            self.refresh_message(channel, ts)
+            messages.findings_updated(session, channel, ts, now)
 
     def _escalate(self, now: datetime) -> int:
-        channel = self.catalog.admin_channel
-        if not channel:
+        if not self.catalog.admin_channel:
             return 0
         with self.transaction() as session:
             rows = findings.escalation_due(session, now, self.settings.escalate_after)
-        if not rows:
-            return 0
-        try:
-            self.notifier.findings_escalated(channel, rows)
-        except NotificationError as exc:  # escalated at the next run
-            log.error("could not escalate %d findings: %s", len(rows), exc)
-            return 0
-        with self.transaction() as session:
-            findings.mark_escalated(session, [row.id for row in rows], now)
+            if rows:
+                findings.mark_escalated(session, [row.id for row in rows], now)
+                messages.findings_escalated(session, [row.id for row in rows], now)
         return len(rows)
 
     def _auto_disable(self, now: datetime) -> int:
         final = self.settings.final_warning
         with self.transaction() as session:
             due = findings.auto_disable_due(session, now, self.settings.auto_disable_after, final)
-        for row in due.warn:  # no disable without a delivered warning first
-            try:
-                self.notifier.key_final_warning(row.owner, row, now + final)
-            except NotificationError as exc:
-                log.error("could not warn %s before auto-disable: %s", row.owner, exc)
-                continue
-            with self.transaction() as session:
-                findings.mark_final_warning(session, row.id, now)
+            # no disable without a delivered warning first: the countdown starts when
+            # Slack has taken the warning (services/messages.after_sent)
+            for row in due.warn:
+                if not messages.final_warning_owed(session, row.id):
+                    messages.key_final_warning(session, row, now + final, now)
         disabled = 0
         for row in due.disable:
             if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now):
@@ -291,11 +239,7 @@ class HygieneRunner:
         """Re-render a findings message from the database, after a click or a change; one
         whose findings all moved to a newer reminder says so, without buttons."""
         with self.transaction() as session:
-            rows = findings.in_message(session, channel, ts)
-        if rows:
-            deliver(self.notifier.update_findings_digest, channel, ts, rows)
-        else:
-            deliver(self.notifier.findings_superseded, channel, ts)
+            messages.findings_updated(session, channel, ts, self.clock())
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -309,7 +253,7 @@ class HygieneRunner:
                 return None
         try:
             result = job()
-        except (ProviderError, NotificationError) as exc:
+        except (ProviderError, LookupFailed) as exc:
             log.warning("%s: %s; trying again at the next check", name, exc)
             with self.transaction() as session:
                 job_runs.release(session, name, self.owner)
@@ -325,10 +269,12 @@ class HygieneRunner:
     # -- weekly ---------------------------------------------------------------------
 
     def weekly_summary(self) -> dict:
+        now = self.clock()
         with self.transaction() as session:
-            summary = findings.summary(session, self.clock(), self.settings.summary_interval)
-        if self.catalog.admin_channel:
-            self.notifier.findings_summary(self.catalog.admin_channel, summary)
+            summary = findings.summary(session, now, self.settings.summary_interval)
+            if self.catalog.admin_channel:
+                messages.findings_summary(session, self.settings.summary_interval
+                                          .total_seconds(), now)
         return {"open": sum(summary.open_by_kind.values()), "new": summary.new,
                 "resolved": summary.resolved}
 
@@ -343,9 +289,9 @@ class HygieneRunner:
         members = {group: self.source.group_members(group) for group in sorted(groups)}
         with self.transaction() as session:
             granted = grant_ops.granted_members(session, groups)
-        deviations += unmanaged_member_deviations(members, granted)
-        if self.catalog.admin_channel:
-            self.notifier.account_audit(self.catalog.admin_channel, deviations)
+            deviations += unmanaged_member_deviations(members, granted)
+            if self.catalog.admin_channel:
+                messages.account_audit(session, deviations, self.clock())
         return {"deviations": [d.detail for d in deviations]}
 
 

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from models import AccessRequest, ApprovalMessage, Grant
 from services.account_audit import PasswordPolicy
 from services.errors import AccessBotError
 from services.hygiene import AccessKey, CredentialRow
@@ -22,8 +21,8 @@ class ReportNotReady(ProviderError):
     """AWS is still generating the credential report, or throttled us: try again later."""
 
 
-class NotificationError(AccessBotError):
-    """A Slack message could not be delivered."""
+class LookupFailed(AccessBotError):
+    """Slack could not answer a lookup (5xx, timeout, rate limit): no answer, try later."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,9 @@ class Directory(Protocol):
 class Profiles(Protocol):
     """Slack profile lookups."""
 
-    def email_of(self, slack_user_id: str) -> str | None: ...
+    def email_of(self, slack_user_id: str) -> str | None:
+        """The user's email; None if they have none or do not exist. Raises LookupFailed
+        when Slack could not answer."""
 
 
 class Timers(Protocol):
@@ -93,34 +94,3 @@ class Timers(Protocol):
     def schedule(self, job: str, grant_id: int, when: datetime) -> None: ...
 
     def cancel(self, job: str, grant_id: int) -> None: ...
-
-
-class Notifier(Protocol):
-    """Everything the bot tells people. Implementations raise NotificationError on failure."""
-
-    def post_request(self, request: AccessRequest, destination: str) -> tuple[str, str]:
-        """Post the approval message to a channel or user; return (channel, ts)."""
-
-    def update_request(self, request: AccessRequest, message: ApprovalMessage) -> None: ...
-
-    def request_submitted(self, request: AccessRequest) -> None:
-        """Tell the requester their request reached the approvers."""
-
-    def request_failed(self, request: AccessRequest, why: str) -> None: ...
-
-    def request_decided(self, request: AccessRequest) -> None:
-        """Tell the requester about a denial or an expiry (approval is told by grant_active)."""
-
-    def grant_active(self, grant: Grant) -> tuple[str, str]:
-        """DM the requester that access is in place; return (channel, ts) of that DM."""
-
-    def grant_extended(self, grant: Grant, request: AccessRequest) -> None:
-        """Tell the requester the new expiry that the approved extension `request` gave."""
-
-    def grant_expiring(self, grant: Grant) -> None: ...
-
-    def grant_ended(self, grant: Grant) -> None: ...
-
-    def grant_failed(self, grant: Grant) -> None: ...
-
-    def admin_alert(self, text: str) -> None: ...

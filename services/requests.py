@@ -6,8 +6,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import AccessRequest, ApprovalMessage, Grant, GrantStatus, RequestStatus
-from services import audit, extensions
+from models import AccessRequest, Grant, GrantStatus, RequestStatus
+from services import audit, extensions, messages
 from services.audit import Action
 from services.catalog import Catalog, Resource
 from services.commands import Draft
@@ -37,12 +37,6 @@ def get_request(session: Session, request_id: int) -> AccessRequest:
     if request is None:
         raise NotFound(f"Request #{request_id} does not exist.")
     return request
-
-
-def record_message(session: Session, request_id: int, destination: str, channel: str,
-                   ts: str) -> None:
-    session.add(ApprovalMessage(request_id=request_id, destination=destination,
-                                channel=channel, ts=ts))
 
 
 def set_iam_user(session: Session, request_id: int, iam_user: str) -> None:
@@ -75,7 +69,7 @@ def release_announcement(session: Session, request_id: int) -> None:
 
 
 def mark_announced(session: Session, request_id: int, now: datetime) -> bool:
-    """Every copy is posted; False if the request was decided or expired meanwhile."""
+    """Every copy is owed; False if the request was decided or expired meanwhile."""
     status = session.execute(
         update(AccessRequest).where(AccessRequest.id == request_id)
         .values(announced_at=now, announce_lease_until=None)
@@ -90,6 +84,7 @@ def fail_request(session: Session, request_id: int, why: str, now: datetime) -> 
     if changed:
         audit.record(session, now, audit.SYSTEM, Action.REQUEST_FAILED, request_id=request_id,
                      detail=why)
+        messages.request_failed(session, get_request(session, request_id), why, now)
     return changed
 
 
@@ -128,6 +123,7 @@ def approve(session: Session, catalog: Catalog, request_id: int, approver_id: st
     audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
                  grant_id=grant.id)
     session.refresh(request)
+    messages.request_decided(session, request, now)
     return grant
 
 
@@ -158,6 +154,7 @@ def deny(session: Session, catalog: Catalog, request_id: int, approver_id: str,
         _require_pending(request)
     audit.record(session, now, approver_id, Action.DENIED, request_id=request_id, detail=reason)
     session.refresh(request)
+    messages.request_decided(session, request, now)
     return request
 
 
@@ -174,6 +171,8 @@ def expire_overdue(session: Session, now: datetime, limit: int = 500) -> list[in
                        "nobody decided in time"):
             audit.record(session, now, audit.SYSTEM, Action.REQUEST_EXPIRED,
                          request_id=request_id)
+            request = session.get(AccessRequest, request_id, populate_existing=True)
+            messages.request_decided(session, request, now)
             expired.append(request_id)
     return expired
 

@@ -1,5 +1,5 @@
 """The whole hygiene pipeline on moto: the real adapter reads the report and the account,
-the runner decides, remembers and tells (a fake Slack notifier records what was said)."""
+the runner decides, remembers and tells (the real sender delivers to a fake Slack client)."""
 
 import time
 from datetime import UTC, datetime
@@ -13,7 +13,7 @@ from services.catalog import parse_catalog
 from services.hygiene_runner import HygieneRunner
 from tests.conftest import CATALOG
 from tests.factories import active_grant
-from tests.fakes.hygiene import FakeHygieneNotifier
+from tests.fakes.hygiene import HygieneMail
 
 
 class Owners:
@@ -35,9 +35,9 @@ def pipeline(iam: BaseClient, sessions):
                                                     "unused_credential_age": "1s"}})
     index = IamUserIndex(iam)
     credentials = IamCredentials(iam, poll_interval=0.01)
-    notifier = FakeHygieneNotifier()
+    notifier = HygieneMail(sessions, catalog)
     runner = HygieneRunner(sessions, catalog, credentials,
-                           Owners(index, {"carol@example.com": "U0CAROL"}), notifier,
+                           Owners(index, {"carol@example.com": "U0CAROL"}),
                            refresh_owners=index.refresh)
     return runner, credentials, notifier
 

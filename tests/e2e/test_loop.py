@@ -50,9 +50,14 @@ def request_via_command(sender, slack, user="U0ALICE", text="prod-admins 4s depl
     assert reply.status == 200, reply
     resource = text.split()[0]
     assert f"Got it: {resource}" in read(reply.json())
-    # the requester hears "waiting for" once every approver's copy is posted
     dm = dm_containing(slack, user, f"for {resource} (")
-    return int(dm.split("Request #")[1].split()[0])
+    request_id = int(dm.split("Request #")[1].split()[0])
+    # the copies go out beside that DM: wait for each approver's
+    approvers = {"prod-admins": ["U0BOB", "U0DAVE"]}.get(resource, ["U0BOB"])
+    for channel in ["C0APPROVALS"] + [f"D{a[1:]}" for a in approvers if a != user]:
+        slack.wait_for(lambda c=channel: any(f"#{request_id}" in read(m)
+                                             for m in slack.messages(c)))
+    return request_id
 
 
 def test_request_approve_grant_warn_revoke(bot, sender, slack, aws, bot_env):
@@ -315,8 +320,9 @@ def test_undecided_request_expires_and_every_copy_says_so(start_bot, slack, aws,
     sender = SlackSender(bot.url, slack.url)
     request_id = request_via_command(sender, slack)
     dm_containing(slack, "U0ALICE", "expired: nobody decided in time")
-    for copy in (slack.messages("C0APPROVALS")[0], slack.dm("U0BOB")[0], slack.dm("U0DAVE")[0]):
-        slack.wait_for(lambda copy=copy: "Expired" in read(copy))
+    for channel in ("C0APPROVALS", "D0BOB", "D0DAVE"):
+        copy = slack.wait_for(lambda c=channel: next(
+            (m for m in slack.messages(c)[:1] if "Expired" in read(m)), None))
         assert "[Approve]" not in read(copy)
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     assert "expired before anyone decided" in refusal(slack)

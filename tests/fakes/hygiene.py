@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from models import CredentialFinding
+from handlers.delivery import Delivery
+from services import findings
 from services.account_audit import Deviation, PasswordPolicy
-from services.findings import Summary
+from services.clock import utcnow
 from services.hygiene import AccessKey, CredentialRow, KeySlot
-from services.ports import NotificationError, ProviderError, ReportNotReady
+from services.outbox import Kind
+from services.ports import LookupFailed, ProviderError, ReportNotReady
+from tests.fakes.outbox import Mailroom
 
 
 def key_slot(slot: int, created: datetime, last_used: datetime | None = None,
@@ -97,7 +99,7 @@ class FakeOwners:
     def user_for_email(self, email: str) -> str | None:
         self.lookups.append(email)
         if self.slack_down:
-            raise NotificationError("Slack unreachable")
+            raise LookupFailed("Slack unreachable")
         return self.emails.get(email.lower())
 
 
@@ -110,48 +112,75 @@ class Sent:
     detail: object = None
 
 
-class FakeHygieneNotifier:
-    """HygieneNotifier that records each message (with the finding ids it was about)."""
+class HygieneMail:
+    """What the hygiene jobs owe, delivered by the real sender and recorded as Sent (with
+    the finding ids each message was about, as rendered when it went out)."""
 
-    def __init__(self):
+    def __init__(self, sessions, catalog, clock=utcnow):
         self.sent: list[Sent] = []
-        self.failing = False
-        self._ts = itertools.count(1)
+        self._mailroom = Mailroom(sessions, catalog, clock)
+        self._mailroom.sender.delivery = _Recording(self._mailroom.client, catalog, self.sent)
+        self.client = self._mailroom.client
+
+    @property
+    def failing(self) -> bool:
+        return self.client.down
+
+    @failing.setter
+    def failing(self, down: bool) -> None:
+        self.client.down = down
+
+    def deliver(self) -> int:
+        return self._mailroom.deliver()
 
     def of(self, kind: str, to: str | None = None) -> list[Sent]:
+        self.deliver()
         return [s for s in self.sent if s.kind == kind and (to is None or s.to == to)]
 
-    def _send(self, kind: str, to: str, rows: list[CredentialFinding], detail=None) -> str:
-        if self.failing:
-            raise NotificationError("Slack is down")
-        ts = f"{next(self._ts)}.000"
-        self.sent.append(Sent(kind, to, [r.id for r in rows], ts, detail))
-        return ts
 
-    def findings_digest(self, owner: str, rows: list[CredentialFinding]) -> tuple[str, str]:
-        channel = owner if owner.startswith("C") else f"D{owner}"
-        return channel, self._send("digest", owner, rows,
-                                   [(r.kind, r.key_id, r.status) for r in rows])
+class _Recording(Delivery):
+    """The real delivery, remembering what each call it sends was about."""
 
-    def update_findings_digest(self, channel: str, ts: str,
-                               rows: list[CredentialFinding]) -> None:
-        self._send("update", channel, rows, (ts, [(r.status, r.snoozed_by, r.fixing_by)
-                                                  for r in rows]))
+    def __init__(self, client, catalog, sent: list[Sent]):
+        super().__init__(client, catalog)
+        self._sent = sent
+        self._about: dict[int, Sent] = {}
 
-    def findings_superseded(self, channel: str, ts: str) -> None:
-        self._send("superseded", channel, [], ts)
+    def render(self, session, owed, now):
+        call = super().render(session, owed, now)
+        if call is not None:
+            self._about[id(call)] = _describe(session, owed, call)
+        return call
 
-    def findings_resolved(self, owner: str, rows: list[CredentialFinding]) -> None:
-        self._send("resolved", owner, rows)
+    def send(self, call):
+        answer = super().send(call)
+        sent = self._about.pop(id(call))
+        sent.ts = answer.ts if call.method == "chat.postMessage" else sent.ts
+        self._sent.append(sent)
+        return answer
 
-    def findings_escalated(self, channel: str, rows: list[CredentialFinding]) -> None:
-        self._send("escalated", channel, rows)
 
-    def key_final_warning(self, owner: str, row: CredentialFinding, when: datetime) -> None:
-        self._send("final_warning", owner, [row], when)
-
-    def findings_summary(self, channel: str, summary: Summary) -> None:
-        self._send("summary", channel, [], summary)
-
-    def account_audit(self, channel: str, deviations: list[Deviation]) -> None:
-        self._send("audit", channel, [], deviations)
+def _describe(session, owed, call) -> Sent:
+    args, to = owed.args, call.args["channel"]
+    kind = {Kind.FINDINGS_DIGEST: "digest", Kind.FINDINGS_RESOLVED: "resolved",
+            Kind.FINDINGS_ESCALATED: "escalated", Kind.KEY_FINAL_WARNING: "final_warning",
+            Kind.FINDINGS_SUMMARY: "summary", Kind.ACCOUNT_AUDIT: "audit"}.get(owed.kind)
+    if owed.kind is Kind.FINDINGS_UPDATE:
+        rows = findings.in_message(session, args["channel"], args["ts"])
+        if not rows:
+            return Sent("superseded", to, [], None, args["ts"])
+        return Sent("update", to, [r.id for r in rows], None,
+                    (args["ts"], [(r.status, r.snoozed_by, r.fixing_by) for r in rows]))
+    if owed.kind is Kind.FINDINGS_DIGEST:
+        rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
+        return Sent(kind, to, args["finding_ids"], None,
+                    [(r.kind, r.key_id, r.status) for r in rows])
+    if owed.kind is Kind.KEY_FINAL_WARNING:
+        return Sent(kind, to, [args["finding_id"]], None, datetime.fromisoformat(args["when"]))
+    if owed.kind is Kind.FINDINGS_SUMMARY:
+        return Sent(kind, to, [], None, findings.summary(
+            session, datetime.fromisoformat(args["at"]),
+            timedelta(seconds=args["period_seconds"])))
+    if owed.kind is Kind.ACCOUNT_AUDIT:
+        return Sent(kind, to, [], None, [Deviation(*d) for d in args["deviations"]])
+    return Sent(kind or owed.kind.value, to, args.get("finding_ids", []))

@@ -6,14 +6,12 @@ instead of patching module paths.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from models import AccessRequest, ApprovalMessage, Grant
-from services.ports import GrantSpec, NotificationError, ProviderError
+from services.ports import GrantSpec, LookupFailed, ProviderError
 
 FAKE_ACCOUNT = "123456789012"
 
@@ -85,83 +83,6 @@ def role_arn(target: str) -> str:
     return target if target.startswith("arn:") else f"arn:aws:iam::{FAKE_ACCOUNT}:role/{target}"
 
 
-class FakeNotifier:
-    """Notifier: records every call as (method_name, args), failed ones included."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, tuple]] = []
-        self.failed: list[tuple[str, tuple]] = []  # the calls that raised
-        self._failed_at: set[int] = set()  # their positions in self.calls
-        self._failures = _Failures()
-        self._ts = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def fail_next(self, method: str, times: int = 1, destination: str | None = None) -> None:
-        """Raise NotificationError on the next `times` calls of `method`.
-
-        For post_request, `destination` limits the failure to that channel or user.
-        """
-        key = f"{method}:{destination}" if destination else method
-        self._failures.add(times, key, NotificationError(f"{method} failed (fake)"))
-
-    def sent(self, method: str) -> list[tuple]:
-        """Arguments of the calls of `method` that were delivered."""
-        return [args for index, (name, args) in enumerate(self.calls)
-                if name == method and index not in self._failed_at]
-
-    def posted_to(self) -> list[str]:
-        """Destinations of the delivered approval messages, in order."""
-        return [destination for _request, destination in self.sent("post_request")]
-
-    def post_request(self, request: AccessRequest, destination: str) -> tuple[str, str]:
-        self._record("post_request", (request, destination), f"post_request:{destination}")
-        channel = destination if destination[0] in "CG" else "D" + destination[1:]
-        return channel, f"1764320400.{next(self._ts):06d}"
-
-    def update_request(self, request: AccessRequest, message: ApprovalMessage) -> None:
-        self._record("update_request", (request, message))
-
-    def request_submitted(self, request: AccessRequest) -> None:
-        self._record("request_submitted", (request,))
-
-    def request_failed(self, request: AccessRequest, why: str) -> None:
-        self._record("request_failed", (request, why))
-
-    def request_decided(self, request: AccessRequest) -> None:
-        self._record("request_decided", (request,))
-
-    def grant_active(self, grant: Grant) -> tuple[str, str]:
-        self._record("grant_active", (grant,))
-        return "D" + grant.requester_id[1:], f"1764320500.{next(self._ts):06d}"
-
-    def grant_extended(self, grant: Grant, request: AccessRequest) -> None:
-        self._record("grant_extended", (grant, request))
-
-    def grant_expiring(self, grant: Grant) -> None:
-        self._record("grant_expiring", (grant,))
-
-    def grant_ended(self, grant: Grant) -> None:
-        self._record("grant_ended", (grant,))
-
-    def grant_failed(self, grant: Grant) -> None:
-        self._record("grant_failed", (grant,))
-
-    def admin_alert(self, text: str) -> None:
-        self._record("admin_alert", (text,))
-
-    def _record(self, method: str, args: tuple, specific: str | None = None) -> None:
-        call = (method, args)
-        with self._lock:
-            self.calls.append(call)
-            error = (self._failures.take(specific) if specific else None) \
-                or self._failures.take(method)
-            if error is not None:
-                self.failed.append(call)
-                self._failed_at.add(len(self.calls) - 1)
-        if error is not None:
-            raise error
-
-
 class FakeDirectory:
     """Directory: Slack user id -> IAM user, and email -> IAM user."""
 
@@ -190,7 +111,7 @@ class FakeProfiles:
     def email_of(self, slack_user_id: str) -> str | None:
         self.lookups.append(slack_user_id)
         if self.failing:
-            raise NotificationError("users.info failed (fake)")
+            raise LookupFailed("users.info failed (fake)")
         return self.emails.get(slack_user_id)
 
 

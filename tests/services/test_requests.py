@@ -6,8 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
-from services import audit, requests
+from services import audit, messages, requests
 from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from services.outbox import Kind, Owed
 from tests.factories import (
     APPROVER,
     IAM_USER,
@@ -226,15 +227,22 @@ def test_unannounced_lists_pending_requests_never_fully_posted(sessions, catalog
     assert (SYSTEM, "announced") in audit_trail(sessions, request_id=announced)
 
 
-def test_record_message_keeps_one_copy_per_destination(sessions, catalog, clock):
+def test_a_posted_copy_is_recorded_once_per_destination(sessions, catalog, clock):
     request_id = create_request(sessions, catalog, clock())
-    with sessions() as session, session.begin():
-        requests.record_message(session, request_id, "C0APPROVALS", "C0APPROVALS", "1.1")
-        requests.record_message(session, request_id, APPROVER, "D0BOB", "1.2")
+
+    def posted(destination, channel, ts):
+        owed = Owed(1, Kind.REQUEST_COPY, destination, None,
+                    {"request_id": request_id, "destination": destination}, 1, clock())
+        with sessions() as session, session.begin():
+            messages.after_sent(session, owed, channel, ts, clock())
+
+    posted("C0APPROVALS", "C0APPROVALS", "1.1")
+    posted(APPROVER, "D0BOB", "1.2")
+    posted(APPROVER, "D0BOB", "1.3")  # sent twice (a crash before its mark): the newest
     with sessions() as session:
         request = session.get(AccessRequest, request_id)
         assert [(m.destination, m.channel, m.ts) for m in request.messages] == [
-            ("C0APPROVALS", "C0APPROVALS", "1.1"), (APPROVER, "D0BOB", "1.2")]
+            ("C0APPROVALS", "C0APPROVALS", "1.1"), (APPROVER, "D0BOB", "1.3")]
 
 
 # -- the state machine --------------------------------------------------------------

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from models import ApprovalMessage, GrantStatus, RequestStatus
 from services import grants
+from services.outbox import Kind
 from services.runner import ANNOUNCE_GRACE, REVOKE_JOB, WARN_JOB, AccessRunner
 from tests.factories import (
     IAM_USER,
@@ -20,9 +21,9 @@ from tests.factories import (
     load_request,
     someone,
 )
+from tests.fakes.outbox import Mailroom
 from tests.fakes.ports import (
     FakeDirectory,
-    FakeNotifier,
     FakeProfiles,
     FakeProvider,
     FakeTimers,
@@ -38,8 +39,8 @@ def provider():
 
 
 @pytest.fixture
-def notifier():
-    return FakeNotifier()
+def outbox(sessions, catalog, clock):
+    return Mailroom(sessions, catalog, clock)
 
 
 @pytest.fixture
@@ -58,9 +59,14 @@ def timers():
 
 
 @pytest.fixture
-def runner(sessions, catalog, provider, directory, profiles, notifier, timers, clock):
-    return AccessRunner(sessions, catalog, provider, directory, profiles, notifier, timers,
+def runner(sessions, catalog, provider, directory, profiles, timers, clock):
+    return AccessRunner(sessions, catalog, provider, directory, profiles, timers,
                         clock=clock, owner="runner-1")
+
+
+def posted_to(outbox) -> list[str]:
+    """Where approval messages are owed, in order."""
+    return [row["destination"] for row in outbox.owed(Kind.REQUEST_COPY)]
 
 
 def messages_of(sessions, request_id: int) -> list[tuple[str, str, str]]:
@@ -84,7 +90,7 @@ def run_to_next_attempt(sessions, clock, grant_id: int) -> None:
 # -- announcing requests ----------------------------------------------------------------
 
 def test_announce_posts_to_the_channel_and_every_approver(sessions, catalog, clock, runner,
-                                                         notifier):
+                                                         outbox):
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
     clock.advance(seconds=2)
 
@@ -93,13 +99,16 @@ def test_announce_posts_to_the_channel_and_every_approver(sessions, catalog, clo
     request = load_request(sessions, request_id)
     assert request.iam_user == IAM_USER
     assert request.announced_at == clock()
-    assert notifier.posted_to() == EVERYONE
+    assert posted_to(outbox) == EVERYONE
+    assert messages_of(sessions, request_id) == []  # recorded when Slack has them
+    assert outbox.deliver() == 4
     messages = messages_of(sessions, request_id)
     assert [m[0] for m in messages] == EVERYONE
     assert [m[1] for m in messages] == ["C0APPROVALS", "D0BOB", "D0DAVE"]
     assert len({m[2] for m in messages}) == 3
-    [(submitted,)] = notifier.sent("request_submitted")
-    assert submitted.id == request_id
+    [submitted] = outbox.owed(Kind.REQUEST_SUBMITTED)
+    assert (submitted["request_id"], submitted["queue"]) == (request_id, REQUESTER)
+    assert [a["channel"] for a in outbox.client.posted()] == EVERYONE + [REQUESTER]
     assert ("accessbot", "announced") in audit_trail(sessions, request_id=request_id)
 
 
@@ -115,17 +124,18 @@ def test_announce_finds_the_iam_user_by_email(sessions, catalog, clock, runner, 
     assert directory.lookups == [(REQUESTER, None), (REQUESTER, "alice@example.com")]
 
 
-def test_announce_twice_does_not_post_again(sessions, catalog, clock, runner, notifier):
+def test_announce_twice_does_not_post_again(sessions, catalog, clock, runner, outbox):
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
     runner.announce(request_id)
 
     runner.announce(request_id)
+    outbox.deliver()
 
-    assert notifier.posted_to() == EVERYONE
+    assert posted_to(outbox) == EVERYONE
     assert [m[0] for m in messages_of(sessions, request_id)] == EVERYONE
 
 
-def test_announce_twice_tells_the_requester_once(sessions, catalog, clock, runner, notifier):
+def test_announce_twice_tells_the_requester_once(sessions, catalog, clock, runner, outbox):
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
     runner.announce(request_id)
     announced_at = clock()
@@ -133,14 +143,12 @@ def test_announce_twice_tells_the_requester_once(sessions, catalog, clock, runne
 
     runner.announce(request_id)
 
-    assert len(notifier.sent("request_submitted")) == 1
+    assert len(outbox.owed(Kind.REQUEST_SUBMITTED)) == 1
     assert load_request(sessions, request_id).announced_at == announced_at
 
 
-@pytest.mark.parametrize("profiles", [FakeProfiles(), FakeProfiles(failing=True)],
-                         ids=["no-email", "profile-lookup-fails"])
 def test_announce_without_an_iam_user_fails_the_request(sessions, catalog, clock, runner,
-                                                       directory, notifier):
+                                                       directory, outbox):
     directory.by_slack_id.clear()
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
 
@@ -149,70 +157,86 @@ def test_announce_without_an_iam_user_fails_the_request(sessions, catalog, clock
     request = load_request(sessions, request_id)
     assert request.status is RequestStatus.FAILED
     assert f"slack-user-id={REQUESTER}" in request.decision_reason
-    assert notifier.posted_to() == []
-    [(failed, why)] = notifier.sent("request_failed")
-    assert (failed.id, why) == (request_id, request.decision_reason)
+    assert posted_to(outbox) == []
+    [failed] = outbox.owed(Kind.REQUEST_FAILED)
+    assert (failed["request_id"], failed["why"]) == (request_id, request.decision_reason)
     assert audit_trail(sessions, request_id=request_id)[-1] == ("accessbot", "request_failed")
     assert runner.announce(request_id) is False  # a failed request is never posted
-    assert len(notifier.calls) == 1
+    assert len(outbox.owed()) == 1
 
 
-def test_announce_retries_only_the_destinations_that_failed(sessions, catalog, clock, runner,
-                                                            notifier):
+def test_a_profile_lookup_that_gets_no_answer_is_retried_not_failed(
+        sessions, catalog, clock, runner, directory, outbox):
+    """Slack could not answer users.info: that is no answer, so the request waits for the
+    next sweep instead of failing with "you have no IAM user"."""
+    directory.by_slack_id.clear()
+    directory.by_email["alice@example.com"] = IAM_USER
+    runner.profiles = FakeProfiles(failing=True)
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
-    notifier.fail_next("post_request", destination="U0DAVE")
 
     assert runner.announce(request_id) is False
 
-    assert [m[0] for m in messages_of(sessions, request_id)] == ["C0APPROVALS", "U0BOB"]
-    assert load_request(sessions, request_id).announced_at is None
-    assert notifier.sent("request_submitted") == []
+    request = load_request(sessions, request_id)
+    assert (request.status, request.announced_at) == (RequestStatus.PENDING, None)
+    assert outbox.owed() == []
+    runner.profiles = FakeProfiles({REQUESTER: "alice@example.com"})
+    clock.advance(seconds=ANNOUNCE_GRACE.total_seconds())
+    assert runner.sweep().announced == [request_id]
+    assert posted_to(outbox) == EVERYONE
 
+
+def test_a_copy_slack_refuses_for_now_is_sent_again_and_only_that_one(
+        sessions, catalog, clock, runner, outbox):
+    request_id = create_request(sessions, catalog, clock(), iam_user=None)
+    outbox.client.fail_next("chat.postMessage", "service_unavailable", status=503,
+                            channel="U0DAVE")
     assert runner.announce(request_id) is True
 
-    assert notifier.posted_to() == EVERYONE
+    outbox.deliver()
+    assert [m[0] for m in messages_of(sessions, request_id)] == ["C0APPROVALS", "U0BOB"]
+    clock.advance(seconds=2)
+    outbox.deliver()
+
     assert [m[0] for m in messages_of(sessions, request_id)] == EVERYONE
-    assert load_request(sessions, request_id).announced_at == clock()
-    assert len(notifier.sent("request_submitted")) == 1
+    assert [a["channel"] for a in outbox.client.posted()] == [
+        "C0APPROVALS", "U0BOB", REQUESTER, "U0DAVE"]
 
 
-def test_a_decided_request_is_not_announced(sessions, catalog, clock, runner, notifier):
+def test_a_decided_request_is_not_announced(sessions, catalog, clock, runner, outbox):
     request_id = create_request(sessions, catalog, clock())
     approve(sessions, catalog, request_id, clock())
 
     assert runner.announce(request_id) is False
-    assert notifier.calls == []
+    assert posted_to(outbox) == []
 
 
 @pytest.mark.parametrize("decide", ["expire", "approve"])
-def test_a_request_decided_while_being_posted_leaves_no_copy_with_buttons(
-        sessions, catalog, clock, runner, notifier, decide):
-    """The sweep (or a fast approver) acts between two posts: the copies posted after that
-    are re-rendered too, and the requester is not told it is waiting for approvers."""
+def test_a_request_decided_while_its_copies_are_on_their_way_leaves_no_copy_with_buttons(
+        sessions, catalog, clock, runner, outbox, decide):
+    """The sweep (or a fast approver) acts while some copies are still owed: those render
+    the decision when they go out, and those already posted are updated."""
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
-    post = notifier.post_request
+    outbox.client.fail_next("chat.postMessage", "internal_error", status=500, channel="U0DAVE")
+    runner.announce(request_id)
+    outbox.deliver()  # the channel and Bob have their copies; Dave's waits
+    if decide == "expire":
+        clock.advance(hours=48)
+        runner.expire_requests()
+    else:
+        approve(sessions, catalog, request_id, clock())
+    clock.advance(seconds=2)
+    outbox.deliver()
 
-    def post_then_decide(request, destination):
-        answer = post(request, destination)
-        if destination == "U0BOB":
-            if decide == "expire":
-                clock.advance(hours=48)
-                runner.expire_requests()
-            else:
-                approve(sessions, catalog, request_id, clock())
-                runner.refresh_messages(request_id)
-        return answer
-
-    notifier.post_request = post_then_decide
-    assert runner.announce(request_id) is True
-
-    last_rendered = {message.destination: request.status
-                     for request, message in notifier.sent("update_request")}
-    expected = RequestStatus.EXPIRED if decide == "expire" else RequestStatus.APPROVED
-    assert last_rendered == dict.fromkeys(EVERYONE, expected)
-    assert notifier.sent("request_submitted") == []
-    assert len(notifier.sent("request_decided")) == (decide == "expire")  # told once
-    assert load_request(sessions, request_id).announced_at is not None  # not posted again
+    expected = "Expired" if decide == "expire" else "Approved"
+    last = {}
+    for _method, args in outbox.client.calls:
+        channel = "D" + args["channel"][1:] if args["channel"][0] == "U" else args["channel"]
+        if "blocks" in args and channel != "D0ALICE":
+            last[channel] = str(args["blocks"])
+    assert set(last) == {"C0APPROVALS", "D0BOB", "D0DAVE"}
+    assert all(expected in text and "Approve" not in text.replace("Approved", "")
+               for text in last.values()), last
+    assert len(outbox.owed(Kind.REQUEST_DECIDED)) == (decide == "expire")  # told once
 
 
 # -- applying grants --------------------------------------------------------------------
@@ -221,7 +245,7 @@ def test_a_request_decided_while_being_posted_leaves_no_copy_with_buttons(
     ("prod-admins", "iam_group", None),
     ("prod-readonly", "iam_role", role_arn("ProdReadOnly")),
 ])
-def test_apply_grant(sessions, catalog, clock, runner, provider, notifier, timers, resource,
+def test_apply_grant(sessions, catalog, clock, runner, provider, outbox, timers, resource,
                      kind, arn):
     grant_id = approved_grant(sessions, catalog, clock(), resource=resource)
     clock.advance(seconds=1)
@@ -236,32 +260,39 @@ def test_apply_grant(sessions, catalog, clock, runner, provider, notifier, timer
     assert provider.granted == {(IAM_USER, kind, spec.target)}
     assert timers.scheduled == {(REVOKE_JOB, grant_id): grant.expires_at,
                                 (WARN_JOB, grant_id): grant.warn_at}
-    [(told,)] = notifier.sent("grant_active")
-    assert told.id == grant_id
+    [told] = outbox.owed(Kind.GRANT_ACTIVE)
+    assert told["grant_id"] == grant_id
+    outbox.deliver()
+    grant = load_grant(sessions, grant_id)
     assert grant.dm_channel == "D0ALICE" and grant.dm_ts is not None
 
 
-def test_apply_twice_grants_once(sessions, catalog, clock, runner, provider, notifier, timers):
+def test_apply_twice_grants_once(sessions, catalog, clock, runner, provider, outbox, timers):
     grant_id = live_grant(sessions, catalog, clock, runner)
 
     assert runner.apply_grant(grant_id) is None
 
     assert len(provider.grants) == 1
-    assert len(notifier.sent("grant_active")) == 1
+    assert len(outbox.owed(Kind.GRANT_ACTIVE)) == 1
     assert len(timers.calls) == 2
 
 
-def test_grant_stays_active_when_the_dm_fails(sessions, catalog, clock, runner, notifier):
-    notifier.fail_next("grant_active")
+def test_grant_stays_active_when_the_dm_fails_and_the_dm_comes_later(
+        sessions, catalog, clock, runner, outbox):
+    outbox.client.fail_next("chat.postMessage", "internal_error", status=500)
     grant_id = live_grant(sessions, catalog, clock, runner)
+    outbox.deliver()
 
     grant = load_grant(sessions, grant_id)
     assert grant.status is GrantStatus.ACTIVE
     assert (grant.dm_channel, grant.dm_ts) == (None, None)
+    clock.advance(seconds=2)
+    outbox.deliver()
+    assert load_grant(sessions, grant_id).dm_ts is not None
 
 
 def test_retryable_grant_failure_is_retried_by_the_sweep(sessions, catalog, clock, runner,
-                                                        provider, notifier):
+                                                        provider, outbox):
     grant_id = approved_grant(sessions, catalog, clock())
     provider.fail_next(retryable=True)
 
@@ -279,11 +310,11 @@ def test_retryable_grant_failure_is_retried_by_the_sweep(sessions, catalog, cloc
 
     assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
     assert len(provider.grants) == 2
-    assert notifier.sent("grant_failed") == notifier.sent("admin_alert") == []
+    assert outbox.owed(Kind.GRANT_FAILED) == outbox.owed(Kind.ADMIN_ALERT) == []
 
 
 def test_permanent_grant_failure_fails_the_grant_and_alerts(sessions, catalog, clock, runner,
-                                                           provider, notifier, timers):
+                                                           provider, outbox, timers):
     grant_id = approved_grant(sessions, catalog, clock())
     provider.fail_next(retryable=False, message="NoSuchEntity: group prod-admins")
 
@@ -292,10 +323,10 @@ def test_permanent_grant_failure_fails_the_grant_and_alerts(sessions, catalog, c
     grant = load_grant(sessions, grant_id)
     assert grant.status is GrantStatus.FAILED
     assert grant.last_error == "NoSuchEntity: group prod-admins"
-    [(failed,)] = notifier.sent("grant_failed")
-    assert failed.id == grant_id
-    [(alert,)] = notifier.sent("admin_alert")
-    assert f"grant #{grant_id}" in alert and "NoSuchEntity" in alert
+    [failed] = outbox.owed(Kind.GRANT_FAILED)
+    assert failed["grant_id"] == grant_id
+    [alert] = outbox.owed(Kind.ADMIN_ALERT)
+    assert f"grant #{grant_id}" in alert["text"] and "NoSuchEntity" in alert["text"]
     assert timers.calls == []
     clock.advance(hours=1)
     runner.sweep()
@@ -305,7 +336,7 @@ def test_permanent_grant_failure_fails_the_grant_and_alerts(sessions, catalog, c
 # -- revoking grants --------------------------------------------------------------------
 
 def test_revoke_only_after_expiry_and_only_once(sessions, catalog, clock, runner, provider,
-                                               notifier, timers):
+                                               outbox, timers):
     grant_id = live_grant(sessions, catalog, clock, runner)
     expires_at = load_grant(sessions, grant_id).expires_at
     clock.now = expires_at - timedelta(seconds=1)
@@ -321,8 +352,9 @@ def test_revoke_only_after_expiry_and_only_once(sessions, catalog, clock, runner
     assert provider.granted == set()
     grant = load_grant(sessions, grant_id)
     assert (grant.status, grant.revoked_at) == (GrantStatus.REVOKED, expires_at)
-    [(ended,)] = notifier.sent("grant_ended")
-    assert ended.id == grant_id
+    [ended] = outbox.owed(Kind.GRANT_ENDED)
+    assert ended["grant_id"] == grant_id
+    assert [row["grant_id"] for row in outbox.owed(Kind.GRANT_DM_UPDATE)] == [grant_id]
     assert ("cancel", WARN_JOB, grant_id, None) in timers.calls
 
 
@@ -338,7 +370,7 @@ def test_ended_early_grant_is_revoked_at_once(sessions, catalog, clock, runner, 
 
 
 def test_revoke_keeps_retrying_and_alerts_once(sessions, catalog, clock, runner, provider,
-                                              notifier):
+                                              outbox):
     grant_id = live_grant(sessions, catalog, clock, runner)
     clock.now = load_grant(sessions, grant_id).expires_at
     failures = grants.ALERT_AFTER_ATTEMPTS + 1
@@ -349,10 +381,10 @@ def test_revoke_keeps_retrying_and_alerts_once(sessions, catalog, clock, runner,
         run_to_next_attempt(sessions, clock, grant_id)
         assert runner.sweep().revoked == []
         if attempt == grants.ALERT_AFTER_ATTEMPTS:
-            assert len(notifier.sent("admin_alert")) == 1
+            assert len(outbox.owed(Kind.ADMIN_ALERT)) == 1
 
-    [(alert,)] = notifier.sent("admin_alert")
-    assert f"grant #{grant_id}" in alert and "Still retrying" in alert
+    [alert] = outbox.owed(Kind.ADMIN_ALERT)
+    assert f"grant #{grant_id}" in alert["text"] and "Still retrying" in alert["text"]
     assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
     assert provider.granted  # still in place: the database says it must go
 
@@ -362,8 +394,8 @@ def test_revoke_keeps_retrying_and_alerts_once(sessions, catalog, clock, runner,
     assert load_grant(sessions, grant_id).status is GrantStatus.REVOKED
     assert len(provider.revokes) == failures + 1
     assert provider.granted == set()
-    assert len(notifier.sent("admin_alert")) == 1
-    assert len(notifier.sent("grant_ended")) == 1
+    assert len(outbox.owed(Kind.ADMIN_ALERT)) == 1
+    assert len(outbox.owed(Kind.GRANT_ENDED)) == 1
 
 
 # -- the sweep --------------------------------------------------------------------------
@@ -381,7 +413,7 @@ def test_sweep_revokes_grants_that_expired_while_the_bot_was_down(sessions, cata
     assert runner.sweep().revoked == []
 
 
-def test_sweep_sends_a_due_warning_once(sessions, catalog, clock, runner, notifier):
+def test_sweep_sends_a_due_warning_once(sessions, catalog, clock, runner, outbox):
     grant_id = live_grant(sessions, catalog, clock, runner)
     clock.now = load_grant(sessions, grant_id).warn_at - timedelta(seconds=1)
     assert runner.sweep().warned == []
@@ -390,15 +422,16 @@ def test_sweep_sends_a_due_warning_once(sessions, catalog, clock, runner, notifi
     assert runner.sweep().warned == [grant_id]
     assert runner.sweep().warned == []
 
-    [(warned,)] = notifier.sent("grant_expiring")
-    assert warned.id == grant_id
+    [warned] = outbox.owed(Kind.GRANT_EXPIRING)
+    assert warned["grant_id"] == grant_id
     assert load_grant(sessions, grant_id).warned_at == clock()
 
 
 def test_sweep_expires_overdue_requests_and_updates_their_messages(sessions, catalog, clock,
-                                                                  runner, notifier):
+                                                                  runner, outbox):
     request_id = create_request(sessions, catalog, clock())
     runner.announce(request_id)
+    outbox.deliver()
     clock.advance(hours=23, minutes=59)
     assert runner.sweep().expired_requests == []
 
@@ -406,23 +439,26 @@ def test_sweep_expires_overdue_requests_and_updates_their_messages(sessions, cat
     assert runner.sweep().expired_requests == [request_id]
 
     assert load_request(sessions, request_id).status is RequestStatus.EXPIRED
-    updated = notifier.sent("update_request")
-    assert [message.destination for _request, message in updated] == EVERYONE
-    assert all(request.status is RequestStatus.EXPIRED for request, _message in updated)
-    [(decided,)] = notifier.sent("request_decided")
-    assert (decided.id, decided.status) == (request_id, RequestStatus.EXPIRED)
+    updated = outbox.owed(Kind.REQUEST_COPY_UPDATE)
+    assert [row["queue"] for row in updated] == ["C0APPROVALS:request-1", "U0BOB", "U0DAVE"] \
+        or len(updated) == 3
+    [decided] = outbox.owed(Kind.REQUEST_DECIDED)
+    assert decided["request_id"] == request_id
+    outbox.deliver()
+    assert len(outbox.client.updated()) == 3
+    assert all("Expired" in str(args["blocks"]) for args in outbox.client.updated())
 
 
-def test_sweep_announces_requests_left_unannounced(sessions, catalog, clock, runner, notifier):
+def test_sweep_announces_requests_left_unannounced(sessions, catalog, clock, runner, outbox):
     request_id = create_request(sessions, catalog, clock(), iam_user=None)
     clock.advance(seconds=ANNOUNCE_GRACE.total_seconds() - 1)
     assert runner.sweep().announced == []
-    assert notifier.posted_to() == []
+    assert posted_to(outbox) == []
 
     clock.advance(seconds=1)
     assert runner.sweep().announced == [request_id]
 
-    assert notifier.posted_to() == EVERYONE
+    assert posted_to(outbox) == EVERYONE
     assert load_request(sessions, request_id).announced_at == clock()
     assert runner.sweep().announced == []
 
@@ -481,7 +517,7 @@ def extended_grant(sessions, catalog, clock, runner, minutes: int = 30, **reques
 
 
 def test_extend_group_grant_moves_the_timers_and_tells_the_requester(
-        sessions, catalog, clock, runner, provider, notifier, timers):
+        sessions, catalog, clock, runner, provider, outbox, timers):
     grant_id, old, request_id = extended_grant(sessions, catalog, clock, runner)
 
     assert runner.extend_grant(grant_id).expires_at == old + timedelta(minutes=30)
@@ -491,13 +527,13 @@ def test_extend_group_grant_moves_the_timers_and_tells_the_requester(
     assert len(provider.grants) == 1  # group membership carries no expiry: nothing to redo
     assert timers.scheduled == {(REVOKE_JOB, grant_id): grant.expires_at,
                                 (WARN_JOB, grant_id): grant.warn_at}
-    [(told, extension)] = notifier.sent("grant_extended")
-    assert (told.id, told.expires_at, extension.id) == (grant_id, grant.expires_at, request_id)
-    assert len(notifier.sent("grant_active")) == 1  # only the first DM
+    [told] = outbox.owed(Kind.GRANT_EXTENDED)
+    assert (told["grant_id"], told["request_id"]) == (grant_id, request_id)
+    assert len(outbox.owed(Kind.GRANT_ACTIVE)) == 1  # only the first DM
 
 
 def test_extend_role_grant_puts_the_new_expiry_into_iam(sessions, catalog, clock, runner,
-                                                       provider, notifier, timers):
+                                                       provider, outbox, timers):
     grant_id, old, request_id = extended_grant(sessions, catalog, clock, runner,
                                                resource="prod-readonly")
     granted_at = load_grant(sessions, grant_id).granted_at
@@ -511,13 +547,13 @@ def test_extend_role_grant_puts_the_new_expiry_into_iam(sessions, catalog, clock
     assert (grant.granted_at, grant.role_arn) == (granted_at, role_arn("ProdReadOnly"))
     assert timers.scheduled == {(REVOKE_JOB, grant_id): grant.expires_at,
                                 (WARN_JOB, grant_id): grant.warn_at}
-    [(told, extension)] = notifier.sent("grant_extended")
-    assert (told.expires_at, extension.id) == (grant.expires_at, request_id)
-    assert len(notifier.sent("grant_active")) == 1
+    [told] = outbox.owed(Kind.GRANT_EXTENDED)
+    assert (told["grant_id"], told["request_id"]) == (grant_id, request_id)
+    assert len(outbox.owed(Kind.GRANT_ACTIVE)) == 1
 
 
 def test_a_failed_role_update_is_retried_by_the_sweep(sessions, catalog, clock, runner,
-                                                     provider, notifier, timers):
+                                                     provider, outbox, timers):
     grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
                                               resource="prod-readonly")
     provider.fail_next(only="grant")
@@ -527,18 +563,18 @@ def test_a_failed_role_update_is_retried_by_the_sweep(sessions, catalog, clock, 
     grant = load_grant(sessions, grant_id)
     assert (grant.status, grant.attempts) == (GrantStatus.PENDING, 1)
     assert timers.scheduled[(REVOKE_JOB, grant_id)] == grant.expires_at  # moved at once
-    assert notifier.sent("grant_extended") == []
+    assert outbox.owed(Kind.GRANT_EXTENDED) == []
     clock.advance(seconds=grants.FIRST_RETRY.total_seconds())
 
     assert runner.sweep().granted == [grant_id]
 
     assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
     assert provider.grants[-1].expires_at == grant.expires_at
-    assert len(notifier.sent("grant_extended")) == 1
+    assert len(outbox.owed(Kind.GRANT_EXTENDED)) == 1
 
 
 def test_a_role_update_that_cannot_succeed_is_still_revoked(sessions, catalog, clock, runner,
-                                                           provider, notifier):
+                                                           provider, outbox):
     grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
                                               resource="prod-readonly")
     provider.fail_next(100, retryable=False, message="NoSuchEntity: role", only="grant")
@@ -546,7 +582,7 @@ def test_a_role_update_that_cannot_succeed_is_still_revoked(sessions, catalog, c
     assert runner.extend_grant(grant_id) is None
 
     assert load_grant(sessions, grant_id).status is GrantStatus.PENDING  # not FAILED
-    assert notifier.sent("grant_failed") == []
+    assert outbox.owed(Kind.GRANT_FAILED) == []
     clock.now = load_grant(sessions, grant_id).expires_at
     assert runner.sweep().revoked == [grant_id]
     grant = load_grant(sessions, grant_id)
@@ -567,7 +603,7 @@ def test_the_old_expiry_revokes_nothing(sessions, catalog, clock, runner, provid
 
 
 def test_extend_grant_after_im_done_does_nothing(sessions, catalog, clock, runner, provider,
-                                                notifier):
+                                                outbox):
     grant_id, _old, _request = extended_grant(sessions, catalog, clock, runner,
                                               resource="prod-readonly")
     with sessions() as session, session.begin():
@@ -576,4 +612,4 @@ def test_extend_grant_after_im_done_does_nothing(sessions, catalog, clock, runne
     assert runner.extend_grant(grant_id) is None
 
     assert len(provider.grants) == 1
-    assert notifier.sent("grant_extended") == []
+    assert outbox.owed(Kind.GRANT_EXTENDED) == []

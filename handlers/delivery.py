@@ -1,0 +1,271 @@
+"""Turns an outbox row into the one Slack call that delivers it, and classifies failures.
+
+Rendering happens at send time, from the database: what a message says is how things
+stand when it leaves (services/outbox.py).
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+from sqlalchemy.orm import Session
+
+from handlers import blocks, hygiene_blocks
+from models import ApprovalMessage
+from services import findings
+from services import grants as grant_ops
+from services import requests as request_ops
+from services.account_audit import Deviation
+from services.catalog import Catalog, is_channel
+from services.errors import NotFound
+from services.outbox import Kind, Owed
+
+log = logging.getLogger(__name__)
+
+POST, UPDATE, RESPONSE_URL = "chat.postMessage", "chat.update", "response_url"
+
+# Slack error codes that say "not now" rather than "never"
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
+                              "service_unavailable", "request_timeout"})
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    method: str  # POST, UPDATE or RESPONSE_URL
+    args: dict
+
+
+@dataclass(frozen=True)
+class Sent:
+    channel: str | None
+    ts: str | None
+
+
+class DeliveryFailed(Exception):
+    """Slack did not take a message: transient (retry) or not (the row fails)."""
+
+    def __init__(self, reason: str, transient: bool, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class Delivery:
+    def __init__(self, client: WebClient, catalog: Catalog):
+        self.client = client
+        self.catalog = catalog
+        self._render: dict[Kind, Callable[[Session, dict, datetime], SlackCall | None]] = {
+            Kind.REQUEST_COPY: self._request_copy,
+            Kind.REQUEST_COPY_UPDATE: self._copy_update,
+            Kind.DECISION_REPLY: self._decision_reply,
+            Kind.REQUEST_SUBMITTED: self._request_submitted,
+            Kind.REQUEST_FAILED: self._request_failed,
+            Kind.REQUEST_DECIDED: self._request_decided,
+            Kind.GRANT_ACTIVE: self._grant_post(blocks.grant_message),
+            Kind.GRANT_DM_UPDATE: self._grant_dm_update,
+            Kind.GRANT_EXTENDED: self._grant_extended,
+            Kind.GRANT_EXPIRING: self._grant_expiring,
+            Kind.GRANT_ENDED: self._grant_post(blocks.grant_message),
+            Kind.GRANT_FAILED: self._grant_post(blocks.grant_message),
+            Kind.ADMIN_ALERT: self._admin_alert,
+            Kind.REPLY: self._reply,
+            Kind.FINDINGS_DIGEST: self._findings_digest,
+            Kind.FINDINGS_UPDATE: self._findings_update,
+            Kind.FINDINGS_RESOLVED: self._findings_resolved,
+            Kind.FINDINGS_ESCALATED: self._findings_escalated,
+            Kind.KEY_FINAL_WARNING: self._key_final_warning,
+            Kind.FINDINGS_SUMMARY: self._findings_summary,
+            Kind.ACCOUNT_AUDIT: self._account_audit,
+        }
+
+    def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
+        """The call that delivers `owed`; None when nothing is left to say (raises NotFound
+        when what it is about is gone)."""
+        return self._render[owed.kind](session, owed.args, now)
+
+    def send(self, call: SlackCall) -> Sent:
+        """Make the call; DeliveryFailed says whether trying again can help."""
+        try:
+            if call.method == RESPONSE_URL:
+                return self._respond(call.args)
+            if call.method == UPDATE:
+                answer = self.client.chat_update(**call.args)
+            else:
+                answer = self.client.chat_postMessage(**call.args)
+        except SlackApiError as exc:
+            raise _api_failure(exc) from exc
+        except (SlackClientError, OSError, ValueError) as exc:  # timeout, refused, not JSON
+            raise DeliveryFailed(f"Slack unreachable: {exc}", transient=True) from exc
+        return Sent(answer.get("channel"), answer.get("ts"))
+
+    def _respond(self, args: dict) -> Sent:
+        args = dict(args)
+        answer = WebhookClient(args.pop("url"), timeout=10).send(**args)
+        if answer.status_code == 200:
+            return Sent(None, None)
+        transient = answer.status_code == 429 or answer.status_code >= 500
+        retry_after = _seconds(answer.headers.get("Retry-After")) if answer.headers else None
+        raise DeliveryFailed(f"response_url answered {answer.status_code} {answer.body[:100]}",
+                             transient, retry_after)
+
+    # -- requests --------------------------------------------------------------------
+
+    def _request_message(self, request):
+        return blocks.request_message(request, self.catalog.resources.get(request.resource))
+
+    def _request_copy(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        text, body = self._request_message(request)
+        return SlackCall(POST, {"channel": args["destination"], "text": text, "blocks": body})
+
+    def _copy(self, session, args) -> ApprovalMessage:
+        message = session.get(ApprovalMessage, args["message_id"])
+        if message is None:
+            raise NotFound(f"approval message #{args['message_id']} is gone")
+        return message
+
+    def _copy_update(self, session, args, now):
+        message = self._copy(session, args)
+        text, body = self._request_message(message.request)
+        return SlackCall(UPDATE, {"channel": message.channel, "ts": message.ts, "text": text,
+                                  "blocks": body})
+
+    def _decision_reply(self, session, args, now):
+        message = self._copy(session, args)
+        return SlackCall(POST, {"channel": message.channel, "thread_ts": message.ts,
+                                "text": blocks.decision_text(message.request)})
+
+    def _request_submitted(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        resource = self.catalog.resources.get(request.resource)
+        if resource is None:
+            raise NotFound(f"resource {request.resource} is no longer in the catalog")
+        return SlackCall(POST, {"channel": request.requester_id,
+                                "text": blocks.submitted_text(request, resource)})
+
+    def _request_failed(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        return _post(request.requester_id, blocks.request_failed(request, args["why"]))
+
+    def _request_decided(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        return _post(request.requester_id, blocks.request_outcome(request))
+
+    # -- grants ----------------------------------------------------------------------
+
+    def _grant_post(self, build):
+        def render(session, args, now):
+            grant = grant_ops.get_grant(session, args["grant_id"])
+            return _post(grant.requester_id, build(grant))
+
+        return render
+
+    def _grant_dm_update(self, session, args, now):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        if not grant.dm_ts:
+            return None  # the grant DM never went out; what follows it says it all
+        text, body = blocks.grant_message(grant)
+        return SlackCall(UPDATE, {"channel": grant.dm_channel, "ts": grant.dm_ts, "text": text,
+                                  "blocks": body})
+
+    def _grant_extended(self, session, args, now):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        request = request_ops.get_request(session, args["request_id"])
+        return _post(grant.requester_id, blocks.extension_granted(grant, request))
+
+    def _grant_expiring(self, session, args, now):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        if grant.expires_at <= now:
+            return None  # it has ended while the warning waited: the end DM says so
+        return _post(grant.requester_id, blocks.expiry_warning(grant, now))
+
+    # -- people and admins --------------------------------------------------------------
+
+    def _admin(self, what: str) -> str | None:
+        if not self.catalog.admin_channel:
+            log.error("no admin_channel configured; not sent: %s", what)
+        return self.catalog.admin_channel
+
+    def _admin_alert(self, session, args, now):
+        channel = self._admin(args["text"])
+        return SlackCall(POST, {"channel": channel, "text": args["text"]}) if channel else None
+
+    def _reply(self, session, args, now):
+        if args.get("response_url"):
+            return SlackCall(RESPONSE_URL, {"url": args["response_url"], "text": args["text"],
+                                            "response_type": "ephemeral",
+                                            "replace_original": False})
+        return SlackCall(POST, {"channel": args["user_id"], "text": args["text"]})
+
+    # -- credential hygiene ---------------------------------------------------------------
+
+    @property
+    def _snooze(self) -> timedelta:
+        return self.catalog.hygiene.snooze
+
+    def _findings_digest(self, session, args, now):
+        rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
+        return _post(args["owner"], hygiene_blocks.findings_digest(
+            rows, now, self._snooze, to_channel=is_channel(args["owner"])))
+
+    def _findings_update(self, session, args, now):
+        channel, ts = args["channel"], args["ts"]
+        rows = findings.in_message(session, channel, ts)
+        text, body = (hygiene_blocks.findings_digest(rows, now, self._snooze,
+                                                     to_channel=is_channel(channel))
+                      if rows else hygiene_blocks.findings_superseded())
+        return SlackCall(UPDATE, {"channel": channel, "ts": ts, "text": text, "blocks": body})
+
+    def _findings_resolved(self, session, args, now):
+        rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
+        return _post(args["owner"], hygiene_blocks.findings_resolved(rows))
+
+    def _findings_escalated(self, session, args, now):
+        channel = self._admin("findings escalation")
+        rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
+        return _post(channel, hygiene_blocks.findings_escalated(rows, now)) if channel else None
+
+    def _key_final_warning(self, session, args, now):
+        row = findings.get_finding(session, args["finding_id"])
+        when = datetime.fromisoformat(args["when"])
+        return _post(args["owner"], hygiene_blocks.key_final_warning(row, when, self._snooze))
+
+    def _findings_summary(self, session, args, now):
+        channel = self._admin("weekly summary")
+        summary = findings.summary(session, datetime.fromisoformat(args["at"]),
+                                   timedelta(seconds=args["period_seconds"]))
+        return _post(channel, hygiene_blocks.findings_summary(summary, now)) if channel else None
+
+    def _account_audit(self, session, args, now):
+        channel = self._admin("account audit")
+        deviations = [Deviation(*d) for d in args["deviations"]]
+        return _post(channel, hygiene_blocks.account_audit(deviations)) if channel else None
+
+
+def _post(channel: str, message: blocks.Message) -> SlackCall:
+    text, body = message
+    return SlackCall(POST, {"channel": channel, "text": text, "blocks": body})
+
+
+def _api_failure(exc: SlackApiError) -> DeliveryFailed:
+    response = exc.response
+    error = response.get("error") if isinstance(response.data, dict) else None
+    status = response.status_code
+    transient = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
+    retry_after = _seconds((response.headers or {}).get("Retry-After")
+                           or (response.headers or {}).get("retry-after"))
+    return DeliveryFailed(f"Slack said {error or status}", transient, retry_after)
+
+
+def _seconds(value) -> float | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

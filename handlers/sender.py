@@ -1,0 +1,202 @@
+"""The sender: the one way a message leaves the bot. It delivers outbox rows to Slack.
+
+A dispatcher thread claims the rows that are due and first in their queue, and a small
+pool sends them side by side. Every outcome is committed: sent (with where Slack put
+it), retry later (429 with its Retry-After, 5xx, timeouts, connection errors), or failed
+for good (channel_not_found, invalid_blocks, ...), which the admin channel hears of once.
+"""
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from handlers.delivery import Delivery, DeliveryFailed
+from models import transaction
+from services import messages, outbox
+from services.clock import Clock, utcnow
+from services.errors import AccessBotError
+from services.outbox import Kind, Owed
+from services.runner import worker_id
+
+log = logging.getLogger(__name__)
+
+POLL = 0.5  # seconds between looks when nobody in this process said a message was owed
+
+
+class Sender:
+    def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
+                 clock: Clock = utcnow, workers: int = 8, owner: str | None = None,
+                 metrics=None):
+        self.sessions = sessions
+        self.delivery = delivery
+        self.clock = clock
+        self.workers = workers
+        self.owner = owner or worker_id()
+        self.metrics = metrics
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._free = threading.Semaphore(workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        # a transaction in this process that owed a message wakes the dispatcher at once
+        event.listen(sessions, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(outbox.OWED, False):
+            self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "Sender":
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sender")
+        self._thread = threading.Thread(target=self._dispatch, name="sender", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; messages being sent finish (the rest wait for the next start)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _dispatch(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                claimed = self._claim(self._free_slots())
+            except SQLAlchemyError as exc:  # the database is away: look again shortly
+                log.warning("outbox: could not claim messages: %s", exc)
+                claimed = []
+            for owed in claimed:
+                self._pool.submit(self._send_and_free, owed)
+            if not claimed:
+                self._wake.wait(POLL)
+
+    def _free_slots(self) -> int:
+        """Wait for at least one idle sender thread, then take every idle one."""
+        self._free.acquire()
+        slots = 1
+        while slots < self.workers and self._free.acquire(blocking=False):
+            slots += 1
+        return slots
+
+    def _claim(self, slots: int) -> list[Owed]:
+        claimed: list[Owed] = []
+        try:
+            with transaction(self.sessions) as session:
+                claimed = outbox.claim(session, self.owner, self.clock(), slots)
+        finally:
+            for _ in range(slots - len(claimed)):
+                self._free.release()
+        return claimed
+
+    def _send_and_free(self, owed: Owed) -> None:
+        try:
+            self.send(owed)
+        finally:
+            self._free.release()
+            self._wake.set()  # the next row of its queue may be due now
+
+    # -- one message ------------------------------------------------------------------
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Send what is due now, in this thread, until nothing is (run-job, tests)."""
+        sent = 0
+        deadline = self.clock() + timedelta(seconds=timeout)
+        while self.clock() < deadline:
+            with transaction(self.sessions) as session:
+                claimed = outbox.claim(session, self.owner, self.clock(), self.workers)
+            if not claimed:
+                return sent
+            for owed in claimed:
+                sent += self.send(owed)
+        return sent
+
+    def send(self, owed: Owed) -> bool:
+        """Render, send and record one claimed row; True if Slack took it."""
+        now = self.clock()
+        try:
+            with transaction(self.sessions) as session:
+                outbox.supersede_older_updates(session, owed, now)
+                call = self.delivery.render(session, owed, now)
+        except SQLAlchemyError as exc:  # the database is away: the lease runs out, then again
+            log.warning("outbox #%s: could not render (%s); retried later", owed.id, exc)
+            return False
+        except AccessBotError as exc:  # what it was about is gone: nothing to send
+            why = str(exc)
+            log.warning("outbox #%s (%s): not sent: %s", owed.id, owed.kind, why)
+            self._finish(owed, lambda s: outbox.fail(s, owed, self.owner, now, why))
+            return False
+        except Exception as exc:  # a bug in a builder: fail this row, not the whole queue
+            log.exception("outbox #%s (%s): could not render", owed.id, owed.kind)
+            self._failed(owed, DeliveryFailed(f"could not render: {exc!r}", transient=False))
+            return False
+        if call is None:
+            self._finish(owed, lambda s: outbox.mark_sent(s, owed, self.owner, now))
+            return False
+        try:
+            sent = self.delivery.send(call)
+        except DeliveryFailed as failure:
+            self._failed(owed, failure)
+            return False
+        self._count("sent", owed, call.method)
+
+        def record(session: Session) -> None:
+            done = self.clock()
+            if outbox.mark_sent(session, owed, self.owner, done, sent.channel, sent.ts):
+                messages.after_sent(session, owed, sent.channel, sent.ts, done)
+
+        self._finish(owed, record)
+        return True
+
+    def _failed(self, owed: Owed, failure: DeliveryFailed) -> None:
+        now = self.clock()
+        if failure.transient:
+            log.warning("outbox #%s (%s to %s): %s; will retry", owed.id, owed.kind,
+                        owed.queue, failure.reason)
+            self._count("retried", owed, failure.reason)
+
+            def retry(session: Session) -> None:
+                if not outbox.retry_later(session, owed, self.owner, now, failure.reason,
+                                          failure.retry_after):
+                    self._tell_admins(session, owed, failure.reason, now)
+
+            self._finish(owed, retry)
+            return
+        log.error("outbox #%s (%s to %s): %s; given up", owed.id, owed.kind, owed.queue,
+                  failure.reason)
+        self._count("failed", owed, failure.reason)
+
+        def fail(session: Session) -> None:
+            if outbox.fail(session, owed, self.owner, now, failure.reason):
+                self._tell_admins(session, owed, failure.reason, now)
+
+        self._finish(owed, fail)
+
+    def _tell_admins(self, session: Session, owed: Owed, reason: str, now) -> None:
+        if owed.kind is Kind.ADMIN_ALERT:  # not about itself, in a loop
+            return
+        messages.admin_alert(session, f":warning: A message ({owed.kind.value.replace('_', ' ')}"
+                             f", #{owed.id}) to {owed.queue} could not be delivered: {reason}. "
+                             "It will not be retried.", now)
+
+    def _finish(self, owed: Owed, step) -> None:
+        """Commit an outcome; if the database is away, the lease runs out and it is retried."""
+        try:
+            with transaction(self.sessions) as session:
+                step(session)
+        except SQLAlchemyError as exc:
+            log.warning("outbox #%s: could not record the outcome (%s); it will be retried "
+                        "when its lease ends", owed.id, exc)
+
+    def _count(self, outcome: str, owed: Owed, detail: str) -> None:
+        if self.metrics is not None:
+            self.metrics.message(outcome, owed.kind.value, detail)

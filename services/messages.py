@@ -1,0 +1,173 @@
+"""What the bot owes people, as outbox rows (services/outbox.py), one function per message.
+
+Each is called inside the transaction of the state change that owes it. `after_sent` is
+the other half: what the database learns when Slack has taken a message (where a copy
+was posted, so that it can be updated in place later).
+"""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
+from services import findings
+from services.account_audit import Deviation
+from services.catalog import is_channel
+from services.outbox import ADMINS, Kind, Owed, is_pending, owe
+
+
+def copy_queue(request_id: int, destination: str) -> str:
+    """An approver's DM is one queue; a channel gets one queue per request."""
+    return f"{destination}:request-{request_id}" if is_channel(destination) else destination
+
+
+# -- requests -----------------------------------------------------------------------
+
+def request_copies(session: Session, request: AccessRequest, destinations: list[str],
+                   now: datetime) -> None:
+    for destination in destinations:
+        owe(session, Kind.REQUEST_COPY, copy_queue(request.id, destination), now,
+            request_id=request.id, destination=destination)
+
+
+def request_submitted(session: Session, request: AccessRequest, now: datetime) -> None:
+    owe(session, Kind.REQUEST_SUBMITTED, request.requester_id, now, request_id=request.id)
+
+
+def request_failed(session: Session, request: AccessRequest, why: str, now: datetime) -> None:
+    owe(session, Kind.REQUEST_FAILED, request.requester_id, now, request_id=request.id, why=why)
+
+
+def request_decided(session: Session, request: AccessRequest, now: datetime) -> None:
+    """Every posted copy shows the decision (and gets it as a thread reply); a denial or an
+    expiry is also told to the requester (an approval is told by the grant DM)."""
+    for message in request.messages:
+        copy_updated(session, message, now)
+        owe(session, Kind.DECISION_REPLY, copy_queue(request.id, message.destination), now,
+            message_id=message.id)
+    if request.status in (RequestStatus.DENIED, RequestStatus.EXPIRED):
+        owe(session, Kind.REQUEST_DECIDED, request.requester_id, now, request_id=request.id)
+
+
+def copy_updated(session: Session, message: ApprovalMessage, now: datetime) -> None:
+    owe(session, Kind.REQUEST_COPY_UPDATE, copy_queue(message.request_id, message.destination),
+        now, target=f"copy:{message.id}", message_id=message.id)
+
+
+# -- grants ---------------------------------------------------------------------------
+
+def grant_active(session: Session, grant: Grant, now: datetime) -> None:
+    owe(session, Kind.GRANT_ACTIVE, grant.requester_id, now, grant_id=grant.id)
+
+
+def grant_extended(session: Session, grant: Grant, request: AccessRequest,
+                   now: datetime) -> None:
+    owe(session, Kind.GRANT_EXTENDED, grant.requester_id, now, grant_id=grant.id,
+        request_id=request.id)
+    grant_dm_updated(session, grant, now)  # the grant DM shows the new expiry
+
+
+def grant_expiring(session: Session, grant: Grant, now: datetime) -> None:
+    owe(session, Kind.GRANT_EXPIRING, grant.requester_id, now, grant_id=grant.id)
+
+
+def grant_ended(session: Session, grant: Grant, now: datetime) -> None:
+    owe(session, Kind.GRANT_ENDED, grant.requester_id, now, grant_id=grant.id)
+    grant_dm_updated(session, grant, now)  # takes "I'm done" off the grant DM
+
+
+def grant_failed(session: Session, grant: Grant, now: datetime) -> None:
+    owe(session, Kind.GRANT_FAILED, grant.requester_id, now, grant_id=grant.id)
+
+
+def grant_dm_updated(session: Session, grant: Grant, now: datetime) -> None:
+    owe(session, Kind.GRANT_DM_UPDATE, grant.requester_id, now, target=f"grant-dm:{grant.id}",
+        grant_id=grant.id)
+
+
+# -- to people and admins ---------------------------------------------------------------
+
+def admin_alert(session: Session, text: str, now: datetime) -> None:
+    """To the admin channel (read when sending; without one the alert is logged)."""
+    owe(session, Kind.ADMIN_ALERT, ADMINS, now, text=text)
+
+
+def reply(session: Session, user_id: str, response_url: str | None, text: str,
+          now: datetime) -> None:
+    """A short answer to someone who acted: ephemeral through the response_url, else a DM."""
+    owe(session, Kind.REPLY, user_id, now, user_id=user_id, response_url=response_url,
+        text=text)
+
+
+# -- credential hygiene ------------------------------------------------------------------
+
+def findings_digest(session: Session, owner: str, finding_ids: list[int], now: datetime) -> None:
+    owe(session, Kind.FINDINGS_DIGEST, owner, now, owner=owner, finding_ids=finding_ids)
+
+
+def findings_updated(session: Session, channel: str, ts: str, now: datetime) -> None:
+    """Re-render a posted findings message from the database (or mark it superseded)."""
+    key = f"digest:{channel}:{ts}"
+    owe(session, Kind.FINDINGS_UPDATE, key, now, target=key, channel=channel, ts=ts)
+
+
+def findings_resolved(session: Session, owner: str, finding_ids: list[int],
+                      now: datetime) -> None:
+    owe(session, Kind.FINDINGS_RESOLVED, owner, now, owner=owner, finding_ids=finding_ids)
+
+
+def findings_escalated(session: Session, finding_ids: list[int], now: datetime) -> None:
+    owe(session, Kind.FINDINGS_ESCALATED, ADMINS, now, finding_ids=finding_ids)
+
+
+def key_final_warning(session: Session, row: CredentialFinding, when: datetime,
+                      now: datetime) -> None:
+    owe(session, Kind.KEY_FINAL_WARNING, row.owner, now, target=f"final-warning:{row.id}",
+        owner=row.owner, finding_id=row.id, when=when.isoformat())
+
+
+def final_warning_owed(session: Session, finding_id: int) -> bool:
+    """A final warning on its way (not yet taken by Slack): do not owe another."""
+    return is_pending(session, f"final-warning:{finding_id}")
+
+
+def findings_summary(session: Session, period_seconds: float, now: datetime) -> None:
+    owe(session, Kind.FINDINGS_SUMMARY, ADMINS, now, at=now.isoformat(),
+        period_seconds=period_seconds)
+
+
+def account_audit(session: Session, deviations: list[Deviation], now: datetime) -> None:
+    owe(session, Kind.ACCOUNT_AUDIT, ADMINS, now,
+        deviations=[[d.check, d.subject, d.detail] for d in deviations])
+
+
+# -- what a delivery teaches the database ------------------------------------------------
+
+def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None,
+               now: datetime) -> None:
+    """Record where Slack put a posted message, and what that changes."""
+    args = owed.args
+    if owed.kind is Kind.REQUEST_COPY and ts:
+        message = session.scalar(select(ApprovalMessage).where(
+            ApprovalMessage.request_id == args["request_id"],
+            ApprovalMessage.destination == args["destination"]))
+        if message is None:
+            message = ApprovalMessage(request_id=args["request_id"],
+                                      destination=args["destination"])
+            session.add(message)
+        message.channel, message.ts = channel, ts  # a copy posted again: the newest counts
+        session.flush()
+        status = session.scalar(select(AccessRequest.status)
+                                .where(AccessRequest.id == args["request_id"]))
+        if status is not RequestStatus.PENDING:  # decided while this copy was on its way
+            copy_updated(session, message, now)
+    elif owed.kind is Kind.GRANT_ACTIVE and ts:
+        grant = session.get(Grant, args["grant_id"])
+        grant.dm_channel, grant.dm_ts = channel, ts
+    elif owed.kind is Kind.FINDINGS_DIGEST and ts:
+        for old_channel, old_ts in findings.mark_posted(session, args["finding_ids"], channel,
+                                                        ts):
+            findings_updated(session, old_channel, old_ts, now)  # they live in the new one
+    elif owed.kind is Kind.KEY_FINAL_WARNING:
+        findings.mark_final_warning(session, args["finding_id"], now)

@@ -1,0 +1,185 @@
+"""The outbox: every message the bot owes someone is a row, written in the transaction
+that owes it, and delivered by the sender (handlers/sender.py) after that commits.
+
+A row names what to say (`Kind` and ids), not the words: the sender renders it from the
+database when it sends, so a message says how things stand when it arrives, and an update
+of a posted message that waited behind a Slack outage shows the latest state once.
+
+Delivery order: rows of one `queue` (a person's DM, or one request's messages in a
+channel) go out one after the other, in the order they were owed; different queues go
+out side by side. With several replicas each row is leased to one sender; a sender that
+dies mid-send leaves its lease to run out, and that one message may be sent twice.
+"""
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from models import OutboxMessage, OutboxStatus
+
+LEASE = timedelta(seconds=60)  # longer than a Slack call with its timeout (10 s)
+FIRST_RETRY = timedelta(seconds=1)
+MAX_RETRY = timedelta(minutes=5)
+GIVE_UP_AFTER = timedelta(hours=24)  # a transient error for this long becomes a failure
+OWED = "accessbot.owed"  # session.info flag: this transaction owes messages (wakes the sender)
+
+
+class Kind(StrEnum):
+    """What a row says; handlers/delivery.py renders each one."""
+
+    REQUEST_COPY = "request_copy"              # an approval message, to a channel or approver
+    REQUEST_COPY_UPDATE = "request_copy_update"  # re-render a posted copy in place
+    DECISION_REPLY = "decision_reply"          # the decision, in the copy's thread
+    REQUEST_SUBMITTED = "request_submitted"    # to the requester: approvers were asked
+    REQUEST_FAILED = "request_failed"
+    REQUEST_DECIDED = "request_decided"        # denied or expired
+    GRANT_ACTIVE = "grant_active"              # the grant DM, with "I'm done"
+    GRANT_DM_UPDATE = "grant_dm_update"        # re-render the grant DM in place
+    GRANT_EXTENDED = "grant_extended"
+    GRANT_EXPIRING = "grant_expiring"
+    GRANT_ENDED = "grant_ended"
+    GRANT_FAILED = "grant_failed"
+    ADMIN_ALERT = "admin_alert"
+    REPLY = "reply"                            # a short answer to a person who acted
+    FINDINGS_DIGEST = "findings_digest"
+    FINDINGS_UPDATE = "findings_update"
+    FINDINGS_RESOLVED = "findings_resolved"
+    FINDINGS_ESCALATED = "findings_escalated"
+    KEY_FINAL_WARNING = "key_final_warning"
+    FINDINGS_SUMMARY = "findings_summary"
+    ACCOUNT_AUDIT = "account_audit"
+
+
+ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A claimed row, as the sender needs it."""
+
+    id: int
+    kind: Kind
+    queue: str
+    target: str | None
+    args: dict
+    attempts: int
+    created_at: datetime
+
+
+def owe(session: Session, kind: Kind, queue: str, now: datetime, *, target: str | None = None,
+        **args) -> None:
+    """Owe a message, in the caller's transaction: it is sent only if that commits."""
+    session.add(OutboxMessage(kind=kind.value, queue=queue, target=target,
+                              args=json.dumps(args, default=str), status=OutboxStatus.PENDING,
+                              created_at=now, next_attempt_at=now, attempts=0))
+    session.info[OWED] = True
+
+
+def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]:
+    """Lease up to `limit` rows that are due and first in their queue."""
+    row, earlier = OutboxMessage, aliased(OutboxMessage)
+    ids = session.scalars(
+        select(row.id)
+        .where(row.status == OutboxStatus.PENDING, row.next_attempt_at <= now,
+               or_(row.lease_until.is_(None), row.lease_until < now),
+               ~exists().where(earlier.queue == row.queue,
+                               earlier.status == OutboxStatus.PENDING, earlier.id < row.id))
+        .order_by(row.id).limit(limit)
+        .with_for_update(skip_locked=True)  # Postgres: replicas skip each other's rows
+    ).all()
+    if not ids:
+        return []
+    session.execute(update(row).where(row.id.in_(ids))
+                    .values(lease_owner=owner, lease_until=now + LEASE,
+                            attempts=row.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    rows = session.scalars(select(row).where(row.id.in_(ids)).order_by(row.id)
+                           .execution_options(populate_existing=True)).all()
+    return [Owed(r.id, Kind(r.kind), r.queue, r.target, json.loads(r.args), r.attempts,
+                 r.created_at) for r in rows]
+
+
+def supersede_older_updates(session: Session, owed: Owed, now: datetime) -> int:
+    """Before an update renders: pending updates of the same message are covered by it."""
+    if owed.target is None:
+        return 0
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.target == owed.target, OutboxMessage.id != owed.id,
+               OutboxMessage.kind == owed.kind.value,
+               OutboxMessage.status == OutboxStatus.PENDING,
+               or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now))
+        .values(status=OutboxStatus.SUPERSEDED, done_at=now,
+                last_error=f"covered by message #{owed.id}")
+        .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def mark_sent(session: Session, owed: Owed, owner: str, now: datetime,
+              channel: str | None = None, ts: str | None = None) -> bool:
+    """Sent: False if our lease ran out and another sender took the row meanwhile."""
+    return _finish(session, owed, owner, status=OutboxStatus.SENT, done_at=now,
+                   channel=channel, ts=ts)
+
+
+def retry_later(session: Session, owed: Owed, owner: str, now: datetime, error: str,
+                retry_after: float | None = None) -> bool:
+    """A transient failure: back off (or as long as Slack asked); False if given up."""
+    if now - owed.created_at >= GIVE_UP_AFTER:
+        fail(session, owed, owner, now, f"gave up after {owed.attempts} attempts: {error}")
+        return False
+    delay = min(FIRST_RETRY * 2 ** (owed.attempts - 1), MAX_RETRY)
+    delay *= random.uniform(0.8, 1.2)  # replicas and queues do not retry in lockstep
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    _finish(session, owed, owner, next_attempt_at=now + delay, last_error=error[:2000])
+    return True
+
+
+def fail(session: Session, owed: Owed, owner: str, now: datetime, error: str) -> bool:
+    """A permanent failure: the row ends, with the reason."""
+    return _finish(session, owed, owner, status=OutboxStatus.FAILED, done_at=now,
+                   last_error=error[:2000])
+
+
+def prune(session: Session, now: datetime, keep: timedelta) -> int:
+    """Forget delivered rows older than `keep`; failed ones are kept twice as long."""
+    done = (OutboxStatus.SENT, OutboxStatus.SUPERSEDED)
+    result = session.execute(delete(OutboxMessage).where(
+        or_((OutboxMessage.status.in_(done)) & (OutboxMessage.done_at < now - keep),
+            (OutboxMessage.status == OutboxStatus.FAILED)
+            & (OutboxMessage.done_at < now - 2 * keep))))
+    return result.rowcount
+
+
+def is_pending(session: Session, target: str) -> bool:
+    return session.scalar(select(exists().where(
+        OutboxMessage.target == target, OutboxMessage.status == OutboxStatus.PENDING)))
+
+
+@dataclass(frozen=True)
+class Depth:
+    pending: int
+    oldest: datetime | None
+
+
+def depth(session: Session) -> Depth:
+    count, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at))
+        .where(OutboxMessage.status == OutboxStatus.PENDING)).one()
+    return Depth(count, oldest)
+
+
+def _finish(session: Session, owed: Owed, owner: str, **values) -> bool:
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == owed.id, OutboxMessage.lease_owner == owner,
+               OutboxMessage.status == OutboxStatus.PENDING)
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

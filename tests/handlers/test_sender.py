@@ -1,0 +1,198 @@
+"""The sender over a real database (SQLite and Postgres) and a fake Slack client: retries,
+permanent failures, coalesced updates, per-queue order, leases between replicas, pruning."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from handlers.delivery import Delivery
+from handlers.sender import Sender
+from models import Grant, OutboxMessage, OutboxStatus, transaction
+from services import messages, outbox
+from services.outbox import Kind
+from tests.factories import active_grant
+from tests.fakes.outbox import FakeWebClient, Mailroom
+
+
+@pytest.fixture
+def mail(sessions, catalog, clock):
+    return Mailroom(sessions, catalog, clock)
+
+
+def owe_reply(sessions, clock, user: str, text: str) -> None:
+    with transaction(sessions) as session:
+        messages.reply(session, user, None, text, clock())
+
+
+def rows(sessions) -> list[OutboxMessage]:
+    with sessions() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_a_message_is_sent_once_and_marked(sessions, clock, mail):
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+
+    assert mail.deliver() == 1
+    assert mail.deliver() == 0
+
+    assert mail.client.posted() == [{"channel": "U0ALICE", "text": "hello"}]
+    [row] = rows(sessions)
+    assert (row.status, row.attempts, row.channel, row.lease_owner) == (
+        OutboxStatus.SENT, 1, "D0ALICE", None)
+
+
+@pytest.mark.parametrize("error, status, headers, wait", [
+    ("ratelimited", 429, {"Retry-After": "30"}, 30),
+    ("internal_error", 500, {}, 1),
+    ("service_unavailable", 503, {}, 1),
+])
+def test_transient_errors_back_off_and_retry(sessions, clock, mail, error, status, headers,
+                                            wait):
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+    mail.client.fail_next("chat.postMessage", error, status=status, headers=headers)
+
+    assert mail.deliver() == 0
+    [row] = rows(sessions)
+    assert row.status is OutboxStatus.PENDING and error in row.last_error
+    assert wait * 0.8 <= (row.next_attempt_at - clock()).total_seconds() <= wait * 1.2 + 0.01
+    clock.now = row.next_attempt_at - timedelta(milliseconds=1)
+    assert mail.deliver() == 0  # not before its time
+
+    clock.now = row.next_attempt_at
+    assert mail.deliver() == 1
+    assert [r.status for r in rows(sessions)] == [OutboxStatus.SENT]
+
+
+def test_a_timeout_is_transient(sessions, catalog, clock):
+    class Hanging(FakeWebClient):
+        def chat_postMessage(self, **args):
+            raise TimeoutError("The read operation timed out")
+
+    sender = Sender(sessions, Delivery(Hanging(), catalog), clock=clock, owner="s")
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+
+    assert sender.drain() == 0
+    [row] = rows(sessions)
+    assert row.status is OutboxStatus.PENDING and "timed out" in row.last_error
+
+
+def test_a_permanent_error_fails_the_row_and_tells_the_admins_once(sessions, clock, mail):
+    owe_reply(sessions, clock, "U0GONE", "hello")
+    mail.client.fail_next("chat.postMessage", "channel_not_found")
+
+    mail.deliver()
+
+    failed, alert = rows(sessions)
+    assert (failed.status, failed.last_error) == (OutboxStatus.FAILED,
+                                                  "Slack said channel_not_found")
+    assert (alert.kind, alert.status) == (Kind.ADMIN_ALERT.value, OutboxStatus.SENT)
+    [told] = mail.client.posted("C0SECURITY")
+    assert "U0GONE" in told["text"] and "channel_not_found" in told["text"]
+    assert mail.deliver() == 0
+
+
+def test_an_admin_alert_that_fails_for_good_raises_no_alert_about_itself(sessions, clock,
+                                                                          mail):
+    with transaction(sessions) as session:
+        messages.admin_alert(session, "something", clock())
+    mail.client.fail_next("chat.postMessage", "not_in_channel")
+
+    mail.deliver()
+
+    assert [(r.kind, r.status) for r in rows(sessions)] == [
+        (Kind.ADMIN_ALERT.value, OutboxStatus.FAILED)]
+
+
+def test_a_transient_error_for_a_day_becomes_a_failure(sessions, clock, mail):
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+    mail.client.down = True
+    mail.deliver()
+    clock.advance(hours=25)
+    mail.deliver()
+
+    first, *_ = rows(sessions)
+    assert first.status is OutboxStatus.FAILED and "gave up" in first.last_error
+
+
+def test_messages_to_one_person_keep_their_order(sessions, clock, mail):
+    for text in ("one", "two", "three"):
+        owe_reply(sessions, clock, "U0ALICE", text)
+    owe_reply(sessions, clock, "U0BOB", "other")
+    mail.client.fail_next("chat.postMessage", "internal_error", status=500, channel="U0ALICE")
+
+    mail.deliver()
+    assert [a["text"] for a in mail.client.posted()] == ["other"]  # Alice's wait for "one"
+    clock.advance(seconds=2)
+    mail.deliver()
+
+    assert [a["text"] for a in mail.client.posted("U0ALICE")] == ["one", "two", "three"]
+
+
+def test_updates_of_one_message_coalesce_and_the_last_state_wins(sessions, catalog, clock,
+                                                                mail):
+    grant_id = active_grant(sessions, catalog, clock())
+    with transaction(sessions) as session:
+        grant = session.get(Grant, grant_id)
+        grant.dm_channel, grant.dm_ts = "D0ALICE", "1.1"
+        for _ in range(3):
+            messages.grant_dm_updated(session, grant, clock())
+
+    mail.deliver()
+
+    assert len(mail.client.updated()) == 1
+    assert [r.status for r in rows(sessions)] == [
+        OutboxStatus.SENT, OutboxStatus.SUPERSEDED, OutboxStatus.SUPERSEDED]
+
+
+def test_two_senders_never_send_the_same_row(sessions, catalog, clock):
+    for n in range(40):
+        owe_reply(sessions, clock, f"U0USER{n % 10}", f"message {n}")
+    client = FakeWebClient()
+    senders = [Sender(sessions, Delivery(client, catalog), clock=clock, owner=f"replica-{i}")
+               for i in range(3)]
+    threads = [threading.Thread(target=s.drain) for s in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    texts = [a["text"] for a in client.posted()]
+    assert sorted(texts) == sorted(f"message {n}" for n in range(40))
+    for n in range(10):  # and each person's in order
+        mine = [t for t in texts if int(t.split()[1]) % 10 == n]
+        assert mine == sorted(mine, key=lambda t: int(t.split()[1]))
+
+
+def test_a_crashed_senders_lease_runs_out_and_the_row_is_sent(sessions, clock, mail):
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+    with transaction(sessions) as session:
+        assert outbox.claim(session, "crashed", clock(), 10)  # then it died
+
+    assert mail.deliver() == 0
+    clock.advance(seconds=outbox.LEASE.total_seconds() + 1)
+    assert mail.deliver() == 1
+
+
+def test_the_background_sender_delivers_when_woken(sessions, catalog, clock):
+    client = FakeWebClient()
+    sender = Sender(sessions, Delivery(client, catalog), owner="live").start()
+    try:
+        owe_reply(sessions, clock, "U0ALICE", "hello")
+        for _ in range(200):
+            if client.posted():
+                break
+            threading.Event().wait(0.01)
+        assert client.posted() == [{"channel": "U0ALICE", "text": "hello"}]
+    finally:
+        sender.stop()
+
+
+def test_prune_forgets_old_delivered_rows(sessions, clock, mail):
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+    mail.deliver()
+    with transaction(sessions) as session:
+        assert outbox.prune(session, clock() + timedelta(days=6), timedelta(days=7)) == 0
+        assert outbox.prune(session, clock() + timedelta(days=8), timedelta(days=7)) == 1
+    assert rows(sessions) == []
