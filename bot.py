@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
 from handlers.delivery import Delivery
+from handlers.handoff import DurableHandoff
 from handlers.listeners import Handoff, register
 from handlers.profiles import SlackProfiles
 from handlers.sender import Sender
@@ -42,17 +43,24 @@ from jobs.background import Background
 from jobs.registry import JOBS, JobContext
 from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
 from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, serve_tasks
-from models import make_engine, make_session_factory
+from models import make_engine, make_session_factory, transaction
 from models.migrate import upgrade
+from services import inbox
 from services.catalog import Catalog, load_catalog
+from services.claim_loop import ClaimLoop
 from services.clock import utcnow
 from services.errors import ConfigError
 from services.hygiene_runner import HygieneRunner
+from services.inbox import Claimed
 from services.ports import ReportNotReady
-from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner
+from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from settings import Settings, database_url, load_settings
 
 log = logging.getLogger("accessbot")
+
+WEB_BUSY_TIMEOUT = 2.0  # seconds an inbox INSERT waits for SQLite's lock, within Slack's 3
+WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
+TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
 
 
 @dataclass
@@ -86,7 +94,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     iam = make_iam_client()
     directory = IamUserIndex(iam)
     profiles = SlackProfiles(client)
-    background = Background()
+    background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
     runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
                           profiles=profiles)
     stopping = threading.Event()
@@ -191,18 +199,27 @@ def serve(settings: Settings) -> int:
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
 
     worker = WorkerProcess(run_worker, settings, on_exit=on_worker_exit)
-    app = build_app(settings, catalog, worker.handoff)
+    engine = make_engine(settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)
+
+    def nudge(task_id: int) -> None:
+        try:
+            worker.handoff(WAKE, task_id)
+        except WorkerFailed as exc:  # the row is safe; a worker (ours restarted) finds it
+            log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
+
+    handoff = DurableHandoff(make_session_factory(engine), nudge)
+    app = build_app(settings, catalog, handoff)
     worker.start()
     try:
-        return _serve_http(settings, app, worker, worker_gone)
+        return _serve_http(settings, app, worker, worker_gone, engine)
     finally:
         worker.stop()
+        engine.dispose()
 
 
 def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
-                worker_gone: threading.Event) -> int:
+                worker_gone: threading.Event, engine: Engine) -> int:
     socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
-    engine = make_engine(settings.database_url)
 
     def healthy() -> bool:
         if not worker.running():  # it runs the scheduler
@@ -240,7 +257,6 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
             raise
     if socket_mode is not None:
         socket_mode.close()
-    engine.dispose()
     return 1 if worker_gone.is_set() else 0
 
 
@@ -257,12 +273,20 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
         sys.exit(2)
     components.sender.start()
     scheduler = start_scheduler(components)
+    owner = worker_id()
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
-                         components.client, utcnow, components.background.submit))
+                         components.client, utcnow, components.background.submit, owner))
+
+    def claim(slots: int) -> list[Claimed]:
+        with transaction(components.sessions) as session:
+            return inbox.claim(session, owner, utcnow(), slots)
+
+    acknowledged = ClaimLoop("tasks", claim, work.run, TASK_WORKERS).start()
     gc.freeze()  # as in the web process: collections stay short
     ready.set()
-    serve_tasks(tasks, work.run)
+    serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())
     components.stopping.set()  # a credential-report poll gives up; the next start retries
+    acknowledged.stop()
     scheduler.shutdown(wait=False)
     components.background.shutdown(wait=True)
     components.sender.stop()  # after the work, which may still owe messages

@@ -18,6 +18,7 @@ class Settings:
     database_url: str
     config_path: str
     port: int
+    aws_concurrency: int = 16
 
     @property
     def socket_mode(self) -> bool:
@@ -58,6 +59,9 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
     port_text = env.get("PORT") or "3000"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PORT: '{port_text}' is not a TCP port number")
+    concurrency = env.get("AWS_CONCURRENCY") or "16"
+    if not concurrency.isdigit() or not 1 <= int(concurrency) <= 256:
+        raise ConfigError(f"AWS_CONCURRENCY: '{concurrency}' is not a number from 1 to 256")
     return Settings(
         slack_bot_token=required("SLACK_BOT_TOKEN", "xoxb-"),
         slack_signing_secret=required("SLACK_SIGNING_SECRET"),
@@ -66,4 +70,5 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
         database_url=database_url(env),
         config_path=env.get("ACCESSBOT_CONFIG") or "accessbot.yaml",
         port=int(port_text),
+        aws_concurrency=int(concurrency),
     )

@@ -8,10 +8,12 @@ from botocore.config import Config
 
 DEFAULT_REGION = "us-east-1"
 
-# Standard mode retries throttling and transient errors with backoff; the timeouts keep a
-# dead endpoint from holding a worker for minutes. Callers retry later on ProviderError.
+# Adaptive mode retries throttling and transient errors with backoff, and slows the
+# client's own sending rate while AWS throttles (shared by every thread); the timeouts
+# keep a dead endpoint from holding a worker for minutes. Callers retry later on
+# ProviderError.
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 3},  # first try + 2 retries
+    retries={"mode": "adaptive", "total_max_attempts": 3},  # first try + 2 retries
     connect_timeout=5,
     read_timeout=10,
     # the scheduler's and the background pool's threads share one client

@@ -7,12 +7,17 @@ acknowledgement waits on them, or on another request's work. Answers that come l
 go back through the response_url, or as a DM.
 """
 
+import json
+import logging
+import threading
 from collections.abc import Callable
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltResponse
+from slack_sdk.webhook import WebhookClient
 
 from handlers import blocks
 from handlers.errors import user_message
+from handlers.handoff import NOT_RECORDED, HandoffFailed
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from handlers.work import ReplyTo, Task
 from services.catalog import Catalog
@@ -26,7 +31,9 @@ from services.commands import (
 )
 from services.errors import AccessBotError
 
-# handoff(task, *args) gives a task to the worker; it raises if the worker is gone, so
+log = logging.getLogger(__name__)
+
+# handoff(task, *args) records a task for the worker; it raises if the worker is gone, so
 # that Slack sees an error rather than an acknowledgement of work that will not happen
 Handoff = Callable[..., None]
 
@@ -66,7 +73,8 @@ class Listeners:
             ack(text=text, blocks=body, response_type="ephemeral")
         elif isinstance(parsed, OpenForm):
             self.handoff(Task.OPEN_VIEW, command["trigger_id"],
-                         blocks.request_form(self.catalog, user_id))
+                         blocks.request_form(self.catalog, user_id),
+                         ReplyTo(user_id, command.get("response_url")))
             ack()
         else:
             self.handoff(Task.SUBMIT_REQUEST, user_id, parsed,
@@ -156,8 +164,39 @@ class Listeners:
         self.handoff(task, action.get("value"), body["user"]["id"], _channel_of(body),
                      _reply_to(body))
 
-    def on_error(self, error: Exception, body: dict, logger) -> None:
+    def on_error(self, error: Exception, body: dict, logger) -> BoltResponse | None:
+        if isinstance(error, HandoffFailed):  # nothing recorded: say so, never "got it"
+            return not_recorded(body)
         logger.exception("listener failed for %s", body.get("type"), exc_info=error)
+        return None
+
+
+def not_recorded(body: dict) -> BoltResponse:
+    """The answer when a task could not be recorded: in the command's reply, on the form,
+    or (a button, which has no reply of its own) through the response_url."""
+    if body.get("command"):
+        return _json({"response_type": "ephemeral", "text": NOT_RECORDED})
+    if body.get("type") == "view_submission":
+        fields = list(((body.get("view") or {}).get("state") or {}).get("values") or {})
+        if fields:
+            return _json({"response_action": "errors", "errors": {fields[0]: NOT_RECORDED}})
+    url = body.get("response_url")
+    if isinstance(url, str) and url.startswith("https://"):
+        threading.Thread(target=_tell, args=(url,), daemon=True).start()
+    return BoltResponse(status=200, body="")
+
+
+def _tell(url: str) -> None:
+    try:
+        WebhookClient(url, timeout=5).send(text=NOT_RECORDED, response_type="ephemeral",
+                                           replace_original=False)
+    except OSError as exc:
+        log.warning("could not tell the user their click was not recorded: %s", exc)
+
+
+def _json(body: dict) -> BoltResponse:
+    return BoltResponse(status=200, body=json.dumps(body),
+                        headers={"content-type": "application/json;charset=utf-8"})
 
 
 def _reply_to(body: dict) -> ReplyTo:

@@ -1,14 +1,13 @@
 """The sender: the one way a message leaves the bot. It delivers outbox rows to Slack.
 
 A dispatcher thread claims the rows that are due and first in their queue, and a small
-pool sends them side by side. Every outcome is committed: sent (with where Slack put
-it), retry later (429 with its Retry-After, 5xx, timeouts, connection errors), or failed
-for good (channel_not_found, invalid_blocks, ...), which the admin channel hears of once.
+pool sends them side by side (services/claim_loop.py). Every outcome is committed: sent
+(with where Slack put it), retry later (429 with its Retry-After, 5xx, timeouts,
+connection errors), or failed for good (channel_not_found, invalid_blocks, ...), which
+the admin channel hears of once.
 """
 
 import logging
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import event
@@ -18,15 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from handlers.delivery import Delivery, DeliveryFailed
 from models import transaction
 from services import messages, outbox
+from services.claim_loop import ClaimLoop
 from services.clock import Clock, utcnow
 from services.errors import AccessBotError
 from services.outbox import Kind, Owed
 from services.runner import worker_id
 
 log = logging.getLogger(__name__)
-
-POLL = 0.5  # seconds between looks when nobody in this process said a message was owed
-
 
 class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
@@ -38,72 +35,28 @@ class Sender:
         self.workers = workers
         self.owner = owner or worker_id()
         self.metrics = metrics
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._free = threading.Semaphore(workers)
-        self._pool: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: ClaimLoop[Owed] | None = None
         # a transaction in this process that owed a message wakes the dispatcher at once
         event.listen(sessions, "after_commit", self._after_commit)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(outbox.OWED, False):
-            self._wake.set()
+        if session.info.pop(outbox.OWED, False) and self._loop is not None:
+            self._loop.wake()
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> "Sender":
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sender")
-        self._thread = threading.Thread(target=self._dispatch, name="sender", daemon=True)
-        self._thread.start()
+        self._loop = ClaimLoop("sender", self._claim, self.send, self.workers).start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; messages being sent finish (the rest wait for the next start)."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _dispatch(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                claimed = self._claim(self._free_slots())
-            except SQLAlchemyError as exc:  # the database is away: look again shortly
-                log.warning("outbox: could not claim messages: %s", exc)
-                claimed = []
-            for owed in claimed:
-                self._pool.submit(self._send_and_free, owed)
-            if not claimed:
-                self._wake.wait(POLL)
-
-    def _free_slots(self) -> int:
-        """Wait for at least one idle sender thread, then take every idle one."""
-        self._free.acquire()
-        slots = 1
-        while slots < self.workers and self._free.acquire(blocking=False):
-            slots += 1
-        return slots
+        if self._loop is not None:
+            self._loop.stop(timeout)
 
     def _claim(self, slots: int) -> list[Owed]:
-        claimed: list[Owed] = []
-        try:
-            with transaction(self.sessions) as session:
-                claimed = outbox.claim(session, self.owner, self.clock(), slots)
-        finally:
-            for _ in range(slots - len(claimed)):
-                self._free.release()
-        return claimed
-
-    def _send_and_free(self, owed: Owed) -> None:
-        try:
-            self.send(owed)
-        finally:
-            self._free.release()
-            self._wake.set()  # the next row of its queue may be due now
+        with transaction(self.sessions) as session:
+            return outbox.claim(session, self.owner, self.clock(), slots)
 
     # -- one message ------------------------------------------------------------------
 

@@ -1,31 +1,39 @@
 """What happens after a listener's acknowledgement, in the worker process.
 
-A listener hands over a Task by name with arguments that pickle (ids, drafts, where to
-reply), never Bolt's own objects. Here each task opens its own transactions, calls AWS
-and Slack, and tells the user what came of it.
+A listener records a Task by name in the inbox (services/inbox.py), with arguments that
+encode as JSON (ids, drafts, where to reply), never Bolt's own objects. Here each task
+runs its use case in one transaction that also marks the task done, so a task started
+again after a crash never decides twice; AWS calls run after that commit, on their own
+bounded pool, and never hold up a decision. Every task ends with an answer to the
+person who acted: the result, or a plain "that did not work, try again".
 """
 
+import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from handlers import blocks
-from handlers.errors import user_message
+from handlers.errors import UNEXPECTED, user_message
 from models import Grant, transaction
-from services import extensions, findings, messages
+from services import extensions, findings, inbox, messages
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
 from services.clock import Clock
 from services.commands import Draft, ExtensionDraft, parse_id
-from services.errors import AccessBotError
+from services.errors import AccessBotError, NotFound
 from services.hygiene_runner import HygieneRunner
+from services.inbox import Claimed
 from services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
@@ -66,21 +74,86 @@ class WorkDeps:
     hygiene: HygieneRunner
     client: WebClient
     clock: Clock
-    later: Callable[..., object]  # runs a function on the worker's own pool
+    later: Callable[..., object]  # runs AWS work on the worker's bounded AWS pool
+    owner: str  # this worker's name on inbox leases
+
+
+TRY_AGAIN = ":warning: That did not work on our side, and nothing was changed. Please try again."
+
+
+class _AlreadyDone(Exception):
+    """Another worker finished this task while we ran it: roll ours back."""
 
 
 class Work:
     def __init__(self, deps: WorkDeps):
         self.deps = deps
+        self._local = threading.local()  # the task this thread is running
 
-    def run(self, task: str, args: tuple) -> None:
-        """Start one handed-over task on the pool; an unknown name is a bug, and is logged."""
+    def run(self, claimed: Claimed) -> None:
+        """Run one claimed inbox task to its end: done, retried later, or failed with an
+        answer to the person. Called on the worker's task pool."""
+        self._local.task = claimed
         try:
-            method = getattr(self, Task(task).value)
-        except ValueError:
-            log.error("unknown task %r handed over; ignored", task)
+            method = getattr(self, Task(claimed.task).value)
+            args = decode_args(claimed.args, self.deps.catalog)
+        except (ValueError, NotFound) as exc:  # a row no code of ours could have written
+            why = str(exc)
+            log.error("inbox #%s: cannot run %r: %s", claimed.id, claimed.task, why)
+            self._end(lambda session: inbox.fail(session, claimed.id, self.deps.owner,
+                                                 self.deps.clock(), why))
             return
-        self.deps.later(method, *args)
+        reply = next((a for a in args if isinstance(a, ReplyTo)), None)
+        try:
+            method(*args)
+        except SQLAlchemyError as exc:  # the database went away: try again shortly
+            why = str(exc)
+            log.warning("inbox #%s (%s): %s; will retry", claimed.id, claimed.task, why)
+            if not self._end(lambda session: inbox.retry_later(
+                    session, claimed, self.deps.owner, self.deps.clock(), why)):
+                self._answer(reply, TRY_AGAIN)
+            return
+        except Exception as exc:  # a bug: this task fails, the person hears, the rest goes on
+            why = repr(exc)
+            log.exception("inbox #%s (%s) failed", claimed.id, claimed.task)
+            self._end(lambda session: inbox.fail(session, claimed.id, self.deps.owner,
+                                                 self.deps.clock(), why))
+            self._answer(reply, UNEXPECTED)
+            return
+        finally:
+            self._local.task = None
+        self._end(lambda session: inbox.finish(session, claimed.id, self.deps.owner,
+                                               self.deps.clock()))
+
+    def _now(self) -> datetime:
+        """When the person acted (the inbox row's time), else now: a decision's clock
+        starts at the click, however long the task waited."""
+        task = getattr(self._local, "task", None)
+        return task.created_at if task is not None else self.deps.clock()
+
+    def _finish_task(self, session: Session) -> None:
+        task = getattr(self._local, "task", None)
+        if task is not None and not inbox.finish(session, task.id, self.deps.owner,
+                                                 self.deps.clock()):
+            raise _AlreadyDone()
+
+    def _end(self, step: Callable[[Session], bool]) -> bool:
+        try:
+            with transaction(self.deps.sessions) as session:
+                return step(session)
+        except SQLAlchemyError as exc:  # the lease runs out and another try comes
+            log.warning("inbox: could not record a task's end: %s", exc)
+            return True
+
+    def _answer(self, reply: "ReplyTo | None", text: str) -> None:
+        if reply is None:
+            return
+        try:
+            with transaction(self.deps.sessions) as session:
+                messages.reply(session, reply.user_id, reply.response_url, text,
+                               self.deps.clock())
+        except SQLAlchemyError as exc:
+            log.error("could not tell %s that their action failed: %s", reply.user_id, exc)
 
     def open_view(self, trigger_id: str, view: dict, reply: ReplyTo | None = None) -> None:
         """Open a modal now: a trigger_id lasts 3 seconds, so this is no outbox message."""
@@ -96,24 +169,24 @@ class Work:
 
     def submit_request(self, user_id: str, draft: Draft, reply: ReplyTo) -> None:
         request = self._run(reply, lambda session: request_ops.create_request(
-            session, self.deps.catalog, user_id, draft, self.deps.clock()))
+            session, self.deps.catalog, user_id, draft, self._now()))
         if request is not None:
-            self.deps.runner.announce(request.id)
+            self.deps.later(self.deps.runner.announce, request.id)
 
     def approve(self, value: str | None, approver_id: str, reply: ReplyTo) -> None:
         def approve(session: Session) -> tuple[int, Grant]:
             request_id = parse_id(value)
             return request_id, request_ops.approve(session, self.deps.catalog, request_id,
-                                                   approver_id, self.deps.clock())
+                                                   approver_id, self._now())
 
         decided = self._run(reply, approve)
         if decided is None:
             return
         request_id, grant = decided
-        if grant.request_id == request_id:
-            self.deps.runner.apply_grant(grant.id)
+        if grant.request_id == request_id:  # if we die first, the sweep applies it
+            self.deps.later(self.deps.runner.apply_grant, grant.id)
         else:  # an extension: the grant came from an earlier request and runs longer now
-            self.deps.runner.extend_grant(grant.id)
+            self.deps.later(self.deps.runner.extend_grant, grant.id)
 
     def ask_deny_reason(self, value: str | None, approver_id: str, trigger_id: str,
                         reply: ReplyTo) -> None:
@@ -125,8 +198,7 @@ class Work:
     def deny(self, value: str | None, approver_id: str, reason: str | None,
              reply: ReplyTo) -> None:
         self._run(reply, lambda session: request_ops.deny(
-            session, self.deps.catalog, parse_id(value), approver_id, reason,
-            self.deps.clock()))
+            session, self.deps.catalog, parse_id(value), approver_id, reason, self._now()))
 
     # -- a grant's own buttons -----------------------------------------------------------
 
@@ -134,7 +206,7 @@ class Work:
         grant = self._run(reply, lambda session: grant_ops.end_early(
             session, parse_id(value), user_id, self.deps.clock()))
         if grant is not None:  # its expiry is now: the revoker takes it at once
-            self.deps.runner.revoke_grant(grant.id)
+            self.deps.later(self.deps.runner.revoke_grant, grant.id)
 
     def open_extend_form(self, value: str | None, user_id: str, trigger_id: str,
                          reply: ReplyTo) -> None:
@@ -148,7 +220,7 @@ class Work:
         request = self._run(reply, lambda session: extensions.request_extension(
             session, self.deps.catalog, user_id, draft, self.deps.clock()))
         if request is not None:
-            self.deps.runner.announce(request.id)
+            self.deps.later(self.deps.runner.announce, request.id)
 
     # -- stale credentials ------------------------------------------------------------
 
@@ -179,14 +251,60 @@ class Work:
     # -- helpers -----------------------------------------------------------------------
 
     def _run(self, reply: ReplyTo, use_case: Callable[[Session], T]) -> T | None:
-        """One use case in one transaction; a domain error goes back to the user as text."""
+        """One use case in one transaction, which also marks the task done; a domain error
+        goes back to the user as text (in one transaction with the task's end)."""
         try:
             with transaction(self.deps.sessions) as session:
-                return use_case(session)
+                result = use_case(session)
+                self._finish_task(session)
+                return result
+        except _AlreadyDone:
+            return None
         except AccessBotError as exc:
             self._reply(reply, user_message(exc))
             return None
 
     def _reply(self, to: ReplyTo, text: str) -> None:
-        with transaction(self.deps.sessions) as session:
-            messages.reply(session, to.user_id, to.response_url, text, self.deps.clock())
+        try:
+            with transaction(self.deps.sessions) as session:
+                messages.reply(session, to.user_id, to.response_url, text, self.deps.clock())
+                self._finish_task(session)
+        except _AlreadyDone:
+            pass
+
+
+# -- the inbox's JSON -------------------------------------------------------------------
+
+def encode_args(args: tuple) -> str:
+    """A task's arguments as JSON; drafts carry the resource's name, durations seconds."""
+    def encode(value):
+        if isinstance(value, ReplyTo):
+            return {"reply_to": [value.user_id, value.response_url]}
+        if isinstance(value, Draft):
+            return {"draft": [value.resource.name, value.duration.total_seconds(),
+                              value.reason]}
+        if isinstance(value, ExtensionDraft):
+            seconds = value.duration.total_seconds() if value.duration else None
+            return {"extension_draft": [value.grant_id, seconds, value.reason]}
+        return {"value": value}
+
+    return json.dumps([encode(a) for a in args])
+
+
+def decode_args(text: str, catalog: Catalog) -> tuple:
+    def decode(item: dict):
+        if "reply_to" in item:
+            return ReplyTo(*item["reply_to"])
+        if "draft" in item:
+            name, seconds, reason = item["draft"]
+            resource = catalog.resources.get(name)
+            if resource is None:
+                raise NotFound(f"resource {name} is no longer in the catalog")
+            return Draft(resource, timedelta(seconds=seconds), reason)
+        if "extension_draft" in item:
+            grant_id, seconds, reason = item["extension_draft"]
+            return ExtensionDraft(grant_id, None if seconds is None
+                                  else timedelta(seconds=seconds), reason)
+        return item["value"]
+
+    return tuple(decode(item) for item in json.loads(text))

@@ -1,4 +1,5 @@
-"""The worker process's pool: handed-over tasks and Slack messages sent off a job's thread."""
+"""The worker process's AWS pool: grants, revocations and announcements after a decision
+has been committed, bounded by AWS_CONCURRENCY so that decisions never queue behind them."""
 
 import logging
 from collections.abc import Callable

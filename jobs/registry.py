@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services import outbox
+from services import inbox, outbox
 from services.catalog import Hygiene
 from services.hygiene_runner import HygieneRunner
 from services.runner import AccessRunner
@@ -46,7 +46,9 @@ KEEP_DELIVERED = timedelta(days=7)  # sent messages stay this long for looking i
 
 def _prune(context: JobContext):
     with context.runner.transaction() as session:
-        return {"messages": outbox.prune(session, context.runner.clock(), KEEP_DELIVERED)}
+        now = context.runner.clock()
+        return {"messages": outbox.prune(session, now, KEEP_DELIVERED),
+                "tasks": inbox.prune(session, now, KEEP_DELIVERED)}
 
 
 def _stale_credentials(context: JobContext):
@@ -68,7 +70,7 @@ PERIODIC = [
         "revoke what expired (also while the bot was down), retry failed grants and "
         "revocations, send due expiry warnings, expire undecided requests, re-post stuck ones"),
     Job("prune", _prune, timedelta(hours=1),
-        "forget delivered outbox messages after 7 days (failed ones after 14)"),
+        "forget delivered outbox messages and finished inbox tasks after 7 days"),
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
     Job("stale-credentials", _stale_credentials, CHECK,

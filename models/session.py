@@ -7,11 +7,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, busy_timeout: float = 30.0, **kwargs) -> Engine:
+    """busy_timeout: how long a SQLite write waits for another's lock (the web process
+    waits briefly, then tells the person, within Slack's 3 seconds)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               **kwargs)
-        _sqlite_serialised_writes(engine)
+        engine = create_engine(url, connect_args={"check_same_thread": False,
+                                                  "timeout": busy_timeout}, **kwargs)
+        _sqlite_serialised_writes(engine, busy_timeout)
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
@@ -31,7 +33,7 @@ def transaction(sessions: Callable[[], Session]) -> Iterator[Session]:
         yield session
 
 
-def _sqlite_serialised_writes(engine: Engine) -> None:
+def _sqlite_serialised_writes(engine: Engine, busy_timeout: float) -> None:
     """Take SQLite's write lock at BEGIN, so a read-then-write never fails half way.
 
     pysqlite's own transaction handling starts transactions lazily, which turns a
@@ -44,7 +46,7 @@ def _sqlite_serialised_writes(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()

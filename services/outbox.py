@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from models import OutboxMessage, OutboxStatus
 
-LEASE = timedelta(seconds=60)  # longer than a Slack call with its timeout (10 s)
+LEASE = timedelta(seconds=20)  # over a Slack call with its timeout (10 s)
 FIRST_RETRY = timedelta(seconds=1)
 MAX_RETRY = timedelta(minutes=5)
 GIVE_UP_AFTER = timedelta(hours=24)  # a transient error for this long becomes a failure

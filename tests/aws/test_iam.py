@@ -539,7 +539,7 @@ def test_default_region_order(aws_env: None, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_client_retry_and_timeout_config(aws_env: None) -> None:
     client = make_iam_client()
-    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 3}
     assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (5, 10)
 
 

@@ -11,6 +11,7 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
+from handlers.handoff import NOT_RECORDED, HandoffFailed
 from handlers.ids import ActionId, BlockId, ViewId
 from handlers.listeners import register
 from handlers.work import ReplyTo, Task
@@ -26,15 +27,19 @@ AUTHORIZED = AuthorizeResult(enterprise_id=None, team_id="T0FAKE", bot_token="xo
 
 
 class Handoffs:
-    """Records what listeners hand over; `gone` plays a worker that has died."""
+    """Records what listeners hand over; `gone` plays a worker that has died, `no_database`
+    a database that cannot take the inbox row."""
 
     def __init__(self):
         self.tasks: list[tuple] = []
         self.gone = False
+        self.no_database = False
 
     def __call__(self, task, *args) -> None:
         if self.gone:
             raise WorkerFailed("cannot hand it to the worker: broken pipe")
+        if self.no_database:
+            raise HandoffFailed("connection refused")
         self.tasks.append((task, *args))
 
 
@@ -118,9 +123,9 @@ def test_help_needs_no_worker(app, handoffs):
 
 def test_no_text_hands_over_the_form(app, handoffs):
     assert dispatch(app, command("")).status == 200
-    [(task, trigger_id, view)] = handoffs.tasks
-    assert (task, trigger_id, view["callback_id"]) == (Task.OPEN_VIEW, "trigger-1",
-                                                       ViewId.REQUEST_FORM)
+    [(task, trigger_id, view, reply)] = handoffs.tasks
+    assert (task, trigger_id, view["callback_id"], reply) == (
+        Task.OPEN_VIEW, "trigger-1", ViewId.REQUEST_FORM, ReplyTo(REQUESTER, RESPONSE_URL))
 
 
 @pytest.mark.parametrize("action_id, task", [
@@ -179,3 +184,18 @@ def test_without_a_worker_slack_gets_no_acknowledgement(app, handoffs):
     response = dispatch(app, command(f"{RESOURCE} 1h deploy the hotfix"))
     assert response.status == 500
     assert "Got it" not in response.body
+
+
+def test_a_task_the_database_cannot_record_is_never_acknowledged_as_got_it(app, handoffs):
+    handoffs.no_database = True
+
+    answer = json.loads(dispatch(app, command(f"{RESOURCE} 1h deploy the hotfix")).body)
+    assert answer == {"response_type": "ephemeral", "text": NOT_RECORDED}
+
+    values = {BlockId.DENY_REASON: {ActionId.DENY_REASON_INPUT: {"type": "plain_text_input",
+                                                                 "value": "no"}}}
+    response = dispatch(app, submission(ViewId.DENY_FORM, values, user=APPROVER,
+                                        private_metadata="17"))
+    assert json.loads(response.body) == {"response_action": "errors",
+                                         "errors": {BlockId.DENY_REASON: NOT_RECORDED}}
+    assert handoffs.tasks == []

@@ -1,0 +1,98 @@
+"""The inbox: what a listener acknowledged, committed before the acknowledgement.
+
+A listener writes one row (one INSERT) and only then tells Slack "got it". Workers, in
+any replica, lease rows and do them; a worker that dies leaves its lease to run out and
+another takes the row. A task's use case marks its row done in its own transaction, so
+what it decided is never decided twice, however often the task is started.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models import InboxStatus, InboxTask
+
+LEASE = timedelta(seconds=30)  # a task's own work is database work; AWS runs after it
+MAX_ATTEMPTS = 5  # a task the database kept refusing: the person is told to try again
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    task: str
+    args: str  # JSON, decoded by handlers/work.py
+    attempts: int
+    created_at: datetime  # when the person acted: a decision's clock starts here
+
+
+def add(session: Session, task: str, args: str, now: datetime) -> int:
+    row = InboxTask(task=task, args=args, status=InboxStatus.PENDING, created_at=now,
+                    next_attempt_at=now, attempts=0)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Claimed]:
+    ids = session.scalars(
+        select(InboxTask.id)
+        .where(InboxTask.status == InboxStatus.PENDING, InboxTask.next_attempt_at <= now,
+               or_(InboxTask.lease_until.is_(None), InboxTask.lease_until < now))
+        .order_by(InboxTask.id).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+    if not ids:
+        return []
+    session.execute(update(InboxTask).where(InboxTask.id.in_(ids))
+                    .values(lease_owner=owner, lease_until=now + LEASE,
+                            attempts=InboxTask.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    rows = session.scalars(select(InboxTask).where(InboxTask.id.in_(ids))
+                           .order_by(InboxTask.id)
+                           .execution_options(populate_existing=True)).all()
+    return [Claimed(r.id, r.task, r.args, r.attempts, r.created_at) for r in rows]
+
+
+def finish(session: Session, task_id: int, owner: str, now: datetime) -> bool:
+    """Done, in the caller's transaction; False if it was done already (or not ours)."""
+    return _end(session, task_id, owner, status=InboxStatus.DONE, done_at=now)
+
+
+def retry_later(session: Session, claimed: Claimed, owner: str, now: datetime,
+                error: str) -> bool:
+    """Try again after a backoff; False when it has been tried too often (then failed)."""
+    if claimed.attempts >= MAX_ATTEMPTS:
+        fail(session, claimed.id, owner, now, error)
+        return False
+    delay = timedelta(seconds=2 ** claimed.attempts) * random.uniform(0.8, 1.2)
+    _end(session, claimed.id, owner, next_attempt_at=now + delay, last_error=error[:2000])
+    return True
+
+
+def fail(session: Session, task_id: int, owner: str, now: datetime, error: str) -> bool:
+    return _end(session, task_id, owner, status=InboxStatus.FAILED, done_at=now,
+                last_error=error[:2000])
+
+
+def prune(session: Session, now: datetime, keep: timedelta) -> int:
+    result = session.execute(delete(InboxTask).where(
+        InboxTask.status.in_((InboxStatus.DONE, InboxStatus.FAILED)),
+        InboxTask.done_at < now - keep))
+    return result.rowcount
+
+
+def depth(session: Session) -> tuple[int, datetime | None]:
+    return session.execute(select(func.count(), func.min(InboxTask.created_at))
+                           .where(InboxTask.status == InboxStatus.PENDING)).one()
+
+
+def _end(session: Session, task_id: int, owner: str, **values) -> bool:
+    result = session.execute(
+        update(InboxTask)
+        .where(InboxTask.id == task_id, InboxTask.lease_owner == owner,
+               InboxTask.status == InboxStatus.PENDING)
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1

@@ -1,0 +1,138 @@
+"""Inbox tasks run by Work on a real database: done once however often started, the
+decision's clock at the click, and an answer to the person whatever happens."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from models import Grant, InboxStatus, InboxTask, RequestStatus, transaction
+from services import inbox
+from services.outbox import Kind
+from services.runner import AccessRunner
+from tests.factories import APPROVER, create_request, load_grant, load_request
+from tests.fakes.outbox import Mailroom
+from tests.fakes.ports import FakeDirectory, FakeProfiles, FakeProvider
+
+
+@pytest.fixture
+def aws_calls():
+    return []
+
+
+@pytest.fixture
+def work(sessions, catalog, clock, aws_calls):
+    runner = AccessRunner(sessions, catalog, FakeProvider(), FakeDirectory(), FakeProfiles(),
+                          clock=clock, owner="w")
+    return Work(WorkDeps(sessions, catalog, runner, None, None, clock,
+                         lambda fn, *args: aws_calls.append((fn.__name__, args)), "worker-1"))
+
+
+def record(sessions, clock, task: Task, *args) -> None:
+    with transaction(sessions) as session:
+        inbox.add(session, task.value, encode_args(args), clock())
+
+
+def claim(sessions, clock, owner="worker-1"):
+    with transaction(sessions) as session:
+        return inbox.claim(session, owner, clock(), 10)
+
+
+def status_of(sessions) -> list[InboxStatus]:
+    with sessions() as session:
+        return list(session.scalars(select(InboxTask.status).order_by(InboxTask.id)))
+
+
+def test_an_approval_is_decided_at_the_click_however_late_it_runs(work, sessions, catalog,
+                                                                  clock, aws_calls):
+    request_id = create_request(sessions, catalog, clock())
+    clicked = clock.advance(minutes=1)
+    record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    clock.advance(seconds=5)  # the worker was busy
+
+    [task] = claim(sessions, clock)
+    work.run(task)
+
+    request = load_request(sessions, request_id)
+    assert (request.status, request.decided_at) == (RequestStatus.APPROVED, clicked)
+    with sessions() as session:
+        grant_id = session.scalar(select(Grant.id).where(Grant.request_id == request_id))
+    assert load_grant(sessions, grant_id).starts_at == clicked
+    assert aws_calls == [("apply_grant", (grant_id,))]  # AWS after the commit, elsewhere
+    assert status_of(sessions) == [InboxStatus.DONE]
+
+
+def test_a_task_started_again_after_its_lease_ran_out_decides_nothing_twice(
+        work, sessions, catalog, clock, aws_calls):
+    request_id = create_request(sessions, catalog, clock())
+    record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    [first] = claim(sessions, clock)
+    clock.advance(seconds=inbox.LEASE.total_seconds() + 1)
+    [again] = claim(sessions, clock, owner="worker-2")  # the first looked dead
+
+    work.run(first)  # the first worker was only slow: its task is no longer its own
+    assert load_request(sessions, request_id).status is RequestStatus.PENDING
+    assert aws_calls == []
+
+    work.deps.owner = "worker-2"
+    work.run(again)
+    assert load_request(sessions, request_id).status is RequestStatus.APPROVED
+    assert len(aws_calls) == 1
+    assert status_of(sessions) == [InboxStatus.DONE]
+
+
+def test_a_refusal_is_answered_and_the_task_done(work, sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())
+    record(sessions, clock, Task.APPROVE, str(request_id), "U0MALLORY",
+           ReplyTo("U0MALLORY", "https://hooks.slack.test/r/1"))
+
+    work.run(claim(sessions, clock)[0])
+
+    [reply] = Mailroom(sessions, catalog, clock).owed(Kind.REPLY)
+    assert reply["response_url"] == "https://hooks.slack.test/r/1"
+    assert "Only the approvers" in reply["text"]
+    assert status_of(sessions) == [InboxStatus.DONE]
+
+
+def test_a_task_that_breaks_fails_and_the_person_hears(work, sessions, catalog, clock):
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    work.approve = broken
+    record(sessions, clock, Task.APPROVE, "1", APPROVER, ReplyTo(APPROVER))
+
+    work.run(claim(sessions, clock)[0])
+
+    assert status_of(sessions) == [InboxStatus.FAILED]
+    [reply] = Mailroom(sessions, catalog, clock).owed(Kind.REPLY)
+    assert reply["user_id"] == APPROVER and "went wrong" in reply["text"]
+
+
+def test_a_database_error_is_retried_then_answered(work, sessions, catalog, clock):
+    from sqlalchemy.exc import OperationalError
+
+    def database_away(*args):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    work.approve = database_away
+    record(sessions, clock, Task.APPROVE, "1", APPROVER, ReplyTo(APPROVER))
+    for _ in range(inbox.MAX_ATTEMPTS):
+        [task] = claim(sessions, clock)
+        work.run(task)
+        clock.advance(minutes=5)
+
+    assert status_of(sessions) == [InboxStatus.FAILED]
+    [reply] = Mailroom(sessions, catalog, clock).owed(Kind.REPLY)
+    assert "nothing was changed" in reply["text"]
+    assert claim(sessions, clock) == []
+
+
+def test_task_arguments_survive_the_inbox(catalog):
+    from handlers.work import decode_args
+    from services.commands import Draft, ExtensionDraft
+
+    draft = Draft(catalog.resources["prod-admins"], timedelta(minutes=90), "deploy <hotfix>")
+    args = ("U0ALICE", draft, ExtensionDraft(7, None, "more"), ReplyTo("U0ALICE", None),
+            {"type": "modal"}, None)
+    assert decode_args(encode_args(args), catalog) == args
