@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
 from handlers.delivery import Delivery
-from handlers.handoff import DurableHandoff
+from handlers.handoff import GIVE_UP, DurableHandoff
 from handlers.listeners import Handoff, register
 from handlers.profiles import SlackProfiles
 from handlers.sender import Sender
@@ -58,7 +58,7 @@ from settings import Settings, database_url, load_settings
 
 log = logging.getLogger("accessbot")
 
-WEB_BUSY_TIMEOUT = 2.0  # seconds an inbox INSERT waits for SQLite's lock, within Slack's 3
+SERVER_THREADS = 32
 WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
 TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
 
@@ -199,7 +199,10 @@ def serve(settings: Settings) -> int:
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
 
     worker = WorkerProcess(run_worker, settings, on_exit=on_worker_exit)
-    engine = make_engine(settings.database_url, busy_timeout=WEB_BUSY_TIMEOUT)
+    # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
+    # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s)
+    engine = make_engine(settings.database_url, busy_timeout=0, pool_size=4,
+                         max_overflow=4, connect_timeout=GIVE_UP)
 
     def nudge(task_id: int) -> None:
         try:
@@ -207,7 +210,7 @@ def serve(settings: Settings) -> int:
         except WorkerFailed as exc:  # the row is safe; a worker (ours restarted) finds it
             log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
 
-    handoff = DurableHandoff(make_session_factory(engine), nudge)
+    handoff = DurableHandoff(engine, nudge)
     app = build_app(settings, catalog, handoff)
     worker.start()
     try:
@@ -235,7 +238,7 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
         return True
 
     server = waitress.create_server(WebApp(app, healthy), host="0.0.0.0", port=settings.port,
-                                    threads=32, ident="accessbot")
+                                    threads=SERVER_THREADS, ident="accessbot")
     # What start-up allocated lives as long as the process: out of the collector's sight,
     # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).
     gc.freeze()

@@ -93,7 +93,7 @@ class Work:
     def run(self, claimed: Claimed) -> None:
         """Run one claimed inbox task to its end: done, retried later, or failed with an
         answer to the person. Called on the worker's task pool."""
-        self._local.task = claimed
+        self._local.task, self._local.finished = claimed, False
         try:
             method = getattr(self, Task(claimed.task).value)
             args = decode_args(claimed.args, self.deps.catalog)
@@ -122,8 +122,9 @@ class Work:
             return
         finally:
             self._local.task = None
-        self._end(lambda session: inbox.finish(session, claimed.id, self.deps.owner,
-                                               self.deps.clock()))
+        if not self._local.finished:  # e.g. a form opened: no use case marked it done
+            self._end(lambda session: inbox.finish(session, claimed.id, self.deps.owner,
+                                                   self.deps.clock()))
 
     def _now(self) -> datetime:
         """When the person acted (the inbox row's time), else now: a decision's clock
@@ -133,9 +134,11 @@ class Work:
 
     def _finish_task(self, session: Session) -> None:
         task = getattr(self._local, "task", None)
-        if task is not None and not inbox.finish(session, task.id, self.deps.owner,
-                                                 self.deps.clock()):
+        if task is None:
+            return
+        if not inbox.finish(session, task.id, self.deps.owner, self.deps.clock()):
             raise _AlreadyDone()
+        self._local.finished = True  # (if the transaction then fails, the lease runs out)
 
     def _end(self, step: Callable[[Session], bool]) -> bool:
         try:

@@ -7,14 +7,19 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, busy_timeout: float = 30.0, **kwargs) -> Engine:
-    """busy_timeout: how long a SQLite write waits for another's lock (the web process
-    waits briefly, then tells the person, within Slack's 3 seconds)."""
+def make_engine(url: str, busy_timeout: float = 30.0, connect_timeout: float | None = None,
+                **kwargs) -> Engine:
+    """busy_timeout: how long a SQLite write waits for another's lock; connect_timeout: how
+    long a Postgres connection may take (the web process must answer Slack in 3 s)."""
     if url.startswith("sqlite"):
+        for server_only in ("pool_size", "max_overflow"):
+            kwargs.pop(server_only, None)  # one file, no server
         engine = create_engine(url, connect_args={"check_same_thread": False,
                                                   "timeout": busy_timeout}, **kwargs)
         _sqlite_serialised_writes(engine, busy_timeout)
         return engine
+    if connect_timeout is not None:
+        kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout))}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
@@ -39,6 +44,7 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float) -> None:
     pysqlite's own transaction handling starts transactions lazily, which turns a
     compare-and-set into 'database is locked' under concurrency. See SQLAlchemy's
     "Serializable isolation / Savepoints / Transactional DDL" recipe for pysqlite.
+    busy_timeout=0 leaves the waiting to the caller (handlers/handoff.py).
     """
 
     @event.listens_for(engine, "connect")

@@ -3,9 +3,12 @@
 Starts everything on 127.0.0.1: moto (own process), a proxy that delays every AWS call,
 a fake Slack Web API with latency, and `python bot.py` on SQLite in a temp dir. Then:
 
-  1. acknowledgement latency: bursts of concurrent slash commands and Approve clicks;
+  1. acknowledgement latency: bursts of concurrent slash commands and Approve clicks,
+     on SQLite and again on Postgres (when one answers: TEST_DATABASE_URL or :5432);
   2. Approve click -> IAM group membership, seen by polling moto directly;
-  3. revocation lag of many live grants seeded into a fresh bot's database.
+  3. revocation lag of many live grants seeded into a fresh bot's database;
+  4. a burst of 200 Approve clicks at once: click -> decision recorded, and the
+     revocation lag counted from click + approved duration.
 
 It prints figures and PASS/MISS against the targets; it exits non-zero only if the
 bench itself broke. `--quick` is a smoke run of under 40 seconds.
@@ -19,10 +22,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -45,8 +49,12 @@ from tests.fakes.slack_api import FakeSlack
 APPROVER = "U0BOB"
 GROUPS = 5  # phase 3: IAM groups, one resource each
 ACK_TARGET_MS, APPROVE_TARGET_MS, LAG_TARGET_MS = 50.0, 1000.0, 2000.0
-FULL = dict(rounds=10, burst=20, users=50, approvals=20, grants=1000, spread=120.0, lead=15.0)
-QUICK = dict(rounds=2, burst=20, users=20, approvals=5, grants=100, spread=8.0, lead=5.0)
+DECISION_TARGET_MS = 200.0
+FULL = dict(rounds=10, burst=20, users=50, approvals=20, grants=1000, spread=120.0, lead=15.0,
+            decisions=200)
+QUICK = dict(rounds=2, burst=20, users=20, approvals=5, grants=100, spread=8.0, lead=5.0,
+             decisions=40)
+BURST_DURATION = timedelta(seconds=20)  # phase 4: each approved grant lasts this long
 
 
 def requester(i: int) -> str:
@@ -89,8 +97,10 @@ class Stack:
             self.moto.stop()  # a process: it would outlive the bench
             raise
 
-    def start_bot(self, name: str, config: dict, aws_url: str) -> tuple[harness.BotProcess, str]:
-        config_path, url = self.tmp / f"{name}.yaml", f"sqlite:///{self.tmp / f'{name}.db'}"
+    def start_bot(self, name: str, config: dict, aws_url: str,
+                  url: str | None = None) -> tuple[harness.BotProcess, str]:
+        config_path = self.tmp / f"{name}.yaml"
+        url = url or f"sqlite:///{self.tmp / f'{name}.db'}"
         config_path.write_text(yaml.safe_dump(config))
         env = {"SLACK_BOT_TOKEN": harness.BOT_TOKEN,
                "SLACK_SIGNING_SECRET": harness.SIGNING_SECRET,
@@ -195,14 +205,20 @@ def load_resources(args) -> list[str]:
     return [f"prod-admins-{k}" for k in range(math.ceil(args.rounds * args.burst / args.users))]
 
 
-def requesters_config(args, stack: Stack) -> dict:
-    """Phases 1-2: IAM users tagged with their requester's Slack id, and the bot's config."""
-    iam, groups = stack.moto.iam(), [*load_resources(args), "ops-admins"]
+def requesters_config(args, stack: Stack, groups: int | None = None) -> dict:
+    """IAM users tagged with their requester's Slack id, groups, and the bot's config
+    (phases 1-2: the load resources and ops-admins; phase 4: `groups` burst groups)."""
+    iam = stack.moto.iam()
+    groups = [f"burst-{k}" for k in range(groups)] if groups else [*load_resources(args),
+                                                                     "ops-admins"]
     for group in groups:
         iam.create_group(GroupName=group)
+    existing = {u["UserName"] for page in iam.get_paginator("list_users").paginate()
+                for u in page["Users"]}
     for i in range(args.users):
-        iam.create_user(UserName=iam_name(i),
-                        Tags=[{"Key": "slack-user-id", "Value": requester(i)}])
+        if iam_name(i) not in existing:
+            iam.create_user(UserName=iam_name(i),
+                            Tags=[{"Key": "slack-user-id", "Value": requester(i)}])
     resource = {"kind": "iam_group", "approvers": [APPROVER, "U0DAVE"], "min_duration": "1s",
                 "max_duration": "4h"}
     return {"approval_channel": "C0APPROVALS",
@@ -322,9 +338,71 @@ def measure_revocation(args, stack: Stack) -> dict:
     return result
 
 
+def seed_pending_requests(url: str, resources: list[str], users: int, n: int) -> list[int]:
+    """Phase 4 set-up: n announced, undecided requests, waiting for the approver."""
+    upgrade(url)
+    engine, now = make_engine(url), utcnow()
+    with make_session_factory(engine)() as session, session.begin():
+        requests = [AccessRequest(
+            requester_id=requester(i % users), resource=resources[i // users],
+            duration=BURST_DURATION, reason="bench burst", status=RequestStatus.PENDING,
+            iam_user=iam_name(i % users), created_at=now, decide_by=now + timedelta(hours=1),
+            announced_at=now) for i in range(n)]
+        session.add_all(requests)
+        session.flush()
+        ids = [r.id for r in requests]
+    engine.dispose()
+    return ids
+
+
+def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") -> dict:
+    """Phase 4: every Approve click at once, AWS slow; when each decision is recorded,
+    and how long after click + duration each grant is revoked."""
+    config = requesters_config(args, stack, groups=math.ceil(args.decisions / args.users))
+    resources = sorted(config["resources"])
+    ids = seed_pending_requests(url, resources, args.users, args.decisions)
+    bot, _ = stack.start_bot(name, config, stack.proxy.url, url)
+    db, seen, stop = create_engine(url), {}, threading.Event()
+    decided = select(AccessRequest.id).where(AccessRequest.status == RequestStatus.APPROVED)
+
+    def watch():  # when each decision becomes visible to others: committed
+        while not stop.is_set():
+            with db.connect() as connection:
+                for request_id in connection.execute(decided).scalars():
+                    seen.setdefault(request_id, time.time())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        sender = SlackSender(bot.url, stack.slack.url)
+        bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i)) for i in ids]
+        watcher.start()
+        clicked_at = datetime.now(UTC)
+        clicked = time.time()
+        replies = harness.post_together([(sender, body) for body in bodies])
+        wait_until(lambda: len(seen) >= len(ids), 120, "every decision to be recorded", 0.05)
+        live = select(func.count(Grant.id)).where(Grant.status != GrantStatus.REVOKED)
+        wait_until(lambda: count(db, select(func.count(Grant.id))) >= len(ids)
+                   and count(db, live) == 0, 300, "every burst grant to be revoked", 0.5)
+    finally:
+        stop.set()
+        bot.stop()
+    with db.connect() as connection:
+        decided_at = dict(connection.execute(select(AccessRequest.id, AccessRequest.decided_at)
+                                             .where(AccessRequest.id.in_(ids))).all())
+        revoked = connection.execute(select(Grant.revoked_at)
+                                     .where(Grant.status == GrantStatus.REVOKED)).scalars().all()
+    db.dispose()
+    due = clicked_at + BURST_DURATION
+    return {"recorded": [(seen[i] - clicked) * 1000 for i in ids],
+            "clock": [(decided_at[i] - clicked_at).total_seconds() * 1000 for i in ids],
+            "lag": [(r - due).total_seconds() * 1000 for r in revoked],
+            "failed": sum(r.status != 200 for r in replies)}
+
+
 # -- report -------------------------------------------------------------------------------
 
-def report_acks(args, acks: dict) -> list[tuple[str, str, bool]]:
+def report_acks(args, acks: dict, database: str) -> list[tuple[str, str, bool]]:
     rows, verdicts = [], []
     for label, samples, failed in (("commands", acks["command"], acks["command_failed"]),
                                    ("clicks", acks["click"], acks["click_failed"]),
@@ -332,9 +410,10 @@ def report_acks(args, acks: dict) -> list[tuple[str, str, bool]]:
         s = stats(samples)
         rows.append([label, s["n"], s["p50"], s["p95"], s["p99"], s["max"], failed])
         if failed != "":
-            verdicts.append((f"{label[:-1]} ack p99 < {ACK_TARGET_MS:.0f} ms",
+            verdicts.append((f"{database}: {label[:-1]} ack p99 < {ACK_TARGET_MS:.0f} ms",
                              f"{s['p99']:.1f} ms", s["p99"] < ACK_TARGET_MS and not failed))
-    table(f"1. Acknowledgement latency, HTTP round trip (ms); target p99 < {ACK_TARGET_MS:.0f}",
+    table(f"1. Acknowledgement latency on {database}, HTTP round trip (ms); "
+          f"target p99 < {ACK_TARGET_MS:.0f}",
           ["", "n", "p50", "p95", "p99", "max", "failed"], rows)
     print(f"  {acks['granted']} of {len(acks['click'])} clicked requests became active grants;"
           f" Slack auth.test calls: {acks['auth_tests']} (Bolt verifies the token once, at start)")
@@ -364,6 +443,35 @@ def report_revocation(args, revoke: dict) -> list[tuple[str, str, bool]]:
              lag["n"] == args.grants and left == 0 and dup == 0)]
 
 
+def report_decisions(args, burst: dict, database: str) -> list[tuple[str, str, bool]]:
+    recorded, clock, lag = stats(burst["recorded"]), stats(burst["clock"]), stats(burst["lag"])
+    table(f"4. {args.decisions} Approve clicks at once on {database}, AWS "
+          f"+{args.aws_latency * 1000:.0f} ms a call (ms after the burst was sent)",
+          ["", "n", "p50", "p95", "p99", "max"],
+          [["decision committed", *[recorded[k] for k in ("n", "p50", "p95", "p99", "max")]],
+           ["decided_at (grant clock)", *[clock[k] for k in ("n", "p50", "p95", "p99", "max")]],
+           ["revoked after click+duration", *[lag[k] for k in ("n", "p50", "p95", "p99",
+                                                              "max")]]])
+    print(f"  {burst['failed']} clicks not acknowledged; AWS_CONCURRENCY default; "
+          f"each grant {BURST_DURATION.total_seconds():.0f} s")
+    return [(f"{database}: decision lag p99 < {DECISION_TARGET_MS:.0f} ms",
+             f"{recorded['p99']:.1f} ms", recorded["p99"] < DECISION_TARGET_MS
+             and not burst["failed"]),
+            (f"{database}: burst revocation lag p99 < {LAG_TARGET_MS:.0f} ms",
+             f"{lag['p99']:.1f} ms",
+             lag["p99"] < LAG_TARGET_MS and lag["n"] == args.decisions)]
+
+
+def postgres_database() -> tuple[str, str] | None:
+    """(server URL, a fresh database's URL) if a Postgres answers, else None."""
+    from tests.conftest import _postgres_server_url, create_database
+
+    server, _why = _postgres_server_url()
+    if server is None:
+        return None
+    return server, create_database(server)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -379,6 +487,7 @@ def parse_args() -> argparse.Namespace:
     add("--slack-latency", type=float, default=0.2, help="seconds per Slack Web API call")
     add("--pause", type=float, default=0.3, help="seconds between bursts")
     add("--revoke-direct", action="store_true", help="phase 3 without the AWS latency proxy")
+    add("--decisions", type=int, help="Approve clicks sent at once in phase 4 (200)")
     add("--keep", action="store_true", help="keep the temp dir (bot logs, databases)")
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
@@ -397,14 +506,43 @@ def main() -> int:
     stack, verdicts = None, []
     try:
         stack = Stack(args, tmp)
-        bot, url = stack.start_bot("acks", requesters_config(args, stack), stack.proxy.url)
+        config = requesters_config(args, stack)
+        bot, url = stack.start_bot("acks", config, stack.proxy.url)
         try:
             sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
-            verdicts += report_acks(args, measure_acks(args, stack, sender, db))
+            verdicts += report_acks(args, measure_acks(args, stack, sender, db), "SQLite")
             verdicts += report_approvals(args, measure_approve_to_iam(args, stack, sender, db))
         finally:
             bot.stop()
+        postgres = postgres_database()
+        if postgres is None:
+            print("\n(no Postgres answers: phase 1 on Postgres skipped)")
+        else:
+            stack.moto.reset()
+            config = requesters_config(args, stack)
+            bot, url = stack.start_bot("acks-pg", config, stack.proxy.url, postgres[1])
+            try:
+                sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
+                verdicts += report_acks(args, measure_acks(args, stack, sender, db),
+                                        "Postgres")
+            finally:
+                bot.stop()
+                db.dispose()
+                from tests.conftest import drop_database
+                drop_database(*postgres)
         verdicts += report_revocation(args, measure_revocation(args, stack))
+        stack.moto.reset()
+        verdicts += report_decisions(args, measure_decision_burst(
+            args, stack, f"sqlite:///{tmp / 'burst.db'}"), "SQLite")
+        postgres = postgres_database()
+        if postgres is not None:
+            stack.moto.reset()
+            try:
+                verdicts += report_decisions(args, measure_decision_burst(
+                    args, stack, postgres[1], "burst-pg"), "Postgres")
+            finally:
+                from tests.conftest import drop_database
+                drop_database(*postgres)
     finally:
         if stack:
             stack.stop()
