@@ -215,12 +215,13 @@ def check_envelope(body: dict) -> None:
 
 
 def _check_fields(body: dict) -> None:
+    # Bolt tests these for presence (`"view" in body`), then indexes them: null won't do
     for key in _OBJECTS:
-        _optional_object(body, key)
+        if key in body and not isinstance(body[key], dict):
+            raise MalformedPayload(f"{key}: not an object")
     for key in _LISTS_OF_OBJECTS:
-        items = body.get(key)
-        if items is not None and not (isinstance(items, list)
-                                      and all(isinstance(item, dict) for item in items)):
+        items = body.get(key, [])
+        if not (isinstance(items, list) and all(isinstance(item, dict) for item in items)):
             raise MalformedPayload(f"{key}: not a list of objects")
     for key in _IDS:
         value = body.get(key)
