@@ -245,7 +245,7 @@ def _input_of(body: dict) -> Callable[[dict], object] | None:
     return None
 
 
-def reject_malformed(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+def reject_malformed(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
     """Answer 400 to a payload that the listener meant for it could not read."""
     parse = _input_of(body)
     try:
