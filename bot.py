@@ -23,7 +23,6 @@ import waitress
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from handlers.boundary import SlackEndpoint
 from handlers.delivery import Delivery
 from handlers.handoff import GIVE_UP, DurableHandoff
 from handlers.listeners import Handoff, register
@@ -152,10 +152,11 @@ def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
 
 
 class WebApp:
-    """WSGI routing: Slack requests, and a health check for load balancers."""
+    """WSGI routing: Slack requests (handlers/boundary.py), and a health check for load
+    balancers."""
 
-    def __init__(self, app: App, healthy):
-        self.slack = SlackRequestHandler(app)
+    def __init__(self, slack: SlackEndpoint, healthy):
+        self.slack = slack
         self.healthy = healthy
 
     def __call__(self, environ, start_response):
@@ -237,7 +238,8 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
             return False
         return True
 
-    server = waitress.create_server(WebApp(app, healthy), host="0.0.0.0", port=settings.port,
+    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), healthy)
+    server = waitress.create_server(web, host="0.0.0.0", port=settings.port,
                                     threads=SERVER_THREADS, ident="accessbot")
     # What start-up allocated lives as long as the process: out of the collector's sight,
     # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).

@@ -2,6 +2,7 @@
 
 import logging
 
+from handlers.mrkdwn import MESSAGE_TEXT, cut, escape_except_mentions
 from services.errors import (
     AccessBotError,
     Conflict,
@@ -25,10 +26,12 @@ UNEXPECTED = ":boom: Something went wrong on our side; the team has the details 
 
 
 def user_message(error: Exception) -> str:
+    """mrkdwn for an ephemeral answer or a DM. An error's text may repeat what the user
+    typed (an unknown resource name, a bad duration), so it is escaped; the mentions
+    services/ writes into it (`<@U...>`) are kept."""
     if isinstance(error, AccessBotError):
-        for kind, prefix in _PREFIX.items():
-            if isinstance(error, kind):
-                return prefix + str(error)
-        return str(error)
+        text = escape_except_mentions(str(error))
+        prefix = next((p for kind, p in _PREFIX.items() if isinstance(error, kind)), "")
+        return cut(prefix + text, MESSAGE_TEXT)
     log.exception("unexpected error", exc_info=error)
     return UNEXPECTED

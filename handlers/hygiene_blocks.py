@@ -3,18 +3,11 @@ finding), thanks, escalation, the weekly summary and the account audit."""
 
 from datetime import datetime, timedelta
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    ContextBlock,
-    HeaderBlock,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from handlers.blocks import Message, dump, md, slack_time
+from handlers.blocks import Message, confirm, context, header, message, section, slack_time
 from handlers.ids import ActionId
+from handlers.mrkdwn import escape, escape_except_mentions, mention
 from models import CredentialFinding, FindingStatus
 from services.account_audit import Deviation
 from services.catalog import is_channel
@@ -52,7 +45,7 @@ def _snoozed(row: CredentialFinding, now: datetime) -> bool:
 
 def _key_name(row: CredentialFinding) -> str:
     if row.key_id:
-        return f"access key ...{row.key_id[-4:]}"
+        return f"access key ...{escape(row.key_id[-4:])}"
     return f"access key {row.key_slot or ''} created {row.key_created:%Y-%m-%d}".replace("  ", " ")
 
 
@@ -66,7 +59,8 @@ def finding_line(row: CredentialFinding, now: datetime) -> str:
     """What, whose, how old, last used when and where, and what to do."""
     kind = FindingKind(row.kind)
     title, todo = _WHAT[kind]
-    who = "the root account" if row.iam_user == ROOT_USER else f"IAM user `{row.iam_user}`"
+    who = "the root account" if row.iam_user == ROOT_USER \
+        else f"IAM user `{escape(row.iam_user)}`"
     subject = f"{_key_name(row)} of {who}" if row.kind in KEY_KINDS else who
     lines = [f"*{title}*: {subject}", _facts(row, kind, now),
              f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
@@ -76,7 +70,7 @@ def finding_line(row: CredentialFinding, now: datetime) -> str:
 def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
     """How old, and when and where last used, in the terms of this kind of finding."""
     used = (f"last used {slack_time(row.last_used)}"
-            + (f" ({row.last_used_where})" if row.last_used_where else "")
+            + (f" ({escape(row.last_used_where)})" if row.last_used_where else "")
             if row.last_used else "never used")
     if kind in KEY_KINDS:
         return f"created {_age(row.key_created, now)} · {used}"
@@ -93,11 +87,13 @@ def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
 
 def _status(row: CredentialFinding, now: datetime) -> str | None:
     if row.status is FindingStatus.RESOLVED:
-        return f":white_check_mark: Resolved {slack_time(row.resolved_at)}: {row.resolution}"
+        return (f":white_check_mark: Resolved {slack_time(row.resolved_at)}: "
+                f"{escape_except_mentions(row.resolution or '')}")
     if _snoozed(row, now):
-        return (f":zzz: Snoozed by <@{row.snoozed_by}> until {slack_time(row.snoozed_until)}")
+        return (f":zzz: Snoozed by {mention(row.snoozed_by)} until "
+                f"{slack_time(row.snoozed_until)}")
     if row.fixing_by:
-        return f":wrench: <@{row.fixing_by}> will fix it ({slack_time(row.fixing_at)})"
+        return f":wrench: {mention(row.fixing_by)} will fix it ({slack_time(row.fixing_at)})"
     return None
 
 
@@ -108,10 +104,10 @@ def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
         elements.append(ButtonElement(
             text="Deactivate now", action_id=ActionId.FINDING_DEACTIVATE, value=value,
             style="danger",
-            confirm=ConfirmObject(title="Deactivate this key?",
-                                  text=f"{_key_name(row)} of {row.iam_user} stops working at "
-                                       "once. It is not deleted: it can be re-activated.",
-                                  confirm="Deactivate", deny="Cancel")))
+            confirm=confirm("Deactivate this key?",
+                            f"{_key_name(row)} of {escape(row.iam_user)} stops working at "
+                            "once. It is not deleted: it can be re-activated.",
+                            "Deactivate", "Cancel")))
     if not row.fixing_by:
         elements.append(ButtonElement(text="I'll fix it", action_id=ActionId.FINDING_FIX,
                                       value=value))
@@ -131,49 +127,50 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
              "so this channel owns them. Anyone here may act on them:" if to_channel else
              "These credentials are yours; please fix them (or tell us when you will):")
     blocks: list[Block] = [
-        HeaderBlock(text="Stale AWS credentials"),
-        SectionBlock(text=md(f"accessbot reads the IAM credential report regularly. {intro}")),
+        header("Stale AWS credentials"),
+        section(f"accessbot reads the IAM credential report regularly. {intro}"),
     ]
     for row in rows:
-        blocks.append(SectionBlock(text=md(finding_line(row, now))))
+        blocks.append(section(finding_line(row, now)))
         status = _status(row, now)
         if status:
-            blocks.append(ContextBlock(elements=[md(status)]))
+            blocks.append(context(status))
         if row.status is FindingStatus.OPEN and not _snoozed(row, now):
             blocks.append(_buttons(row, snooze))
-    return text, dump(blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
+    return message(text, blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
 
 
 def findings_superseded() -> Message:
     text = (":arrow_down: These findings are listed in a newer reminder below; act on them "
             "there.")
-    return text, dump([ContextBlock(elements=[md(text)])])
+    return message(text, [context(text)])
 
 
 def findings_resolved(rows: list[CredentialFinding]) -> Message:
     items = "\n".join(f"• {_title(r.kind)}: "
                       f"{_key_name(r) + ' of ' if r.kind in KEY_KINDS else ''}"
-                      f"`{r.iam_user}`" for r in rows)
+                      f"`{escape(r.iam_user)}`" for r in rows)
     text = f":tada: Thank you! These are fixed:\n{items}"
-    return text, dump([SectionBlock(text=md(text))])
+    return message(text, [section(text)])
 
 
 def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
     text = f":rotating_light: {len(rows)} stale credential finding(s) still open"
-    blocks: list[Block] = [SectionBlock(text=md(
-        f"*{text}* after the owners were reminded. Please follow up:"))]
+    blocks: list[Block] = [section(f"*{text}* after the owners were reminded. "
+                                   "Please follow up:")]
     for row in rows[:45]:
-        owner = f"<@{row.owner}>" if row.owner and not is_channel(row.owner) else "no owner"
-        blocks.append(SectionBlock(text=md(
-            f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}")))
-    return text, dump(blocks)
+        owner = mention(row.owner) if row.owner and not is_channel(row.owner) else "no owner"
+        blocks.append(section(
+            f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}"))
+    return message(text, blocks)
 
 
 def key_final_warning(row: CredentialFinding, when: datetime, snooze: timedelta) -> Message:
-    text = (f":warning: accessbot will *deactivate* {_key_name(row)} of `{row.iam_user}` at "
+    text = (f":warning: accessbot will *deactivate* {_key_name(row)} of "
+            f"`{escape(row.iam_user)}` at "
             f"{slack_time(when)} unless it is fixed before then "
             f"({_title(row.kind).lower()}). It will not be deleted.")
-    return text, dump([SectionBlock(text=md(text)), _buttons(row, snooze)])
+    return message(text, [section(text), _buttons(row, snooze)])
 
 
 def findings_summary(summary: Summary, now: datetime) -> Message:
@@ -187,24 +184,24 @@ def findings_summary(summary: Summary, now: datetime) -> Message:
         f"(last week {summary.open_last_week_by_kind.get(k, 0)})" for k in kinds) or "• none"
     oldest = summary.oldest
     oldest_text = (f"Oldest open: {_title(oldest.kind).lower()} of "
-                   f"`{oldest.iam_user}`, open {_age(oldest.first_seen_at, now)}"
+                   f"`{escape(oldest.iam_user)}`, open {_age(oldest.first_seen_at, now)}"
                    if oldest else "Nothing open.")
     body = (f"*{text}*\nNew: {summary.new} · resolved: {summary.resolved}\n{rows}\n"
             f"{oldest_text}")
-    return text, dump([SectionBlock(text=md(body))])
+    return message(text, [section(body)])
 
 
 def account_audit(deviations: list[Deviation]) -> Message:
     if not deviations:
         text = ":white_check_mark: Account audit: no deviations from the baseline."
-        return text, dump([SectionBlock(text=md(text))])
+        return message(text, [section(text)])
     text = f":clipboard: Account audit: {len(deviations)} deviation(s)"
     titles = {"password_policy": "Password policy", "administrators": "Administrators",
               "unmanaged_member": "Group members without an accessbot grant"}
-    blocks: list[Block] = [SectionBlock(text=md(f"*{text}*"))]
+    blocks: list[Block] = [section(f"*{text}*")]
     for check, title in titles.items():
-        found = [d.detail for d in deviations if d.check == check]
+        found = [escape(d.detail) for d in deviations if d.check == check]
         if found:
             lines = "\n".join(f"• {line}" for line in found[:40])
-            blocks.append(SectionBlock(text=md(f"*{title}*\n{lines}"[:3000])))
-    return text, dump(blocks)
+            blocks.append(section(f"*{title}*\n{lines}"))
+    return message(text, blocks)

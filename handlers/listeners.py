@@ -19,6 +19,13 @@ from handlers import blocks
 from handlers.errors import user_message
 from handlers.handoff import NOT_RECORDED, HandoffFailed
 from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
+from handlers.payloads import (
+    ClickInput,
+    click_input,
+    command_input,
+    form_input,
+    reject_malformed,
+)
 from handlers.work import ReplyTo, Task
 from services.catalog import Catalog
 from services.commands import (
@@ -28,6 +35,7 @@ from services.commands import (
     make_draft,
     make_extension_draft,
     parse_command,
+    parse_id,
 )
 from services.errors import AccessBotError
 
@@ -40,6 +48,7 @@ Handoff = Callable[..., None]
 
 def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     listeners = Listeners(catalog, handoff)
+    app.middleware(reject_malformed)  # before any listener: each reads a checked payload
     app.command("/request-access")(listeners.request_access)
     app.view(ViewId.REQUEST_FORM.value)(listeners.submit_request_form)
     app.action(ActionId.APPROVE.value)(listeners.approve)
@@ -61,108 +70,114 @@ class Listeners:
 
     # -- /request-access ------------------------------------------------------------
 
-    def request_access(self, ack: Ack, command: dict) -> None:
-        user_id = command["user_id"]
+    def request_access(self, ack: Ack, body: dict) -> None:
+        command = command_input(body)
+        user_id = command.user_id
         try:
-            parsed = parse_command(command.get("text", ""), user_id, self.catalog)
+            parsed = parse_command(command.text, user_id, self.catalog)
         except AccessBotError as exc:
             ack(text=user_message(exc), response_type="ephemeral")
             return
         if isinstance(parsed, ShowHelp):
-            text, body = blocks.help_message(self.catalog.requestable_by(user_id))
-            ack(text=text, blocks=body, response_type="ephemeral")
+            text, body_blocks = blocks.help_message(self.catalog.requestable_by(user_id))
+            ack(text=text, blocks=body_blocks, response_type="ephemeral")
         elif isinstance(parsed, OpenForm):
-            self.handoff(Task.OPEN_VIEW, command["trigger_id"],
+            self.handoff(Task.OPEN_VIEW, command.trigger_id,
                          blocks.request_form(self.catalog, user_id),
-                         ReplyTo(user_id, command.get("response_url")))
+                         ReplyTo(user_id, command.response_url))
             ack()
         else:
             self.handoff(Task.SUBMIT_REQUEST, user_id, parsed,
-                         ReplyTo(user_id, command.get("response_url")))
+                         ReplyTo(user_id, command.response_url))
             ack(text=blocks.received_text(parsed), response_type="ephemeral")
 
-    def submit_request_form(self, ack: Ack, body: dict, view: dict) -> None:
-        user_id = body["user"]["id"]
-        values = view["state"]["values"]
-        selected = _value(values, BlockId.RESOURCE, ActionId.RESOURCE_SELECT, "selected_option")
+    def submit_request_form(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
         try:
             draft = make_draft(
-                self.catalog, user_id, (selected or {}).get("value", ""),
-                _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
-                _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
+                self.catalog, form.user_id,
+                form.field(BlockId.RESOURCE, ActionId.RESOURCE_SELECT) or "",
+                form.field(BlockId.DURATION, ActionId.DURATION_INPUT),
+                form.field(BlockId.REASON, ActionId.REASON_INPUT) or "")
         except FieldError as exc:
             ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
             return
         except AccessBotError as exc:
             ack(response_action="errors", errors={BlockId.RESOURCE: str(exc)})
             return
-        self.handoff(Task.SUBMIT_REQUEST, user_id, draft, ReplyTo(user_id))
+        self.handoff(Task.SUBMIT_REQUEST, form.user_id, draft, ReplyTo(form.user_id))
         ack()
 
     # -- decisions ---------------------------------------------------------------------
 
-    def approve(self, ack: Ack, body: dict, action: dict) -> None:
-        self.handoff(Task.APPROVE, action.get("value"), body["user"]["id"], _reply_to(body))
+    def approve(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.APPROVE, click.value, click.user_id, _reply_to(click))
         ack()
 
-    def deny(self, ack: Ack, body: dict, action: dict) -> None:
-        self.handoff(Task.ASK_DENY_REASON, action.get("value"), body["user"]["id"],
-                     body["trigger_id"], _reply_to(body))
+    def deny(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.ASK_DENY_REASON, click.value, click.user_id, click.trigger_id,
+                     _reply_to(click))
         ack()
 
-    def submit_deny_form(self, ack: Ack, body: dict, view: dict) -> None:
-        reason = _value(view["state"]["values"], BlockId.DENY_REASON,
-                        ActionId.DENY_REASON_INPUT, "value")
-        approver_id = body["user"]["id"]
-        self.handoff(Task.DENY, view.get("private_metadata"), approver_id, reason,
-                     ReplyTo(approver_id))
+    def submit_deny_form(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
+        try:
+            parse_id(form.private_metadata)  # the request id the form was opened for
+        except AccessBotError as exc:
+            ack(response_action="errors", errors={BlockId.DENY_REASON: str(exc)})
+            return
+        reason = form.field(BlockId.DENY_REASON, ActionId.DENY_REASON_INPUT)
+        self.handoff(Task.DENY, form.private_metadata, form.user_id, reason,
+                     ReplyTo(form.user_id))
         ack()
 
     # -- a grant's own buttons -----------------------------------------------------------
 
-    def end_grant(self, ack: Ack, body: dict, action: dict) -> None:
-        self.handoff(Task.END_GRANT, action.get("value"), body["user"]["id"], _reply_to(body))
+    def end_grant(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.END_GRANT, click.value, click.user_id, _reply_to(click))
         ack()
 
-    def extend_grant(self, ack: Ack, body: dict, action: dict) -> None:
-        self.handoff(Task.OPEN_EXTEND_FORM, action.get("value"), body["user"]["id"],
-                     body["trigger_id"], _reply_to(body))
+    def extend_grant(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.OPEN_EXTEND_FORM, click.value, click.user_id, click.trigger_id,
+                     _reply_to(click))
         ack()
 
-    def submit_extend_form(self, ack: Ack, body: dict, view: dict) -> None:
-        user_id = body["user"]["id"]
-        values = view["state"]["values"]
+    def submit_extend_form(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
         try:
             draft = make_extension_draft(
-                view.get("private_metadata"),
-                _value(values, BlockId.DURATION, ActionId.DURATION_INPUT, "value"),
-                _value(values, BlockId.REASON, ActionId.REASON_INPUT, "value") or "")
+                form.private_metadata,
+                form.field(BlockId.DURATION, ActionId.DURATION_INPUT),
+                form.field(BlockId.REASON, ActionId.REASON_INPUT) or "")
         except FieldError as exc:
             ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
             return
         except AccessBotError as exc:  # the grant id in private_metadata is not one
             ack(response_action="errors", errors={BlockId.REASON: str(exc)})
             return
-        self.handoff(Task.SUBMIT_EXTENSION, user_id, draft, ReplyTo(user_id))
+        self.handoff(Task.SUBMIT_EXTENSION, form.user_id, draft, ReplyTo(form.user_id))
         ack()
 
     # -- stale credentials ------------------------------------------------------------
 
-    def deactivate_key(self, ack: Ack, body: dict, action: dict) -> None:
-        self._finding(Task.DEACTIVATE_KEY, body, action)
+    def deactivate_key(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.DEACTIVATE_KEY, click_input(body))
         ack()
 
-    def will_fix(self, ack: Ack, body: dict, action: dict) -> None:
-        self._finding(Task.WILL_FIX, body, action)
+    def will_fix(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.WILL_FIX, click_input(body))
         ack()
 
-    def snooze(self, ack: Ack, body: dict, action: dict) -> None:
-        self._finding(Task.SNOOZE, body, action)
+    def snooze(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.SNOOZE, click_input(body))
         ack()
 
-    def _finding(self, task: Task, body: dict, action: dict) -> None:
-        self.handoff(task, action.get("value"), body["user"]["id"], _channel_of(body),
-                     _reply_to(body))
+    def _finding(self, task: Task, click: ClickInput) -> None:
+        self.handoff(task, click.value, click.user_id, click.channel_id, _reply_to(click))
 
     def on_error(self, error: Exception, body: dict, logger) -> BoltResponse | None:
         if isinstance(error, HandoffFailed):  # nothing recorded: say so, never "got it"
@@ -199,15 +214,5 @@ def _json(body: dict) -> BoltResponse:
                         headers={"content-type": "application/json;charset=utf-8"})
 
 
-def _reply_to(body: dict) -> ReplyTo:
-    return ReplyTo(body["user"]["id"], body.get("response_url"))
-
-
-def _channel_of(body: dict) -> str | None:
-    """The channel the clicked message is in (signed by Slack, so it can be trusted)."""
-    return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id")
-
-
-def _value(values: dict, block: str, action: str, key: str):
-    return (values.get(block) or {}).get(action, {}).get(key)
+def _reply_to(click: ClickInput) -> ReplyTo:
+    return ReplyTo(click.user_id, click.response_url)

@@ -1,12 +1,17 @@
 """Composition-root details that are not worth a process of their own."""
 
+import logging
+import socket
 import threading
 import time
 
 import pytest
+import waitress
 
-from bot import _sleep_unless
+from bot import WebApp, _sleep_unless
+from handlers.boundary import MAX_BODY, SlackEndpoint
 from services.ports import ReportNotReady
+from tests.handlers.slack_requests import SECRET, Handoffs, command, make_app, sign
 
 
 def test_waiting_for_the_credential_report_ends_when_the_bot_stops():
@@ -18,3 +23,49 @@ def test_waiting_for_the_credential_report_ends_when_the_bot_stops():
     with pytest.raises(ReportNotReady):
         sleep(30)
     assert time.monotonic() - started < 5
+
+
+# -- the web process's routing, over a real socket ----------------------------------------
+
+@pytest.fixture
+def web_server(catalog):
+    handoffs = Handoffs()
+    web = WebApp(SlackEndpoint(make_app(catalog, handoffs), SECRET), healthy=lambda: True)
+    server = waitress.create_server(web, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield server.effective_port, handoffs
+    server.close()
+    thread.join(timeout=5)
+
+
+def http(port: int, head: list[str], body: bytes = b"") -> int:
+    raw = "\r\n".join([*head, "Connection: close", "", ""]).encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def signed_post(body: bytes, **extra: str) -> list[str]:
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "Content-Length": str(len(body)), "X-Slack-Request-Timestamp": timestamp,
+               "X-Slack-Signature": sign(body, timestamp), **extra}
+    return ["POST /slack/events HTTP/1.1", "Host: x",
+            *(f"{name}: {value}" for name, value in headers.items() if value)]
+
+
+def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
+    port, handoffs = web_server
+    body = command("prod-admins 1h fix the payload parser").encode()
+    assert http(port, signed_post(body), body) == 200
+    assert len(handoffs.tasks) == 1
+    assert http(port, signed_post(body, **{"X-Slack-Signature": "v0=00"}), body) == 401
+    assert http(port, signed_post(b"payload=%5B1%5D"), b"payload=%5B1%5D") == 400
+    big = b"x" * (MAX_BODY + 1)
+    assert http(port, signed_post(big), big) == 413
+    assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -43,6 +43,13 @@ def test_request_and_approval_over_socket_mode(socket_mode, start_bot, slack, aw
     # Builds the same payloads as the HTTP tests; nothing is posted to /slack/events here.
     payloads = SlackSender(bot.url, slack.url)
 
+    # the listeners' shape checks hold here too: a click without a user id is not acked
+    malformed = click_payload(payloads, "U0BOB", ActionId.APPROVE, "1")
+    malformed["user"]["id"] = 42
+    with pytest.raises(TimeoutError):
+        socket_mode.wait_for_ack(socket_mode.send_envelope("interactive", malformed), 1.0)
+    assert "malformed Slack payload (block_actions): user id" in bot.log()
+
     envelope_id = socket_mode.send_envelope(
         "slash_commands", command_payload(payloads, "U0ALICE", "prod-admins 1h via socket mode"))
     answer = socket_mode.wait_for_ack(envelope_id)["payload"]

@@ -1,17 +1,20 @@
 """Block Kit builders, on model objects built in memory."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from handlers.blocks import (
+    decision_text,
     deny_form,
     expiry_warning,
     extend_form,
     extension_granted,
     grant_message,
     help_message,
+    request_failed,
     request_form,
     request_message,
     request_outcome,
@@ -298,3 +301,126 @@ def test_extend_form_carries_the_grant_id_and_shows_the_limits(catalog):
     assert (reason["block_id"], reason["element"]["action_id"]) == (
         BlockId.REASON, ActionId.REASON_INPUT)
     assert not reason.get("optional", False)
+
+
+# -- what people typed: escaped once, cut to Block Kit's limits -----------------------------
+
+HOSTILE = "<!channel> see <https://evil.example|Approve here> & <@U0EVE>"
+ESCAPED = ("&lt;!channel&gt; see &lt;https://evil.example|Approve here&gt; &amp; "
+           "&lt;@U0EVE&gt;")
+
+
+def assert_inert(*texts: str) -> None:
+    """No ping, no link and no mention survives from HOSTILE, and nothing was escaped
+    twice."""
+    for text in texts:
+        assert "<!channel>" not in text and "<https://evil" not in text
+        assert "<@U0EVE>" not in text and "&amp;lt;" not in text
+
+
+def texts_of(blocks: list[dict]) -> list[str]:
+    """Every text string in the blocks, as Slack would read it."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if isinstance(value.get("text"), str):
+                found.append(value["text"])
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(blocks)
+    return found
+
+
+def test_a_hostile_reason_is_shown_as_written_and_pings_nobody(catalog):
+    text, blocks = request_message(a_request(reason=HOSTILE), catalog.get("prod-admins"))
+    assert ESCAPED in text_of(blocks)
+    assert_inert(text, *texts_of(blocks))
+    assert "<@U0ALICE>" in text_of(blocks)  # the bot's own mention of the requester works
+
+
+@pytest.mark.parametrize("status", [RequestStatus.DENIED, RequestStatus.APPROVED,
+                                    RequestStatus.FAILED])
+def test_a_hostile_decision_reason_is_escaped_in_every_copy(catalog, status):
+    request = a_request(status, decision_reason=HOSTILE)
+    _text, blocks = request_message(request, catalog.get("prod-admins"))
+    assert ESCAPED in blocks[-1]["text"]["text"]
+    line = decision_text(request)  # the thread reply
+    assert ESCAPED in line
+    assert_inert(line, *texts_of(blocks))
+
+
+def test_a_hostile_deny_reason_in_the_requesters_dm():
+    text, blocks = request_outcome(a_request(RequestStatus.DENIED, decision_reason=HOSTILE))
+    assert ESCAPED in text and ESCAPED in text_of(blocks)
+    assert "<@U0BOB>" in text
+    assert_inert(text, *texts_of(blocks))
+
+
+def test_a_multi_line_reason_is_quoted_line_by_line(catalog):
+    _text, blocks = request_message(a_request(reason="first\n<!here>"), None)
+    assert ">first\\n>&lt;!here&gt;" in text_of(blocks)
+
+
+def test_an_id_that_is_not_a_slack_id_is_not_a_mention(catalog):
+    text, blocks = request_message(a_request(requester_id="U0X> <!here"), None)
+    assert "<!here>" not in text_of(blocks) and "<!here>" not in text
+    assert "U0X&gt; &lt;!here" in text_of(blocks)
+
+
+def test_the_reason_an_aws_error_gave_is_escaped():
+    text, blocks = grant_message(a_grant(GrantStatus.FAILED, last_error="<b>AccessDenied</b>"))
+    assert "&lt;b&gt;AccessDenied&lt;/b&gt;" in text and "<b>" not in text_of(blocks)
+
+
+def test_why_a_request_failed_keeps_its_mentions_and_escapes_the_rest():
+    why = "ask <@U0DAVE> to tag your IAM user with email=<your Slack email>"
+    text, _blocks = request_failed(a_request(RequestStatus.FAILED), why)
+    assert "<@U0DAVE>" in text and "email=&lt;your Slack email&gt;" in text
+
+
+def test_the_usage_line_in_help_is_escaped(catalog):
+    _text, blocks = help_message(catalog.requestable_by("U0ALICE"))
+    usage = blocks[-1]["elements"][0]["text"]
+    assert "&lt;resource&gt; &lt;duration&gt; &lt;reason&gt;" in usage
+
+
+class OneResource:
+    """A catalog of one resource, for the form."""
+
+    def __init__(self, resource):
+        self.resource = resource
+
+    def requestable_by(self, _user_id):
+        return [self.resource]
+
+
+def test_long_texts_are_cut_to_block_kits_limits(catalog):
+    # the configuration allows 300 characters; the builders hold at any length
+    long = replace(catalog.get("prod-admins"), description="<d> " + "x" * 5000)
+    _text, blocks = request_message(a_request(reason="r" * 4000), long)
+    section = blocks[1]
+    assert all(len(field["text"]) <= 2000 for field in section["fields"])
+    assert all(len(block["text"]["text"]) <= 3000 for block in blocks if "text" in block)
+    assert blocks[1]["fields"][0]["text"].endswith("…")
+    _text, help_blocks = help_message([long])
+    assert all(len(t) <= 3000 for t in texts_of(help_blocks))
+    assert "&lt;d&gt;" in text_of(help_blocks)
+    [option] = request_form(OneResource(long), "U0ALICE")["blocks"][0]["element"]["options"]
+    assert len(option["description"]["text"]) <= 75
+    text, blocks = grant_message(a_grant(GrantStatus.FAILED, last_error="<" * 3000))
+    assert len(blocks[0]["text"]["text"]) <= 3000 and len(text) <= 4000
+    assert "&lt;" * 10 in text and not text.endswith("&l…")
+
+
+def test_a_cut_never_ends_inside_an_escape_or_a_mention():
+    reason = "a" * 2990 + "&&&&&&"
+    _text, blocks = request_message(a_request(reason=reason), None)
+    [shown] = [b["text"]["text"] for b in blocks if "Reason" in b.get("text", {}).get("text",
+                                                                                        "")]
+    assert len(shown) <= 3000
+    assert shown.endswith("&amp;…") or shown.endswith("a…")

@@ -151,3 +151,26 @@ def test_resolved_findings_lose_their_advice():
 def test_a_superseded_message_has_no_buttons():
     text, blocks = findings_superseded()
     assert "newer reminder" in text and buttons(blocks) == {}
+
+
+def test_text_from_aws_and_services_is_escaped_but_their_mentions_work():
+    resolved = a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
+                         resolution="key deactivated by <@U0ALICE> <!channel>",
+                         last_used_where="<https://evil.example|s3>")
+    _text, blocks = findings_digest([resolved], NOW, WEEK)
+    body = json.dumps(blocks)
+    assert "<@U0ALICE>" in body and "&lt;!channel&gt;" in body
+    assert "&lt;https://evil.example|s3&gt;" in body and "<https://" not in body
+
+
+def test_an_owner_that_is_not_a_user_id_is_not_a_mention():
+    _text, blocks = findings_escalated([a_finding(owner="ops@example.com> <!here")], NOW)
+    body = json.dumps(blocks)
+    assert "<!here>" not in body and "ops@example.com&gt; &lt;!here" in body
+
+
+def test_a_long_audit_is_cut_to_a_sections_limit():
+    deviations = [Deviation("unmanaged_member", "g", "<x> " + "y" * 200) for _ in range(40)]
+    _text, blocks = account_audit(deviations)
+    assert all(len(block["text"]["text"]) <= 3000 for block in blocks)
+    assert "&lt;x&gt;" in json.dumps(blocks)

@@ -2,45 +2,30 @@
 one acknowledges, and what it hands to the worker (handlers/work.py runs it there)."""
 
 import json
-import time
+import logging
 from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
-from slack_bolt import App, BoltRequest
-from slack_bolt.authorization import AuthorizeResult
-from slack_sdk.signature import SignatureVerifier
 
-from handlers.handoff import NOT_RECORDED, HandoffFailed
+from handlers.handoff import NOT_RECORDED
 from handlers.ids import ActionId, BlockId, ViewId
-from handlers.listeners import register
 from handlers.work import ReplyTo, Task
-from jobs.worker import WorkerFailed
 from services.commands import Draft
 from tests.factories import APPROVER, REQUESTER, RESOURCE
-
-SECRET = "listener-test-secret"
-RESPONSE_URL = "https://hooks.slack.test/response/1"
-# what bot.py's App learns from auth.test at start, given here: no Slack in these tests
-AUTHORIZED = AuthorizeResult(enterprise_id=None, team_id="T0FAKE", bot_token="xoxb-test",
-                             bot_user_id="U0ACCESSBOT", bot_id="B0ACCESSBOT")
-
-
-class Handoffs:
-    """Records what listeners hand over; `gone` plays a worker that has died, `no_database`
-    a database that cannot take the inbox row."""
-
-    def __init__(self):
-        self.tasks: list[tuple] = []
-        self.gone = False
-        self.no_database = False
-
-    def __call__(self, task, *args) -> None:
-        if self.gone:
-            raise WorkerFailed("cannot hand it to the worker: broken pipe")
-        if self.no_database:
-            raise HandoffFailed("connection refused")
-        self.tasks.append((task, *args))
+from tests.handlers.slack_requests import (
+    RESPONSE_URL,
+    Handoffs,
+    click,
+    click_payload,
+    command,
+    command_fields,
+    dispatch,
+    make_app,
+    payload,
+    submission,
+    submission_payload,
+)
 
 
 @pytest.fixture
@@ -50,44 +35,7 @@ def handoffs():
 
 @pytest.fixture
 def app(catalog, handoffs):
-    app = App(signing_secret=SECRET, authorize=lambda **_: AUTHORIZED,
-              process_before_response=True)
-    register(app, catalog, handoffs)
-    return app
-
-
-def dispatch(app: App, body: str):
-    timestamp = str(int(time.time()))
-    signature = SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body)
-    return app.dispatch(BoltRequest(body=body, headers={
-        "content-type": ["application/x-www-form-urlencoded"],
-        "x-slack-request-timestamp": [timestamp], "x-slack-signature": [signature]}))
-
-
-def command(text: str, user: str = REQUESTER) -> str:
-    return urlencode({"command": "/request-access", "text": text, "user_id": user,
-                      "team_id": "T0FAKE", "channel_id": "C0GENERAL",
-                      "response_url": RESPONSE_URL, "trigger_id": "trigger-1"})
-
-
-def payload(body: dict) -> str:
-    return urlencode({"payload": json.dumps({"team": {"id": "T0FAKE"}, **body})})
-
-
-def click(action_id: str, value: str, user: str = APPROVER) -> str:
-    return payload({"type": "block_actions", "user": {"id": user}, "trigger_id": "trigger-2",
-                    "response_url": RESPONSE_URL, "channel": {"id": "C0APPROVALS"},
-                    "container": {"type": "message", "channel_id": "C0APPROVALS"},
-                    "actions": [{"action_id": action_id, "block_id": BlockId.DECISION,
-                                 "type": "button", "value": value}]})
-
-
-def submission(callback_id: str, values: dict, user: str = REQUESTER,
-               private_metadata: str = "") -> str:
-    return payload({"type": "view_submission", "user": {"id": user},
-                    "view": {"type": "modal", "callback_id": callback_id,
-                             "private_metadata": private_metadata,
-                             "state": {"values": values}}})
+    return make_app(catalog, handoffs)
 
 
 def test_a_valid_command_is_handed_over_and_acknowledged(app, handoffs):
@@ -198,4 +146,79 @@ def test_a_task_the_database_cannot_record_is_never_acknowledged_as_got_it(app, 
                                         private_metadata="17"))
     assert json.loads(response.body) == {"response_action": "errors",
                                          "errors": {BlockId.DENY_REASON: NOT_RECORDED}}
+    assert handoffs.tasks == []
+
+
+# -- payloads without the fields a listener reads: 400, and nothing handed over ----------
+
+APPROVE_CLICK = click_payload(ActionId.APPROVE, "17")
+DENY_FORM = submission_payload(ViewId.DENY_FORM, {}, user=APPROVER, private_metadata="17")
+
+
+def without(body: dict, *path: str) -> dict:
+    """A deep copy of body without the field at path."""
+    copy = json.loads(json.dumps(body))
+    *parents, last = path
+    target = copy
+    for key in parents:
+        target = target[key]
+    del target[last]
+    return copy
+
+
+def replaced(body: dict, value, *path) -> dict:
+    copy = json.loads(json.dumps(body))
+    *parents, last = path
+    target = copy
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return copy
+
+
+@pytest.mark.parametrize("body", [
+    without(APPROVE_CLICK, "user"),
+    without(APPROVE_CLICK, "user", "id"),
+    replaced(APPROVE_CLICK, 42, "user", "id"),
+    replaced(APPROVE_CLICK, "U0BOB> <!channel", "user", "id"),
+    without(APPROVE_CLICK, "trigger_id"),
+    replaced(APPROVE_CLICK, ["t"], "trigger_id"),
+    without(APPROVE_CLICK, "actions", 0, "action_id"),
+    replaced(APPROVE_CLICK, ["accessbot.approve"], "actions"),
+    replaced(APPROVE_CLICK, 17, "actions", 0, "value"),
+    replaced(APPROVE_CLICK, "17; drop", "actions", 0, "value"),
+    without(APPROVE_CLICK, "actions", 0, "value"),
+    replaced(APPROVE_CLICK, {"id": 5}, "channel"),
+    without(DENY_FORM, "user"),
+    without(DENY_FORM, "view", "state"),
+    replaced(DENY_FORM, [], "view", "state", "values"),
+    replaced(DENY_FORM, {"deny_reason": []}, "view", "state", "values"),
+    replaced(DENY_FORM, {"deny_reason": {"accessbot.deny_reason_input": {"value": 3}}},
+             "view", "state", "values"),
+    replaced(DENY_FORM, {"resource": {"accessbot.resource_select": {"selected_option": "x"}}},
+             "view", "state", "values"),
+    replaced(DENY_FORM, 17, "view", "private_metadata"),
+], ids=lambda body: json.dumps(body)[:60])
+def test_a_payload_missing_what_a_listener_reads_gets_400(app, handoffs, caplog, body):
+    response = dispatch(app, payload(body))
+    assert response.status == 400
+    assert handoffs.tasks == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("fields", [
+    {"trigger_id": None}, {"user_id": "alice"}, {"user_id": None}, {"text": None},
+])
+def test_a_command_missing_what_the_listener_reads_gets_400(app, handoffs, caplog, fields):
+    body = {k: v for k, v in {**command_fields("help"), **fields}.items() if v is not None}
+    response = dispatch(app, urlencode(body))
+    assert response.status == 400
+    assert handoffs.tasks == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_deny_form_for_no_request_is_answered_in_the_form(app, handoffs):
+    response = dispatch(app, payload(replaced(DENY_FORM, "not-an-id", "view",
+                                              "private_metadata")))
+    assert json.loads(response.body)["response_action"] == "errors"
     assert handoffs.tasks == []
