@@ -4,7 +4,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -16,7 +19,14 @@ def make_engine(url: str, **kwargs) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
+    # A pooled connection that a Postgres restart cut is found at checkout and replaced
+    # (tests/models/test_session.py); no retry is needed on top, nor pool_recycle.
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in make_url(url).query:
+        # A server that does not answer (an address moved in a failover) fails a connection
+        # attempt in seconds, not after the kernel's two minutes of SYN retries.
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                                  **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 
