@@ -28,7 +28,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
@@ -44,7 +45,7 @@ from jobs.registry import JOBS, JobContext
 from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
 from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, serve_tasks
 from models import make_engine, make_session_factory, transaction
-from models.migrate import upgrade
+from models.migrate import SchemaTooNew, upgrade
 from services import inbox
 from services.catalog import Catalog, load_catalog
 from services.claim_loop import ClaimLoop
@@ -189,10 +190,34 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     return scheduler
 
 
+def migrate(url: str) -> None:
+    """The schema at head before anything else touches the database, or one clear line."""
+    try:
+        upgrade(url)
+    except SchemaTooNew as exc:  # a rolled-back deploy: running on would damage the data
+        raise ConfigError(str(exc)) from None
+    except OperationalError as exc:  # the database does not answer, or refused us
+        raise ConfigError(f"DATABASE_URL ({_where(url)}): {_first_line(exc, url)}") from None
+
+
+def _where(url: str) -> str:
+    """host:port/database of a Postgres URL (never its password), or SQLite's file."""
+    parts = make_url(url)
+    if parts.host is None:
+        return parts.database or ":memory:"
+    return f"{parts.host}:{parts.port or 5432}/{parts.database or ''}"
+
+
+def _first_line(exc: OperationalError, url: str) -> str:
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    password = make_url(url).password
+    return lines[0].replace(password, "***") if password else lines[0]
+
+
 def serve(settings: Settings) -> int:
     """The web process: Slack's requests and /healthz; the worker process does the rest."""
     catalog = load_catalog(settings.config_path)
-    upgrade(settings.database_url)
+    migrate(settings.database_url)
     worker_gone = threading.Event()
 
     def on_worker_exit(_code: int) -> None:
@@ -316,7 +341,7 @@ def run_job(settings: Settings, name: str) -> int:
     if job is None:
         raise ConfigError(f"run-job: unknown job '{name}'; known: {', '.join(sorted(JOBS))}")
     catalog = load_catalog(settings.config_path)
-    upgrade(settings.database_url)
+    migrate(settings.database_url)
     components = build(settings, catalog)
     context = JobContext(components.runner, components.directory.refresh, components.hygiene)
     if job.period is None:
@@ -349,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         if args.command == "migrate":
-            upgrade(database_url())
+            migrate(database_url())
             print("database is at the latest migration")
             return 0
         settings = load_settings()

@@ -3,9 +3,9 @@
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
 
-from models import Base, make_engine
+from models import Base
+from models.migrate import migration_connection
 from settings import database_url
 
 config = context.config
@@ -28,13 +28,12 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if connection is not None:  # the caller's own: its lock and its transaction
         _run(connection)
         return
-    engine = make_engine(_url(), poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    # holds the migration lock; refuses a schema newer than these scripts
+    with migration_connection(_url()) as connection:
         _run(connection)
-    engine.dispose()
 
 
 def _run(connection) -> None:

@@ -1,26 +1,32 @@
 """Run Alembic programmatically: `python bot.py migrate`, serving, and the tests.
 
-Replicas that start together migrate one after the other: on Postgres the upgrade holds
-an advisory lock (MIGRATION_LOCK) on its own connection, and the later ones find the
-schema at head and do nothing. A database whose schema is newer than this code (a
-rolled-back deploy) is refused before anything runs.
+Every upgrade or downgrade, from here or from the `alembic` command line, runs on a
+connection from `migration_connection` (see migrations/env.py): it holds the migration
+lock, so replicas started together migrate one after the other, and it refuses a
+database whose schema is newer than this code before anything runs.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import pool, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, inspect, pool, text
 
 from models.session import make_engine
-from services.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-MIGRATION_LOCK = 0x61636365737362  # "accessb": the pg_advisory_lock key of migrations
+
+# The Postgres advisory lock that serialises migrations: the 64-bit integer whose bytes
+# are the ASCII of "accessbt" (0x6163636573736274). Documented in the README, so that
+# nothing else using advisory locks in the same database picks it.
+MIGRATION_LOCK_KEY = 7017561931753153140
+
+
+class SchemaTooNew(Exception):
+    """The database is at a revision this code does not know: a newer accessbot migrated it."""
 
 
 def alembic_config(url: str) -> Config:
@@ -32,50 +38,58 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    config = alembic_config(url)
-    engine = make_engine(url, poolclass=pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            postgres = connection.dialect.name == "postgresql"
-            if postgres:  # held by this session until unlocked or disconnected
-                connection.execute(text("SELECT pg_advisory_lock(:key)"),
-                                   {"key": MIGRATION_LOCK})
-                connection.commit()
-            try:
-                refuse_newer_schema(connection, config)
-                connection.commit()
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
-                connection.commit()
-            finally:
-                if postgres:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"),
-                                       {"key": MIGRATION_LOCK})
-                    connection.commit()
-    except OperationalError as exc:
-        raise ConfigError(f"DATABASE_URL: cannot reach the database at "
-                          f"{_where(engine)}: {str(exc.orig).strip().splitlines()[0]}") from None
-    finally:
-        engine.dispose()
-
-
-def refuse_newer_schema(connection: Connection, config: Config) -> None:
-    """A revision this code does not know means the schema is newer: never touch it."""
-    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-    current = MigrationContext.configure(connection).get_current_heads()
-    unknown = [revision for revision in current if revision not in known]
-    if unknown:
-        head = ScriptDirectory.from_config(config).get_current_head()
-        raise ConfigError(
-            f"the database schema is at revision {', '.join(unknown)}, newer than this "
-            f"accessbot (its latest is {head}); run the newer version, or restore the "
-            "backup taken before the upgrade")
+    command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def _where(engine) -> str:
-    url = engine.url
-    return f"{url.host}:{url.port or 5432}/{url.database}" if url.host else str(url.database)
+@contextmanager
+def migration_connection(url: str) -> Iterator[Connection]:
+    """A connection holding the migration lock, on a schema this code knows, for Alembic."""
+    engine = make_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Session-level, not transaction-level: it outlives the transactions Alembic
+                # commits (an autocommit_block too). If this process dies, its connection
+                # closes and Postgres releases the lock; so does the error path below.
+                connection.execute(text("SELECT pg_advisory_lock(:key)"),
+                                   {"key": MIGRATION_LOCK_KEY})
+                refuse_newer_schema(connection)
+                connection.commit()  # Alembic gets an idle connection and runs as it always has
+                yield connection
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+            else:
+                # SQLite: one transaction for the whole upgrade (SQLite's DDL is
+                # transactional). Its BEGIN IMMEDIATE (models.session) takes the database's
+                # write lock, which other processes wait for; Alembic's own transactions
+                # would release it between two migrations.
+                with connection.begin():
+                    refuse_newer_schema(connection)
+                    yield connection
+    finally:
+        engine.dispose()
+
+
+def refuse_newer_schema(connection: Connection) -> None:
+    """Raise SchemaTooNew if the database is at a revision unknown to this code's scripts."""
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    known = {revision.revision for revision in script.walk_revisions()}
+    unknown = sorted(_current_revisions(connection) - known)
+    if unknown:
+        raise SchemaTooNew(
+            f"the database schema is at revision {', '.join(unknown)}, newer than this "
+            f"accessbot (head {', '.join(script.get_heads())}); run the newer version or "
+            "restore a backup")
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    """What alembic_version holds (read directly: Alembic's MigrationContext would log
+    two lines first, and a refusal is meant to be one line)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())

@@ -11,6 +11,7 @@ import waitress
 from bot import WebApp, _sleep_unless
 from handlers.boundary import MAX_BODY, SlackEndpoint
 from services.ports import ReportNotReady
+from tests.fakes.harness import free_port, run_bot_command
 from tests.handlers.slack_requests import SECRET, Handoffs, command, make_app, sign
 
 
@@ -69,3 +70,13 @@ def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
     assert http(port, signed_post(big), big) == 413
     assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+def test_a_database_that_does_not_answer_stops_the_start_in_one_line():
+    port = free_port()  # nothing listens there
+    url = f"postgresql://accessbot:s3cret-pw@127.0.0.1:{port}/accessbot"
+    result = run_bot_command({"DATABASE_URL": url}, "migrate", timeout=30)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "\n" not in line
+    assert line.startswith(f"accessbot: configuration error: DATABASE_URL (127.0.0.1:{port}/"
+                           "accessbot): connection failed:")
+    assert "s3cret-pw" not in result.stderr + result.stdout

@@ -1,7 +1,8 @@
-"""Migrations: one head; upgrade on an empty database equals the models; downgrade works."""
+"""Migrations: one head; upgrade on an empty database equals the models; downgrade works;
+replicas migrate together; a schema newer than the code is refused."""
 
-import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from alembic import command
@@ -9,10 +10,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from models import Base, make_engine
-from models.migrate import alembic_config, downgrade, upgrade
-from services.errors import ConfigError
+from models.migrate import MIGRATION_LOCK_KEY, SchemaTooNew, alembic_config, downgrade, upgrade
 from tests.conftest import create_database, drop_database
-from tests.fakes.harness import run_bot_command
+from tests.fakes.harness import ROOT, free_port, run_bot_command
 
 
 def test_one_head():
@@ -44,61 +44,116 @@ def test_upgrade_matches_models_and_downgrade_empties(empty_url):
     engine.dispose()
 
 
-def _migrate_together(url: str, processes: int) -> list[subprocess.CompletedProcess]:
-    barrier = threading.Barrier(processes)
-    results: list = [None] * processes
+# -- replicas, and a rolled-back deploy ---------------------------------------------------
 
-    def migrate(index: int) -> None:
+def at_revisions(url: str) -> set[str]:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    engine.dispose()
+    return found
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def start_together(n: int, env: dict[str, str], *args: str) -> list:
+    """n `python bot.py ARGS` processes, started at the same moment; their results."""
+    barrier = threading.Barrier(n)
+
+    def run(_):
         barrier.wait()
-        results[index] = run_bot_command({"DATABASE_URL": url}, "migrate")
+        return run_bot_command(env, *args, timeout=120)
 
-    threads = [threading.Thread(target=migrate, args=(i,)) for i in range(processes)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_replicas_started_together_on_an_empty_database_all_migrate(empty_url, replicas):
+    results = start_together(replicas, {"DATABASE_URL": empty_url}, "migrate")
+    assert [r.returncode for r in results] == [0] * replicas, [r.stderr for r in results]
+    assert sum("Running upgrade  -> 0001" in r.stderr for r in results) == 1  # one did it
+    assert at_revisions(empty_url) == {head()}
+    command.check(alembic_config(empty_url))
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("processes", [2, 3])
-def test_replicas_started_together_on_an_empty_postgres_all_come_up(postgres_server,
-                                                                    processes):
+def test_an_upgrade_waits_for_the_migration_lock(postgres_server):
     url = create_database(postgres_server)
+    holder = make_engine(url)
     try:
-        results = _migrate_together(url, processes)
-        assert [r.returncode for r in results] == [0] * processes, [r.stderr for r in results]
-        command.check(alembic_config(url))
+        with holder.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            migrating = threading.Thread(target=upgrade, args=(url,))
+            migrating.start()
+            migrating.join(1.0)
+            assert migrating.is_alive()  # waiting for the lock, having done nothing
+            assert inspect(holder).get_table_names() == []
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            migrating.join(30)
+        assert not migrating.is_alive()
+        assert at_revisions(url) == {head()}
     finally:
+        holder.dispose()
         drop_database(postgres_server, url)
 
 
-def test_a_schema_newer_than_the_code_is_refused_and_left_alone(empty_url):
-    upgrade(empty_url)
-    engine = make_engine(empty_url)
+FUTURE = "9999_from_a_newer_accessbot"
+
+
+def stamp_future(url: str) -> None:
+    """What a newer accessbot leaves behind: a revision these scripts do not know."""
+    upgrade(url)
+    engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    engine.dispose()
-
-    result = run_bot_command({"DATABASE_URL": empty_url}, "migrate")
-
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    [line] = [x for x in result.stderr.splitlines() if "configuration error" in x]
-    assert "revision 9999, newer than this accessbot" in line
-    with pytest.raises(ConfigError):
-        upgrade(empty_url)
-    engine = make_engine(empty_url)
-    with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "9999"
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": FUTURE})
     engine.dispose()
 
 
-def test_a_database_that_does_not_answer_is_one_line():
-    result = run_bot_command({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
-                             "migrate")
+def refusal() -> str:
+    return (f"the database schema is at revision {FUTURE}, newer than this accessbot "
+            f"(head {head()}); run the newer version or restore a backup")
+
+
+def test_a_newer_schema_is_refused_and_left_alone(empty_url):
+    stamp_future(empty_url)
+    for migrate in (upgrade, downgrade):
+        with pytest.raises(SchemaTooNew) as refused:
+            migrate(empty_url)
+        assert str(refused.value) == refusal()
+    assert at_revisions(empty_url) == {FUTURE}
+
+
+SERVE_ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret",
+             "SLACK_APP_TOKEN": "", "SLACK_API_URL": "http://127.0.0.1:9/",
+             "ACCESSBOT_CONFIG": str(ROOT / "accessbot.example.yaml")}
+
+
+@pytest.mark.parametrize("args", [("migrate",), (), ("run-job", "sweep")],
+                         ids=["migrate", "serve", "run-job"])
+def test_bot_refuses_a_newer_schema_in_one_line(tmp_path, args):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    stamp_future(url)
+    result = run_bot_command({**SERVE_ENV, "PORT": str(free_port()), "DATABASE_URL": url},
+                             *args, timeout=30)
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    [line] = [x for x in result.stderr.splitlines() if "configuration error" in x]
-    assert line.startswith("accessbot: configuration error: DATABASE_URL: cannot reach")
-    assert "127.0.0.1:1/none" in line
+    assert result.stderr.strip() == f"accessbot: configuration error: {refusal()}"
+    assert at_revisions(url) == {FUTURE}
+
+
+@pytest.mark.postgres
+def test_bot_migrate_refuses_a_newer_postgres_schema_in_one_line(postgres_server):
+    url = create_database(postgres_server)
+    try:
+        stamp_future(url)
+        result = run_bot_command({"DATABASE_URL": url}, "migrate")
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"accessbot: configuration error: {refusal()}"
+        assert at_revisions(url) == {FUTURE}
+    finally:
+        drop_database(postgres_server, url)
