@@ -6,14 +6,22 @@
     python bot.py run-job NAME    run one scheduled job once (for cron and tests)
 """
 
+import os
+import tempfile
+
+# Both processes write their metrics samples here (services/metrics.py); it must be set
+# before prometheus_client is first imported, which the imports below do.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="accessbot-metrics-")
+
 import argparse
 import gc
 import json
 import logging
-import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection
@@ -27,16 +35,18 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from handlers import health
 from handlers.boundary import SlackEndpoint
 from handlers.delivery import Delivery
 from handlers.handoff import GIVE_UP, DurableHandoff
 from handlers.listeners import Handoff, register
+from handlers.logs import configure_logging
 from handlers.profiles import SlackProfiles
 from handlers.sender import Sender
 from handlers.work import Work, WorkDeps
@@ -153,26 +163,36 @@ def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
 
 
 class WebApp:
-    """WSGI routing: Slack requests (handlers/boundary.py), and a health check for load
-    balancers."""
+    """WSGI routing: Slack requests (handlers/boundary.py), and the operational endpoints
+    (handlers/health.py)."""
 
-    def __init__(self, slack: SlackEndpoint, healthy):
+    def __init__(self, slack: SlackEndpoint, ready: Callable[[], dict[str, bool]],
+                 metrics: Callable[[], bytes] = lambda: b""):
         self.slack = slack
-        self.healthy = healthy
+        self.ready = ready
+        self.metrics = metrics
 
     def __call__(self, environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         if path == "/slack/events" and method == "POST":
             return self.slack(environ, start_response)
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            ok = self.healthy()
-            body = json.dumps({"ok": ok}).encode()
-            start_response("200 OK" if ok else "503 Service Unavailable",
-                           [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body)))])
-            return [body]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
+        if method not in ("GET", "HEAD"):
+            return health.respond(start_response, "404 Not Found", b"not found\n",
+                                  "text/plain")
+        if path == "/healthz":  # liveness: this process serves
+            return health.respond(start_response, "200 OK", b'{"ok": true}',
+                                  "application/json")
+        if path == "/readyz":
+            checks = self.ready()
+            ok = all(checks.values())
+            return health.respond(start_response,
+                                  "200 OK" if ok else "503 Service Unavailable",
+                                  json.dumps({"ok": ok, **checks}).encode(),
+                                  "application/json")
+        if path == "/metrics":
+            return health.respond(start_response, "200 OK", self.metrics(),
+                                  "text/plain; version=0.0.4; charset=utf-8")
+        return health.respond(start_response, "404 Not Found", b"not found\n", "text/plain")
 
 
 def start_scheduler(components: Components) -> BackgroundScheduler:
@@ -224,6 +244,7 @@ def serve(settings: Settings) -> int:
         worker_gone.set()
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
 
+    _forget_old_metrics()
     worker = WorkerProcess(run_worker, settings, on_exit=on_worker_exit)
     # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
     # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s)
@@ -246,24 +267,24 @@ def serve(settings: Settings) -> int:
         engine.dispose()
 
 
+def _forget_old_metrics() -> None:
+    """Samples of earlier processes (prometheus_client's multiprocess files) end with them."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
 def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
                 worker_gone: threading.Event, engine: Engine) -> int:
     socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
 
-    def healthy() -> bool:
-        if not worker.running():  # it runs the scheduler
-            return False
-        if socket_mode is not None and not socket_mode.client.is_connected():
-            return False
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            log.warning("health check: database unreachable: %s", exc)
-            return False
-        return True
+    def ready() -> dict[str, bool]:
+        return health.ready(worker.running, lambda: socket_mode is None
+                            or socket_mode.client.is_connected(), engine)
 
-    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), healthy)
+    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), ready,
+                 lambda: health.metrics_text(engine))
     server = waitress.create_server(web, host="0.0.0.0", port=settings.port,
                                     threads=SERVER_THREADS, ident="accessbot")
     # What start-up allocated lives as long as the process: out of the collector's sight,
@@ -387,12 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerFailed as exc:
         print(f"accessbot: {exc}", file=sys.stderr)
         return 1
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from services import metrics
+
 DEFAULT_REGION = "us-east-1"
 
 # Adaptive mode retries throttling and transient errors with backoff, and slows the
@@ -28,6 +30,19 @@ def default_region() -> str:
 
 def make_iam_client(region: str | None = None) -> BaseClient:
     """An IAM client; boto3 itself honours AWS_ENDPOINT_URL (e.g. a moto server)."""
-    return boto3.session.Session().client(
+    client = boto3.session.Session().client(
         "iam", region_name=region or default_region(), config=CLIENT_CONFIG
     )
+    client.meta.events.register("after-call.iam", _count_call)
+    client.meta.events.register("after-call-error.iam", _count_failed_call)
+    return client
+
+
+def _count_call(http_response, parsed, model, **_) -> None:
+    """Every attempt botocore makes (retries too), with AWS's error code if any."""
+    error = (parsed or {}).get("Error", {}).get("Code", "") if isinstance(parsed, dict) else ""
+    metrics.AWS_CALLS.labels(model.name, error).inc()
+
+
+def _count_failed_call(model, exception, **_) -> None:  # no answer: timeout, refused
+    metrics.AWS_CALLS.labels(model.name, type(exception).__name__).inc()

@@ -15,7 +15,7 @@ from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from handlers import blocks, hygiene_blocks
-from models import ApprovalMessage
+from models import ApprovalMessage, GrantStatus
 from services import findings
 from services import grants as grant_ops
 from services import requests as request_ops
@@ -48,11 +48,13 @@ class Sent:
 class DeliveryFailed(Exception):
     """Slack did not take a message: transient (retry) or not (the row fails)."""
 
-    def __init__(self, reason: str, transient: bool, retry_after: float | None = None):
+    def __init__(self, reason: str, transient: bool, retry_after: float | None = None,
+                 code: str = "unreachable"):
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
         self.retry_after = retry_after
+        self.code = code  # short, for metrics: Slack's error code, http_NNN, unreachable
 
 
 class Delivery:
@@ -66,7 +68,7 @@ class Delivery:
             Kind.REQUEST_SUBMITTED: self._request_submitted,
             Kind.REQUEST_FAILED: self._request_failed,
             Kind.REQUEST_DECIDED: self._request_decided,
-            Kind.GRANT_ACTIVE: self._grant_post(blocks.grant_message),
+            Kind.GRANT_ACTIVE: self._grant_active,
             Kind.GRANT_DM_UPDATE: self._grant_dm_update,
             Kind.GRANT_EXTENDED: self._grant_extended,
             Kind.GRANT_EXPIRING: self._grant_expiring,
@@ -111,7 +113,7 @@ class Delivery:
         transient = answer.status_code == 429 or answer.status_code >= 500
         retry_after = _seconds(answer.headers.get("Retry-After")) if answer.headers else None
         raise DeliveryFailed(f"response_url answered {answer.status_code} {answer.body[:100]}",
-                             transient, retry_after)
+                             transient, retry_after, code=f"http_{answer.status_code}")
 
     # -- requests --------------------------------------------------------------------
 
@@ -165,6 +167,12 @@ class Delivery:
 
         return render
 
+    def _grant_active(self, session, args, now):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        if grant.status is not GrantStatus.ACTIVE:
+            return None  # ended while this waited: the "ended" DM behind it says so
+        return _post(grant.requester_id, blocks.grant_message(grant))
+
     def _grant_dm_update(self, session, args, now):
         grant = grant_ops.get_grant(session, args["grant_id"])
         if not grant.dm_ts:
@@ -175,6 +183,8 @@ class Delivery:
 
     def _grant_extended(self, session, args, now):
         grant = grant_ops.get_grant(session, args["grant_id"])
+        if grant.status is not GrantStatus.ACTIVE:
+            return None
         request = request_ops.get_request(session, args["request_id"])
         return _post(grant.requester_id, blocks.extension_granted(grant, request))
 
@@ -259,7 +269,8 @@ def _api_failure(exc: SlackApiError) -> DeliveryFailed:
     transient = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
     retry_after = _seconds((response.headers or {}).get("Retry-After")
                            or (response.headers or {}).get("retry-after"))
-    return DeliveryFailed(f"Slack said {error or status}", transient, retry_after)
+    return DeliveryFailed(f"Slack said {error or status}", transient, retry_after,
+                          code=error or f"http_{status}")
 
 
 def _seconds(value) -> float | None:

@@ -10,6 +10,7 @@ go back through the response_url, or as a DM.
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from slack_bolt import Ack, App, BoltResponse
@@ -27,6 +28,7 @@ from handlers.payloads import (
     reject_malformed,
 )
 from handlers.work import ReplyTo, Task
+from services import metrics
 from services.catalog import Catalog
 from services.commands import (
     FieldError,
@@ -48,6 +50,7 @@ Handoff = Callable[..., None]
 
 def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     listeners = Listeners(catalog, handoff)
+    app.middleware(measure_acks)
     app.middleware(reject_malformed)  # before any listener: each reads a checked payload
     app.command("/request-access")(listeners.request_access)
     app.view(ViewId.REQUEST_FORM.value)(listeners.submit_request_form)
@@ -61,6 +64,32 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.FINDING_FIX.value)(listeners.will_fix)
     app.action(ActionId.FINDING_SNOOZE.value)(listeners.snooze)
     app.error(listeners.on_error)
+
+
+def measure_acks(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Count and time every acknowledgement, by listener (GET /metrics)."""
+    started = time.perf_counter()
+    try:
+        return next()
+    finally:
+        listener = _listener_of(body)
+        metrics.ACKS.labels(listener).inc()
+        metrics.ACK_SECONDS.labels(listener).observe(time.perf_counter() - started)
+
+
+def _listener_of(body: dict) -> str:
+    """A label from a known set: what the request is for, never free text."""
+    if body.get("command") == "/request-access":
+        return "command"
+    known = {*ActionId, *ViewId}
+    if body.get("type") == "view_submission":
+        callback = (body.get("view") or {}).get("callback_id")
+        return callback if callback in known else "view"
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        action = actions[0].get("action_id")
+        return action if action in known else "action"
+    return "other"
 
 
 class Listeners:

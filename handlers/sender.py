@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from handlers.delivery import Delivery, DeliveryFailed
 from models import transaction
-from services import messages, outbox
+from services import messages, metrics, outbox
 from services.claim_loop import ClaimLoop
 from services.clock import Clock, utcnow
 from services.errors import AccessBotError
@@ -27,14 +27,12 @@ log = logging.getLogger(__name__)
 
 class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
-                 clock: Clock = utcnow, workers: int = 8, owner: str | None = None,
-                 metrics=None):
+                 clock: Clock = utcnow, workers: int = 8, owner: str | None = None):
         self.sessions = sessions
         self.delivery = delivery
         self.clock = clock
         self.workers = workers
         self.owner = owner or worker_id()
-        self.metrics = metrics
         self._loop: ClaimLoop[Owed] | None = None
         # a transaction in this process that owed a message wakes the dispatcher at once
         event.listen(sessions, "after_commit", self._after_commit)
@@ -90,7 +88,8 @@ class Sender:
             return False
         except Exception as exc:  # a bug in a builder: fail this row, not the whole queue
             log.exception("outbox #%s (%s): could not render", owed.id, owed.kind)
-            self._failed(owed, DeliveryFailed(f"could not render: {exc!r}", transient=False))
+            self._failed(owed, DeliveryFailed(f"could not render: {exc!r}", transient=False,
+                                              code="render"))
             return False
         if call is None:
             self._finish(owed, lambda s: outbox.mark_sent(s, owed, self.owner, now))
@@ -100,7 +99,7 @@ class Sender:
         except DeliveryFailed as failure:
             self._failed(owed, failure)
             return False
-        self._count("sent", owed, call.method)
+        self._count("sent", owed, "")
 
         def record(session: Session) -> None:
             done = self.clock()
@@ -114,8 +113,8 @@ class Sender:
         now = self.clock()
         if failure.transient:
             log.warning("outbox #%s (%s to %s): %s; will retry", owed.id, owed.kind,
-                        owed.queue, failure.reason)
-            self._count("retried", owed, failure.reason)
+                        owed.queue, failure.reason, extra={"message_id": owed.id})
+            self._count("retried", owed, failure.code)
 
             def retry(session: Session) -> None:
                 if not outbox.retry_later(session, owed, self.owner, now, failure.reason,
@@ -125,8 +124,8 @@ class Sender:
             self._finish(owed, retry)
             return
         log.error("outbox #%s (%s to %s): %s; given up", owed.id, owed.kind, owed.queue,
-                  failure.reason)
-        self._count("failed", owed, failure.reason)
+                  failure.reason, extra={"message_id": owed.id})
+        self._count("failed", owed, failure.code)
 
         def fail(session: Session) -> None:
             if outbox.fail(session, owed, self.owner, now, failure.reason):
@@ -150,6 +149,6 @@ class Sender:
             log.warning("outbox #%s: could not record the outcome (%s); it will be retried "
                         "when its lease ends", owed.id, exc)
 
-    def _count(self, outcome: str, owed: Owed, detail: str) -> None:
-        if self.metrics is not None:
-            self.metrics.message(outcome, owed.kind.value, detail)
+    @staticmethod
+    def _count(outcome: str, owed: Owed, detail: str) -> None:
+        metrics.MESSAGES.labels(outcome, owed.kind.value, detail).inc()

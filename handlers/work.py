@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from handlers import blocks
 from handlers.errors import UNEXPECTED, user_message
 from models import Grant, transaction
-from services import extensions, findings, inbox, messages
+from services import extensions, findings, inbox, messages, metrics
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.catalog import Catalog
@@ -107,6 +107,7 @@ class Work:
         try:
             method(*args)
         except SQLAlchemyError as exc:  # the database went away: try again shortly
+            metrics.TASKS.labels(claimed.task, "retried").inc()
             why = str(exc)
             log.warning("inbox #%s (%s): %s; will retry", claimed.id, claimed.task, why)
             if not self._end(lambda session: inbox.retry_later(
@@ -114,14 +115,17 @@ class Work:
                 self._answer(reply, TRY_AGAIN)
             return
         except Exception as exc:  # a bug: this task fails, the person hears, the rest goes on
+            metrics.TASKS.labels(claimed.task, "failed").inc()
             why = repr(exc)
-            log.exception("inbox #%s (%s) failed", claimed.id, claimed.task)
+            log.exception("inbox #%s (%s) failed", claimed.id, claimed.task,
+                          extra={"task_id": claimed.id})
             self._end(lambda session: inbox.fail(session, claimed.id, self.deps.owner,
                                                  self.deps.clock(), why))
             self._answer(reply, UNEXPECTED)
             return
         finally:
             self._local.task = None
+        metrics.TASKS.labels(claimed.task, "done").inc()
         if not self._local.finished:  # e.g. a form opened: no use case marked it done
             self._end(lambda session: inbox.finish(session, claimed.id, self.deps.owner,
                                                    self.deps.clock()))

@@ -1,6 +1,7 @@
 """APScheduler wiring: the periodic jobs and one exact-time timer per grant."""
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -8,6 +9,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jobs.registry import PERIODIC, Job, JobContext
+from services import metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,28 @@ def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext,
         if job.period is not None and context.hygiene is None:
             continue
         every = intervals.get(job.name, job.every)
-        scheduler.add_job(_when_due(job, context) if job.period else job.run, "interval",
+        scheduler.add_job(_measured(job.name, _when_due(job, context) if job.period
+                                    else job.run), "interval",
                           seconds=every.total_seconds(), args=[context], id=job.name,
                           replace_existing=True, next_run_time=datetime.now().astimezone())
+
+
+def _measured(name: str, run: Callable[[JobContext], object]) -> Callable[[JobContext], object]:
+    """Count each run of a periodic job and time it (GET /metrics)."""
+
+    def measured(context: JobContext):
+        started = time.perf_counter()
+        try:
+            result = run(context)
+        except BaseException:
+            metrics.JOB_RUNS.labels(name, "error").inc()
+            raise
+        finally:
+            metrics.JOB_SECONDS.labels(name).observe(time.perf_counter() - started)
+        metrics.JOB_RUNS.labels(name, "skipped" if result is None else "ok").inc()
+        return result
+
+    return measured
 
 
 def _when_due(job: Job, context: JobContext) -> Callable[[JobContext], object]:

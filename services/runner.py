@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from models import Grant, GrantStatus, transaction
-from services import extensions, messages
+from services import extensions, messages, metrics
 from services import grants as grant_ops
 from services import requests as request_ops
 from services.audit import Action
@@ -126,6 +126,7 @@ class AccessRunner:
             grant = grant_ops.finish_grant(session, grant_id, self.owner, self.clock(), role_arn)
             if grant is None:
                 return None
+            metrics.GRANTS.labels("extended" if extended else "granted").inc()
             if extended:
                 self._owe_extended(session, grant)
             else:
@@ -161,6 +162,9 @@ class AccessRunner:
             done = grant_ops.finish_revoke(session, grant_id, self.owner, self.clock())
             if done is not None:
                 messages.grant_ended(session, done, self.clock())
+                metrics.REVOCATIONS.labels("revoked").inc()
+                metrics.REVOCATION_LAG.observe(
+                    max(0.0, (done.revoked_at - done.expires_at).total_seconds()))
         if done is not None and self.timers:
             self.timers.cancel(WARN_JOB, grant_id)
         return done
@@ -225,6 +229,7 @@ class AccessRunner:
         with self.transaction() as session:
             failed = grant_ops.fail_grant(session, grant.id, self.owner, self.clock(), str(exc))
             if failed is not None:
+                metrics.GRANTS.labels("failed").inc()
                 messages.grant_failed(session, failed, self.clock())
                 messages.admin_alert(session, f"Could not grant {failed.resource} to "
                                      f"<@{failed.requester_id}> (grant #{failed.id}): {exc}",
@@ -240,7 +245,9 @@ class AccessRunner:
                     session, f":rotating_light: Could not {what} {grant.resource} for "
                     f"<@{grant.requester_id}> (IAM user {grant.iam_user}, grant #{grant.id}) "
                     f"after {failure.attempts} attempts: {exc}. Still retrying.", self.clock())
-        log.warning("grant #%s: %s failed (%s); will retry", grant.id, what, exc)
+        (metrics.GRANTS if what == "grant" else metrics.REVOCATIONS).labels("retried").inc()
+        log.warning("grant #%s: %s failed (%s); will retry", grant.id, what, exc,
+                    extra={"grant_id": grant.id, "request_id": grant.request_id})
 
     def _schedule(self, grant: Grant) -> None:
         if self.timers is None:

@@ -31,7 +31,8 @@ def test_waiting_for_the_credential_report_ends_when_the_bot_stops():
 @pytest.fixture
 def web_server(catalog):
     handoffs = Handoffs()
-    web = WebApp(SlackEndpoint(make_app(catalog, handoffs), SECRET), healthy=lambda: True)
+    web = WebApp(SlackEndpoint(make_app(catalog, handoffs), SECRET),
+                 ready=lambda: {"worker": True, "database": True})
     server = waitress.create_server(web, host="127.0.0.1", port=0, threads=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -80,3 +81,44 @@ def test_a_database_that_does_not_answer_stops_the_start_in_one_line():
     assert line.startswith(f"accessbot: configuration error: DATABASE_URL (127.0.0.1:{port}/"
                            "accessbot): connection failed:")
     assert "s3cret-pw" not in result.stderr + result.stdout
+
+
+def test_liveness_readiness_and_metrics(sessions, engine, catalog):
+    from handlers import health
+
+    worker_up = {"value": True}
+    web = WebApp(SlackEndpoint(make_app(catalog, Handoffs()), SECRET),
+                 ready=lambda: health.ready(lambda: worker_up["value"], lambda: True, engine),
+                 metrics=lambda: health.metrics_text(engine))
+
+    def get(path):
+        answers = []
+        body = b"".join(web({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
+                            lambda status, headers: answers.append(status)))
+        return answers[0], body.decode()
+
+    assert get("/healthz")[0] == "200 OK"
+    assert get("/readyz") == ("200 OK", '{"ok": true, "worker": true, "slack": true, '
+                                        '"database": true}')
+    worker_up["value"] = False
+    status, body = get("/readyz")
+    assert status.startswith("503") and '"worker": false' in body
+    assert get("/healthz")[0] == "200 OK"  # alive, though not ready
+    status, body = get("/metrics")
+    assert status == "200 OK"
+    assert "accessbot_outbox_depth 0.0" in body and "accessbot_inbox_oldest_seconds" in body
+
+
+def test_json_logs_are_one_object_per_line_with_ids():
+    import json as json_module
+
+    from handlers.logs import JsonLines
+
+    record = logging.LogRecord("accessbot", logging.WARNING, __file__, 1,
+                               "grant #%s: revoke failed", (7,), None)
+    record.grant_id = 7
+    line = JsonLines().format(record)
+    assert "\n" not in line
+    parsed = json_module.loads(line)
+    assert (parsed["level"], parsed["message"], parsed["grant_id"]) == (
+        "WARNING", "grant #7: revoke failed", 7)

@@ -21,6 +21,7 @@ from tests.fakes.harness import (
     process_alive,
     run_bot_command,
 )
+from tests.fakes.latency_proxy import LatencyProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -220,3 +221,55 @@ def test_requests_acknowledged_just_before_the_worker_is_killed_all_reach_the_ap
     time.sleep(1.0)  # give a duplicate, if there were one, time to show up
     copies = [m for m in slack.messages("C0APPROVALS") if "kill test" in str(m)]
     assert len(copies) == len(users)  # each once
+
+
+@pytest.fixture
+def slow_aws(moto_server):
+    with LatencyProxy(moto_server.url, delay=1.5) as proxy:
+        yield proxy
+
+
+def _kill(bot, which: str) -> None:
+    """kill -9 the worker (the web process then exits too), or the web process (the worker
+    then exits at once)."""
+    os.kill(bot.worker_pid() if which == "worker" else bot.process.pid, signal.SIGKILL)
+    bot.process.wait(timeout=15)
+
+
+@pytest.mark.parametrize("step, which", [("granting", "worker"), ("revoking", "bot")])
+def test_kill_9_at_a_step_then_restart_finishes_it_and_repeats_nothing(
+        start_bot, slack, aws, slow_aws, bot_env, step, which):
+    """Killed while AWS is adding the user (the decision committed, its result not), or
+    while AWS is removing them: the restarted bot finishes the work from the database, and
+    no decision, grant or revocation happens twice. (Messages queued in the outbox when
+    the bot dies are tests/e2e/test_faults.py's and test_sender.py's.)"""
+    bot = start_bot(AWS_ENDPOINT_URL=slow_aws.url)
+    sender = SlackSender(bot.url, slack.url)
+    request_id = request_via_command(sender, slack, text="prod-admins 8s crash test")
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    wanted = "RemoveUserFromGroup" if step == "revoking" else "AddUserToGroup"
+    slack.wait_for(lambda: wanted in slow_aws.actions, timeout=30)
+    _kill(bot, which)
+
+    start_bot(AWS_ENDPOINT_URL=slow_aws.url)
+    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
+
+    def ended():  # after the dead process's lease (60 s) the sweep finishes it
+        with sessions() as session:
+            status = session.scalar(select(Grant.status).where(Grant.request_id == request_id))
+        return status in (GrantStatus.REVOKED, GrantStatus.FAILED) and not members(aws)
+
+    slack.wait_for(ended, timeout=120)
+    with sessions() as session:
+        actions = [e.action for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.request_id == request_id)
+            .order_by(AuditEvent.id))]
+    assert actions.count("approved") == actions.count("revoked") == 1, actions
+    assert actions.count("granted") <= 1, actions
+    # the requester hears how it ended: at most the one message the kill interrupted, again
+    told = slack.wait_for(lambda: [c for c in slack.calls("chat.postMessage")
+                                   if c.args.get("channel") == "U0ALICE"
+                                   and ("ended" in c.args.get("text", "")
+                                        or "could not" in c.args.get("text", ""))],
+                          timeout=60)
+    assert 1 <= len(told) <= 2, [c.args.get("text") for c in told]

@@ -227,7 +227,7 @@ class BotProcess:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as answer:
                 return answer.status == 200
         except OSError:
             return False

@@ -10,6 +10,7 @@ body) waits ``delay`` seconds, then goes to ``upstream`` and the answer is relay
 from __future__ import annotations
 
 import http.client
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,25 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
               "trailer", "upgrade", "content-length"}
 
 
+def _action(body: bytes | None) -> str:
+    """The Action of an AWS query-protocol call (IAM's), from its form body."""
+    for pair in (body or b"").decode(errors="replace").split("&"):
+        if pair.startswith("Action="):
+            return pair[len("Action="):]
+    return ""
+
+
+def _error(code: str, kind: str) -> bytes:
+    return (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>injected "
+            f"by the test proxy</Message></Error><RequestId>fault</RequestId>"
+            f"</ErrorResponse>").encode()
+
+
+# what an IAM endpoint answers when it throttles, or fails inside
+FAULTS = {"Throttling": (400, _error("Throttling", "Sender")),
+          "InternalFailure": (500, _error("InternalFailure", "Receiver"))}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -29,10 +49,14 @@ class _Server(ThreadingHTTPServer):
 
 class LatencyProxy(HttpBackgroundServer):
     def __init__(self, upstream: str, delay: float = 0.0, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, faults: float = 0.0, seed: int = 0):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
         self.delay = delay
+        self.faults = faults  # the share of calls answered Throttling (400) or 500 instead
+        self._random = random.Random(seed)
+        self.injected: dict[str, int] = {}
+        self.actions: list[str] = []  # the AWS Action of every call received, in order
         self.forwarded = 0
         self._addr = (host, port)
         self._lock = threading.Lock()
@@ -64,8 +88,23 @@ class LatencyProxy(HttpBackgroundServer):
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else None
         headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP_BY_HOP}
+        with self._lock:
+            self.actions.append(_action(body))
         if self.delay:
             time.sleep(self.delay)
+        with self._lock:
+            fault = self._random.choice(list(FAULTS)) if self._random.random() < self.faults \
+                else None
+            if fault:
+                self.injected[fault] = self.injected.get(fault, 0) + 1
+        if fault:
+            status, data = FAULTS[fault]
+            req.send_response(status)
+            req.send_header("Content-Type", "text/xml")
+            req.send_header("Content-Length", str(len(data)))
+            req.end_headers()
+            req.wfile.write(data)
+            return
         upstream = http.client.HTTPConnection(*self.upstream, timeout=30)
         try:
             upstream.request(req.command, req.path, body=body, headers=headers)

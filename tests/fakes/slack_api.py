@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import threading
 import time
@@ -67,6 +68,11 @@ class FakeSlack(HttpBackgroundServer):
         self._response_targets: dict[str, tuple[str, str]] = {}
         self._users: dict[str, dict] = {}
         self._seq = 0
+        self.chaos = 0.0  # the share of calls answered 429, 500 or 503 (see make_chaotic)
+        self.hangs = 0.0  # the share of calls that hang past the client's timeout
+        self.hang_seconds = 11.0
+        self.injected: dict[str, int] = {}
+        self._random = random.Random(0)
         for uid, info in (users or {}).items():
             self.add_user(uid, **info)
 
@@ -164,6 +170,12 @@ class FakeSlack(HttpBackgroundServer):
             return _reply(req, 404, {"ok": False, "error": "unknown_path"})
         if self.latency:
             time.sleep(self.latency)
+        injected = self._inject(method)
+        if injected == "hang":
+            time.sleep(self.hang_seconds)  # the client has given up; this answer is lost
+        elif injected is not None:
+            status, body = injected
+            return _reply(req, status, body, {"Retry-After": "1"} if status == 429 else {})
         status, headers = 200, {}
         with self._lock:
             self._calls.append(Call(method, args, time.time(), token))
@@ -182,6 +194,31 @@ class FakeSlack(HttpBackgroundServer):
                 except Exception as exc:  # noqa: BLE001 - a bug in the fake: fail loudly
                     status, body = 500, {"ok": False, "error": f"fake_crashed: {exc!r}"}
         _reply(req, status, body, headers)
+
+    def make_chaotic(self, share: float, hangs: float = 0.0, seed: int = 0) -> None:
+        """From now on answer `share` of Web API calls 429 (Retry-After 1), 500 or 503, and
+        let `hangs` of them hang; auth.test and views.open are spared (start-up, 3 s
+        trigger ids). The call is not carried out: Slack refused it."""
+        with self._lock:
+            self.chaos, self.hangs, self._random = share, hangs, random.Random(seed)
+
+    def _inject(self, method: str):
+        if method in ("auth.test", "views.open") or not (self.chaos or self.hangs):
+            return None
+        with self._lock:
+            roll = self._random.random()
+            if roll < self.hangs:
+                fault = "hang"
+            elif roll < self.hangs + self.chaos:
+                fault = self._random.choice(["429", "500", "503"])
+            else:
+                return None
+            self.injected[fault] = self.injected.get(fault, 0) + 1
+        if fault == "hang":
+            return fault
+        status = int(fault)
+        return status, {"ok": False, "error": "ratelimited" if status == 429 else
+                        "internal_error" if status == 500 else "service_unavailable"}
 
     def _next_ts(self) -> str:
         self._seq += 1

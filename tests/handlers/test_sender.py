@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from handlers.delivery import Delivery
 from handlers.sender import Sender
-from models import Grant, OutboxMessage, OutboxStatus, transaction
+from models import Grant, GrantStatus, OutboxMessage, OutboxStatus, transaction
 from services import messages, outbox
 from services.outbox import Kind
 from tests.factories import active_grant
@@ -196,3 +196,22 @@ def test_prune_forgets_old_delivered_rows(sessions, clock, mail):
         assert outbox.prune(session, clock() + timedelta(days=6), timedelta(days=7)) == 0
         assert outbox.prune(session, clock() + timedelta(days=8), timedelta(days=7)) == 1
     assert rows(sessions) == []
+
+
+def test_a_grant_dm_that_waited_until_the_grant_ended_is_not_sent(sessions, catalog, clock,
+                                                                 mail):
+    """Rendered when sent, a late "you have access" would read "ended": the ended DM
+    behind it in the queue says that once."""
+    grant_id = active_grant(sessions, catalog, clock())
+    with transaction(sessions) as session:
+        grant = session.get(Grant, grant_id)
+        messages.grant_active(session, grant, clock())
+        grant.status = GrantStatus.REVOKED
+        grant.revoked_at = clock()
+        messages.grant_ended(session, grant, clock())
+
+    mail.deliver()
+
+    [ended] = mail.client.posted()
+    assert "ended" in ended["text"]
+    assert mail.client.updated() == []  # no grant DM to update
