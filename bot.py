@@ -19,6 +19,7 @@ import gc
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -56,7 +57,7 @@ from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
 from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, serve_tasks
 from models import make_engine, make_session_factory, transaction
 from models.migrate import SchemaTooNew, upgrade
-from services import inbox
+from services import inbox, leases
 from services.catalog import Catalog, load_catalog
 from services.claim_loop import ClaimLoop
 from services.clock import utcnow
@@ -322,6 +323,8 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     except ConfigError as exc:
         print(f"accessbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    with transaction(components.sessions) as session:  # a crash's leaves, taken up now
+        leases.end_leases_of_the_dead(session, socket.gethostname(), _pid_alive)
     components.sender.start()
     scheduler = start_scheduler(components)
     owner = worker_id()
@@ -341,6 +344,16 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     scheduler.shutdown(wait=False)
     components.background.shutdown(wait=True)
     components.sender.stop()  # after the work, which may still owe messages
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return pid > 0
 
 
 def connect_socket_mode(app: App, settings: Settings) -> SocketModeHandler:

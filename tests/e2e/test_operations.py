@@ -254,7 +254,7 @@ def test_kill_9_at_a_step_then_restart_finishes_it_and_repeats_nothing(
     start_bot(AWS_ENDPOINT_URL=slow_aws.url)
     sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
 
-    def ended():  # after the dead process's lease (60 s) the sweep finishes it
+    def ended():  # the restarted worker takes over the dead one's leases, the sweep finishes
         with sessions() as session:
             status = session.scalar(select(Grant.status).where(Grant.request_id == request_id))
         return status in (GrantStatus.REVOKED, GrantStatus.FAILED) and not members(aws)

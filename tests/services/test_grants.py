@@ -320,3 +320,21 @@ def test_revoke_retries_count_afresh_after_grant_retries(sessions, catalog, cloc
 
     assert alerts == [False] * (grants.ALERT_AFTER_ATTEMPTS - 1) + [True]
     assert delays == [5, 10, 20, 40, 80]
+
+
+def test_a_restarted_worker_takes_over_the_leases_of_dead_processes_on_its_host(
+        sessions, catalog, clock):
+    from services import leases
+
+    grant_id = approved_grant(sessions, catalog, clock())
+    with sessions() as session, session.begin():
+        assert grants.claim_to_grant(session, grant_id, "host-a:4242:ab12cd", clock())
+    alive = {4242: False}
+
+    with sessions() as session, session.begin():  # another host's, or a live pid: kept
+        assert leases.end_leases_of_the_dead(session, "host-b", lambda pid: False) == 0
+        alive[4242] = True
+        assert leases.end_leases_of_the_dead(session, "host-a", alive.get) == 0
+    with sessions() as session, session.begin():
+        assert leases.end_leases_of_the_dead(session, "host-a", lambda pid: False) == 1
+        assert grants.claim_to_grant(session, grant_id, "host-a:5000:ef34", clock())
