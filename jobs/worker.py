@@ -7,10 +7,12 @@ interpreter take turns for one lock: twenty requests' background work (20-30 ms 
 each) held the acknowledgements of the same burst to 60-70 ms (`make bench`). Between
 processes the kernel decides, and the worker runs at a lower priority.
 
-The link is one pipe, web -> worker, carrying (task name, arguments). If the web
-process dies, the worker reads end-of-file and exits at once, as if it had crashed with
-it; if the worker dies, the web process stops too, so that whatever supervises accessbot
-restarts both. Either way the database holds what was decided, and the next start
+What a listener acknowledged is an inbox row in the database (handlers/handoff.py);
+the link between the processes is one pipe, web -> worker, that only nudges the worker
+to look at once (a lost nudge costs a poll interval). If the web process dies, the
+worker reads end-of-file and exits at once, as if it had crashed with it; if the worker
+dies, the web process stops too, so that whatever supervises accessbot restarts both.
+Either way the database holds what was acknowledged and decided, and the next start
 finishes it.
 """
 
@@ -102,7 +104,7 @@ class WorkerProcess:
 
 
 def serve_tasks(tasks: Connection, run: Callable[[str, tuple], None]) -> None:
-    """In the worker: run each handed-over task until told to stop.
+    """In the worker: pass each nudge on until told to stop.
 
     If the web process is gone (end-of-file), the worker exits at once, unclean as a crash:
     finishing its work could race the restarted bot, and the database makes it safe.

@@ -215,6 +215,18 @@ class JobRun(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class Leased:
+    """The columns of a row that workers lease, retry with backoff and finish."""
+
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class OutboxStatus(StrEnum):
     PENDING = "PENDING"          # owed: the sender delivers it
     SENT = "SENT"                # Slack took it
@@ -225,7 +237,7 @@ class OutboxStatus(StrEnum):
 PENDING_OUTBOX = text("status = 'PENDING'")
 
 
-class OutboxMessage(Base):
+class OutboxMessage(Leased, Base):
     """A message the bot owes someone, written in the transaction that owes it.
 
     `queue` orders delivery: a row is sent only after every earlier row of its queue.
@@ -242,13 +254,6 @@ class OutboxMessage(Base):
     args: Mapped[str] = mapped_column(Text)           # JSON: ids and small values
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus),
                                                  default=OutboxStatus.PENDING)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     channel: Mapped[str | None] = mapped_column(String(32))  # where Slack put it
     ts: Mapped[str | None] = mapped_column(String(32))
 
@@ -267,7 +272,7 @@ class InboxStatus(StrEnum):
     FAILED = "FAILED"        # failed for a reason retrying cannot fix; the user was told
 
 
-class InboxTask(Base):
+class InboxTask(Leased, Base):
     """Work a listener acknowledged: committed before the ack, done by any worker."""
 
     __tablename__ = "inbox"
@@ -277,13 +282,6 @@ class InboxTask(Base):
     args: Mapped[str] = mapped_column(Text)           # JSON
     status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus),
                                                 default=InboxStatus.PENDING)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("ix_inbox_pending", "status", "next_attempt_at",

@@ -15,27 +15,15 @@ from services.commands import Draft
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (
     RESPONSE_URL,
-    Handoffs,
     click,
     click_payload,
     command,
     command_fields,
     dispatch,
-    make_app,
     payload,
     submission,
     submission_payload,
 )
-
-
-@pytest.fixture
-def handoffs():
-    return Handoffs()
-
-
-@pytest.fixture
-def app(catalog, handoffs):
-    return make_app(catalog, handoffs)
 
 
 def test_a_valid_command_is_handed_over_and_acknowledged(app, handoffs):

@@ -20,11 +20,9 @@ from services.errors import InvalidInput
 from tests.factories import RESOURCE
 from tests.handlers.slack_requests import (
     SECRET,
-    Handoffs,
     click_payload,
     command,
     dispatch,
-    make_app,
     payload,
     sign,
     submission_payload,
@@ -54,16 +52,6 @@ SLACK_JSON = st.recursive(
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(KEYS, children, max_size=6),
     max_leaves=20)
-
-
-@pytest.fixture
-def handoffs():
-    return Handoffs()
-
-
-@pytest.fixture
-def app(catalog, handoffs):
-    return make_app(catalog, handoffs)
 
 
 @pytest.fixture
