@@ -103,7 +103,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     client = slack_client(settings)
-    iam = make_iam_client()
+    iam = make_iam_client(connections=2 * settings.aws_concurrency)  # AWS pool + timers
     directory = IamUserIndex(iam)
     profiles = SlackProfiles(client)
     background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
@@ -198,7 +198,8 @@ class WebApp:
 
 def start_scheduler(components: Components) -> BackgroundScheduler:
     """Exact-time timers for every live grant, then the periodic jobs (the sweep first)."""
-    scheduler = make_scheduler()
+    # revocation timers call AWS: as many at once as the AWS pool allows
+    scheduler = make_scheduler(components.settings.aws_concurrency)
     runner = components.runner
     runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: runner.revoke_grant,
                                                 WARN_JOB: runner.warn})

@@ -18,8 +18,6 @@ CLIENT_CONFIG = Config(
     retries={"mode": "adaptive", "total_max_attempts": 3},  # first try + 2 retries
     connect_timeout=5,
     read_timeout=10,
-    # the scheduler's and the background pool's threads share one client
-    max_pool_connections=32,
 )
 
 
@@ -28,11 +26,12 @@ def default_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
-def make_iam_client(region: str | None = None) -> BaseClient:
-    """An IAM client; boto3 itself honours AWS_ENDPOINT_URL (e.g. a moto server)."""
+def make_iam_client(region: str | None = None, connections: int = 32) -> BaseClient:
+    """An IAM client; boto3 itself honours AWS_ENDPOINT_URL (e.g. a moto server).
+    `connections`: one per thread that may call AWS at once (the AWS pool, the timers)."""
     client = boto3.session.Session().client(
-        "iam", region_name=region or default_region(), config=CLIENT_CONFIG
-    )
+        "iam", region_name=region or default_region(),
+        config=CLIENT_CONFIG.merge(Config(max_pool_connections=connections)))
     client.meta.events.register("after-call.iam", _count_call)
     client.meta.events.register("after-call-error.iam", _count_failed_call)
     return client
