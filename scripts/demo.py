@@ -174,8 +174,13 @@ def run_hygiene_story(out: Transcript, sender: SlackSender, slack: FakeSlack, ia
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     print(textwrap.indent(result.stdout.strip(), "    "))
+    def findings_dm():  # sent by run-job's own sender, or by the running bot's
+        return next((m for m in reversed(slack.dm("U0ALICE")) if "Deactivate now" in str(m)),
+                    None)
+
+    dm = slack.wait_for(findings_dm, timeout=30)
+    time.sleep(0.3)
     out.new_messages()
-    dm = slack.dm("U0ALICE")[-1]
     block = next(b for b in dm["blocks"] if b["type"] == "actions")
     button = next(e for e in block["elements"] if e["text"]["text"] == "Deactivate now")
 
