@@ -11,7 +11,15 @@ import yaml
 from sqlalchemy import func, select
 
 from handlers.ids import ActionId
-from models import AuditEvent, Grant, GrantStatus, make_engine, make_session_factory
+from models import (
+    AuditEvent,
+    Grant,
+    GrantStatus,
+    OutboxMessage,
+    OutboxStatus,
+    make_engine,
+    make_session_factory,
+)
 from tests.conftest import create_database, drop_database
 from tests.e2e.test_loop import dm_containing, members, request_via_command
 from tests.fakes.harness import (
@@ -22,6 +30,8 @@ from tests.fakes.harness import (
     run_bot_command,
 )
 from tests.fakes.latency_proxy import LatencyProxy
+from tests.fakes.slack_api import render_text
+from tests.fakes.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -273,3 +283,77 @@ def test_kill_9_at_a_step_then_restart_finishes_it_and_repeats_nothing(
                                         or "could not" in c.args.get("text", ""))],
                           timeout=60)
     assert 1 <= len(told) <= 2, [c.args.get("text") for c in told]
+
+
+@pytest.mark.parametrize("which", ["worker", "bot"])
+def test_messages_queued_when_the_bot_is_killed_are_all_delivered_after_the_restart(
+        start_bot, slack, aws, bot_env, which):
+    """Slack refuses everything, so messages pile up in the outbox; kill -9; Slack comes
+    back with the restarted bot, and every owed message arrives, none twice."""
+    bot = start_bot()
+    sender = SlackSender(bot.url, slack.url)
+    request_id = request_via_command(sender, slack, text="prod-admins 1h while slack is down")
+    slack.make_chaotic(1.0)
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    slack.wait_for(lambda: "alice" in members(aws), timeout=30)
+    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
+
+    def pending() -> int:
+        with sessions() as session:
+            return session.scalar(select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.status == OutboxStatus.PENDING))
+
+    slack.wait_for(lambda: pending() >= 3, timeout=30)  # grant DM, copy updates, replies
+    posted_before = len(slack.calls("chat.postMessage"))
+    _kill(bot, which)
+    slack.make_chaotic(0.0)
+
+    start_bot()
+    slack.wait_for(lambda: pending() == 0, timeout=60)
+    dm_containing(slack, "U0ALICE", "You have prod-admins until", timeout=30)
+    with sessions() as session:
+        sent = session.scalar(select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.status == OutboxStatus.SENT, OutboxMessage.ts.is_not(None),
+            OutboxMessage.kind.not_in(["request_copy_update", "grant_dm_update"])))
+        failed = session.scalar(select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.status == OutboxStatus.FAILED))
+    assert failed == 0
+    # every post Slack took is a row marked sent: none went out twice
+    assert len(slack.calls("chat.postMessage")) == sent, (posted_before, sent)
+    copies = [m for channel in ("C0APPROVALS", "D0BOB", "D0DAVE")
+              for m in slack.messages(channel) if "thread_ts" not in m]
+    assert copies and all("Approved by @U0BOB" in str(m) or "Approved" in render_text(m)
+                          for m in copies)
+
+
+@pytest.mark.postgres
+def test_the_bot_rides_out_a_postgres_restart(postgres_server, bot_env, start_bot, slack,
+                                              aws):
+    """Every connection cut and refused for a moment, as in a Postgres restart, under the
+    running bot: it reconnects without restarting and finishes what was pending."""
+    url = create_database(postgres_server)
+    try:
+        with TcpProxy(_address(url)) as proxy:
+            bot = start_bot(DATABASE_URL=proxy.url(url))
+            sender = SlackSender(bot.url, slack.url)
+            request_id = request_via_command(sender, slack, text="prod-admins 4s restart")
+            sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+            dm_containing(slack, "U0ALICE", "You have prod-admins until", timeout=30)
+            with proxy.refusing():
+                proxy.drop_all()
+                time.sleep(2.0)  # the grant expires about now, with the database away
+            dm_containing(slack, "U0ALICE", "access to prod-admins ended", timeout=60)
+            assert members(aws) == set()
+            assert bot.process.poll() is None  # the same process, never restarted
+            assert "Got it" in sender.command("U0ALICE", "prod-admins 1h after it").body
+            dm_containing(slack, "U0ALICE", f"Request #{request_id + 1} for prod-admins (1h)",
+                          timeout=30)
+    finally:
+        drop_database(postgres_server, url)
+
+
+def _address(url: str) -> tuple[str, int]:
+    from sqlalchemy.engine import make_url
+
+    parts = make_url(url)
+    return parts.host, parts.port or 5432
