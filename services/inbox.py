@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import InboxStatus, InboxTask
@@ -81,11 +81,6 @@ def prune(session: Session, now: datetime, keep: timedelta) -> int:
         InboxTask.status.in_((InboxStatus.DONE, InboxStatus.FAILED)),
         InboxTask.done_at < now - keep))
     return result.rowcount
-
-
-def depth(session: Session) -> tuple[int, datetime | None]:
-    return session.execute(select(func.count(), func.min(InboxTask.created_at))
-                           .where(InboxTask.status == InboxStatus.PENDING)).one()
 
 
 def _end(session: Session, task_id: int, owner: str, **values) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models import OutboxMessage, OutboxStatus
@@ -160,19 +160,6 @@ def prune(session: Session, now: datetime, keep: timedelta) -> int:
 def is_pending(session: Session, target: str) -> bool:
     return session.scalar(select(exists().where(
         OutboxMessage.target == target, OutboxMessage.status == OutboxStatus.PENDING)))
-
-
-@dataclass(frozen=True)
-class Depth:
-    pending: int
-    oldest: datetime | None
-
-
-def depth(session: Session) -> Depth:
-    count, oldest = session.execute(
-        select(func.count(), func.min(OutboxMessage.created_at))
-        .where(OutboxMessage.status == OutboxStatus.PENDING)).one()
-    return Depth(count, oldest)
 
 
 def _finish(session: Session, owed: Owed, owner: str, **values) -> bool:

