@@ -10,10 +10,11 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from models import InboxStatus, InboxTask
+from services import leases
 
 LEASE = timedelta(seconds=30)  # a task's own work is database work; AWS runs after it
 MAX_ATTEMPTS = 5  # a task the database kept refusing: the person is told to try again
@@ -38,20 +39,12 @@ def add(session: Session, task: str, args: str, now: datetime) -> int:
 
 def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Claimed]:
     ids = session.scalars(
-        select(InboxTask.id)
-        .where(InboxTask.status == InboxStatus.PENDING, InboxTask.next_attempt_at <= now,
-               or_(InboxTask.lease_until.is_(None), InboxTask.lease_until < now))
+        select(InboxTask.id).where(leases.due(InboxTask, InboxStatus.PENDING, now))
         .order_by(InboxTask.id).limit(limit)
-        .with_for_update(skip_locked=True)).all()
+        .with_for_update(skip_locked=True)).all()  # Postgres: replicas skip each other's
     if not ids:
         return []
-    session.execute(update(InboxTask).where(InboxTask.id.in_(ids))
-                    .values(lease_owner=owner, lease_until=now + LEASE,
-                            attempts=InboxTask.attempts + 1)
-                    .execution_options(synchronize_session=False))
-    rows = session.scalars(select(InboxTask).where(InboxTask.id.in_(ids))
-                           .order_by(InboxTask.id)
-                           .execution_options(populate_existing=True)).all()
+    rows = leases.take(session, InboxTask, ids, owner, now + LEASE)
     return [Claimed(r.id, r.task, r.args, r.attempts, r.created_at) for r in rows]
 
 
@@ -84,10 +77,4 @@ def prune(session: Session, now: datetime, keep: timedelta) -> int:
 
 
 def _end(session: Session, task_id: int, owner: str, **values) -> bool:
-    result = session.execute(
-        update(InboxTask)
-        .where(InboxTask.id == task_id, InboxTask.lease_owner == owner,
-               InboxTask.status == InboxStatus.PENDING)
-        .values(lease_owner=None, lease_until=None, **values)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return leases.end(session, InboxTask, task_id, owner, InboxStatus.PENDING, **values)

@@ -1,22 +1,53 @@
-"""Leases of processes that died on this host end at the next start, not at their time.
+"""Leased rows: the inbox's and the outbox's shared steps, and the leases of the dead.
 
-A lease owner is "host:pid:nonce" (services.runner.worker_id). A starting worker ends the
-leases held by owners on its own host whose process is gone, so that its work (a grant
-half applied, a message half sent) is taken up at once. Owners on other hosts, and a pid
-that is alive (perhaps reused), are left to their lease time: never a live lease.
+Workers take due rows under a lease (`take`) and end them (`end`) only while the lease
+is still theirs. A lease owner is "host:pid:nonce" (services.runner.worker_id). A
+starting worker ends the leases held by owners on its own host whose process is gone, so
+that its work (a grant half applied, a message half sent) is taken up at once. Owners on
+other hosts, and a pid that is alive (perhaps reused), are left to their lease time:
+never a live lease.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import ColumnElement, and_, distinct, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Grant, InboxTask, JobRun, OutboxMessage
+from models.tables import Leased
 
 log = logging.getLogger(__name__)
 
 LEASED = (Grant, InboxTask, OutboxMessage, JobRun)
+
+
+def due(model: type[Leased], pending, now: datetime) -> ColumnElement[bool]:
+    """Pending, due for an attempt, and leased by nobody (or by a lease that ran out)."""
+    return and_(model.status == pending, model.next_attempt_at <= now,
+                or_(model.lease_until.is_(None), model.lease_until < now))
+
+
+def take(session: Session, model: type[Leased], ids: Sequence[int], owner: str,
+         until: datetime) -> list:
+    """Lease these rows to `owner` for one more attempt; the rows, reloaded, in id order."""
+    session.execute(update(model).where(model.id.in_(ids))
+                    .values(lease_owner=owner, lease_until=until, attempts=model.attempts + 1)
+                    .execution_options(synchronize_session=False))
+    return list(session.scalars(select(model).where(model.id.in_(ids)).order_by(model.id)
+                                .execution_options(populate_existing=True)))
+
+
+def end(session: Session, model: type[Leased], row_id: int, owner: str, pending,
+        **values) -> bool:
+    """Release a pending row with new values; False if it is no longer `owner`'s."""
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.lease_owner == owner, model.status == pending)
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def end_leases_of_the_dead(session: Session, host: str, alive: Callable[[int], bool]) -> int:

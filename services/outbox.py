@@ -21,6 +21,7 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models import OutboxMessage, OutboxStatus
+from services import leases
 
 LEASE = timedelta(seconds=20)  # over a Slack call with its timeout (10 s)
 FIRST_RETRY = timedelta(seconds=1)
@@ -85,8 +86,7 @@ def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]
     row, earlier = OutboxMessage, aliased(OutboxMessage)
     ids = session.scalars(
         select(row.id)
-        .where(row.status == OutboxStatus.PENDING, row.next_attempt_at <= now,
-               or_(row.lease_until.is_(None), row.lease_until < now),
+        .where(leases.due(row, OutboxStatus.PENDING, now),
                ~exists().where(earlier.queue == row.queue,
                                earlier.status == OutboxStatus.PENDING, earlier.id < row.id))
         .order_by(row.id).limit(limit)
@@ -94,12 +94,7 @@ def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]
     ).all()
     if not ids:
         return []
-    session.execute(update(row).where(row.id.in_(ids))
-                    .values(lease_owner=owner, lease_until=now + LEASE,
-                            attempts=row.attempts + 1)
-                    .execution_options(synchronize_session=False))
-    rows = session.scalars(select(row).where(row.id.in_(ids)).order_by(row.id)
-                           .execution_options(populate_existing=True)).all()
+    rows = leases.take(session, row, ids, owner, now + LEASE)
     return [Owed(r.id, Kind(r.kind), r.queue, r.target, json.loads(r.args), r.attempts,
                  r.created_at) for r in rows]
 
@@ -163,10 +158,4 @@ def is_pending(session: Session, target: str) -> bool:
 
 
 def _finish(session: Session, owed: Owed, owner: str, **values) -> bool:
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == owed.id, OutboxMessage.lease_owner == owner,
-               OutboxMessage.status == OutboxStatus.PENDING)
-        .values(lease_owner=None, lease_until=None, **values)
-        .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return leases.end(session, OutboxMessage, owed.id, owner, OutboxStatus.PENDING, **values)
