@@ -227,7 +227,9 @@ def test_requests_acknowledged_just_before_the_worker_is_killed_all_reach_the_ap
 
     start_bot(DATABASE_URL=database)
     for user in users:
-        dm_containing(slack, user, "for prod-admins (", timeout=60)
+        # a request recorded but not yet announced when the worker died is announced by
+        # the sweep once it is ANNOUNCE_GRACE (60 s) old
+        dm_containing(slack, user, "for prod-admins (", timeout=120)
     time.sleep(1.0)  # give a duplicate, if there were one, time to show up
     copies = [m for m in slack.messages("C0APPROVALS") if "kill test" in str(m)]
     assert len(copies) == len(users)  # each once
