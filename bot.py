@@ -54,7 +54,7 @@ from handlers.work import Work, WorkDeps
 from jobs.background import Background
 from jobs.registry import JOBS, JobContext
 from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
-from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, serve_tasks
+from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, die_with_parent, serve_tasks
 from models import make_engine, make_session_factory, transaction
 from models.migrate import SchemaTooNew, upgrade
 from services import inbox, leases
@@ -315,6 +315,7 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
 
 def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     """The worker process (started by serve): handed-over work, timers, periodic jobs."""
+    die_with_parent()
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the web process stops us
     os.nice(NICENESS)
@@ -324,8 +325,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     except ConfigError as exc:
         print(f"accessbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    with transaction(components.sessions) as session:  # a crash's leaves, taken up now
-        leases.end_leases_of_the_dead(session, socket.gethostname(), _pid_alive)
+    _take_over_from_the_dead(components)
     components.sender.start()
     scheduler = start_scheduler(components)
     owner = worker_id()
@@ -345,6 +345,12 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     scheduler.shutdown(wait=False)
     components.background.shutdown(wait=True)
     components.sender.stop()  # after the work, which may still owe messages
+
+
+def _take_over_from_the_dead(components: Components) -> None:
+    """A crash's leaves, taken up now rather than when their leases run out."""
+    with transaction(components.sessions) as session:
+        leases.end_leases_of_the_dead(session, socket.gethostname(), _pid_alive)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -378,6 +384,7 @@ def run_job(settings: Settings, name: str) -> int:
     catalog = load_catalog(settings.config_path)
     migrate(settings.database_url)
     components = build(settings, catalog)
+    _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
     context = JobContext(components.runner, components.directory.refresh, components.hygiene)
     if job.period is None:
         result = job.run(context)

@@ -10,15 +10,20 @@ processes the kernel decides, and the worker runs at a lower priority.
 What a listener acknowledged is an inbox row in the database (handlers/handoff.py);
 the link between the processes is one pipe, web -> worker, that only nudges the worker
 to look at once (a lost nudge costs a poll interval). If the web process dies, the
-worker reads end-of-file and exits at once, as if it had crashed with it; if the worker
+kernel kills the worker with it (Linux), or else the worker reads end-of-file and exits at
+once, as if it had crashed with it; if the worker
 dies, the web process stops too, so that whatever supervises accessbot restarts both.
 Either way the database holds what was acknowledged and decided, and the next start
 finishes it.
 """
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -101,6 +106,27 @@ class WorkerProcess:
             log.error("the worker process exited (code %s); stopping accessbot so that it is "
                       "restarted whole", self._process.exitcode)
             self._on_exit(self._process.exitcode or 1)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent() -> None:
+    """In the worker, first: on Linux the kernel kills it the moment the web process dies.
+
+    Reading end-of-file takes the worker's turn on the CPU; meanwhile its sender could
+    still post to Slack after a kill -9 of the web process, and be cut off before marking
+    the row sent, while the restarted bot already runs. (The signal follows the thread that
+    started the worker: serve() starts it from the main thread.)
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = multiprocessing.parent_process()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
+    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+        os._exit(1)
 
 
 def serve_tasks(tasks: Connection, run: Callable[[str, tuple], None]) -> None:

@@ -489,11 +489,41 @@ def parse_args() -> argparse.Namespace:
     add("--revoke-direct", action="store_true", help="phase 3 without the AWS latency proxy")
     add("--decisions", type=int, help="Approve clicks sent at once in phase 4 (200)")
     add("--keep", action="store_true", help="keep the temp dir (bot logs, databases)")
+    add("--phases", default="1234", help="which phases to run, e.g. 4 or 13 (1234)")
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
+
+
+def measure_phases_1_and_2(args, stack: Stack) -> list[tuple[str, str, bool]]:
+    verdicts = []
+    config = requesters_config(args, stack)
+    bot, url = stack.start_bot("acks", config, stack.proxy.url)
+    try:
+        sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
+        verdicts += report_acks(args, measure_acks(args, stack, sender, db), "SQLite")
+        if "2" in args.phases:
+            verdicts += report_approvals(args, measure_approve_to_iam(args, stack, sender, db))
+    finally:
+        bot.stop()
+    postgres = postgres_database()
+    if postgres is None:
+        print("\n(no Postgres answers: phase 1 on Postgres skipped)")
+        return verdicts
+    stack.moto.reset()
+    config = requesters_config(args, stack)
+    bot, url = stack.start_bot("acks-pg", config, stack.proxy.url, postgres[1])
+    try:
+        sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
+        verdicts += report_acks(args, measure_acks(args, stack, sender, db), "Postgres")
+    finally:
+        bot.stop()
+        db.dispose()
+        from tests.conftest import drop_database
+        drop_database(*postgres)
+    return verdicts
 
 
 def main() -> int:
@@ -506,43 +536,23 @@ def main() -> int:
     stack, verdicts = None, []
     try:
         stack = Stack(args, tmp)
-        config = requesters_config(args, stack)
-        bot, url = stack.start_bot("acks", config, stack.proxy.url)
-        try:
-            sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
-            verdicts += report_acks(args, measure_acks(args, stack, sender, db), "SQLite")
-            verdicts += report_approvals(args, measure_approve_to_iam(args, stack, sender, db))
-        finally:
-            bot.stop()
-        postgres = postgres_database()
-        if postgres is None:
-            print("\n(no Postgres answers: phase 1 on Postgres skipped)")
-        else:
+        if "1" in args.phases or "2" in args.phases:
+            verdicts += measure_phases_1_and_2(args, stack)
+        if "3" in args.phases:
+            verdicts += report_revocation(args, measure_revocation(args, stack))
+        if "4" in args.phases:
             stack.moto.reset()
-            config = requesters_config(args, stack)
-            bot, url = stack.start_bot("acks-pg", config, stack.proxy.url, postgres[1])
-            try:
-                sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
-                verdicts += report_acks(args, measure_acks(args, stack, sender, db),
-                                        "Postgres")
-            finally:
-                bot.stop()
-                db.dispose()
-                from tests.conftest import drop_database
-                drop_database(*postgres)
-        verdicts += report_revocation(args, measure_revocation(args, stack))
-        stack.moto.reset()
-        verdicts += report_decisions(args, measure_decision_burst(
-            args, stack, f"sqlite:///{tmp / 'burst.db'}"), "SQLite")
-        postgres = postgres_database()
-        if postgres is not None:
-            stack.moto.reset()
-            try:
-                verdicts += report_decisions(args, measure_decision_burst(
-                    args, stack, postgres[1], "burst-pg"), "Postgres")
-            finally:
-                from tests.conftest import drop_database
-                drop_database(*postgres)
+            verdicts += report_decisions(args, measure_decision_burst(
+                args, stack, f"sqlite:///{tmp / 'burst.db'}"), "SQLite")
+            postgres = postgres_database()
+            if postgres is not None:
+                stack.moto.reset()
+                try:
+                    verdicts += report_decisions(args, measure_decision_burst(
+                        args, stack, postgres[1], "burst-pg"), "Postgres")
+                finally:
+                    from tests.conftest import drop_database
+                    drop_database(*postgres)
     finally:
         if stack:
             stack.stop()

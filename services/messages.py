@@ -158,8 +158,11 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
             session.add(message)
         message.channel, message.ts = channel, ts  # a copy posted again: the newest counts
         session.flush()
+        # FOR SHARE: a decision committing meanwhile (its UPDATE) either sees this copy, or
+        # is seen here; copies recorded side by side share the lock and do not deadlock
         status = session.scalar(select(AccessRequest.status)
-                                .where(AccessRequest.id == args["request_id"]))
+                                .where(AccessRequest.id == args["request_id"])
+                                .with_for_update(read=True))
         if status is not RequestStatus.PENDING:  # decided while this copy was on its way
             copy_updated(session, message, now)
     elif owed.kind is Kind.GRANT_ACTIVE and ts:

@@ -12,11 +12,14 @@ from sqlalchemy import func, select
 
 from handlers.ids import ActionId
 from models import (
+    AccessRequest,
+    ApprovalMessage,
     AuditEvent,
     Grant,
     GrantStatus,
     OutboxMessage,
     OutboxStatus,
+    RequestStatus,
     make_engine,
     make_session_factory,
 )
@@ -248,23 +251,33 @@ def _kill(bot, which: str) -> None:
     bot.process.wait(timeout=15)
 
 
-@pytest.mark.parametrize("step, which", [("granting", "worker"), ("revoking", "bot")])
+@pytest.mark.parametrize("step, which", [("decided", "worker"), ("decided", "bot"),
+                                         ("granting", "worker"), ("revoking", "bot")])
 def test_kill_9_at_a_step_then_restart_finishes_it_and_repeats_nothing(
         start_bot, slack, aws, slow_aws, bot_env, step, which):
-    """Killed while AWS is adding the user (the decision committed, its result not), or
-    while AWS is removing them: the restarted bot finishes the work from the database, and
-    no decision, grant or revocation happens twice. (Messages queued in the outbox when
-    the bot dies are tests/e2e/test_faults.py's and test_sender.py's.)"""
+    """Killed as the decision commits (before AWS has been asked), while AWS is adding the
+    user (the decision committed, its result not), or while AWS is removing them: the
+    restarted bot finishes the work from the database, and no decision, grant or
+    revocation happens twice. (Messages queued in the outbox when the bot dies are
+    tests/e2e/test_faults.py's and test_sender.py's.)"""
     bot = start_bot(AWS_ENDPOINT_URL=slow_aws.url)
     sender = SlackSender(bot.url, slack.url)
+    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
     request_id = request_via_command(sender, slack, text="prod-admins 8s crash test")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
-    wanted = "RemoveUserFromGroup" if step == "revoking" else "AddUserToGroup"
-    slack.wait_for(lambda: wanted in slow_aws.actions, timeout=30)
+    if step == "decided":
+        def decided():
+            with sessions() as session:
+                return session.scalar(select(AccessRequest.status).where(
+                    AccessRequest.id == request_id)) is RequestStatus.APPROVED
+        slack.wait_for(decided, timeout=30, interval=0.005)
+        assert "alice" not in members(aws)  # each AWS call takes 1.5 s
+    else:
+        wanted = "RemoveUserFromGroup" if step == "revoking" else "AddUserToGroup"
+        slack.wait_for(lambda: wanted in slow_aws.actions, timeout=30)
     _kill(bot, which)
 
     start_bot(AWS_ENDPOINT_URL=slow_aws.url)
-    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
 
     def ended():  # the restarted worker takes over the dead one's leases, the sweep finishes
         with sessions() as session:
@@ -319,14 +332,21 @@ def test_messages_queued_when_the_bot_is_killed_are_all_delivered_after_the_rest
             OutboxMessage.kind.not_in(["request_copy_update", "grant_dm_update"])))
         failed = session.scalar(select(func.count(OutboxMessage.id)).where(
             OutboxMessage.status == OutboxStatus.FAILED))
+        known = set(session.scalars(select(ApprovalMessage.ts)))
     assert failed == 0
     # every post Slack took is a row marked sent: at most the one the kill interrupted
-    # (a first-start hygiene message, say) went out twice
-    assert 0 <= len(slack.calls("chat.postMessage")) - sent <= 1, (posted_before, sent)
+    # (a copy, say, whose post Slack took but whose mark the kill cut off) went out twice
+    posts = [(c.args.get("channel"), c.args.get("text", "")[:50])
+             for c in slack.calls("chat.postMessage")]
+    repeats = len(posts) - sent
+    assert 0 <= repeats <= 1, (posted_before, sent, posts)
     copies = [m for channel in ("C0APPROVALS", "D0BOB", "D0DAVE")
               for m in slack.messages(channel) if "thread_ts" not in m]
-    assert copies and all("Approved by @U0BOB" in render_text(m).replace("*", "")
-                          for m in copies)
+    undecided = [m for m in copies if "Approved by @U0BOB" not in render_text(m).replace("*", "")]
+    # every copy the database knows shows the decision; a repeated copy's first post, whose
+    # ts died with the worker, is the one that may not (a click on it is still re-checked)
+    assert copies and not [m for m in undecided if m["ts"] in known], undecided
+    assert len(undecided) <= repeats, undecided
 
 
 @pytest.mark.postgres
