@@ -4,7 +4,14 @@
                                   a web process that answers Slack, and its worker process
     python bot.py migrate         apply database migrations
     python bot.py run-job NAME    run one scheduled job once (for cron and tests)
+    python bot.py check-config [FILE]
+                                  validate the config file (no Slack, AWS or database)
+    python bot.py --version
+
+Installed, the same commands are `accessbot serve`, `accessbot migrate`, ...
 """
+
+__version__ = "0.2.0"  # the one place; pyproject.toml reads it, CHANGELOG.md tells it
 
 import os
 import tempfile
@@ -33,6 +40,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.error import BoltError
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -41,7 +49,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from aws import (
+    IamAccess,
+    IamCredentials,
+    IamUserIndex,
+    aws_credentials_problem,
+    make_iam_client,
+)
 from handlers import health
 from handlers.boundary import SlackEndpoint
 from handlers.delivery import Delivery
@@ -146,19 +160,32 @@ class Owners:
         return self.profiles.user_for_email(email)
 
 
+def _not_the_env_token_warning(record: logging.LogRecord) -> bool:
+    # Bolt reads SLACK_BOT_TOKEN from the environment itself and, since we hand it a client
+    # built from that token, warns on every start that the token "will be unused"
+    return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
     """The web process's Bolt app: it checks, hands over and acknowledges, nothing more."""
+    bolt_log = logging.getLogger("slack_bolt.App")
+    if _not_the_env_token_warning not in bolt_log.filters:
+        bolt_log.addFilter(_not_the_env_token_warning)
     try:
         app = App(
             signing_secret=settings.slack_signing_secret,
             client=slack_client(settings),
+            logger=bolt_log,
             # Listeners only hand work over, so they run on the server's own threads: no
             # queue behind Bolt's small pool.
             process_before_response=True,
         )  # verifies the token once, here, and keeps the answer (no auth.test per request)
-    except (BoltError, SlackClientError, OSError) as exc:
-        raise ConfigError(
-            f"SLACK_BOT_TOKEN: could not verify the token with Slack: {exc}") from None
+    except OSError as exc:  # no answer: DNS, refused, timeout, proxy
+        raise ConfigError(f"Slack did not answer at {settings.slack_api_url or WebClient.BASE_URL}"
+                          f" ({getattr(exc, 'reason', None) or exc}): check this host's network "
+                          "access to Slack (or SLACK_API_URL)") from None
+    except (BoltError, SlackClientError) as exc:  # an answer: the token was refused
+        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused the token: {exc}") from None
     register(app, catalog, handoff)
     return app
 
@@ -239,7 +266,9 @@ def _first_line(exc: OperationalError, url: str) -> str:
 def serve(settings: Settings) -> int:
     """The web process: Slack's requests and /healthz; the worker process does the rest."""
     catalog = load_catalog(settings.config_path)
-    migrate(settings.database_url)
+    for warning in catalog.warnings():
+        log.warning("%s: %s", settings.config_path, warning)
+    require_aws_credentials()
     worker_gone = threading.Event()
 
     def on_worker_exit(_code: int) -> None:
@@ -260,7 +289,8 @@ def serve(settings: Settings) -> int:
             log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
 
     handoff = DurableHandoff(engine, nudge)
-    app = build_app(settings, catalog, handoff)
+    app = build_app(settings, catalog, handoff)  # Slack answers, and takes the token...
+    migrate(settings.database_url)  # ...before anything changes in the database
     worker.start()
     try:
         return _serve_http(settings, app, worker, worker_gone, engine)
@@ -382,6 +412,7 @@ def run_job(settings: Settings, name: str) -> int:
     if job is None:
         raise ConfigError(f"run-job: unknown job '{name}'; known: {', '.join(sorted(JOBS))}")
     catalog = load_catalog(settings.config_path)
+    require_aws_credentials()
     migrate(settings.database_url)
     components = build(settings, catalog)
     _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
@@ -397,6 +428,24 @@ def run_job(settings: Settings, name: str) -> int:
     return 0
 
 
+def require_aws_credentials() -> None:
+    """Without credentials every grant and revocation would fail later, in the log."""
+    problem = aws_credentials_problem()
+    if problem:
+        raise ConfigError(f"AWS credentials: {problem}; the bot cannot grant or revoke "
+                          "without them")
+
+
+def check_config(path: str) -> int:
+    """Validate the file as the bot would on start; warnings go with it, on stderr."""
+    catalog = load_catalog(path)
+    for warning in catalog.warnings():
+        print(f"accessbot: warning: {path}: {warning}", file=sys.stderr)
+    print(f"{path}: valid: {len(catalog.resources)} resources "
+          f"({', '.join(sorted(catalog.resources))})")
+    return 0
+
+
 def _jsonable(value):
     if hasattr(value, "__dataclass_fields__"):
         return {k: _jsonable(v) for k, v in vars(value).items()}
@@ -406,15 +455,23 @@ def _jsonable(value):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bot.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="accessbot", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"accessbot {__version__}")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="serve the bot (the default)")
     commands.add_parser("migrate", help="apply database migrations")
     job = commands.add_parser("run-job", help="run one scheduled job once")
     job.add_argument("name", help=", ".join(sorted(JOBS)))
+    check = commands.add_parser("check-config", help="validate the config file, touching "
+                                "nothing (for a config repository's CI)")
+    check.add_argument("file", nargs="?", help="default: $ACCESSBOT_CONFIG, else "
+                       "./accessbot.yaml")
     args = parser.parse_args(argv)
     configure_logging()
     try:
+        if args.command == "check-config":
+            return check_config(args.file or os.environ.get("ACCESSBOT_CONFIG")
+                                or "accessbot.yaml")
         if args.command == "migrate":
             migrate(database_url())
             print("database is at the latest migration")

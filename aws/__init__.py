@@ -3,6 +3,7 @@
 from aws.credentials import IamCredentials
 from aws.directory import IamUserIndex
 from aws.iam import IamAccess
-from aws.session import make_iam_client
+from aws.session import aws_credentials_problem, make_iam_client
 
-__all__ = ["IamAccess", "IamCredentials", "IamUserIndex", "make_iam_client"]
+__all__ = ["IamAccess", "IamCredentials", "IamUserIndex", "aws_credentials_problem",
+           "make_iam_client"]

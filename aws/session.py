@@ -5,6 +5,7 @@ import os
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from services import metrics
 
@@ -24,6 +25,18 @@ CLIENT_CONFIG = Config(
 def default_region() -> str:
     """AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1."""
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def aws_credentials_problem() -> str | None:
+    """Why boto3's credential chain finds none, or None (it does not ask AWS about them)."""
+    try:
+        found = boto3.session.Session().get_credentials()
+    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
+        return str(exc)
+    if found is None:
+        return ("none found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a "
+                "task, pod or instance role)")
+    return None
 
 
 def make_iam_client(region: str | None = None, connections: int = 32) -> BaseClient:

@@ -80,7 +80,7 @@ class WorkerProcess:
         except OSError as exc:
             raise WorkerFailed(f"cannot hand {task} to the worker: {exc}") from exc
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 8.0) -> None:
         """Tell the worker to finish what it has started, wait for it, then make sure."""
         self._stopping = True
         try:

@@ -104,6 +104,14 @@ class Catalog:
     def requestable_by(self, user_id: str) -> list[Resource]:
         return [r for r in self.resources.values() if r.may_request(user_id)]
 
+    def warnings(self) -> list[str]:
+        """What works, but not as a deployer would want: said on start and by check-config."""
+        said = []
+        if self.admin_channel is None:
+            said.append("admin_channel is not set: alerts (a grant AWS refused, a message "
+                        "Slack would not take, unowned credentials) go only to the log")
+        return said
+
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene"}
@@ -129,7 +137,10 @@ def load_catalog(path: str | Path) -> Catalog:
     except FileNotFoundError:
         raise ConfigError(f"ACCESSBOT_CONFIG: config file {path} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     return parse_catalog(raw, source=str(path))
 
 
@@ -248,6 +259,15 @@ def _parse_resource(name: str, spec: Any, fail) -> Resource:
         raise fail(f"{where}.min_duration", "is above max_duration")
     if not min_d <= default_d <= max_d:
         raise fail(f"{where}.default_duration", "must lie between min_duration and max_duration")
+    if "expiry_warning" in spec and warning >= max_d:
+        raise fail(f"{where}.expiry_warning",
+                   f"{format_duration(warning)} is not shorter than max_duration "
+                   f"({format_duration(max_d)}): every grant would be warned as it starts")
+    for requester in requesters:
+        if set(approvers) <= {requester}:
+            raise fail(f"{where}.approvers",
+                       f"{requester} is the only approver and may request it, but nobody "
+                       "approves their own request: add another approver")
 
     description = spec.get("description", "")
     if not isinstance(description, str) or len(description) > 300:

@@ -122,3 +122,44 @@ def test_json_logs_are_one_object_per_line_with_ids():
     parsed = json_module.loads(line)
     assert (parsed["level"], parsed["message"], parsed["grant_id"]) == (
         "WARNING", "grant #7: revoke failed", 7)
+
+
+# -- the command line ------------------------------------------------------------------
+
+def test_version_is_the_one_in_bot_py_and_the_package():
+    import tomllib
+    from pathlib import Path
+
+    import bot
+
+    result = run_bot_command({}, "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"accessbot {bot.__version__}"
+    project = tomllib.loads((Path(bot.__file__).parent / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bot.__version__"}
+    assert project["project"]["scripts"] == {"accessbot": "bot:main"}
+
+
+def test_check_config_validates_a_file_without_any_setting(tmp_path):
+    """For a config repository's CI: no Slack token, AWS credentials or database needed."""
+    path = tmp_path / "accessbot.yaml"
+    path.write_text("resources:\n  devs:\n    kind: iam_group\n    group: devs\n"
+                    "    approvers: [U0BOB]\n")
+    bare = {k: "" for k in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL",
+                            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    result = run_bot_command(bare, "check-config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: valid: 1 resources (devs)" in result.stdout
+    assert "warning" in result.stderr and "admin_channel is not set" in result.stderr
+
+    path.write_text("resources:\n  devs:\n    kind: iam_group\n    group: devs\n"
+                    "    approvers: [U0BOB]\n    max_duration: 1h\n    expiry_warning: 2h\n")
+    result = run_bot_command(bare, "check-config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"accessbot: configuration error: {path}: resources.devs.expiry_warning: 2h is not "
+        "shorter than max_duration (1h): every grant would be warned as it starts"]
+
+    path.write_text("resources:\n  devs: [\n")
+    result = run_bot_command(bare, "check-config", str(path))
+    assert result.returncode == 2 and f"{path}, line 3, column 1: not valid YAML" in result.stderr

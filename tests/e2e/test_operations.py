@@ -3,6 +3,7 @@ the web and worker processes of one bot."""
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -114,6 +115,12 @@ def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_
     dm_containing(slack, "U0ALICE", "access to prod-admins ended")
 
 
+def test_a_well_configured_start_logs_no_warning(bot):
+    """Nothing for an operator to learn to ignore (Bolt's "token will be unused" was one)."""
+    warnings = [line for line in bot.log().splitlines() if " WARNING " in line]
+    assert warnings == [], warnings
+
+
 def test_run_job_unknown_name_is_a_clear_error(bot_env):
     result = run_bot_command(bot_env, "run-job", "nope")
     assert result.returncode == 2
@@ -128,6 +135,61 @@ def test_missing_settings_stop_the_bot_with_one_clear_line(bot_env, unset, messa
     result = run_bot_command({**bot_env, unset: ""})
     assert result.returncode == 2
     assert result.stderr.strip() == f"accessbot: configuration error: {message}"
+
+
+def _tables(bot_env) -> list[str]:
+    engine = make_engine(bot_env["DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            return list(connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
+    finally:
+        engine.dispose()
+
+
+def test_slack_not_answering_is_not_called_a_bad_token_and_migrates_nothing(bot_env):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again: nothing listens there
+    url = f"http://127.0.0.1:{port}/api/"
+    result = run_bot_command({**bot_env, "SLACK_API_URL": url})
+    assert result.returncode == 2
+    line, = [t for t in result.stderr.splitlines() if t.startswith("accessbot:")]
+    assert line.startswith(f"accessbot: configuration error: Slack did not answer at {url} (")
+    assert "check this host's network access to Slack" in line and "token" not in line
+    assert "Traceback" not in result.stderr
+    assert _tables(bot_env) == []  # checked before the database is touched
+
+
+def test_a_token_slack_refuses_is_named_before_the_database_is_touched(bot_env, slack):
+    slack.fail("auth.test", error="invalid_auth")
+    result = run_bot_command(bot_env)
+    assert result.returncode == 2
+    assert "accessbot: configuration error: SLACK_BOT_TOKEN: Slack refused the token" \
+        in result.stderr and "invalid_auth" in result.stderr
+    assert _tables(bot_env) == []
+
+
+@pytest.mark.parametrize("profile, message", [
+    (None, "AWS credentials: none found"),
+    ("nope", "AWS credentials: The config profile (nope) could not be found"),
+])
+def test_no_aws_credentials_stop_the_start_in_one_line(bot_env, tmp_path, profile, message):
+    nothing = str(tmp_path / "none")
+    env = {**bot_env, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None,
+           "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None, "AWS_SHARED_CREDENTIALS_FILE": nothing,
+           "AWS_CONFIG_FILE": nothing, "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_CONTAINER_CREDENTIALS_FULL_URI": None,
+           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": None}
+    if profile:
+        env["AWS_PROFILE"] = profile
+    result = run_bot_command(env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"accessbot: configuration error: {message}"), result.stderr
+    assert "cannot grant or revoke without them" in result.stderr
+    assert _tables(bot_env) == []
 
 
 @pytest.mark.parametrize("change, message", [

@@ -267,8 +267,9 @@ def process_alive(pid: int) -> bool:
         return False
 
 
-def run_bot_command(env: dict[str, str], *args: str,
+def run_bot_command(env: dict[str, str | None], *args: str,
                     timeout: float = 60) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **env}
+    """`python bot.py ARGS` to its end; a None in `env` removes that variable."""
+    full_env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     return subprocess.run([sys.executable, str(ROOT / "bot.py"), *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

@@ -132,7 +132,35 @@ def test_load_catalog_on_invalid_yaml(tmp_path):
     path.write_text("resources:\n  x: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML") as caught:
         load_catalog(path)
-    assert str(path) in str(caught.value)
+    assert f"{path}, line 3, column 1: not valid YAML" in str(caught.value)
+    assert "<unicode string>" not in str(caught.value)
+
+
+def test_an_expiry_warning_as_long_as_the_grant_is_refused():
+    message = config_error(with_resource(max_duration="1h", expiry_warning="1h"))
+    assert "resources.x.expiry_warning: 1h is not shorter than max_duration (1h)" in message
+    # the default warning (15m) with a short max_duration stays accepted: short grants
+    # are warned as soon as they start, as before
+    assert parse_catalog(with_resource(max_duration="10m")).resources["x"]
+
+
+@pytest.mark.parametrize("approvers, requesters", [
+    (["U0BOB"], ["U0BOB"]),
+    (["U0BOB"], ["U0ALICE", "U0BOB"]),  # Bob's own requests could never be approved
+])
+def test_a_requester_who_is_the_only_approver_is_refused(approvers, requesters):
+    message = config_error(with_resource(approvers=approvers, requesters=requesters))
+    assert "resources.x.approvers: U0BOB is the only approver and may request it" in message
+
+
+def test_a_requester_with_another_approver_is_accepted():
+    raw = with_resource(approvers=["U0BOB", "U0DAVE"], requesters=["U0BOB"])
+    assert parse_catalog(raw).resources["x"].approvers == ("U0BOB", "U0DAVE")
+
+
+def test_no_admin_channel_is_a_warning():
+    assert "admin_channel is not set" in parse_catalog(with_resource()).warnings()[0]
+    assert parse_catalog({**with_resource(), "admin_channel": "C0SEC"}).warnings() == []
 
 
 def test_the_example_config_in_the_repository_is_valid():

@@ -1,0 +1,51 @@
+"""What a deployer installs: the lock file, the image, the licence."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def locked() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def test_the_lock_pins_every_dependency_within_its_range():
+    pins = locked()
+    wanted = PROJECT["dependencies"] + [d for extra in PROJECT["optional-dependencies"].values()
+                                        for d in extra]
+    for spec in map(Requirement, wanted):
+        name = canonicalize_name(spec.name)
+        assert name in pins, f"{spec.name} is not in requirements.lock (make lock)"
+        assert spec.specifier.contains(pins[name], prereleases=True), (spec, pins[name])
+
+
+def test_the_image_installs_the_lock_before_the_code_and_ships_no_tests():
+    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line and not line.startswith("#")]
+    copies = [line.split()[1:-1] for line in lines if line.startswith("COPY")]
+    assert copies[0] == ["pyproject.toml", "requirements.lock"]
+    shipped = {path for copy in copies for path in copy}
+    assert not shipped & {".", "tests", "scripts"}, shipped
+    assert {"bot.py", "handlers", "models", "migrations", "services", "aws", "jobs"} <= shipped
+    dependencies = lines.index(next(line for line in lines if "requirements.lock'" in line))
+    code = lines.index(next(line for line in lines if line.startswith("COPY bot.py")))
+    assert dependencies < code  # a code change does not reinstall the dependencies
+    assert lines[-1] == 'CMD ["accessbot", "serve"]'
+
+
+def test_the_licence_is_apache_2():
+    assert "Apache License\n                           Version 2.0" in \
+        (ROOT / "LICENSE").read_text()
+    assert PROJECT["license"] == {"text": "Apache-2.0"}
+    assert re.search(r"^## 0\.\d+\.\d+", (ROOT / "CHANGELOG.md").read_text(), re.M)
