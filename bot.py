@@ -156,6 +156,9 @@ class Owners:
     def tags_of(self, iam_user: str) -> dict[str, str]:
         return self.directory.tags_of(iam_user)
 
+    def path_of(self, iam_user: str) -> str:
+        return self.directory.path_of(iam_user)
+
     def user_for_email(self, email: str) -> str | None:
         return self.profiles.user_for_email(email)
 

@@ -22,6 +22,7 @@ class _Snapshot:
     by_email: dict[str, str] = field(default_factory=dict)
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
 
 
 def _unique(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -40,8 +41,10 @@ def _build(users: list[dict]) -> _Snapshot:
     email_pairs: list[tuple[str, str]] = []
     groups: dict[str, frozenset[str]] = {}
     tags_by_user: dict[str, dict[str, str]] = {}
+    paths: dict[str, str] = {}
     for user in users:
         name = user["UserName"]
+        paths[name] = user.get("Path", "/")
         groups[name] = frozenset(user.get("GroupList", ()))
         tags = {tag["Key"].lower(): tag["Value"].strip() for tag in user.get("Tags", ())}
         tags_by_user[name] = tags
@@ -50,7 +53,7 @@ def _build(users: list[dict]) -> _Snapshot:
         elif tags.get(EMAIL_TAG):
             # A user tagged with a Slack id belongs to that Slack user only, whatever its email.
             email_pairs.append((tags[EMAIL_TAG].lower(), name))
-    return _Snapshot(_unique(slack_pairs), _unique(email_pairs), groups, tags_by_user)
+    return _Snapshot(_unique(slack_pairs), _unique(email_pairs), groups, tags_by_user, paths)
 
 
 class IamUserIndex:
@@ -98,6 +101,10 @@ class IamUserIndex:
     def tags_of(self, iam_user: str) -> dict[str, str]:
         """The user's tags (keys lowercased) as of the last refresh; empty if unknown."""
         return dict(self._snapshot.tags.get(iam_user, {}))
+
+    def path_of(self, iam_user: str) -> str:
+        """The user's IAM path (e.g. /service/) as of the last refresh; "/" if unknown."""
+        return self._snapshot.paths.get(iam_user, "/")
 
     def refresh(self) -> None:
         """Rebuild the index from get_account_authorization_details."""

@@ -15,7 +15,7 @@ from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from handlers import blocks, hygiene_blocks
-from models import ApprovalMessage, GrantStatus
+from models import ApprovalMessage, CredentialFinding, GrantStatus
 from services import findings
 from services import grants as grant_ops
 from services import requests as request_ops
@@ -82,6 +82,7 @@ class Delivery:
             Kind.FINDINGS_ESCALATED: self._findings_escalated,
             Kind.KEY_FINAL_WARNING: self._key_final_warning,
             Kind.FINDINGS_SUMMARY: self._findings_summary,
+            Kind.FINDINGS_PREVIEW: self._findings_preview,
             Kind.ACCOUNT_AUDIT: self._account_audit,
         }
 
@@ -250,6 +251,14 @@ class Delivery:
         summary = findings.summary(session, datetime.fromisoformat(args["at"]),
                                    timedelta(seconds=args["period_seconds"]))
         return _post(channel, hygiene_blocks.findings_summary(summary, now)) if channel else None
+
+    def _findings_preview(self, session, args, now):
+        channel = self._admin("report-mode preview")
+        if not channel:
+            return None
+        by_owner = {owner: list(filter(None, (session.get(CredentialFinding, i) for i in ids)))
+                    for owner, ids in args["by_owner"].items()}  # a finding gone: left out
+        return _post(channel, hygiene_blocks.findings_preview(by_owner, now))
 
     def _account_audit(self, session, args, now):
         channel = self._admin("account audit")

@@ -191,6 +191,32 @@ def findings_summary(summary: Summary, now: datetime) -> Message:
     return message(text, [section(body)])
 
 
+PREVIEW_OWNERS, PREVIEW_LINES = 20, 5  # within Slack's 50 blocks and 3,000 characters
+
+
+def findings_preview(by_owner: dict[str, list[CredentialFinding]], now: datetime) -> Message:
+    """Report mode: who notify mode would tell, and what. Owners are shown as ids in code,
+    not as mentions: a mention would notify them, and report mode tells nobody."""
+    total = sum(len(rows) for rows in by_owner.values())
+    text = (f":mag: Credential hygiene (report mode): {total} finding(s) would be sent to "
+            f"{len(by_owner)} owner(s). Nobody was messaged.")
+    body: list[Block] = [section(f"*{text}*")]
+    owners = sorted(by_owner.items(), key=lambda item: (-len(item[1]), item[0]))
+    for owner, rows in owners[:PREVIEW_OWNERS]:
+        lines = [f"• {_title(r.kind)}: `{escape(r.iam_user)}`, open {_age(r.first_seen_at, now)}"
+                 for r in rows[:PREVIEW_LINES]]
+        if len(rows) > PREVIEW_LINES:
+            lines.append(f"• and {len(rows) - PREVIEW_LINES} more")
+        where = "channel" if is_channel(owner) else "user"
+        body.append(section(f"To {where} `{escape(owner)}` ({len(rows)}):\n" + "\n".join(lines)))
+    if len(owners) > PREVIEW_OWNERS:
+        rest = owners[PREVIEW_OWNERS:]
+        body.append(context(f"And {len(rest)} more owner(s), "
+                            f"{sum(len(rows) for _, rows in rest)} finding(s)."))
+    body.append(context("Set `hygiene.mode: notify` to send these to their owners."))
+    return message(text, body)
+
+
 def account_audit(deviations: list[Deviation]) -> Message:
     if not deviations:
         text = ":white_check_mark: Account audit: no deviations from the baseline."

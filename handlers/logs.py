@@ -30,3 +30,8 @@ def configure_logging(env: dict[str, str] | None = None) -> None:
     handler.setFormatter(JsonLines() if json_lines else logging.Formatter(TEXT))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # "Found credentials in environment variables": on every start, in both processes
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
+    # slack_sdk logs every request that got no answer at ERROR, with a traceback's worth of
+    # text; our callers say what failed, with its context (the outbox row, the start-up)
+    logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)

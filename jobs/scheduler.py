@@ -44,8 +44,9 @@ def make_scheduler(workers: int = 16) -> BackgroundScheduler:
 def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext,
                       intervals: dict[str, timedelta]) -> None:
     for job in PERIODIC:
-        if job.period is not None and context.hygiene is None:
-            continue
+        if job.period is not None and (context.hygiene is None
+                                       or not context.hygiene.settings.enabled):
+            continue  # hygiene.enabled: false (run-job still runs them by hand)
         every = intervals.get(job.name, job.every)
         scheduler.add_job(_measured(job.name, _when_due(job, context) if job.period
                                     else job.run), "interval",

@@ -10,9 +10,9 @@ processes the kernel decides, and the worker runs at a lower priority.
 What a listener acknowledged is an inbox row in the database (handlers/handoff.py);
 the link between the processes is one pipe, web -> worker, that only nudges the worker
 to look at once (a lost nudge costs a poll interval). If the web process dies, the
-kernel kills the worker with it (Linux), or else the worker reads end-of-file and exits at
-once, as if it had crashed with it; if the worker
-dies, the web process stops too, so that whatever supervises accessbot restarts both.
+kernel kills the worker with it (Linux), or else the worker reads end-of-file and exits
+at once, as if it had crashed with it; if the worker dies, the web process stops too,
+so that whatever supervises accessbot restarts both.
 Either way the database holds what was acknowledged and decided, and the next start
 finishes it.
 """

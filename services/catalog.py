@@ -66,6 +66,23 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Exclusions:
+    """`hygiene.exclude`: IAM users whose credentials accessbot leaves alone (service users
+    rotated by other means, break-glass users): by name, path prefix or tag."""
+
+    users: frozenset[str] = frozenset()
+    paths: tuple[str, ...] = ()                        # "/service/" covers /service/ci/ too
+    tags: tuple[tuple[str, str], ...] = ()             # (key lowercased, value)
+
+    def covers(self, iam_user: str, path: str, tags: dict[str, str]) -> bool:
+        return (iam_user in self.users or any(path.startswith(p) for p in self.paths)
+                or any(tags.get(key) == value for key, value in self.tags))
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.paths or self.tags)
+
+
+@dataclass(frozen=True)
 class Hygiene:
     """The `hygiene:` section: stale credentials and the account audit."""
 
@@ -80,6 +97,10 @@ class Hygiene:
     audit_interval: timedelta = timedelta(days=7)
     password_policy: PasswordPolicy = CIS_BASELINE
     min_administrators: int = 2
+    enabled: bool = True                               # false: no hygiene job is scheduled
+    mode: str = "notify"                               # "report": tell the admins only
+    exclude: Exclusions = Exclusions()
+
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,9 @@ _HYGIENE_DURATIONS = {
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
     "final_warning", "summary_interval", "audit_interval",
 }
-_HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators"}
+_HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators", "enabled",
+                                      "exclude", "mode"}
+HYGIENE_MODES = ("notify", "report")
 _PASSWORD_KEYS = set(PasswordPolicy.__dataclass_fields__)
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "approvers", "requesters",
@@ -198,9 +221,43 @@ def _parse_hygiene(spec: Any, fail) -> Hygiene:
     minimum = spec.get("min_administrators", Hygiene.min_administrators)
     if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
         raise fail("hygiene.min_administrators", "expected a whole number, 0 or more")
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("hygiene.enabled", "expected true or false")
+    mode = spec.get("mode", "notify")
+    if mode not in HYGIENE_MODES:
+        raise fail("hygiene.mode", f"expected one of {list(HYGIENE_MODES)}, not {mode!r}")
     return Hygiene(policy=policy, min_administrators=minimum,
                    password_policy=_parse_password_policy(spec.get("password_policy"), fail),
+                   enabled=enabled, mode=mode, exclude=_parse_exclusions(spec.get("exclude"), fail),
                    **given)
+
+
+def _parse_exclusions(spec: Any, fail) -> Exclusions:
+    """A list of IAM user names, path prefixes (/service/) and tags (key=value)."""
+    if spec is None:
+        return Exclusions()
+    if not isinstance(spec, list):
+        raise fail("hygiene.exclude", "expected a list of IAM user names, paths like "
+                   "/service/ and tags like accessbot-ignore=true")
+    users, paths, tags = set(), [], []
+    for index, entry in enumerate(spec):
+        where = f"hygiene.exclude[{index}]"
+        if not isinstance(entry, str) or not entry.strip():
+            raise fail(where, "expected a user name, a /path/ or a key=value tag")
+        entry = entry.strip()
+        if entry.startswith("/"):
+            if not entry.endswith("/"):
+                raise fail(where, f"'{entry}': an IAM path starts and ends with '/'")
+            paths.append(entry)
+        elif "=" in entry:
+            key, value = entry.split("=", 1)
+            tags.append((key.strip().lower(), value.strip()))
+        elif IAM_NAME.match(entry):
+            users.add(entry)
+        else:
+            raise fail(where, f"'{entry}' is not an IAM user name, a /path/ or a key=value tag")
+    return Exclusions(frozenset(users), tuple(paths), tuple(tags))
 
 
 def _parse_password_policy(spec: Any, fail) -> PasswordPolicy:

@@ -4,6 +4,7 @@ One transaction per use case, opened by the caller. The credential report decide
 open; the people decide what is snoozed or being fixed; nothing here talks to AWS or Slack.
 """
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,9 +17,10 @@ from services import audit
 from services.audit import SYSTEM, Action
 from services.catalog import is_channel
 from services.errors import Conflict, NotAuthorized, NotFound
-from services.hygiene import KEY_KINDS, Finding
+from services.hygiene import KEY_KINDS, Finding, describe
 
 GONE = "no longer in the credential report"
+EXCLUDED = "the user is excluded (hygiene.exclude)"
 
 
 @dataclass
@@ -27,9 +29,10 @@ class Synced:
     resolved: list[CredentialFinding] = field(default_factory=list)
 
 
-def sync(session: Session, found: list[Finding], now: datetime) -> Synced:
+def sync(session: Session, found: list[Finding], now: datetime,
+         excluded: set[str] = frozenset()) -> Synced:
     """Make the open findings those of the latest report: open the new, refresh the known,
-    resolve the ones that are gone."""
+    resolve the ones that are gone (those of `excluded` users quietly: nobody fixed them)."""
     open_rows = {_identity(row): row for row in session.scalars(
         select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN))}
     result = Synced()
@@ -46,12 +49,15 @@ def sync(session: Session, found: list[Finding], now: datetime) -> Synced:
         row.since, row.last_used = finding.since, finding.last_used
         row.last_used_where = finding.last_used_where
     for row in open_rows.values():
+        if row.iam_user in excluded:
+            _resolve(session, row, now, SYSTEM, EXCLUDED)
+            continue
         _resolve(session, row, now, SYSTEM, GONE)
         result.resolved.append(row)
     session.flush()
     for row in result.opened:
         audit.record(session, now, SYSTEM, Action.FINDING_OPENED, finding_id=row.id,
-                     detail=f"{row.iam_user}: {row.kind} ({row.subject})")
+                     detail=describe(row.iam_user, row.kind, row.subject, row.key_id))
     return result
 
 
@@ -63,7 +69,10 @@ def _resolve(session: Session, row: CredentialFinding, now: datetime, by: str,
              why: str) -> None:
     row.status = FindingStatus.RESOLVED
     row.resolved_at, row.resolved_by, row.resolution = now, by, why
-    audit.record(session, now, by, Action.FINDING_RESOLVED, finding_id=row.id, detail=why)
+    # the resolution is shown in Slack, where <@U…> is a mention; the audit trail is read
+    # elsewhere (a SIEM, the database), so it gets the plain id
+    audit.record(session, now, by, Action.FINDING_RESOLVED, finding_id=row.id,
+                 detail=re.sub(r"<@([A-Z0-9]+)>", r"\1", why))
 
 
 def get_finding(session: Session, finding_id: int) -> CredentialFinding:
@@ -203,7 +212,7 @@ def key_deactivated(session: Session, finding_id: int, by: str, now: datetime) -
         CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject))
     who = "accessbot (auto-disable)" if by == SYSTEM else f"<@{by}>"
     audit.record(session, now, by, Action.KEY_DEACTIVATED, finding_id=row.id,
-                 detail=f"{row.iam_user} key ...{(row.key_id or '')[-4:]}")
+                 detail=f"{row.iam_user}'s access key ...{(row.key_id or '')[-4:]}")
     for other in same_key:
         _resolve(session, other, now, by, f"key deactivated by {who}")
 

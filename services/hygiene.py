@@ -5,7 +5,7 @@ from the config's `hygiene:` section. Nothing here talks to AWS, Slack or the da
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 ROOT_USER = "<root_account>"  # how the credential report names the root user
@@ -24,6 +24,19 @@ class FindingKind(StrEnum):
 
 
 KEY_KINDS = frozenset({FindingKind.KEY_TOO_OLD, FindingKind.KEY_UNUSED})
+
+# what each finding is, as a sentence's object, for the audit trail
+WHAT = {
+    FindingKind.KEY_TOO_OLD: "an access key past its rotation age",
+    FindingKind.KEY_UNUSED: "an unused access key",
+    FindingKind.PASSWORD_UNUSED: "an unused console password",
+    FindingKind.NO_MFA: "a console password without MFA",
+    FindingKind.MULTIPLE_KEYS: "more than one active access key",
+    FindingKind.USER_INACTIVE: "no activity at all",
+    FindingKind.ROOT_KEYS: "root user access keys",
+    FindingKind.ROOT_NO_MFA: "a root user without MFA",
+    FindingKind.ROOT_USED: "a recent use of the root user",
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,17 @@ class Finding:
 
 def key_subject(created: datetime) -> str:
     return f"key:{int(created.timestamp())}"
+
+
+def describe(iam_user: str, kind: str, subject: str, key_id: str | None = None) -> str:
+    """A finding in words, e.g. "alice has an unused access key (created 2026-01-05)"."""
+    said = f"{iam_user} has {WHAT[FindingKind(kind)]}"
+    if key_id:
+        return f"{said} (...{key_id[-4:]})"
+    if subject.startswith("key:"):
+        created = datetime.fromtimestamp(int(subject[4:]), UTC)
+        return f"{said} (created {created:%Y-%m-%d})"
+    return said
 
 
 def match_key(created: datetime | None, keys: list[AccessKey]) -> AccessKey | None:

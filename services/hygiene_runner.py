@@ -41,6 +41,8 @@ class Owners(Protocol):
 
     def tags_of(self, iam_user: str) -> dict[str, str]: ...
 
+    def path_of(self, iam_user: str) -> str: ...
+
     def user_for_email(self, email: str) -> str | None: ...
 
 
@@ -67,18 +69,29 @@ class HygieneRunner:
         """Read the report and act on it. ReportNotReady propagates: retry later."""
         rows = self.source.report()
         now = self.clock()
-        found = evaluate(rows, self.settings.policy, now)
+        self.refresh_owners()  # tags and paths, for the exclusions and the owners
+        excluded = {row.user for row in rows if self._excluded(row.user)}
+        found = [f for f in evaluate(rows, self.settings.policy, now)
+                 if f.iam_user not in excluded]
+        notify = self.settings.mode == "notify"  # else report: the admins' one preview only
         with self.transaction() as session:
-            synced = findings.sync(session, found, now)
-            self._thank(session, [r for r in synced.resolved if r.owner and r.last_told_at], now)
-        self.refresh_owners()
+            synced = findings.sync(session, found, now, excluded)
+            if notify:
+                self._thank(session, [r for r in synced.resolved
+                                      if r.owner and r.last_told_at], now)
         self._match_keys()
-        told = self._tell(now)
-        escalated = self._escalate(now)
-        disabled = self._auto_disable(now) if self.settings.auto_disable_after else 0
-        return {"users": len(rows), "findings": len(found), "new": len(synced.opened),
+        told = self._tell(now) if notify else self._preview(now)
+        escalated = self._escalate(now) if notify else 0
+        disabled = self._auto_disable(now) if notify and self.settings.auto_disable_after else 0
+        return {"users": len(rows), "excluded": len(excluded), "findings": len(found),
+                "mode": self.settings.mode, "new": len(synced.opened),
                 "resolved": len(synced.resolved), "owners_told": told, "escalated": escalated,
                 "auto_disabled": disabled, "aws_calls": getattr(self.source, "api_calls", None)}
+
+    def _excluded(self, iam_user: str) -> bool:
+        exclude = self.settings.exclude
+        return bool(exclude) and iam_user != ROOT_USER and exclude.covers(
+            iam_user, self.owners.path_of(iam_user), self.owners.tags_of(iam_user))
 
     def _match_keys(self) -> None:
         """Find the access key id of each new key finding: ListAccessKeys for those users
@@ -104,6 +117,23 @@ class HygieneRunner:
     def _tell(self, now: datetime) -> int:
         """One message per owner listing all of their open findings, when any is due (more
         only past PER_MESSAGE findings: Slack allows 50 blocks in a message)."""
+        by_owner = self._due_by_owner(now)
+        with self.transaction() as session:
+            for owner, ids in _messages(by_owner):
+                findings.mark_told(session, ids, owner, now)
+                messages.findings_digest(session, owner, ids, now)
+        return len(by_owner)
+
+    def _preview(self, now: datetime) -> int:
+        """Report mode: what _tell would send, as one message to the admins; nobody is
+        marked told, so switching to notify tells everyone then."""
+        by_owner = self._due_by_owner(now)
+        if by_owner:
+            with self.transaction() as session:
+                messages.findings_preview(session, by_owner, now)
+        return 0
+
+    def _due_by_owner(self, now: datetime) -> dict[str, list[int]]:
         with self.transaction() as session:
             due = {user: [r.id for r in rows] for user, rows in
                    findings.due(session, now, self.settings.reminder_interval).items()}
@@ -121,11 +151,7 @@ class HygieneRunner:
                             iam_user)
                 continue
             by_owner.setdefault(owner, []).extend(ids)
-        with self.transaction() as session:
-            for owner, ids in _messages(by_owner):
-                findings.mark_told(session, ids, owner, now)
-                messages.findings_digest(session, owner, ids, now)
-        return len(by_owner)
+        return by_owner
 
     def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None
                  ) -> str | None:

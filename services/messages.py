@@ -132,6 +132,11 @@ def final_warning_owed(session: Session, finding_id: int) -> bool:
     return is_pending(session, f"final-warning:{finding_id}")
 
 
+def findings_preview(session: Session, by_owner: dict[str, list[int]], now: datetime) -> None:
+    """Report mode: the admins see what notify mode would have told whom."""
+    owe(session, Kind.FINDINGS_PREVIEW, ADMINS, now, by_owner=by_owner)
+
+
 def findings_summary(session: Session, period_seconds: float, now: datetime) -> None:
     owe(session, Kind.FINDINGS_SUMMARY, ADMINS, now, at=now.isoformat(),
         period_seconds=period_seconds)

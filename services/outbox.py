@@ -53,6 +53,7 @@ class Kind(StrEnum):
     FINDINGS_ESCALATED = "findings_escalated"
     KEY_FINAL_WARNING = "key_final_warning"
     FINDINGS_SUMMARY = "findings_summary"
+    FINDINGS_PREVIEW = "findings_preview"      # report mode: who would have been told what
     ACCOUNT_AUDIT = "account_audit"
 
 

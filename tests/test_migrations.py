@@ -131,11 +131,12 @@ def test_a_newer_schema_is_refused_and_left_alone(empty_url):
 
 SERVE_ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret",
              "SLACK_APP_TOKEN": "", "SLACK_API_URL": "http://127.0.0.1:9/",
-             "ACCESSBOT_CONFIG": str(ROOT / "accessbot.example.yaml")}
+             "ACCESSBOT_CONFIG": str(ROOT / "accessbot.example.yaml"),
+             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-@pytest.mark.parametrize("args", [("migrate",), (), ("run-job", "sweep")],
-                         ids=["migrate", "serve", "run-job"])
+@pytest.mark.parametrize("args", [("migrate",), ("run-job", "sweep")],
+                         ids=["migrate", "run-job"])
 def test_bot_refuses_a_newer_schema_in_one_line(tmp_path, args):
     url = f"sqlite:///{tmp_path / 'newer.db'}"
     stamp_future(url)
@@ -143,6 +144,18 @@ def test_bot_refuses_a_newer_schema_in_one_line(tmp_path, args):
                              *args, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip() == f"accessbot: configuration error: {refusal()}"
+    assert at_revisions(url) == {FUTURE}
+
+
+def test_serve_checks_slack_before_it_touches_the_database(tmp_path):
+    """(It then migrates through the same migrate() as the two commands above.)"""
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    stamp_future(url)
+    result = run_bot_command({**SERVE_ENV, "PORT": str(free_port()), "DATABASE_URL": url},
+                             timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "accessbot: configuration error: Slack did not answer at http://127.0.0.1:9/")
     assert at_revisions(url) == {FUTURE}
 
 

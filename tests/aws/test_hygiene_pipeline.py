@@ -25,6 +25,9 @@ class Owners:
     def tags_of(self, iam_user: str) -> dict[str, str]:
         return self.index.tags_of(iam_user)
 
+    def path_of(self, iam_user: str) -> str:
+        return self.index.path_of(iam_user)
+
     def user_for_email(self, email: str) -> str | None:
         return self.emails.get(email.lower())
 

@@ -92,9 +92,13 @@ class FakeOwners:
     emails: dict[str, str] = field(default_factory=dict)
     slack_down: bool = False
     lookups: list[str] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
 
     def tags_of(self, iam_user: str) -> dict[str, str]:
         return dict(self.tags.get(iam_user, {}))
+
+    def path_of(self, iam_user: str) -> str:
+        return self.paths.get(iam_user, "/")
 
     def user_for_email(self, email: str) -> str | None:
         self.lookups.append(email)
@@ -183,4 +187,7 @@ def _describe(session, owed, call) -> Sent:
             timedelta(seconds=args["period_seconds"])))
     if owed.kind is Kind.ACCOUNT_AUDIT:
         return Sent(kind, to, [], None, [Deviation(*d) for d in args["deviations"]])
+    if owed.kind is Kind.FINDINGS_PREVIEW:
+        return Sent("preview", to, [i for ids in args["by_owner"].values() for i in ids], None,
+                    (sorted(args["by_owner"]), call.args["text"], call.args["blocks"]))
     return Sent(kind or owed.kind.value, to, args.get("finding_ids", []))

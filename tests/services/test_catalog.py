@@ -187,6 +187,21 @@ def test_hygiene_defaults_follow_the_cis_benchmark():
     assert hygiene.min_administrators == 2
 
 
+def test_hygiene_can_be_turned_off_and_exclude_users_by_name_path_or_tag():
+    hygiene = parse_catalog({**CATALOG, "hygiene": {
+        "enabled": False,
+        "exclude": ["svc-deploy", "/service/", "AccessBot-Ignore = true"]}}).hygiene
+    assert hygiene.enabled is False
+    exclude = hygiene.exclude
+    assert exclude.covers("svc-deploy", "/", {})
+    assert exclude.covers("ci", "/service/ci/", {})
+    assert exclude.covers("ci", "/", {"accessbot-ignore": "true"})  # tag keys: lowercased
+    assert not exclude.covers("alice", "/", {"accessbot-ignore": "false"})
+    assert not parse_catalog(CATALOG).hygiene.exclude  # none by default, and on by default
+    assert parse_catalog(CATALOG).hygiene.enabled is True
+    assert parse_catalog(CATALOG).hygiene.mode == "notify"
+
+
 def test_hygiene_settings_can_be_set():
     raw = {**CATALOG, "hygiene": {
         "access_key_max_age": "1s", "unused_credential_age": "45d", "interval": "6h",
@@ -210,6 +225,12 @@ def test_hygiene_settings_can_be_set():
     ({"password_policy": {"min_length": 14}}, "hygiene.password_policy.min_length"),
     ({"min_administrators": -1}, "hygiene.min_administrators"),
     ("daily", "hygiene"),
+    ({"enabled": "no"}, "hygiene.enabled"),
+    ({"mode": "quiet"}, "hygiene.mode"),
+    ({"exclude": "svc-deploy"}, "hygiene.exclude"),
+    ({"exclude": ["svc-deploy", "/service"]}, "hygiene.exclude[1]"),
+    ({"exclude": ["bad name!"]}, "hygiene.exclude[0]"),
+    ({"exclude": [7]}, "hygiene.exclude[0]"),
 ])
 def test_hygiene_errors_name_the_path(hygiene, path):
     assert f"config: {path}:" in config_error({**CATALOG, "hygiene": hygiene})

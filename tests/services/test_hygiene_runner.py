@@ -1,5 +1,6 @@
 """HygieneRunner with fakes of the account, the owners and Slack, on SQLite and Postgres."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -311,6 +312,15 @@ def test_deactivate_now_rechecks_live_then_deactivates(runner, sessions, account
     with pytest.raises(Conflict):  # a second click
         runner.deactivate(alice.id, "U0ALICE", "D0ALICE")
     assert account.deactivated() == [ALICE_KEY]
+    with sessions() as session:  # the audit trail reads as sentences, with plain ids
+        trail = [(e.actor, e.action, e.detail) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.finding_id == alice.id)
+            .order_by(AuditEvent.id))]
+    assert trail[0][:2] == ("accessbot", "finding_opened")
+    assert re.fullmatch(r"alice has an access key past its rotation age "
+                        r"\(created \d{4}-\d\d-\d\d\)", trail[0][2]), trail[0]
+    assert ("U0ALICE", "key_deactivated", "alice's access key ...KEY1") in trail
+    assert ("U0ALICE", "finding_resolved", "key deactivated by U0ALICE") in trail
 
 
 def test_deactivate_leaves_a_key_that_changed_since_the_report(runner, sessions, account):
@@ -580,3 +590,61 @@ def test_a_reminder_replaces_the_earlier_message(runner, notifier, clock):
     assert len(notifier.of("digest", "U0ALICE")) == 2
     # the first message loses its buttons and points to the newer one
     assert [s.detail for s in notifier.of("superseded", "D0ALICE")] == [first.ts]
+
+
+@pytest.mark.parametrize("exclude", [["svc-deploy"], ["/service/"], ["accessbot-ignore=true"]])
+def test_excluded_users_are_never_told(make_runner, owners, notifier, sessions, exclude):
+    """By name, by path prefix or by tag: a service user rotated by other means."""
+    owners.paths["svc-deploy"] = "/service/ci/"
+    owners.tags["svc-deploy"]["accessbot-ignore"] = "true"
+    result = make_runner(exclude=exclude).stale_credentials()
+    assert result["excluded"] == 1 and result["findings"] == 4
+    assert ("svc-deploy", "key_unused") not in load(sessions)
+    assert "C0PLATFORM" not in {s.to for s in notifier.of("digest")}
+    assert {s.to for s in notifier.of("digest")} == {"U0ALICE", "U0CAROL", ADMINS}
+
+
+def test_a_user_excluded_later_is_dropped_without_a_thank_you(make_runner, notifier, sessions,
+                                                             clock):
+    make_runner().stale_credentials()
+    told = load(sessions)[("svc-deploy", "key_unused")]
+    assert told.last_told_at is not None
+
+    clock.advance(days=1)
+    make_runner(exclude=["svc-deploy"]).stale_credentials()
+    with sessions() as session:
+        row = session.get(CredentialFinding, told.id)
+    assert row.status is FindingStatus.RESOLVED
+    assert row.resolution == "the user is excluded (hygiene.exclude)"
+    assert notifier.of("resolved", "C0PLATFORM") == []  # nobody fixed anything
+
+
+def test_the_root_user_cannot_be_excluded(make_runner, sessions):
+    result = make_runner(exclude=["/"]).stale_credentials()  # the path of every IAM user
+    assert result["excluded"] == 4
+    assert set(load(sessions)) == {(ROOT_USER, "root_no_mfa")}
+
+
+def test_report_mode_tells_the_admins_once_and_nobody_else(make_runner, notifier, sessions,
+                                                          clock, account):
+    """A gentle rollout: see what would be sent, to whom, before anybody is messaged."""
+    result = make_runner(mode="report", auto_disable_after="1d").stale_credentials()
+    assert result["mode"] == "report" and result["owners_told"] == 0
+    assert [s.to for s in notifier.sent] == [ADMINS]
+    preview, = notifier.of("preview")
+    owners, text, body = preview.detail
+    assert owners == sorted(["U0ALICE", "C0PLATFORM", "U0CAROL", ADMINS])
+    assert text.startswith(":mag: Credential hygiene (report mode): 5 finding(s) would be "
+                           "sent to 4 owner(s). Nobody was messaged.")
+    rendered = str(body)
+    assert "`U0ALICE`" in rendered and "<@U0ALICE>" not in rendered  # no mention: no ping
+    assert "`svc-deploy`" in rendered
+    assert all(r.last_told_at is None for r in load(sessions).values())
+
+    clock.advance(days=30)  # nothing escalates, nothing is disabled, in report mode
+    make_runner(mode="report", auto_disable_after="1d").stale_credentials()
+    assert {s.kind for s in notifier.sent} == {"preview"} and account.deactivated() == []
+
+    make_runner().stale_credentials()  # then notify: everyone is told, once
+    assert {s.to for s in notifier.of("digest")} == {"U0ALICE", "C0PLATFORM", "U0CAROL",
+                                                      ADMINS}

@@ -1,0 +1,25 @@
+"""Which periodic jobs the worker schedules."""
+
+from types import SimpleNamespace
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from jobs.registry import JobContext
+from jobs.scheduler import add_periodic_jobs
+from services.catalog import parse_catalog
+from tests.conftest import CATALOG
+
+HYGIENE_JOBS = {"stale-credentials", "hygiene-summary", "account-audit"}
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_hygiene_enabled_false_schedules_no_hygiene_job(enabled):
+    hygiene = parse_catalog({**CATALOG, "hygiene": {"enabled": enabled}}).hygiene
+    scheduler = BackgroundScheduler()
+    context = JobContext(runner=None, refresh_directory=lambda: None,
+                         hygiene=SimpleNamespace(settings=hygiene))
+    add_periodic_jobs(scheduler, context, {})
+    scheduled = {job.id for job in scheduler.get_jobs()}
+    assert "sweep" in scheduled
+    assert (scheduled & HYGIENE_JOBS) == (HYGIENE_JOBS if enabled else set())
