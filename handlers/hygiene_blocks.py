@@ -55,14 +55,40 @@ def _age(since: datetime | None, now: datetime) -> str:
     return f"{format_duration(now - since)} ago" if now > since else "just now"
 
 
-def finding_line(row: CredentialFinding, now: datetime) -> str:
-    """What, whose, how old, last used when and where, and what to do."""
+KEY_ORDER = (FindingKind.KEY_UNUSED, FindingKind.KEY_TOO_OLD)  # the worse reason first
+
+
+def _cards(rows: list[CredentialFinding]) -> list[list[CredentialFinding]]:
+    """One card per finding, but one per key: a key both unused and too old is one card
+    (the worse reason first, both said) with one set of buttons."""
+    cards: list[list[CredentialFinding]] = []
+    by_key: dict[tuple, list[CredentialFinding]] = {}
+    for row in rows:
+        if row.kind not in KEY_KINDS:
+            cards.append([row])
+            continue
+        key = (row.iam_user, row.subject, row.status)
+        same = by_key.get(key)
+        if same is not None and all(other.kind != row.kind for other in same):
+            same.append(row)
+            same.sort(key=lambda r: KEY_ORDER.index(FindingKind(r.kind)))
+            continue
+        by_key[key] = [row]
+        cards.append(by_key[key])
+    return cards
+
+
+def finding_line(row: CredentialFinding, now: datetime,
+                 also: list[CredentialFinding] = ()) -> str:
+    """What, whose, how old, last used when and where, and what to do (with `also`: the
+    same key's other findings, said on the same card)."""
     kind = FindingKind(row.kind)
     title, todo = _WHAT[kind]
+    titles = [title] + [_title(other.kind).lower() for other in also]
     who = "the root account" if row.iam_user == ROOT_USER \
         else f"IAM user `{escape(row.iam_user)}`"
     subject = f"{_key_name(row)} of {who}" if row.kind in KEY_KINDS else who
-    lines = [f"*{title}*: {subject}", _facts(row, kind, now),
+    lines = [f"*{' and '.join(titles)}*: {subject}", _facts(row, kind, now),
              f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
     return "\n".join(filter(None, lines))
 
@@ -120,7 +146,8 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
                     to_channel: bool = False) -> Message:
     """The owner's message: every finding, its status, and buttons while it is open.
     A channel gets it for service users nobody owns by name, and for the root account."""
-    open_count = sum(row.status is FindingStatus.OPEN for row in rows)
+    cards = _cards(rows)
+    open_count = sum(row.status is FindingStatus.OPEN for row, *_ in cards)
     text = (f":key: {open_count} stale credential finding(s) need you" if open_count
             else ":white_check_mark: Everything in this message is resolved. Thank you!")
     intro = ("These credentials belong to no one by name (service users, the root account), "
@@ -130,8 +157,8 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
         header("Stale AWS credentials"),
         section(f"accessbot reads the IAM credential report regularly. {intro}"),
     ]
-    for row in rows:
-        blocks.append(section(finding_line(row, now)))
+    for row, *also in cards:
+        blocks.append(section(finding_line(row, now, also)))
         status = _status(row, now)
         if status:
             blocks.append(context(status))

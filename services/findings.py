@@ -163,20 +163,32 @@ def _open_for(session: Session, finding_id: int, user_id: str,
     return row
 
 
+def _with_same_key(session: Session, row: CredentialFinding) -> list[CredentialFinding]:
+    """The row, and for a key the key's other open findings: they share one card."""
+    if row.kind not in KEY_KINDS:
+        return [row]
+    return list(session.scalars(select(CredentialFinding).where(
+        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject,
+        CredentialFinding.kind.in_([k.value for k in KEY_KINDS])))) or [row]
+
+
 def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | None,
            now: datetime, length: timedelta) -> CredentialFinding:
     row = _open_for(session, finding_id, user_id, channel_id)
-    row.snoozed_by, row.snoozed_until = user_id, now + length
-    audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=row.id,
-                 detail=f"until {row.snoozed_until.isoformat()}")
+    for each in _with_same_key(session, row):
+        each.snoozed_by, each.snoozed_until = user_id, now + length
+        audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=each.id,
+                     detail=f"until {each.snoozed_until:%Y-%m-%d %H:%M} UTC")
     return row
 
 
 def will_fix(session: Session, finding_id: int, user_id: str, channel_id: str | None,
              now: datetime) -> CredentialFinding:
     row = _open_for(session, finding_id, user_id, channel_id)
-    row.fixing_by, row.fixing_at = user_id, now
-    audit.record(session, now, user_id, Action.FINDING_FIXING, finding_id=row.id)
+    for each in _with_same_key(session, row):
+        each.fixing_by, each.fixing_at = user_id, now
+        audit.record(session, now, user_id, Action.FINDING_FIXING, finding_id=each.id)
     return row
 
 

@@ -49,3 +49,49 @@ def test_the_licence_is_apache_2():
         (ROOT / "LICENSE").read_text()
     assert PROJECT["license"] == {"text": "Apache-2.0"}
     assert re.search(r"^## 0\.\d+\.\d+", (ROOT / "CHANGELOG.md").read_text(), re.M)
+
+
+def _environment_table() -> set[str]:
+    """The variables the README's Environment table documents (what settings.py reads)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Environment", 1)[1].split("\n\n", 2)[1]
+    return set(re.findall(r"^\| `([A-Z_]+)`", table, re.M))
+
+
+def test_the_kubernetes_example_matches_the_code():
+    import yaml
+
+    from bot import WebApp
+    from settings import load_settings
+
+    documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/accessbot.yaml").read_text()))
+    deployment, = [d for d in documents if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    container, = spec["containers"]
+    assert deployment["spec"]["replicas"] == 2 and spec["terminationGracePeriodSeconds"] >= 10
+    assert container["args"] == ["accessbot", "serve"]
+    port = container["ports"][0]["containerPort"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert int(env["PORT"]) == port == load_settings({"SLACK_BOT_TOKEN": "xoxb-x",
+                                                      "SLACK_SIGNING_SECRET": "s"}).port
+    assert set(env) <= _environment_table() | {"AWS_REGION"}
+    probes = (container["readinessProbe"]["httpGet"]["path"],
+              container["livenessProbe"]["httpGet"]["path"])
+    assert probes == ("/readyz", "/healthz")
+    statuses = []
+    web = WebApp(None, lambda: {"ok": True})
+    for path in probes:
+        web({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
+            lambda status, headers: statuses.append(status))
+    assert statuses == ["200 OK", "200 OK"]  # both are routes of the web process
+
+
+def test_docker_compose_runs_the_image_with_postgres():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    bot = compose["accessbot"]
+    assert bot["build"] == "." and bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert bot["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert set(bot["environment"]) <= _environment_table() | {"AWS_REGION", "AWS_PROFILE"}
+    assert bot["ports"] == [f"{bot['environment']['PORT']}:3000"]

@@ -174,3 +174,19 @@ def test_a_long_audit_is_cut_to_a_sections_limit():
     _text, blocks = account_audit(deviations)
     assert all(len(block["text"]["text"]) <= 3000 for block in blocks)
     assert "&lt;x&gt;" in json.dumps(blocks)
+
+
+def test_a_key_both_unused_and_too_old_is_one_card_worse_reason_first():
+    old = a_finding(id=11, kind="key_too_old")
+    unused = a_finding(id=12, kind="key_unused", last_used=None)
+    text, blocks = findings_digest([old, unused], NOW, WEEK)
+    assert "1 stale credential finding(s)" in text
+    assert buttons(blocks) == {"finding-12": [ActionId.FINDING_DEACTIVATE,
+                                              ActionId.FINDING_FIX, ActionId.FINDING_SNOOZE]}
+    card = next(b for b in blocks if b["type"] == "section" and "MPLE" in json.dumps(b))
+    assert card["text"]["text"].startswith(
+        "*Access key unused and access key not rotated*: access key ...MPLE of IAM user")
+    # another key of the same user stays a card of its own
+    other = a_finding(id=13, subject="key:2", key_id="AKIAOTHERKEY0000OTHR")
+    assert set(buttons(findings_digest([old, unused, other], NOW, WEEK)[1])) == {
+        "finding-12", "finding-13"}

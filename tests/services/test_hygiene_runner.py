@@ -648,3 +648,29 @@ def test_report_mode_tells_the_admins_once_and_nobody_else(make_runner, notifier
     make_runner().stale_credentials()  # then notify: everyone is told, once
     assert {s.to for s in notifier.of("digest")} == {"U0ALICE", "C0PLATFORM", "U0CAROL",
                                                       ADMINS}
+
+
+def test_a_key_both_old_and_unused_is_snoozed_and_fixed_as_one(make_runner, account, owners,
+                                                               notifier, sessions, clock):
+    """One card per key: its one Snooze (or I'll fix it) covers both of its findings, so
+    the next reminder does not bring back the other half."""
+    now = clock().replace(microsecond=0)
+    account.rows.append(row("bob", now - timedelta(days=100),
+                            keys=(key_slot(1, now - timedelta(days=100)),)))
+    owners.tags["bob"] = {"slack-user-id": "U0BOB"}
+    make_runner().stale_credentials()
+    digest, = notifier.of("digest", "U0BOB")
+    assert {"key_too_old", "key_unused"} <= {kind for kind, _, _ in digest.detail}
+    unused = load(sessions)[("bob", "key_unused")]
+    with sessions.begin() as session:
+        findings.snooze(session, unused.id, "U0BOB", "D0BOB", clock(), timedelta(days=7))
+    both = [load(sessions)[("bob", kind)] for kind in ("key_unused", "key_too_old")]
+    assert all(r.snoozed_by == "U0BOB" and r.snoozed_until for r in both)
+    with sessions.begin() as session:
+        findings.will_fix(session, unused.id, "U0BOB", "D0BOB", clock())
+    assert load(sessions)[("bob", "key_too_old")].fixing_by == "U0BOB"
+
+    clock.advance(days=4)  # past reminder_interval, within the snooze: neither half of
+    make_runner().stale_credentials()  # the key is reminded (the unused user still is)
+    reminder = notifier.of("digest", "U0BOB")[-1]
+    assert [kind for kind, _, _ in reminder.detail] == ["user_inactive"]
