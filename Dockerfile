@@ -30,7 +30,7 @@ RUN pip install --no-cache-dir --no-deps . \
 USER accessbot
 EXPOSE 3000
 VOLUME ["/data"]
-# SIGTERM lets the worker finish what it started, for at most 8 s: inside `docker stop`'s
+# SIGTERM lets the worker finish what it started, for DRAIN_SECONDS (8 s): inside `docker stop`'s
 # default 10 s. (Kubernetes: terminationGracePeriodSeconds 30 is ample.)
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=3s \

@@ -298,7 +298,7 @@ def serve(settings: Settings) -> int:
     try:
         return _serve_http(settings, app, worker, worker_gone, engine)
     finally:
-        worker.stop()
+        worker.stop(settings.drain_seconds)
         engine.dispose()
 
 

@@ -19,6 +19,7 @@ class Settings:
     config_path: str
     port: int
     aws_concurrency: int = 16
+    drain_seconds: int = 8  # SIGTERM: the worker finishes what it started, this long at most
 
     @property
     def socket_mode(self) -> bool:
@@ -62,6 +63,9 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
     concurrency = env.get("AWS_CONCURRENCY") or "16"
     if not concurrency.isdigit() or not 1 <= int(concurrency) <= 256:
         raise ConfigError(f"AWS_CONCURRENCY: '{concurrency}' is not a number from 1 to 256")
+    drain = env.get("DRAIN_SECONDS") or "8"
+    if not drain.isdigit() or not 1 <= int(drain) <= 300:
+        raise ConfigError(f"DRAIN_SECONDS: '{drain}' is not a number of seconds from 1 to 300")
     return Settings(
         slack_bot_token=required("SLACK_BOT_TOKEN", "xoxb-"),
         slack_signing_secret=required("SLACK_SIGNING_SECRET"),
@@ -71,4 +75,5 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
         config_path=env.get("ACCESSBOT_CONFIG") or "accessbot.yaml",
         port=int(port_text),
         aws_concurrency=int(concurrency),
+        drain_seconds=int(drain),
     )

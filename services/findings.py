@@ -6,6 +6,7 @@ open; the people decide what is snoozed or being fixed; nothing here talks to AW
 
 import re
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,7 +31,7 @@ class Synced:
 
 
 def sync(session: Session, found: list[Finding], now: datetime,
-         excluded: set[str] = frozenset()) -> Synced:
+         excluded: Set[str] = frozenset()) -> Synced:
     """Make the open findings those of the latest report: open the new, refresh the known,
     resolve the ones that are gone (those of `excluded` users quietly: nobody fixed them)."""
     open_rows = {_identity(row): row for row in session.scalars(

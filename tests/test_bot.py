@@ -163,3 +163,11 @@ def test_check_config_validates_a_file_without_any_setting(tmp_path):
     path.write_text("resources:\n  devs: [\n")
     result = run_bot_command(bare, "check-config", str(path))
     assert result.returncode == 2 and f"{path}, line 3, column 1: not valid YAML" in result.stderr
+
+
+def test_the_drain_defaults_inside_docker_stops_grace_and_can_be_set():
+    from settings import load_settings
+
+    slack = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"}
+    assert load_settings(slack).drain_seconds == 8
+    assert load_settings({**slack, "DRAIN_SECONDS": "25"}).drain_seconds == 25

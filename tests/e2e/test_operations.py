@@ -197,6 +197,8 @@ def test_no_aws_credentials_stop_the_start_in_one_line(bot_env, tmp_path, profil
     ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL: expected"),
     ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN: expected a token starting"),
     ({"ACCESSBOT_CONFIG": "/nonexistent.yaml"}, "config file /nonexistent.yaml does not exist"),
+    ({"AWS_CONCURRENCY": "0"}, "AWS_CONCURRENCY: '0' is not a number from 1 to 256"),
+    ({"DRAIN_SECONDS": "forever"}, "DRAIN_SECONDS: 'forever' is not a number of seconds"),
 ])
 def test_invalid_settings_are_named(bot_env, change, message):
     result = run_bot_command({**bot_env, **change})
