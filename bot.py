@@ -22,6 +22,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="accessbot-metrics-")
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -307,7 +308,8 @@ def _forget_old_metrics() -> None:
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     for name in os.listdir(directory):
         if name.endswith(".db"):
-            os.remove(os.path.join(directory, name))
+            with contextlib.suppress(FileNotFoundError):  # another start, at the same time
+                os.remove(os.path.join(directory, name))
 
 
 def _serve_http(settings: Settings, app: App, worker: WorkerProcess,

@@ -47,7 +47,7 @@ def test_the_image_installs_the_lock_before_the_code_and_ships_no_tests():
 def test_the_licence_is_apache_2():
     assert "Apache License\n                           Version 2.0" in \
         (ROOT / "LICENSE").read_text()
-    assert PROJECT["license"] == {"text": "Apache-2.0"}
+    assert PROJECT["license"] == "Apache-2.0" and PROJECT["license-files"] == ["LICENSE"]
     assert re.search(r"^## 0\.\d+\.\d+", (ROOT / "CHANGELOG.md").read_text(), re.M)
 
 

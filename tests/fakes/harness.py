@@ -202,6 +202,10 @@ class BotProcess:
         self.port = int(env.get("PORT") or free_port())
         self.env = {**os.environ, **env, "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
         self.env.pop("AWS_PROFILE", None)
+        # each bot its own metrics directory, as each container has (importing bot.py here
+        # set one for this test process; two bots sharing it would delete each other's)
+        if "PROMETHEUS_MULTIPROC_DIR" not in env:
+            self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = log_path
         self.args = args
         self.process: subprocess.Popen | None = None
