@@ -64,7 +64,7 @@ def test_the_kubernetes_example_matches_the_code():
     from bot import WebApp
     from settings import load_settings
 
-    documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/accessbot.yaml").read_text()))
+    documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/deployment.yaml").read_text()))
     deployment, = [d for d in documents if d["kind"] == "Deployment"]
     spec = deployment["spec"]["template"]["spec"]
     container, = spec["containers"]

@@ -121,7 +121,8 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
         assert f"...{key['AccessKeyId'][-4:]}" in shown
         assert key["AccessKeyId"] not in json.dumps(dm)
     assert "alice-ci" in shown and "deploy-bot" not in shown
-    assert shown.count("[Deactivate now]") == 4
+    assert shown.count("[Deactivate now]") == 2  # one card per key, both reasons on it
+    assert "Access key unused and access key not rotated" in shown
     [orphan_dm] = [m for m in slack.messages("C0SECURITY") if "deploy-bot" in render_text(m)]
     assert f"...{orphan_key['AccessKeyId'][-4:]}" in render_text(orphan_dm)
 
@@ -142,10 +143,10 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
     assert (update.args["channel"], update.args["ts"]) == (dm_channel("U0ALICE"), dm["ts"])
     [dm_after] = slack.dm("U0ALICE")
     assert dm_after["ts"] == dm["ts"]
-    assert render_text(dm_after).count("key deactivated by @U0ALICE") == 2
+    assert render_text(dm_after).count("key deactivated by @U0ALICE") == 1  # its one card
     assert "These credentials are yours" in render_text(dm_after)  # a DM, not a shared channel
     still_open = findings_in(dm_after)
-    assert len(still_open) == 2
+    assert len(still_open) == 1
     assert all(f"...{ci_key['AccessKeyId'][-4:]}" in f["text"] for f in still_open.values())
     assert key_status(aws, "alice-ci", ci_key["AccessKeyId"]) == "Active"
 
@@ -162,24 +163,22 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
     assert key_status(aws, "alice-ci", ci_key["AccessKeyId"]) == "Active"
     assert len(slack.calls("chat.update")) == updates
 
-    # alice answers for alice-ci's two findings: "I'll fix it" on one, "Snooze" on the other
-    (fix_block, fix), (snooze_block, snooze) = (
-        (block_id, finding["buttons"][action]) for (block_id, finding), action in zip(
-            findings_in(dm_after).items(), (ActionId.FINDING_FIX, ActionId.FINDING_SNOOZE),
-            strict=True))
-    for n, (action, block_id, button) in enumerate(((ActionId.FINDING_FIX, fix_block, fix),
-                                                    (ActionId.FINDING_SNOOZE, snooze_block,
-                                                     snooze)), start=1):
-        reply = sender.click("U0ALICE", action, button["value"], channel=dm_channel("U0ALICE"),
-                             message_ts=dm["ts"], key=f"alice-{action}", block_id=block_id)
+    # alice answers for alice-ci's key (one card, two findings): "I'll fix it", then "Snooze"
+    [(block_id, card)] = findings_in(dm_after).items()
+    for n, action in enumerate((ActionId.FINDING_FIX, ActionId.FINDING_SNOOZE), start=1):
+        reply = sender.click("U0ALICE", action, card["buttons"][action]["value"],
+                             channel=dm_channel("U0ALICE"), message_ts=dm["ts"],
+                             key=f"alice-{action}", block_id=block_id)
         assert reply.status == 200  # the answer is the message itself, updated in place
         slack.wait_for(lambda n=n: len(slack.calls("chat.update")) >= updates + n)
-    shown = render_text(slack.dm("U0ALICE")[0])
-    assert "@U0ALICE will fix it" in shown and "Snoozed by @U0ALICE until" in shown
-    # the snoozed finding lost its buttons; the other keeps all but "I'll fix it"
-    [(block_id, left)] = findings_in(slack.dm("U0ALICE")[0]).items()
-    assert block_id == fix_block
-    assert set(left["buttons"]) == {ActionId.FINDING_DEACTIVATE, ActionId.FINDING_SNOOZE}
+        if action is ActionId.FINDING_FIX:
+            shown = render_text(slack.dm("U0ALICE")[0])
+            assert "@U0ALICE will fix it" in shown
+            [(_, left)] = findings_in(slack.dm("U0ALICE")[0]).items()
+            assert set(left["buttons"]) == {ActionId.FINDING_DEACTIVATE, ActionId.FINDING_SNOOZE}
+    # snoozed: the card (both of the key's findings) has no buttons until the snooze ends
+    assert "Snoozed by @U0ALICE until" in render_text(slack.dm("U0ALICE")[0])
+    assert findings_in(slack.dm("U0ALICE")[0]) == {}
 
     # at once again: still open, already told within reminder_interval, so nobody is told
     posts = len(slack.calls("chat.postMessage"))
