@@ -32,6 +32,7 @@ from tests.fakes.slack_api import FakeSlack, dm_channel, render_text  # noqa: E4
 GRANT = "20s"
 CONFIG = {
     "approval_channel": "C0APPROVALS",
+    "admin_channel": "C0SECURITY",
     "resources": {
         "prod-admins": {
             "description": "Administrator access to production",
@@ -188,8 +189,11 @@ def run_hygiene_story(out: Transcript, sender: SlackSender, slack: FakeSlack, ia
     sender.click("U0ALICE", ActionId.FINDING_DEACTIVATE, button["value"],
                  channel=dm_channel("U0ALICE"), message_ts=dm["ts"], block_id=block["block_id"])
     slack.wait_for(lambda: key_status(iam, key_id) == "Inactive", timeout=10)
-    slack.wait_for(lambda: slack.calls("chat.update")
-                   and "deactivated" in render_text(slack.dm("U0ALICE")[-1]))
+    def updated():  # the message she clicked in, edited in place
+        same = [m for m in slack.dm("U0ALICE") if m["ts"] == dm["ts"]]
+        return same and "deactivated" in render_text(same[0])
+
+    slack.wait_for(updated)
     time.sleep(0.3)
     out.new_messages()
     print(f"    IAM access key ...{key_id[-4:]} of alice: {key_status(iam, key_id)}")
