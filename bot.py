@@ -81,7 +81,7 @@ from services.hygiene_runner import HygieneRunner
 from services.inbox import Claimed
 from services.ports import ReportNotReady
 from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
-from settings import Settings, database_url, load_settings
+from settings import Settings, config_path, database_url, load_settings
 
 log = logging.getLogger("accessbot")
 
@@ -475,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
         if args.command == "check-config":
-            return check_config(args.file or os.environ.get("ACCESSBOT_CONFIG")
-                                or "accessbot.yaml")
+            return check_config(args.file or config_path())
         if args.command == "migrate":
             migrate(database_url())
             print("database is at the latest migration")

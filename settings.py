@@ -38,6 +38,12 @@ def database_url(env: dict[str, str] | None = None) -> str:
     return url
 
 
+def config_path(env: dict[str, str] | None = None) -> str:
+    """The config file: $ACCESSBOT_CONFIG, else ./accessbot.yaml."""
+    env = os.environ if env is None else env
+    return env.get("ACCESSBOT_CONFIG") or "accessbot.yaml"
+
+
 def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) -> Settings:
     env = os.environ if env is None else env
 
@@ -72,7 +78,7 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
         slack_app_token=app_token,
         slack_api_url=api_url,
         database_url=database_url(env),
-        config_path=env.get("ACCESSBOT_CONFIG") or "accessbot.yaml",
+        config_path=config_path(env),
         port=int(port_text),
         aws_concurrency=int(concurrency),
         drain_seconds=int(drain),

@@ -498,31 +498,37 @@ def parse_args() -> argparse.Namespace:
 
 
 def measure_phases_1_and_2(args, stack: Stack) -> list[tuple[str, str, bool]]:
-    verdicts = []
-    config = requesters_config(args, stack)
-    bot, url = stack.start_bot("acks", config, stack.proxy.url)
-    try:
-        sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
-        verdicts += report_acks(args, measure_acks(args, stack, sender, db), "SQLite")
-        if "2" in args.phases:
-            verdicts += report_approvals(args, measure_approve_to_iam(args, stack, sender, db))
-    finally:
-        bot.stop()
+    """Phase 1 on SQLite (and phase 2 on the same bot), then phase 1 on Postgres."""
+    verdicts = _on_a_bot(args, stack, "acks", None, "SQLite", approvals="2" in args.phases)
+    if "1" not in args.phases:
+        return verdicts
     postgres = postgres_database()
     if postgres is None:
         print("\n(no Postgres answers: phase 1 on Postgres skipped)")
         return verdicts
     stack.moto.reset()
-    config = requesters_config(args, stack)
-    bot, url = stack.start_bot("acks-pg", config, stack.proxy.url, postgres[1])
     try:
-        sender, db = SlackSender(bot.url, stack.slack.url), create_engine(url)
-        verdicts += report_acks(args, measure_acks(args, stack, sender, db), "Postgres")
+        return verdicts + _on_a_bot(args, stack, "acks-pg", postgres[1], "Postgres")
+    finally:
+        from tests.conftest import drop_database
+        drop_database(*postgres)
+
+
+def _on_a_bot(args, stack: Stack, name: str, database_url: str | None, label: str,
+              approvals: bool = False) -> list[tuple[str, str, bool]]:
+    verdicts = []
+    bot, url = stack.start_bot(name, requesters_config(args, stack), stack.proxy.url,
+                               database_url)
+    db = create_engine(url)
+    try:
+        sender = SlackSender(bot.url, stack.slack.url)
+        if "1" in args.phases:
+            verdicts += report_acks(args, measure_acks(args, stack, sender, db), label)
+        if approvals:
+            verdicts += report_approvals(args, measure_approve_to_iam(args, stack, sender, db))
     finally:
         bot.stop()
         db.dispose()
-        from tests.conftest import drop_database
-        drop_database(*postgres)
     return verdicts
 
 

@@ -164,20 +164,20 @@ def _open_for(session: Session, finding_id: int, user_id: str,
     return row
 
 
-def _with_same_key(session: Session, row: CredentialFinding) -> list[CredentialFinding]:
-    """The row, and for a key the key's other open findings: they share one card."""
+def _open_of_same_key(session: Session, row: CredentialFinding) -> list[CredentialFinding]:
+    """For a key, its open findings (they share one card, and one deactivation ends them
+    all); any other finding stands alone."""
     if row.kind not in KEY_KINDS:
         return [row]
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN,
-        CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject,
-        CredentialFinding.kind.in_([k.value for k in KEY_KINDS])))) or [row]
+        CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject)))
 
 
 def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | None,
            now: datetime, length: timedelta) -> CredentialFinding:
     row = _open_for(session, finding_id, user_id, channel_id)
-    for each in _with_same_key(session, row):
+    for each in _open_of_same_key(session, row):
         each.snoozed_by, each.snoozed_until = user_id, now + length
         audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=each.id,
                      detail=f"until {each.snoozed_until:%Y-%m-%d %H:%M} UTC")
@@ -187,7 +187,7 @@ def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | No
 def will_fix(session: Session, finding_id: int, user_id: str, channel_id: str | None,
              now: datetime) -> CredentialFinding:
     row = _open_for(session, finding_id, user_id, channel_id)
-    for each in _with_same_key(session, row):
+    for each in _open_of_same_key(session, row):
         each.fixing_by, each.fixing_at = user_id, now
         audit.record(session, now, user_id, Action.FINDING_FIXING, finding_id=each.id)
     return row
@@ -220,9 +220,7 @@ def key_to_deactivate(session: Session, finding_id: int, user_id: str,
 def key_deactivated(session: Session, finding_id: int, by: str, now: datetime) -> None:
     """The key is Inactive: every open finding about that key is resolved."""
     row = get_finding(session, finding_id)
-    same_key = session.scalars(select(CredentialFinding).where(
-        CredentialFinding.status == FindingStatus.OPEN,
-        CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject))
+    same_key = _open_of_same_key(session, row)
     who = "accessbot (auto-disable)" if by == SYSTEM else f"<@{by}>"
     audit.record(session, now, by, Action.KEY_DEACTIVATED, finding_id=row.id,
                  detail=f"{row.iam_user}'s access key ...{(row.key_id or '')[-4:]}")
