@@ -50,38 +50,44 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aws import (
+from accessbot.aws import (
     IamAccess,
     IamCredentials,
     IamUserIndex,
     aws_credentials_problem,
     make_iam_client,
 )
-from handlers import health
-from handlers.boundary import SlackEndpoint
-from handlers.delivery import Delivery
-from handlers.handoff import GIVE_UP, DurableHandoff
-from handlers.listeners import Handoff, register
-from handlers.logs import configure_logging
-from handlers.profiles import SlackProfiles
-from handlers.sender import Sender
-from handlers.work import Work, WorkDeps
-from jobs.background import Background
-from jobs.registry import JOBS, JobContext
-from jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
-from jobs.worker import NICENESS, WorkerFailed, WorkerProcess, die_with_parent, serve_tasks
-from models import make_engine, make_session_factory, transaction
-from models.migrate import SchemaTooNew, upgrade
-from services import inbox, leases
-from services.catalog import Catalog, load_catalog
-from services.claim_loop import ClaimLoop
-from services.clock import utcnow
-from services.errors import ConfigError
-from services.hygiene_runner import HygieneRunner
-from services.inbox import Claimed
-from services.ports import ReportNotReady
-from services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
-from settings import Settings, config_path, database_url, load_settings
+from accessbot.handlers import health
+from accessbot.handlers.boundary import SlackEndpoint
+from accessbot.handlers.delivery import Delivery
+from accessbot.handlers.handoff import GIVE_UP, DurableHandoff
+from accessbot.handlers.listeners import Handoff, register
+from accessbot.handlers.logs import configure_logging
+from accessbot.handlers.profiles import SlackProfiles
+from accessbot.handlers.sender import Sender
+from accessbot.handlers.work import Work, WorkDeps
+from accessbot.jobs.background import Background
+from accessbot.jobs.registry import JOBS, JobContext
+from accessbot.jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
+from accessbot.jobs.worker import (
+    NICENESS,
+    WorkerFailed,
+    WorkerProcess,
+    die_with_parent,
+    serve_tasks,
+)
+from accessbot.models import make_engine, make_session_factory, transaction
+from accessbot.models.migrate import SchemaTooNew, upgrade
+from accessbot.services import inbox, leases
+from accessbot.services.catalog import Catalog, load_catalog
+from accessbot.services.claim_loop import ClaimLoop
+from accessbot.services.clock import utcnow
+from accessbot.services.errors import ConfigError
+from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.inbox import Claimed
+from accessbot.services.ports import ReportNotReady
+from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
+from accessbot.settings import Settings, config_path, database_url, load_settings
 
 log = logging.getLogger("accessbot")
 

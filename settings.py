@@ -4,7 +4,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from services.errors import ConfigError
+from accessbot.services.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///accessbot.db"
 

@@ -18,9 +18,9 @@ from urllib.parse import unquote
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aws.iam import AWSError, error_code, provider_error
-from services.hygiene import AccessKey, CredentialRow, KeySlot
-from services.ports import PasswordPolicy, ProviderError, ReportNotReady
+from accessbot.aws.iam import AWSError, error_code, provider_error
+from accessbot.services.hygiene import AccessKey, CredentialRow, KeySlot
+from accessbot.services.ports import PasswordPolicy, ProviderError, ReportNotReady
 
 # Report cells that mean "nothing here": never used, not applicable, or not tracked.
 _ABSENT = frozenset({"", "N/A", "no_information", "not_supported"})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aws.iam import provider_error
+from accessbot.aws.iam import provider_error
 
 SLACK_TAG = "slack-user-id"
 EMAIL_TAG = "email"

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.catalog import ResourceKind
-from services.ports import GrantSpec, ProviderError
+from accessbot.services.catalog import ResourceKind
+from accessbot.services.ports import GrantSpec, ProviderError
 
 POLICY_PREFIX = "accessbot-grant-"
 REVOKE_PREFIX = "accessbot-revoke-"

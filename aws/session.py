@@ -7,7 +7,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-from services import metrics
+from accessbot.services import metrics
 
 DEFAULT_REGION = "us-east-1"
 

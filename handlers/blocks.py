@@ -24,8 +24,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from handlers.ids import ActionId, BlockId, ViewId
-from handlers.mrkdwn import (
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.handlers.mrkdwn import (
     CONFIRM_TEXT,
     FIELD_TEXT,
     HEADER_TEXT,
@@ -37,10 +37,10 @@ from handlers.mrkdwn import (
     escape_except_mentions,
     mention,
 )
-from models import AccessRequest, Grant, GrantStatus, RequestStatus
-from services.catalog import Catalog, Resource
-from services.commands import MAX_REASON, USAGE, Draft
-from services.durations import format_duration
+from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
+from accessbot.services.catalog import Catalog, Resource
+from accessbot.services.commands import MAX_REASON, USAGE, Draft
+from accessbot.services.durations import format_duration
 
 Message = tuple[str, list[dict]]  # (fallback text, blocks)
 

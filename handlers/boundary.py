@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest
 
-from handlers.payloads import MalformedPayload, check_envelope
+from accessbot.handlers.payloads import MalformedPayload, check_envelope
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from handlers import blocks, hygiene_blocks
-from models import ApprovalMessage, CredentialFinding, GrantStatus
-from services import findings
-from services import grants as grant_ops
-from services import requests as request_ops
-from services.account_audit import Deviation
-from services.catalog import Catalog, is_channel
-from services.errors import NotFound
-from services.outbox import Kind, Owed
+from accessbot.handlers import blocks, hygiene_blocks
+from accessbot.models import ApprovalMessage, CredentialFinding, GrantStatus
+from accessbot.services import findings
+from accessbot.services import grants as grant_ops
+from accessbot.services import requests as request_ops
+from accessbot.services.account_audit import Deviation
+from accessbot.services.catalog import Catalog, is_channel
+from accessbot.services.errors import NotFound
+from accessbot.services.outbox import Kind, Owed
 
 log = logging.getLogger(__name__)
 

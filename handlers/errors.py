@@ -2,8 +2,8 @@
 
 import logging
 
-from handlers.mrkdwn import MESSAGE_TEXT, cut, escape_except_mentions
-from services.errors import (
+from accessbot.handlers.mrkdwn import MESSAGE_TEXT, cut, escape_except_mentions
+from accessbot.services.errors import (
     AccessBotError,
     Conflict,
     InvalidInput,

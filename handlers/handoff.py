@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from handlers.work import encode_args
-from models import InboxStatus, InboxTask
-from services.clock import Clock, utcnow
+from accessbot.handlers.work import encode_args
+from accessbot.models import InboxStatus, InboxTask
+from accessbot.services.clock import Clock, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,23 @@ from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from handlers.blocks import Message, confirm, context, header, message, section, slack_time
-from handlers.ids import ActionId
-from handlers.mrkdwn import escape, escape_except_mentions, mention
-from models import CredentialFinding, FindingStatus
-from services.account_audit import Deviation
-from services.catalog import is_channel
-from services.durations import format_duration
-from services.findings import Summary
-from services.hygiene import KEY_KINDS, ROOT_USER, FindingKind
+from accessbot.handlers.blocks import (
+    Message,
+    confirm,
+    context,
+    header,
+    message,
+    section,
+    slack_time,
+)
+from accessbot.handlers.ids import ActionId
+from accessbot.handlers.mrkdwn import escape, escape_except_mentions, mention
+from accessbot.models import CredentialFinding, FindingStatus
+from accessbot.services.account_audit import Deviation
+from accessbot.services.catalog import is_channel
+from accessbot.services.durations import format_duration
+from accessbot.services.findings import Summary
+from accessbot.services.hygiene import KEY_KINDS, ROOT_USER, FindingKind
 
 _WHAT = {
     FindingKind.KEY_TOO_OLD: ("Access key not rotated", "Rotate it: create a new key, move "

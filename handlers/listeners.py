@@ -16,21 +16,21 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.webhook import WebhookClient
 
-from handlers import blocks
-from handlers.errors import user_message
-from handlers.handoff import NOT_RECORDED, HandoffFailed
-from handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
-from handlers.payloads import (
+from accessbot.handlers import blocks
+from accessbot.handlers.errors import user_message
+from accessbot.handlers.handoff import NOT_RECORDED, HandoffFailed
+from accessbot.handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
+from accessbot.handlers.payloads import (
     ClickInput,
     click_input,
     command_input,
     form_input,
     reject_malformed,
 )
-from handlers.work import ReplyTo, Task
-from services import metrics
-from services.catalog import Catalog
-from services.commands import (
+from accessbot.handlers.work import ReplyTo, Task
+from accessbot.services import metrics
+from accessbot.services.catalog import Catalog
+from accessbot.services.commands import (
     FieldError,
     OpenForm,
     ShowHelp,
@@ -39,7 +39,7 @@ from services.commands import (
     parse_command,
     parse_id,
 )
-from services.errors import AccessBotError
+from accessbot.services.errors import AccessBotError
 
 log = logging.getLogger(__name__)
 

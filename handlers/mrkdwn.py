@@ -8,7 +8,7 @@ is not meant as markup; that happens here, at the edge, and nowhere in services/
 
 import re
 
-from handlers.payloads import CHANNEL_ID, USER_ID
+from accessbot.handlers.payloads import CHANNEL_ID, USER_ID
 
 SECTION_TEXT = 3000  # a section's text, a context's mrkdwn element
 FIELD_TEXT = 2000  # one of a section's fields

@@ -15,8 +15,8 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 
-from services.commands import parse_id
-from services.errors import InvalidInput
+from accessbot.services.commands import parse_id
+from accessbot.services.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

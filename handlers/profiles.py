@@ -3,7 +3,7 @@
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from services.ports import LookupFailed
+from accessbot.services.ports import LookupFailed
 
 NOT_FOUND = frozenset({"user_not_found", "users_not_found"})
 

@@ -14,14 +14,14 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from handlers.delivery import Delivery, DeliveryFailed
-from models import transaction
-from services import messages, metrics, outbox
-from services.claim_loop import ClaimLoop
-from services.clock import Clock, utcnow
-from services.errors import AccessBotError
-from services.outbox import Kind, Owed
-from services.runner import worker_id
+from accessbot.handlers.delivery import Delivery, DeliveryFailed
+from accessbot.models import transaction
+from accessbot.services import messages, metrics, outbox
+from accessbot.services.claim_loop import ClaimLoop
+from accessbot.services.clock import Clock, utcnow
+from accessbot.services.errors import AccessBotError
+from accessbot.services.outbox import Kind, Owed
+from accessbot.services.runner import worker_id
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,19 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from handlers import blocks
-from handlers.errors import UNEXPECTED, user_message
-from models import Grant, transaction
-from services import extensions, findings, inbox, messages, metrics
-from services import grants as grant_ops
-from services import requests as request_ops
-from services.catalog import Catalog
-from services.clock import Clock
-from services.commands import Draft, ExtensionDraft, parse_id
-from services.errors import AccessBotError, NotFound
-from services.hygiene_runner import HygieneRunner
-from services.inbox import Claimed
-from services.runner import AccessRunner
+from accessbot.handlers import blocks
+from accessbot.handlers.errors import UNEXPECTED, user_message
+from accessbot.models import Grant, transaction
+from accessbot.services import extensions, findings, inbox, messages, metrics
+from accessbot.services import grants as grant_ops
+from accessbot.services import requests as request_ops
+from accessbot.services.catalog import Catalog
+from accessbot.services.clock import Clock
+from accessbot.services.commands import Draft, ExtensionDraft, parse_id
+from accessbot.services.errors import AccessBotError, NotFound
+from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.inbox import Claimed
+from accessbot.services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services import inbox, outbox
-from services.catalog import Hygiene
-from services.hygiene_runner import HygieneRunner
-from services.runner import AccessRunner
+from accessbot.services import inbox, outbox
+from accessbot.services.catalog import Hygiene
+from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.runner import AccessRunner
 
 
 @dataclass

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs.registry import PERIODIC, Job, JobContext
-from services import metrics
+from accessbot.jobs.registry import PERIODIC, Job, JobContext
+from accessbot.services import metrics
 
 log = logging.getLogger(__name__)
 

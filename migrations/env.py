@@ -4,9 +4,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from models import Base
-from models.migrate import migration_connection
-from settings import database_url
+from accessbot.models import Base
+from accessbot.models.migrate import migration_connection
+from accessbot.settings import database_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -8,7 +8,7 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-import models  # noqa: F401  (for custom types)
+from accessbot import models  # noqa: F401  (the custom column types)
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

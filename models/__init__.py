@@ -1,8 +1,8 @@
 """SQLAlchemy 2.0 tables. The database is the source of truth for what the bot manages."""
 
-from models.base import Base, UtcDateTime
-from models.session import make_engine, make_session_factory, transaction
-from models.tables import (
+from accessbot.models.base import Base, UtcDateTime
+from accessbot.models.session import make_engine, make_session_factory, transaction
+from accessbot.models.tables import (
     AccessRequest,
     ApprovalMessage,
     AuditEvent,

@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, pool, text
 
-from models.session import make_engine
+from accessbot.models.session import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 

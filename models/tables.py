@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, UtcDateTime
+from accessbot.models.base import Base, UtcDateTime
 
 
 class RequestStatus(StrEnum):

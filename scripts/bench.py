@@ -32,15 +32,15 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.fakes
 # ruff: noqa: E402 - the imports below need that path
 
-from handlers.ids import ActionId
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, JobRun, RequestStatus
-from models.migrate import upgrade
-from models.session import make_engine, make_session_factory
+from accessbot.handlers.ids import ActionId
+from accessbot.models import AccessRequest, AuditEvent, Grant, GrantStatus, JobRun, RequestStatus
+from accessbot.models.migrate import upgrade
+from accessbot.models.session import make_engine, make_session_factory
+from accessbot.services.clock import utcnow
 from scripts.tables import table
-from services.clock import utcnow
 from tests.fakes import harness
 from tests.fakes.harness import SlackSender
 from tests.fakes.latency_proxy import LatencyProxy

@@ -26,12 +26,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 # ruff: noqa: E402 - the imports below need that path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: scripts.tables
 
-from aws.credentials import parse_credential_report
-from scripts.tables import table
-from services.hygiene import (
+from accessbot.aws.credentials import parse_credential_report
+from accessbot.services.hygiene import (
     KEY_KINDS,
     AccessKey,
     Finding,
@@ -40,6 +39,7 @@ from services.hygiene import (
     evaluate,
     match_key,
 )
+from scripts.tables import table
 
 TIME_TARGET_S, MEMORY_TARGET_MB = 5.0, 200.0
 REPORT_CALLS = 2  # GenerateCredentialReport + GetCredentialReport: one report for everyone

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.fakes
 
-from handlers.ids import ActionId  # noqa: E402
-from models import AuditEvent, make_engine, make_session_factory  # noqa: E402
+from accessbot.handlers.ids import ActionId  # noqa: E402
+from accessbot.models import AuditEvent, make_engine, make_session_factory  # noqa: E402
 from tests.fakes.harness import (  # noqa: E402
     BOT_TOKEN,
     SIGNING_SECRET,

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from models import AuditEvent
+from accessbot.models import AuditEvent
 
 SYSTEM = "accessbot"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from services.account_audit import CIS_BASELINE, PasswordPolicy
-from services.durations import format_duration, parse_duration
-from services.errors import ConfigError, InvalidInput
-from services.hygiene import HygienePolicy
+from accessbot.services.account_audit import CIS_BASELINE, PasswordPolicy
+from accessbot.services.durations import format_duration, parse_duration
+from accessbot.services.errors import ConfigError, InvalidInput
+from accessbot.services.hygiene import HygienePolicy
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.catalog import Catalog, Resource
-from services.durations import parse_duration
-from services.errors import InvalidInput, NotAuthorized
+from accessbot.services.catalog import Catalog, Resource
+from accessbot.services.durations import parse_duration
+from accessbot.services.errors import InvalidInput, NotAuthorized
 
 MAX_REASON = 500
 MAX_COMMAND = 800

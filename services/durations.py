@@ -3,7 +3,7 @@
 import re
 from datetime import timedelta
 
-from services.errors import InvalidInput
+from accessbot.services.errors import InvalidInput
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")

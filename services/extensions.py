@@ -11,14 +11,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import AccessRequest, Grant, GrantStatus, RequestStatus
-from services import audit
-from services.audit import Action
-from services.catalog import Catalog, Resource, ResourceKind
-from services.commands import ExtensionDraft
-from services.durations import format_duration
-from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
-from services.grants import get_grant
+from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
+from accessbot.services import audit
+from accessbot.services.audit import Action
+from accessbot.services.catalog import Catalog, Resource, ResourceKind
+from accessbot.services.commands import ExtensionDraft
+from accessbot.services.durations import format_duration
+from accessbot.services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from accessbot.services.grants import get_grant
 
 # A role grant's IAM policy carries its expiry (aws:CurrentTime), so IAM must learn the new
 # one. Rather than a second retry mechanism, the extended role grant goes back to PENDING:

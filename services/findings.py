@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from models import CredentialFinding, FindingStatus
-from services import audit
-from services.audit import SYSTEM, Action
-from services.catalog import is_channel
-from services.errors import Conflict, NotAuthorized, NotFound
-from services.hygiene import KEY_KINDS, Finding, describe
+from accessbot.models import CredentialFinding, FindingStatus
+from accessbot.services import audit
+from accessbot.services.audit import SYSTEM, Action
+from accessbot.services.catalog import is_channel
+from accessbot.services.errors import Conflict, NotAuthorized, NotFound
+from accessbot.services.hygiene import KEY_KINDS, Finding, describe
 
 GONE = "no longer in the credential report"
 EXCLUDED = "the user is excluded (hygiene.exclude)"

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Grant, GrantStatus, UtcDateTime
-from services import audit
-from services.audit import Action
-from services.catalog import ResourceKind
-from services.errors import Conflict, NotAuthorized, NotFound
-from services.ports import GrantSpec
+from accessbot.models import Grant, GrantStatus, UtcDateTime
+from accessbot.services import audit
+from accessbot.services.audit import Action
+from accessbot.services.catalog import ResourceKind
+from accessbot.services.errors import Conflict, NotAuthorized, NotFound
+from accessbot.services.ports import GrantSpec
 
 # Longer than the slowest AWS call with its retries (aws/session.py: 3 x (5 s + 10 s)),
 # so a live worker never loses its lease; a crashed worker's lease delays others this long.

@@ -14,21 +14,21 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import transaction
-from services import findings, job_runs, messages
-from services import grants as grant_ops
-from services.account_audit import (
+from accessbot.models import transaction
+from accessbot.services import findings, job_runs, messages
+from accessbot.services import grants as grant_ops
+from accessbot.services.account_audit import (
     administrator_deviations,
     password_policy_deviations,
     unmanaged_member_deviations,
 )
-from services.audit import SYSTEM
-from services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog
-from services.clock import Clock, utcnow
-from services.findings import KeyToDeactivate
-from services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
-from services.ports import CredentialSource, LookupFailed, ProviderError
-from services.runner import worker_id
+from accessbot.services.audit import SYSTEM
+from accessbot.services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog
+from accessbot.services.clock import Clock, utcnow
+from accessbot.services.findings import KeyToDeactivate
+from accessbot.services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
+from accessbot.services.ports import CredentialSource, LookupFailed, ProviderError
+from accessbot.services.runner import worker_id
 
 log = logging.getLogger(__name__)
 

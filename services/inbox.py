@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import InboxStatus, InboxTask
-from services import leases
+from accessbot.models import InboxStatus, InboxTask
+from accessbot.services import leases
 
 LEASE = timedelta(seconds=30)  # a task's own work is database work; AWS runs after it
 MAX_ATTEMPTS = 5  # a task the database kept refusing: the person is told to try again

@@ -6,7 +6,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import JobRun
+from accessbot.models import JobRun
 
 LEASE = timedelta(minutes=30)  # a run that crashed is taken over after this
 

@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, distinct, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Grant, InboxTask, JobRun, OutboxMessage
-from models.tables import Leased
+from accessbot.models import Grant, InboxTask, JobRun, OutboxMessage
+from accessbot.models.tables import Leased
 
 log = logging.getLogger(__name__)
 

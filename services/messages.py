@@ -10,11 +10,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
-from services import findings
-from services.account_audit import Deviation
-from services.catalog import is_channel
-from services.outbox import ADMINS, Kind, Owed, is_pending, owe
+from accessbot.models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
+from accessbot.services import findings
+from accessbot.services.account_audit import Deviation
+from accessbot.services.catalog import is_channel
+from accessbot.services.outbox import ADMINS, Kind, Owed, is_pending, owe
 
 
 def copy_queue(request_id: int, destination: str) -> str:

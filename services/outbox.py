@@ -20,8 +20,8 @@ from enum import StrEnum
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from models import OutboxMessage, OutboxStatus
-from services import leases
+from accessbot.models import OutboxMessage, OutboxStatus
+from accessbot.services import leases
 
 LEASE = timedelta(seconds=20)  # over a Slack call with its timeout (10 s)
 FIRST_RETRY = timedelta(seconds=1)

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.account_audit import PasswordPolicy
-from services.errors import AccessBotError
-from services.hygiene import AccessKey, CredentialRow
+from accessbot.services.account_audit import PasswordPolicy
+from accessbot.services.errors import AccessBotError
+from accessbot.services.hygiene import AccessKey, CredentialRow
 
 
 class ProviderError(AccessBotError):

@@ -6,13 +6,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import AccessRequest, Grant, GrantStatus, RequestStatus
-from services import audit, extensions, messages
-from services.audit import Action
-from services.catalog import Catalog, Resource
-from services.commands import Draft
-from services.durations import format_duration
-from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
+from accessbot.services import audit, extensions, messages
+from accessbot.services.audit import Action
+from accessbot.services.catalog import Catalog, Resource
+from accessbot.services.commands import Draft
+from accessbot.services.durations import format_duration
+from accessbot.services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 
 
 def create_request(session: Session, catalog: Catalog, requester_id: str, draft: Draft,

@@ -15,14 +15,14 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from models import Grant, GrantStatus, transaction
-from services import extensions, messages, metrics
-from services import grants as grant_ops
-from services import requests as request_ops
-from services.audit import Action
-from services.catalog import Catalog
-from services.clock import Clock, utcnow
-from services.ports import (
+from accessbot.models import Grant, GrantStatus, transaction
+from accessbot.services import extensions, messages, metrics
+from accessbot.services import grants as grant_ops
+from accessbot.services import requests as request_ops
+from accessbot.services.audit import Action
+from accessbot.services.catalog import Catalog
+from accessbot.services.clock import Clock, utcnow
+from accessbot.services.ports import (
     AccessProvider,
     Directory,
     LookupFailed,

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
-from models import AccessRequest, Base, make_engine, make_session_factory
-from models.migrate import upgrade
-from services.catalog import parse_catalog
-from settings import database_url
+from accessbot.models import AccessRequest, Base, make_engine, make_session_factory
+from accessbot.models.migrate import upgrade
+from accessbot.services.catalog import parse_catalog
+from accessbot.settings import database_url
 
 REQUIRE_POSTGRES = os.environ.get("ACCESSBOT_REQUIRE_POSTGRES") == "1"
 

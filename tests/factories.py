@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from models import AccessRequest, AuditEvent, Grant
-from services import extensions, grants, requests
-from services.catalog import Catalog, parse_catalog
-from services.commands import ExtensionDraft, make_draft
+from accessbot.models import AccessRequest, AuditEvent, Grant
+from accessbot.services import extensions, grants, requests
+from accessbot.services.catalog import Catalog, parse_catalog
+from accessbot.services.commands import ExtensionDraft, make_draft
 from tests.conftest import CATALOG
 
 REQUESTER = "U0ALICE"

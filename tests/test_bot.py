@@ -8,9 +8,9 @@ import time
 import pytest
 import waitress
 
-from bot import WebApp, _sleep_unless
-from handlers.boundary import MAX_BODY, SlackEndpoint
-from services.ports import ReportNotReady
+from accessbot.bot import WebApp, _sleep_unless
+from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint
+from accessbot.services.ports import ReportNotReady
 from tests.fakes.harness import free_port, run_bot_command
 from tests.handlers.slack_requests import SECRET, Handoffs, command, make_app, sign
 
@@ -84,7 +84,7 @@ def test_a_database_that_does_not_answer_stops_the_start_in_one_line():
 
 
 def test_liveness_readiness_and_metrics(sessions, engine, catalog):
-    from handlers import health
+    from accessbot.handlers import health
 
     worker_up = {"value": True}
     web = WebApp(SlackEndpoint(make_app(catalog, Handoffs()), SECRET),
@@ -112,7 +112,7 @@ def test_liveness_readiness_and_metrics(sessions, engine, catalog):
 def test_json_logs_are_one_object_per_line_with_ids():
     import json as json_module
 
-    from handlers.logs import JsonLines
+    from accessbot.handlers.logs import JsonLines
 
     record = logging.LogRecord("accessbot", logging.WARNING, __file__, 1,
                                "grant #%s: revoke failed", (7,), None)
@@ -130,14 +130,15 @@ def test_version_is_the_one_in_bot_py_and_the_package():
     import tomllib
     from pathlib import Path
 
-    import bot
+    from accessbot import bot
 
     result = run_bot_command({}, "--version")
     assert result.returncode == 0 and result.stdout.strip() == f"accessbot {bot.__version__}"
     project = tomllib.loads((Path(bot.__file__).parent / "pyproject.toml").read_text())
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bot.__version__"}
-    assert project["project"]["scripts"] == {"accessbot": "bot:main"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == \
+        {"attr": "accessbot.bot.__version__"}
+    assert project["project"]["scripts"] == {"accessbot": "accessbot.bot:main"}
 
 
 def test_check_config_validates_a_file_without_any_setting(tmp_path):
@@ -166,7 +167,7 @@ def test_check_config_validates_a_file_without_any_setting(tmp_path):
 
 
 def test_the_drain_defaults_inside_docker_stops_grace_and_can_be_set():
-    from settings import load_settings
+    from accessbot.settings import load_settings
 
     slack = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"}
     assert load_settings(slack).drain_seconds == 8

@@ -9,8 +9,14 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from models import Base, make_engine
-from models.migrate import MIGRATION_LOCK_KEY, SchemaTooNew, alembic_config, downgrade, upgrade
+from accessbot.models import Base, make_engine
+from accessbot.models.migrate import (
+    MIGRATION_LOCK_KEY,
+    SchemaTooNew,
+    alembic_config,
+    downgrade,
+    upgrade,
+)
 from tests.conftest import create_database, drop_database
 from tests.fakes.harness import ROOT, free_port, run_bot_command
 

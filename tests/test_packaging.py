@@ -61,8 +61,8 @@ def _environment_table() -> set[str]:
 def test_the_kubernetes_example_matches_the_code():
     import yaml
 
-    from bot import WebApp
-    from settings import load_settings
+    from accessbot.bot import WebApp
+    from accessbot.settings import load_settings
 
     documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/deployment.yaml").read_text()))
     deployment, = [d for d in documents if d["kind"] == "Deployment"]
@@ -95,3 +95,42 @@ def test_docker_compose_runs_the_image_with_postgres():
     assert bot["environment"]["DATABASE_URL"].startswith("postgresql://")
     assert set(bot["environment"]) <= _environment_table() | {"AWS_REGION", "AWS_PROFILE"}
     assert bot["ports"] == [f"{bot['environment']['PORT']}:3000"]
+
+
+def test_the_wheel_installs_one_package_and_its_command_runs_outside_the_repository(tmp_path):
+    """`pip install .` adds `accessbot` and nothing generic (`models`, `services`, ...)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(tmp_path / "dist"), str(ROOT)],
+                   check=True, capture_output=True)
+    wheel, = (tmp_path / "dist").glob("accessbot-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {"accessbot", wheel.name.split("-py")[0]
+                                                      + ".dist-info"}
+    assert {"accessbot/bot.py", "accessbot/alembic.ini", "accessbot/migrations/script.py.mako",
+            "accessbot/migrations/versions/0001_initial_schema.py"} <= set(names)
+    assert not [name for name in names if name.startswith(("accessbot/tests", "accessbot/scripts"))]
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True)
+    (tmp_path / "accessbot.yaml").write_text(
+        "resources:\n  ops:\n    kind: iam_group\n    group: ops\n    approvers: [U0BOB]\n")
+    code = ("import sys, accessbot.bot as bot; print(bot.__file__, flush=True); "
+            "sys.exit(bot.main(sys.argv[1:]))")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site), "HOME": str(tmp_path)}
+    version = subprocess.run([sys.executable, "-c", code, "--version"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+    assert version.returncode == 0, version.stderr
+    where, said = version.stdout.splitlines()
+    assert where.startswith(str(site)) and said.startswith("accessbot 0.")
+    check = subprocess.run([sys.executable, "-c", code, "check-config"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and "valid: 1 resources (ops)" in check.stdout, check.stderr
+    migrate = subprocess.run([sys.executable, "-c", code, "migrate"], cwd=tmp_path,
+                             env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"},
+                             capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr  # alembic.ini and the migrations shipped

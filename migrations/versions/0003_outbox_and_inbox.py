@@ -8,7 +8,7 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
-import models  # noqa: F401  (for custom types)
+from accessbot import models  # the custom column types
 
 
 revision: str = '0003'

@@ -7,7 +7,7 @@ import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
 
-from aws.session import make_iam_client
+from accessbot.aws.session import make_iam_client
 
 
 @pytest.fixture

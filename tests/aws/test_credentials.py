@@ -10,9 +10,14 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from aws.credentials import IamCredentials, grants_admin, parse_credential_report, policy_document
-from services.hygiene import ROOT_USER, CredentialRow, KeySlot, match_key
-from services.ports import PasswordPolicy, ProviderError, ReportNotReady
+from accessbot.aws.credentials import (
+    IamCredentials,
+    grants_admin,
+    parse_credential_report,
+    policy_document,
+)
+from accessbot.services.hygiene import ROOT_USER, CredentialRow, KeySlot, match_key
+from accessbot.services.ports import PasswordPolicy, ProviderError, ReportNotReady
 
 REPORTS = Path(__file__).parent.parent / "fixtures" / "credential_reports"
 AWS_ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"

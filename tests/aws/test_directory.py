@@ -6,8 +6,8 @@ import pytest
 from botocore.client import BaseClient
 from botocore.stub import Stubber
 
-from aws.directory import IamUserIndex
-from services.ports import ProviderError
+from accessbot.aws.directory import IamUserIndex
+from accessbot.services.ports import ProviderError
 
 
 class FakeClock:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from botocore.client import BaseClient
 
-from aws.credentials import IamCredentials
-from aws.directory import IamUserIndex
-from services.catalog import parse_catalog
-from services.hygiene_runner import HygieneRunner
+from accessbot.aws.credentials import IamCredentials
+from accessbot.aws.directory import IamUserIndex
+from accessbot.services.catalog import parse_catalog
+from accessbot.services.hygiene_runner import HygieneRunner
 from tests.conftest import CATALOG
 from tests.factories import active_grant
 from tests.fakes.hygiene import HygieneMail

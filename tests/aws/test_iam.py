@@ -9,9 +9,9 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from aws.iam import IamAccess, assume_role_policy, policy_name, revoke_policy_name
-from aws.session import default_region, make_iam_client
-from services.ports import GrantSpec, ProviderError
+from accessbot.aws.iam import IamAccess, assume_role_policy, policy_name, revoke_policy_name
+from accessbot.aws.session import default_region, make_iam_client
+from accessbot.services.ports import GrantSpec, ProviderError
 
 EXPIRES = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 REVOKED = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)

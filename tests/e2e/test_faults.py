@@ -8,8 +8,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from handlers.ids import ActionId, BlockId, ViewId
-from models import AuditEvent, Grant, GrantStatus, OutboxMessage, OutboxStatus
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.models import AuditEvent, Grant, GrantStatus, OutboxMessage, OutboxStatus
 from tests.e2e.test_loop import db, members, read, texts
 from tests.fakes.harness import SlackSender
 from tests.fakes.latency_proxy import LatencyProxy

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from handlers.ids import ActionId
-from models import JobRun, make_engine, make_session_factory
+from accessbot.handlers.ids import ActionId
+from accessbot.models import JobRun, make_engine, make_session_factory
 from tests.e2e.conftest import E2E_CONFIG
 from tests.fakes.harness import SlackSender, run_bot_command
 from tests.fakes.slack_api import dm_channel, render_text

@@ -6,8 +6,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from handlers.ids import ActionId, BlockId, ViewId
-from models import (
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.models import (
     AccessRequest,
     AuditEvent,
     Grant,

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from aws.iam import iso_utc
-from handlers.ids import ActionId, BlockId, ViewId
-from models import AuditEvent, Grant, GrantStatus
-from services.clock import utcnow
+from accessbot.aws.iam import iso_utc
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.models import AuditEvent, Grant, GrantStatus
+from accessbot.services.clock import utcnow
 from tests.e2e.test_loop import db, dm_containing, members, read, refusal, request_via_command
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from handlers.ids import ActionId
-from models import (
+from accessbot.handlers.ids import ActionId
+from accessbot.models import (
     AccessRequest,
     ApprovalMessage,
     AuditEvent,

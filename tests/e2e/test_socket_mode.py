@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, parse_qsl
 
 import pytest
 
-from handlers.ids import ActionId
+from accessbot.handlers.ids import ActionId
 from tests.e2e.test_loop import dm_containing, members, read
 from tests.fakes.harness import SlackSender
 from tests.fakes.socket_mode import FakeSocketMode

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from handlers.delivery import Delivery
-from services import findings
-from services.account_audit import Deviation, PasswordPolicy
-from services.clock import utcnow
-from services.hygiene import AccessKey, CredentialRow, KeySlot
-from services.outbox import Kind
-from services.ports import LookupFailed, ProviderError, ReportNotReady
+from accessbot.handlers.delivery import Delivery
+from accessbot.services import findings
+from accessbot.services.account_audit import Deviation, PasswordPolicy
+from accessbot.services.clock import utcnow
+from accessbot.services.hygiene import AccessKey, CredentialRow, KeySlot
+from accessbot.services.outbox import Kind
+from accessbot.services.ports import LookupFailed, ProviderError, ReportNotReady
 from tests.fakes.outbox import Mailroom
 
 

@@ -11,10 +11,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 from sqlalchemy import select
 
-from handlers.delivery import Delivery
-from handlers.sender import Sender
-from models import OutboxMessage
-from services.outbox import Kind
+from accessbot.handlers.delivery import Delivery
+from accessbot.handlers.sender import Sender
+from accessbot.models import OutboxMessage
+from accessbot.services.outbox import Kind
 
 
 def _dm(channel: str) -> str:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.ports import GrantSpec, LookupFailed, ProviderError
+from accessbot.services.ports import GrantSpec, LookupFailed, ProviderError
 
 FAKE_ACCOUNT = "123456789012"
 

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from handlers.handoff import HandoffFailed
-from handlers.ids import BlockId
-from handlers.listeners import register
-from jobs.worker import WorkerFailed
-from services.catalog import Catalog
+from accessbot.handlers.handoff import HandoffFailed
+from accessbot.handlers.ids import BlockId
+from accessbot.handlers.listeners import register
+from accessbot.jobs.worker import WorkerFailed
+from accessbot.services.catalog import Catalog
 from tests.factories import APPROVER, REQUESTER
 
 SECRET = "listener-test-secret"

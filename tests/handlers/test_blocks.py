@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.blocks import (
+from accessbot.handlers.blocks import (
     decision_text,
     deny_form,
     expiry_warning,
@@ -20,8 +20,8 @@ from handlers.blocks import (
     request_outcome,
     submitted_text,
 )
-from handlers.ids import ActionId, BlockId, ViewId
-from models import AccessRequest, Grant, GrantStatus, RequestStatus
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
 from tests.factories import make_catalog
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

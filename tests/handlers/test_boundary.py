@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint
-from handlers.ids import ActionId
-from handlers.work import ReplyTo, Task
+from accessbot.handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint
+from accessbot.handlers.ids import ActionId
+from accessbot.handlers.work import ReplyTo, Task
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (
     RESPONSE_URL,
@@ -270,6 +270,6 @@ def test_a_payload_bolt_cannot_read_is_400(send, handoffs, body):
 def test_a_refusal_is_one_warning_line(endpoint, caplog):
     caplog.set_level(logging.INFO)
     Answer(endpoint, environ(form_payload("[1]")))
-    [record] = [r for r in caplog.records if r.name == "handlers.boundary"]
+    [record] = [r for r in caplog.records if r.name == "accessbot.handlers.boundary"]
     assert (record.levelno, record.exc_info) == (logging.WARNING, None)
     assert "\n" not in record.getMessage()

@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
-from handlers.hygiene_blocks import (
+from accessbot.handlers.hygiene_blocks import (
     account_audit,
     findings_digest,
     findings_escalated,
@@ -12,10 +12,10 @@ from handlers.hygiene_blocks import (
     findings_superseded,
     key_final_warning,
 )
-from handlers.ids import ActionId
-from models import CredentialFinding, FindingStatus
-from services.account_audit import Deviation
-from services.findings import Summary
+from accessbot.handlers.ids import ActionId
+from accessbot.models import CredentialFinding, FindingStatus
+from accessbot.services.account_audit import Deviation
+from accessbot.services.findings import Summary
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"

@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from handlers.handoff import NOT_RECORDED
-from handlers.ids import ActionId, BlockId, ViewId
-from handlers.work import ReplyTo, Task
-from services.commands import Draft
+from accessbot.handlers.handoff import NOT_RECORDED
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.handlers.work import ReplyTo, Task
+from accessbot.services.commands import Draft
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (
     RESPONSE_URL,

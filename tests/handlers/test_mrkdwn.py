@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.errors import user_message
-from handlers.mrkdwn import cut, escape, escape_except_mentions, mention
-from services.errors import Conflict, InvalidInput
+from accessbot.handlers.errors import user_message
+from accessbot.handlers.mrkdwn import cut, escape, escape_except_mentions, mention
+from accessbot.services.errors import Conflict, InvalidInput
 
 BOUNDED = settings(max_examples=200, deadline=None)
 SLACKISH = st.text(alphabet=st.sampled_from("<>&@!#|:/.;ampltg UWCX01 \n"), max_size=60)

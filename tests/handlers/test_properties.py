@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.boundary import SlackEndpoint
-from handlers.ids import ActionId, BlockId, ViewId
-from handlers.work import Task
-from services.commands import Draft, parse_command, parse_id
-from services.errors import InvalidInput
+from accessbot.handlers.boundary import SlackEndpoint
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
+from accessbot.handlers.work import Task
+from accessbot.services.commands import Draft, parse_command, parse_id
+from accessbot.services.errors import InvalidInput
 from tests.factories import RESOURCE
 from tests.handlers.slack_requests import (
     SECRET,

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handlers.delivery import Delivery
-from handlers.sender import Sender
-from models import Grant, GrantStatus, OutboxMessage, OutboxStatus, transaction
-from services import messages, outbox
-from services.outbox import Kind
+from accessbot.handlers.delivery import Delivery
+from accessbot.handlers.sender import Sender
+from accessbot.models import Grant, GrantStatus, OutboxMessage, OutboxStatus, transaction
+from accessbot.services import messages, outbox
+from accessbot.services.outbox import Kind
 from tests.factories import active_grant
 from tests.fakes.outbox import FakeWebClient, Mailroom
 

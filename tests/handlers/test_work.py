@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
-from models import Grant, InboxStatus, InboxTask, RequestStatus, transaction
-from services import inbox
-from services.outbox import Kind
-from services.runner import AccessRunner
+from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from accessbot.models import Grant, InboxStatus, InboxTask, RequestStatus, transaction
+from accessbot.services import inbox
+from accessbot.services.outbox import Kind
+from accessbot.services.runner import AccessRunner
 from tests.factories import APPROVER, create_request, load_grant, load_request
 from tests.fakes.outbox import Mailroom
 from tests.fakes.ports import FakeDirectory, FakeProfiles, FakeProvider
@@ -129,8 +129,8 @@ def test_a_database_error_is_retried_then_answered(work, sessions, catalog, cloc
 
 
 def test_task_arguments_survive_the_inbox(catalog):
-    from handlers.work import decode_args
-    from services.commands import Draft, ExtensionDraft
+    from accessbot.handlers.work import decode_args
+    from accessbot.services.commands import Draft, ExtensionDraft
 
     draft = Draft(catalog.resources["prod-admins"], timedelta(minutes=90), "deploy <hotfix>")
     args = ("U0ALICE", draft, ExtensionDraft(7, None, "more"), ReplyTo("U0ALICE", None),

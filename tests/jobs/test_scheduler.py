@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs.registry import JobContext
-from jobs.scheduler import add_periodic_jobs
-from services.catalog import parse_catalog
+from accessbot.jobs.registry import JobContext
+from accessbot.jobs.scheduler import add_periodic_jobs
+from accessbot.services.catalog import parse_catalog
 from tests.conftest import CATALOG
 
 HYGIENE_JOBS = {"stale-credentials", "hygiene-summary", "account-audit"}

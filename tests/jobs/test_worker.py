@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from jobs.worker import WorkerFailed, WorkerProcess, serve_tasks
+from accessbot.jobs.worker import WorkerFailed, WorkerProcess, serve_tasks
 
 # Targets run in a spawned interpreter, so they live at module level.
 

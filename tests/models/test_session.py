@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from models import make_engine, make_session_factory, transaction
-from models.session import CONNECT_TIMEOUT_SECONDS
+from accessbot.models import make_engine, make_session_factory, transaction
+from accessbot.models.session import CONNECT_TIMEOUT_SECONDS
 from tests.fakes.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres

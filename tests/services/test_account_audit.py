@@ -1,6 +1,6 @@
 """The account audit's decisions, as pure functions."""
 
-from services.account_audit import (
+from accessbot.services.account_audit import (
     CIS_BASELINE,
     PasswordPolicy,
     administrator_deviations,

@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.catalog import ResourceKind, load_catalog, parse_catalog
-from services.errors import ConfigError
+from accessbot.services.catalog import ResourceKind, load_catalog, parse_catalog
+from accessbot.services.errors import ConfigError
 from tests.conftest import CATALOG
 
 MINIMAL = {"kind": "iam_group", "group": "devs", "approvers": ["U0BOB"]}
@@ -166,7 +166,7 @@ def test_no_admin_channel_is_a_warning():
 def test_the_example_config_in_the_repository_is_valid():
     from pathlib import Path
 
-    from services.catalog import load_catalog
+    from accessbot.services.catalog import load_catalog
 
     catalog = load_catalog(Path(__file__).resolve().parents[2] / "accessbot.example.yaml")
     assert sorted(catalog.resources) == ["prod-admins", "prod-readonly"]

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.commands import (
+from accessbot.services.commands import (
     MAX_COMMAND,
     MAX_REASON,
     Draft,
@@ -15,7 +15,7 @@ from services.commands import (
     parse_command,
     parse_id,
 )
-from services.errors import InvalidInput, NotAuthorized
+from accessbot.services.errors import InvalidInput, NotAuthorized
 from tests.factories import REQUESTER, make_catalog
 
 

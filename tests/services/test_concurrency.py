@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import (
+from accessbot.models import (
     AccessRequest,
     AuditEvent,
     Grant,
@@ -18,9 +18,9 @@ from models import (
     make_engine,
     make_session_factory,
 )
-from models.migrate import upgrade
-from services import grants, requests
-from services.errors import Conflict
+from accessbot.models.migrate import upgrade
+from accessbot.services import grants, requests
+from accessbot.services.errors import Conflict
 from tests.conftest import empty_tables
 from tests.factories import (
     APPROVER,

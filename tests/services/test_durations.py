@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.durations import format_duration, parse_duration
-from services.errors import InvalidInput
+from accessbot.services.durations import format_duration, parse_duration
+from accessbot.services.errors import InvalidInput
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
-from services import extensions, grants, requests
-from services.errors import Conflict, InvalidInput, NotAuthorized
+from accessbot.models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
+from accessbot.services import extensions, grants, requests
+from accessbot.services.errors import Conflict, InvalidInput, NotAuthorized
 from tests.factories import (
     APPROVER,
     IAM_USER,

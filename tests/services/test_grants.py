@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from models import GrantStatus
-from services import audit, grants
-from services.audit import Action
-from services.errors import Conflict, NotAuthorized, NotFound
+from accessbot.models import GrantStatus
+from accessbot.services import audit, grants
+from accessbot.services.audit import Action
+from accessbot.services.errors import Conflict, NotAuthorized, NotFound
 from tests.factories import (
     REQUESTER,
     STRANGER,
@@ -324,7 +324,7 @@ def test_revoke_retries_count_afresh_after_grant_retries(sessions, catalog, cloc
 
 def test_a_restarted_worker_takes_over_the_leases_of_dead_processes_on_its_host(
         sessions, catalog, clock):
-    from services import leases
+    from accessbot.services import leases
 
     grant_id = approved_grant(sessions, catalog, clock())
     with sessions() as session, session.begin():

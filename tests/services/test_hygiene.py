@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.hygiene import (
+from accessbot.services.hygiene import (
     ROOT_USER,
     AccessKey,
     CredentialRow,

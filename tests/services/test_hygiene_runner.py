@@ -6,13 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import AuditEvent, CredentialFinding, FindingStatus, Grant
-from services import findings
-from services.account_audit import CIS_BASELINE, PasswordPolicy
-from services.catalog import parse_catalog
-from services.errors import Conflict, NotAuthorized
-from services.hygiene import ROOT_USER, FindingKind
-from services.hygiene_runner import HygieneRunner
+from accessbot.models import AuditEvent, CredentialFinding, FindingStatus, Grant
+from accessbot.services import findings
+from accessbot.services.account_audit import CIS_BASELINE, PasswordPolicy
+from accessbot.services.catalog import parse_catalog
+from accessbot.services.errors import Conflict, NotAuthorized
+from accessbot.services.hygiene import ROOT_USER, FindingKind
+from accessbot.services.hygiene_runner import HygieneRunner
 from tests.conftest import CATALOG
 from tests.factories import active_grant
 from tests.fakes.hygiene import FakeAccount, FakeOwners, HygieneMail, key_slot, row

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import services
+from accessbot import services
 
 FORBIDDEN = {"slack_sdk", "slack_bolt", "boto3", "botocore", "apscheduler"}
-MODULES = sorted(f"services.{m.name}" for m in pkgutil.iter_modules(services.__path__))
+MODULES = sorted(f"accessbot.services.{m.name}" for m in pkgutil.iter_modules(services.__path__))
 
 
 def imported_packages(source: str) -> set[str]:
@@ -28,8 +28,8 @@ def imported_packages(source: str) -> set[str]:
 
 
 def test_every_service_module_is_checked():
-    assert {"services.grants", "services.requests", "services.runner", "services.ports"} <= \
-        set(MODULES)
+    assert {"accessbot.services.grants", "accessbot.services.requests", "accessbot.services.runner",
+            "accessbot.services.ports"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

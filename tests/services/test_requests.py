@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
-from services import audit, messages, requests
-from services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
-from services.outbox import Kind, Owed
+from accessbot.models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
+from accessbot.services import audit, messages, requests
+from accessbot.services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from accessbot.services.outbox import Kind, Owed
 from tests.factories import (
     APPROVER,
     IAM_USER,

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import ApprovalMessage, GrantStatus, RequestStatus
-from services import grants
-from services.outbox import Kind
-from services.runner import ANNOUNCE_GRACE, REVOKE_JOB, WARN_JOB, AccessRunner
+from accessbot.models import ApprovalMessage, GrantStatus, RequestStatus
+from accessbot.services import grants
+from accessbot.services.outbox import Kind
+from accessbot.services.runner import ANNOUNCE_GRACE, REVOKE_JOB, WARN_JOB, AccessRunner
 from tests.factories import (
     IAM_USER,
     REQUESTER,
