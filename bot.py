@@ -6,6 +6,7 @@
     python bot.py run-job NAME    run one scheduled job once (for cron and tests)
     python bot.py check-config [FILE]
                                   validate the config file (no Slack, AWS or database)
+    python bot.py doctor          check live what the bot needs: Slack, AWS, the database
     python bot.py --version
 
 Installed, the same commands are `accessbot serve`, `accessbot migrate`, ...
@@ -57,9 +58,12 @@ from accessbot.aws import (
     aws_credentials_problem,
     make_iam_client,
 )
+from accessbot.aws.doctor import Needs, aws_checks
+from accessbot.aws.session import make_sts_client
 from accessbot.handlers import health
 from accessbot.handlers.boundary import SlackEndpoint
 from accessbot.handlers.delivery import Delivery
+from accessbot.handlers.doctor import slack_checks
 from accessbot.handlers.handoff import GIVE_UP, DurableHandoff
 from accessbot.handlers.listeners import Handoff, register
 from accessbot.handlers.logs import configure_logging
@@ -77,11 +81,12 @@ from accessbot.jobs.worker import (
     serve_tasks,
 )
 from accessbot.models import make_engine, make_session_factory, transaction
-from accessbot.models.migrate import SchemaTooNew, upgrade
+from accessbot.models.migrate import SchemaTooNew, schema_revisions, upgrade
 from accessbot.services import inbox, leases
-from accessbot.services.catalog import Catalog, load_catalog
+from accessbot.services.catalog import Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
+from accessbot.services.doctor import Check, passed
 from accessbot.services.errors import ConfigError
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.inbox import Claimed
@@ -457,6 +462,48 @@ def check_config(path: str) -> int:
     return 0
 
 
+def doctor(settings: Settings) -> int:
+    """Live checks, one line each: exit 0 when all pass, 1 when any fails."""
+    catalog = load_catalog(settings.config_path)
+    for warning in catalog.warnings():
+        print(f"! {settings.config_path}: {warning}")
+    kinds = {kind: tuple(sorted({r.target for r in catalog.resources.values() if r.kind is kind}))
+             for kind in ResourceKind}
+    needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
+                  catalog.hygiene.enabled)
+    checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
+    print(checks[0].line(), flush=True)
+    for more in (lambda: slack_checks(slack_client(settings), catalog),
+                 lambda: aws_checks(make_iam_client(), make_sts_client(), needs),
+                 lambda: [database_check(settings.database_url)]):
+        found = more()
+        print("\n".join(check.line() for check in found), flush=True)
+        checks += found
+    print("all checks passed" if passed(checks) else
+          f"{sum(not c.ok for c in checks)} of {len(checks)} checks failed")
+    return 0 if passed(checks) else 1
+
+
+def database_check(url: str) -> Check:
+    where = _where(url)
+    migrate = "run accessbot migrate (serving does it too)"
+    if make_url(url).host is None and not os.path.exists(where):
+        return Check(False, f"database {where}: no such file", migrate)
+    try:
+        current, heads, known = schema_revisions(url)
+    except OperationalError as exc:
+        return Check(False, f"database {where}: {_first_line(exc, url)}",
+                     "check DATABASE_URL, and that the server answers this host")
+    at = ", ".join(sorted(current)) or "no migration"
+    if current == heads:
+        return Check(True, f"database {where}: reachable, at the latest migration ({at})")
+    if current - known:
+        return Check(False, f"database {where}: at {at}, newer than this accessbot",
+                     "run the newer accessbot, or restore a backup")
+    return Check(False, f"database {where}: at {at}, this accessbot needs "
+                 f"{', '.join(sorted(heads))}", migrate)
+
+
 def _jsonable(value):
     if hasattr(value, "__dataclass_fields__"):
         return {k: _jsonable(v) for k, v in vars(value).items()}
@@ -477,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "nothing (for a config repository's CI)")
     check.add_argument("file", nargs="?", help="default: $ACCESSBOT_CONFIG, else "
                        "./accessbot.yaml")
+    commands.add_parser("doctor", help="check live everything the bot needs (Slack, AWS, the "
+                        "database), one line each; exit 1 if anything is wrong")
     args = parser.parse_args(argv)
     configure_logging()
     try:
@@ -489,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "run-job":
             return run_job(settings, args.name)
+        if args.command == "doctor":
+            return doctor(settings)
         return serve(settings)
     except ConfigError as exc:
         print(f"accessbot: configuration error: {exc}", file=sys.stderr)

@@ -93,3 +93,16 @@ def _current_revisions(connection: Connection) -> set[str]:
     if not inspect(connection).has_table("alembic_version"):
         return set()
     return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def schema_revisions(url: str) -> tuple[set[str], set[str], set[str]]:
+    """(the revisions the database is at, this code's heads, every revision it knows),
+    changing nothing; raises sqlalchemy's OperationalError when the database does not answer."""
+    engine = make_engine(url, connect_timeout=5)
+    try:
+        with engine.connect() as connection:
+            current = _current_revisions(connection)
+    finally:
+        engine.dispose()
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    return current, set(script.get_heads()), {r.revision for r in script.walk_revisions()}

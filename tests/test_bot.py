@@ -8,8 +8,9 @@ import time
 import pytest
 import waitress
 
-from accessbot.bot import WebApp, _sleep_unless
+from accessbot.bot import WebApp, _sleep_unless, database_check
 from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint
+from accessbot.models.migrate import downgrade, upgrade
 from accessbot.services.ports import ReportNotReady
 from tests.fakes.harness import free_port, run_bot_command
 from tests.handlers.slack_requests import SECRET, Handoffs, command, make_app, sign
@@ -172,3 +173,24 @@ def test_the_drain_defaults_inside_docker_stops_grace_and_can_be_set():
     slack = {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"}
     assert load_settings(slack).drain_seconds == 8
     assert load_settings({**slack, "DRAIN_SECONDS": "25"}).drain_seconds == 25
+
+
+# -- doctor's database line -------------------------------------------------------------
+
+def test_doctor_database_line_reachable_migrated_or_not(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert database_check(url).line() == (f"✗ database {tmp_path / 'a.db'}: no such file: run "
+                                          "accessbot migrate (serving does it too)")
+    upgrade(url)
+    check = database_check(url)
+    assert check.ok and check.what.startswith(f"database {tmp_path / 'a.db'}: reachable, at "
+                                              "the latest migration (0003")
+    downgrade(url, "0002")
+    assert database_check(url).line().startswith(f"✗ database {tmp_path / 'a.db'}: at 0002")
+
+
+def test_doctor_database_line_names_the_host_never_the_password():
+    port = free_port()
+    check = database_check(f"postgresql+psycopg://bot:s3cret@127.0.0.1:{port}/accessbot")
+    assert not check.ok and check.what.startswith(f"database 127.0.0.1:{port}/accessbot: ")
+    assert "s3cret" not in check.line()

@@ -546,3 +546,21 @@ def test_client_retry_and_timeout_config(aws_env: None) -> None:
 def test_client_follows_aws_endpoint_url(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
     assert make_iam_client().meta.endpoint_url == "http://127.0.0.1:5000"
+
+
+def test_an_iam_endpoint_that_does_not_answer_raises_botocores_error_and_is_counted(
+        aws_env, monkeypatch):
+    """Not a TypeError from our metrics hook: botocore names the operation only in the
+    after-call-error event."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from accessbot.services import metrics
+    from tests.fakes.harness import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    client = make_iam_client()
+    counted = metrics.AWS_CALLS.labels("GetGroup", "EndpointConnectionError")
+    before = counted._value.get()
+    with pytest.raises(EndpointConnectionError):
+        client.get_group(GroupName="ops")
+    assert counted._value.get() == before + 1  # once, after botocore gave up retrying

@@ -224,6 +224,38 @@ def test_migrate_command(tmp_path):
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def test_doctor_checks_slack_aws_and_the_database_live(bot_env, aws, slack):
+    """Every line ✓ but what moto cannot answer (iam:SimulatePrincipalPolicy: the Stubber
+    tests in tests/aws/test_doctor.py cover it); then each kind of ✗, and the exit code."""
+    aws.create_group(GroupName="staging-admins")
+    assert run_bot_command(bot_env, "migrate").returncode == 0
+    result = run_bot_command(bot_env, "doctor")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"✓ config {bot_env['ACCESSBOT_CONFIG']}: 3 resources"
+    failed = [line for line in lines if line.startswith("✗")]
+    assert failed == [next(line for line in lines if line.startswith(
+        "✗ IAM permissions: not checked (IAM did not answer the simulation"))]
+    for expected in ("✓ Slack token: @accessbot in Fake", "✓ admin channel C0SECURITY",
+                     "✓ approvers and requesters: 2 Slack users",
+                     "✓ AWS identity: arn:aws:sts::123456789012:user/moto",
+                     "✓ IAM group staging-admins exists", "✓ IAM role ProdReadOnly exists",
+                     "✓ database "):
+        assert any(line.startswith(expected) for line in lines), (expected, lines)
+    assert lines[-1] == f"1 of {len(lines) - 1} checks failed"
+    assert not result.stderr  # no log noise, no traceback
+
+    slack.scopes.remove("chat:write")
+    slack.channels_without_bot.add("C0APPROVALS")
+    aws.delete_role(RoleName="ProdReadOnly")
+    failed = [line for line in run_bot_command(bot_env, "doctor").stdout.splitlines()
+              if line.startswith("✗")]
+    assert [line.split(":")[0] for line in failed] == [
+        "✗ Slack scopes", "✗ approval channel C0APPROVALS (#c0approvals)",
+        "✗ IAM role ProdReadOnly",
+        "✗ IAM permissions"]
+
+
 # -- the two processes ------------------------------------------------------------------
 
 def wait_for(predicate, timeout: float) -> bool:

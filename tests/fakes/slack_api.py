@@ -21,8 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
+
+import yaml
 
 from tests.fakes.background_server import HttpBackgroundServer
 
@@ -31,6 +34,12 @@ T = TypeVar("T")
 JSON_FIELDS = ("blocks", "view", "attachments", "metadata")
 AUTH = {"url": "https://fake.slack.com/", "team": "Fake", "user": "accessbot",
         "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"}
+
+
+def manifest_scopes() -> list[str]:
+    """The bot scopes slack-manifest.yml asks for: what an app installed from it holds."""
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yml").read_text())
+    return list(manifest["oauth_config"]["scopes"]["bot"])
 
 
 @dataclass
@@ -67,6 +76,9 @@ class FakeSlack(HttpBackgroundServer):
         self._failures: dict[str, list] = {}  # method -> [error, remaining]
         self._response_targets: dict[str, tuple[str, str]] = {}
         self._users: dict[str, dict] = {}
+        self.scopes = manifest_scopes()  # auth.test's X-OAuth-Scopes header
+        self.missing_channels: set[str] = set()     # conversations.info: channel_not_found
+        self.channels_without_bot: set[str] = set()  # conversations.info: is_member false
         self._seq = 0
         self.chaos = 0.0  # the share of calls answered 429, 500 or 503 (see make_chaotic)
         self.hangs = 0.0  # the share of calls that hang past the client's timeout
@@ -102,11 +114,12 @@ class FakeSlack(HttpBackgroundServer):
         return self.url + "/api/"
 
     # -- configuration -----------------------------------------------------
-    def add_user(self, user_id: str, email: str | None = None, name: str | None = None) -> None:
+    def add_user(self, user_id: str, email: str | None = None, name: str | None = None,
+                 deleted: bool = False) -> None:
         name = name or user_id.lower()
         with self._lock:
             self._users[user_id] = {
-                "id": user_id, "name": name, "real_name": name,
+                "id": user_id, "name": name, "real_name": name, "deleted": deleted,
                 "profile": {"email": email, "real_name": name, "display_name": name},
             }
 
@@ -188,6 +201,8 @@ class FakeSlack(HttpBackgroundServer):
                 if failure[0] == "ratelimited":
                     status, headers = 429, {"Retry-After": "1"}
             else:
+                if method == "auth.test":
+                    headers["x-oauth-scopes"] = ",".join(self.scopes)
                 handler = getattr(self, "_api_" + method.replace(".", "_"), None)
                 try:
                     body = {"ok": True, **(handler(args) if handler else {})}
@@ -272,6 +287,13 @@ class FakeSlack(HttpBackgroundServer):
             return {"ok": False, "error": "users_list_not_supplied"}
         cid = dm_channel(users[0]) if len(users) == 1 else "G" + "".join(u[1:] for u in users)
         return {"channel": {"id": cid}}
+
+    def _api_conversations_info(self, args: dict) -> dict:
+        channel = args.get("channel", "")
+        if channel[:1] not in ("C", "G") or channel in self.missing_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"channel": {"id": channel, "name": channel.lower(), "is_archived": False,
+                            "is_member": channel not in self.channels_without_bot}}
 
     def _api_views_open(self, args: dict) -> dict:
         view = args.get("view") or {}

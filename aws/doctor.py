@@ -1,0 +1,154 @@
+"""`accessbot doctor`, AWS's part: who the bot is, what the catalog names, what it may do."""
+
+from dataclasses import dataclass
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
+
+from accessbot.services.doctor import Check
+
+# What the bot calls, by what it calls it on (iam-policy.json grants exactly these; the
+# test of this module holds the two equal).
+GROUP_ACTIONS = ("iam:AddUserToGroup", "iam:RemoveUserFromGroup", "iam:GetGroup")
+ROLE_ACTIONS = ("iam:GetRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetRolePolicy",
+                "iam:ListRolePolicies")
+ROLE_GRANT_ACTIONS = ("iam:PutUserPolicy", "iam:DeleteUserPolicy")  # on the requester
+ACCOUNT_ACTIONS = ("iam:GetAccountAuthorizationDetails",)
+HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
+                   "iam:GetAccountPasswordPolicy", "iam:ListAccessKeys",
+                   "iam:GetAccessKeyLastUsed")
+HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
+DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
+POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the catalog asks of AWS."""
+
+    groups: tuple[str, ...]
+    roles: tuple[str, ...]  # names or ARNs
+    hygiene: bool
+
+
+def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
+    try:
+        identity = sts.get_caller_identity()
+    except NoCredentialsError:
+        return [Check(False, "AWS credentials: none found", "give the bot AWS_ACCESS_KEY_ID "
+                      "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a task, pod or instance role")]
+    except ClientError as exc:
+        return [Check(False, f"AWS credentials: rejected ({_code(exc)}: {_message(exc)})",
+                      "replace them, or check the clock of this host")]
+    except BotoCoreError as exc:
+        return [Check(False, f"AWS: no answer from STS ({exc})",
+                      "check this host's network access to AWS (or AWS_ENDPOINT_URL)")]
+    arn, account = identity["Arn"], identity["Account"]
+    checks = [Check(True, f"AWS identity: {arn}")]
+    partition = arn.split(":")[1]
+    on: dict[str, list[str]] = {}  # resource ARN -> the actions the bot takes on it
+    for group in needs.groups:
+        check, group_arn = _group(iam, group)
+        checks.append(check)
+        if group_arn:
+            on.setdefault(group_arn, []).extend(GROUP_ACTIONS)
+    for role in needs.roles:
+        check, role_arn = _role(iam, role, account)
+        checks.append(check)
+        if role_arn:
+            on.setdefault(role_arn, []).extend(ROLE_ACTIONS)
+    any_user = f"arn:{partition}:iam::{account}:user/*"
+    if needs.roles:
+        on.setdefault(any_user, []).extend(ROLE_GRANT_ACTIONS)
+    on["*"] = list(ACCOUNT_ACTIONS)
+    if needs.hygiene:
+        on["*"].extend(HYGIENE_ACTIONS)
+        on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+    checks.append(_permissions(iam, arn, on))
+    return checks
+
+
+def _group(iam: BaseClient, group: str) -> tuple[Check, str | None]:
+    try:
+        found = iam.get_group(GroupName=group, MaxItems=1)["Group"]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            return Check(False, f"IAM group {group}: does not exist",
+                         "create it, or correct the resource's group"), None
+        return Check(False, f"IAM group {group}: {_code(exc)}", POLICY), None
+    except BotoCoreError as exc:
+        return Check(False, f"IAM group {group}: no answer from IAM ({exc})"), None
+    return Check(True, f"IAM group {group} exists"), found["Arn"]
+
+
+def _role(iam: BaseClient, role: str, account: str) -> tuple[Check, str | None]:
+    if role.startswith("arn:") and role.split(":")[4] != account:
+        return Check(True, f"IAM role {role}: in another account, not checked from here "
+                     f"(its trust policy must trust account {account})"), None
+    name = role.rsplit("/", 1)[-1]
+    try:
+        found = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if _code(exc) == "NoSuchEntity":
+            return Check(False, f"IAM role {role}: does not exist",
+                         "create it, or correct the resource's role"), None
+        return Check(False, f"IAM role {role}: {_code(exc)}", POLICY), None
+    except BotoCoreError as exc:
+        return Check(False, f"IAM role {role}: no answer from IAM ({exc})"), None
+    return Check(True, f"IAM role {role} exists"), found["Arn"]
+
+
+def _permissions(iam: BaseClient, identity: str, on: dict[str, list[str]]) -> Check:
+    principal = _principal(iam, identity)
+    if principal is None:
+        return Check(False, f"IAM permissions: cannot be simulated for {identity}",
+                     "run doctor with the bot's own IAM user or role")
+    denied = []
+    try:
+        for resource, actions in on.items():
+            denied.extend(f"{action} on {resource}" for action in
+                          _denied(iam, principal, sorted(set(actions)), resource))
+    except ClientError as exc:
+        fix = (f"allow iam:SimulatePrincipalPolicy on {principal} (iam-policy.json)"
+               if _code(exc) == "AccessDenied" else "")
+        return Check(False, f"IAM permissions: not checked ({_code(exc)}: {_message(exc)})", fix)
+    except (BotoCoreError, ResponseParserError) as exc:  # e.g. an endpoint without the call
+        return Check(False, "IAM permissions: not checked (IAM did not answer the simulation: "
+                     f"{str(exc).splitlines()[0]})")
+    count = sum(len(set(actions)) for actions in on.values())
+    if denied:
+        return Check(False, f"IAM permissions: {principal} may not {'; '.join(denied)}", POLICY)
+    return Check(True, f"IAM permissions: all {count} the bot uses are allowed to {principal}")
+
+
+def _principal(iam: BaseClient, identity: str) -> str | None:
+    """The IAM user or role behind the caller's ARN (an assumed role's session, the role)."""
+    _, partition, service, _, account, resource = identity.split(":", 5)
+    if resource.startswith("user/"):
+        return f"arn:{partition}:iam::{account}:{resource}"
+    if service == "sts" and resource.startswith("assumed-role/"):
+        name = resource.split("/")[1]
+        try:
+            return iam.get_role(RoleName=name)["Role"]["Arn"]  # with its path
+        except (ClientError, BotoCoreError):
+            return f"arn:{partition}:iam::{account}:role/{name}"
+    return None
+
+
+def _denied(iam: BaseClient, principal: str, actions: list[str], resource: str) -> list[str]:
+    extra = {} if resource == "*" else {"ResourceArns": [resource]}
+    denied = []
+    for page in iam.get_paginator("simulate_principal_policy").paginate(
+            PolicySourceArn=principal, ActionNames=actions, **extra):
+        denied.extend(result["EvalActionName"] for result in page["EvaluationResults"]
+                      if result["EvalDecision"] != "allowed")
+    return denied
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "") or "error"
+
+
+def _message(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Message", "") or str(exc)
