@@ -7,6 +7,8 @@
     python bot.py check-config [FILE]
                                   validate the config file (no Slack, AWS or database)
     python bot.py doctor          check live what the bot needs: Slack, AWS, the database
+    python bot.py audit [--since 7d] [--user U] [--resource R] [--request N] [--json]
+                                  print the audit trail
     python bot.py --version
 
 Installed, the same commands are `accessbot serve`, `accessbot migrate`, ...
@@ -33,7 +35,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
@@ -67,7 +69,7 @@ from accessbot.handlers.doctor import slack_checks
 from accessbot.handlers.handoff import GIVE_UP, DurableHandoff
 from accessbot.handlers.listeners import Handoff, register
 from accessbot.handlers.logs import configure_logging
-from accessbot.handlers.profiles import SlackProfiles
+from accessbot.handlers.profiles import SlackNames, SlackProfiles
 from accessbot.handlers.sender import Sender
 from accessbot.handlers.work import Work, WorkDeps
 from accessbot.jobs.background import Background
@@ -82,12 +84,13 @@ from accessbot.jobs.worker import (
 )
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.models.migrate import SchemaTooNew, schema_revisions, upgrade
-from accessbot.services import inbox, leases
+from accessbot.services import audit, inbox, leases
 from accessbot.services.catalog import Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.doctor import Check, passed
-from accessbot.services.errors import ConfigError
+from accessbot.services.durations import parse_duration
+from accessbot.services.errors import ConfigError, InvalidInput
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.inbox import Claimed
 from accessbot.services.ports import ReportNotReady
@@ -504,6 +507,51 @@ def database_check(url: str) -> Check:
                  f"{', '.join(sorted(heads))}", migrate)
 
 
+def print_audit(args: argparse.Namespace) -> int:
+    """The trail, oldest first: a sentence a line, or JSON lines (--json) for machines."""
+    settings = load_settings(need_slack=False)
+    wanted = audit.TrailFilter(since=_since(args.since), user=args.user,
+                               resource=args.resource, request_id=args.request,
+                               limit=args.limit)
+    engine = make_engine(settings.database_url, connect_timeout=5)
+    try:
+        with make_session_factory(engine)() as session:
+            entries = audit.trail(session, wanted)
+    except OperationalError as exc:  # unreachable, or never migrated (no table)
+        raise ConfigError(f"DATABASE_URL ({_where(settings.database_url)}): "
+                          f"{_first_line(exc, settings.database_url)}") from None
+    finally:
+        engine.dispose()
+    names = SlackNames(slack_client(settings) if settings.slack_bot_token else None)
+    for entry in entries:
+        event, text = entry.event, audit.sentence(entry, names)
+        if args.json:
+            print(json.dumps({
+                "at": event.at.isoformat(), "action": event.action, "actor": event.actor,
+                "request_id": event.request_id, "grant_id": event.grant_id,
+                "finding_id": event.finding_id, "resource": entry.resource,
+                "detail": event.detail, "text": text}, ensure_ascii=False))
+        else:
+            print(f"{event.at:%Y-%m-%d %H:%M:%S} UTC  {text}")
+    return 0
+
+
+def _since(text: str) -> datetime | None:
+    """--since: a duration back from now (7d, 12h), a date or a time (ISO 8601), or 'all'."""
+    if text == "all":
+        return None
+    try:
+        return utcnow() - parse_duration(text)
+    except InvalidInput:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since: '{text}' is neither a duration (7d, 12h) nor a date "
+                          "(2026-12-01)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _jsonable(value):
     if hasattr(value, "__dataclass_fields__"):
         return {k: _jsonable(v) for k, v in vars(value).items()}
@@ -526,11 +574,21 @@ def main(argv: list[str] | None = None) -> int:
                        "./accessbot.yaml")
     commands.add_parser("doctor", help="check live everything the bot needs (Slack, AWS, the "
                         "database), one line each; exit 1 if anything is wrong")
+    trail = commands.add_parser("audit", help="print the audit trail, oldest first")
+    trail.add_argument("--since", default="7d", help="a duration back from now (7d, 12h), "
+                       "a date (2026-12-01), or 'all'; default 7d")
+    trail.add_argument("--user", help="a Slack user id or an IAM user name")
+    trail.add_argument("--resource", help="a resource of the catalog")
+    trail.add_argument("--request", type=int, help="a request number")
+    trail.add_argument("--limit", type=int, default=1000, help="the most recent this many")
+    trail.add_argument("--json", action="store_true", help="JSON lines, for machines")
     args = parser.parse_args(argv)
     configure_logging()
     try:
         if args.command == "check-config":
             return check_config(args.file or config_path())
+        if args.command == "audit":
+            return print_audit(args)
         if args.command == "migrate":
             migrate(database_url())
             print("database is at the latest migration")

@@ -32,3 +32,30 @@ class SlackProfiles:
             raise LookupFailed(f"Slack said {error or exc.response.status_code}") from exc
         except (SlackClientError, OSError, ValueError) as exc:
             raise LookupFailed(f"Slack unreachable: {exc}") from exc
+
+
+class SlackNames:
+    """Slack ids as people read them, for `accessbot audit`: a user's name, a channel's
+    #name; the id itself when Slack does not say (no token, no answer). Asked once each."""
+
+    def __init__(self, client: WebClient | None):
+        self.client = client
+        self._known: dict[str, str] = {}
+
+    def __call__(self, slack_id: str) -> str:
+        if slack_id not in self._known:
+            self._known[slack_id] = self._lookup(slack_id) or slack_id
+        return self._known[slack_id]
+
+    def _lookup(self, slack_id: str) -> str | None:
+        if self.client is None:
+            return None
+        try:
+            if slack_id[:1] in ("C", "G"):
+                name = self.client.conversations_info(channel=slack_id)["channel"].get("name")
+                return f"#{name}" if name else None
+            user = self.client.users_info(user=slack_id)["user"]
+        except (SlackClientError, OSError, ValueError):
+            return None
+        profile = user.get("profile") or {}
+        return profile.get("display_name") or user.get("real_name") or user.get("name")

@@ -1,11 +1,16 @@
 """The audit trail: every state change with who, when and why."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from accessbot.models import AuditEvent
+from accessbot.models import AccessRequest, AuditEvent, CredentialFinding, Grant
+from accessbot.services.durations import format_duration
+from accessbot.services.hygiene import describe
 
 SYSTEM = "accessbot"
 
@@ -41,3 +46,129 @@ def record(session: Session, at: datetime, actor: str, action: Action, *,
            finding_id: int | None = None, detail: str | None = None) -> None:
     session.add(AuditEvent(at=at, actor=actor, action=action.value, request_id=request_id,
                            grant_id=grant_id, finding_id=finding_id, detail=detail))
+
+
+# -- reading the trail (`accessbot audit`) ----------------------------------------------
+
+@dataclass(frozen=True)
+class TrailFilter:
+    since: datetime | None = None
+    user: str | None = None          # a Slack user id or an IAM user name
+    resource: str | None = None
+    request_id: int | None = None
+    limit: int = 1000                # the most recent this many, oldest first
+
+
+@dataclass(frozen=True)
+class Entry:
+    event: AuditEvent
+    request: AccessRequest | None
+    grant: Grant | None
+    finding: CredentialFinding | None
+
+    @property
+    def resource(self) -> str | None:
+        return (self.request.resource if self.request else
+                self.grant.resource if self.grant else None)
+
+
+def trail(session: Session, wanted: TrailFilter) -> list[Entry]:
+    query = (select(AuditEvent, AccessRequest, Grant, CredentialFinding)
+             .outerjoin(AccessRequest, AccessRequest.id == AuditEvent.request_id)
+             .outerjoin(Grant, Grant.id == AuditEvent.grant_id)
+             .outerjoin(CredentialFinding, CredentialFinding.id == AuditEvent.finding_id))
+    if wanted.since is not None:
+        query = query.where(AuditEvent.at >= wanted.since)
+    if wanted.request_id is not None:
+        query = query.where(AuditEvent.request_id == wanted.request_id)
+    if wanted.resource is not None:
+        query = query.where(or_(AccessRequest.resource == wanted.resource,
+                                Grant.resource == wanted.resource))
+    if wanted.user is not None:
+        query = query.where(or_(AuditEvent.actor == wanted.user,
+                                AccessRequest.requester_id == wanted.user,
+                                AccessRequest.iam_user == wanted.user,
+                                Grant.iam_user == wanted.user,
+                                CredentialFinding.iam_user == wanted.user,
+                                CredentialFinding.owner == wanted.user))
+    rows = session.execute(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                           .limit(wanted.limit)).all()
+    return [Entry(*row) for row in reversed(rows)]
+
+
+def sentence(entry: Entry, name: Callable[[str], str]) -> str:
+    """The event in words, with people's names (`name` maps a Slack id to one)."""
+    event, request, grant, finding = entry.event, entry.request, entry.grant, entry.finding
+    actor = "accessbot" if event.actor == SYSTEM else name(event.actor)
+    detail = event.detail or ""
+    action = Action(event.action)
+    if finding is not None:
+        return _finding_sentence(action, actor, finding, detail, name)
+    who = name(request.requester_id) if request else name(grant.requester_id) if grant else "?"
+    resource = entry.resource or "?"
+    number = f"request #{request.id if request else event.request_id}"
+    until = f"{grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant else "?"
+    reason = f": “{request.reason}”" if request and request.reason else ""
+    if action is Action.REQUESTED and request is not None and request.extends_grant_id:
+        return (f"{actor} asked for {format_duration(request.duration)} more of {resource} "
+                f"({number}){reason}")
+    match action:
+        case Action.REQUESTED:
+            length = format_duration(request.duration) if request else "?"
+            return f"{actor} asked for {resource} for {length} ({number}){reason}"
+        case Action.ANNOUNCED:
+            return f"accessbot asked {resource}'s approvers to decide {who}'s {number}"
+        case Action.REQUEST_FAILED:
+            return f"{who}'s {number} for {resource} failed: {detail}"
+        case Action.APPROVED:
+            length = format_duration(request.duration) if request else "?"
+            return f"{actor} approved {who}'s {number}: {resource} for {length}"
+        case Action.DENIED:
+            return f"{actor} denied {who}'s {number} for {resource}" + (
+                f": “{detail}”" if detail else "")
+        case Action.REQUEST_EXPIRED:
+            return f"{who}'s {number} for {resource} expired before anyone decided"
+        case Action.EXTENDED:
+            return f"{actor} gave {who} more time on {resource}, {detail}"
+        case Action.GRANTED:
+            return (f"accessbot granted {who} {resource} as IAM user {grant.iam_user}, until "
+                    f"{until}" if grant else f"accessbot granted {who} {resource}")
+        case Action.GRANT_FAILED:
+            return f"accessbot could not grant {who} {resource}: {detail}"
+        case Action.GRANT_RETRY | Action.REVOKE_RETRY:
+            doing = "granting" if action is Action.GRANT_RETRY else "revoking"
+            return f"{doing} {resource} for {who} failed and is retried ({detail})"
+        case Action.WARNED:
+            return f"accessbot told {who} that {resource} ends at {until}"
+        case Action.ENDED_EARLY:
+            return f"{actor} ended their {resource} access early"
+        case Action.REVOKED:
+            return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
+        case Action.ADMINS_ALERTED:
+            return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
+    return f"{actor} {action.value.replace('_', ' ')} {resource}: {detail}"
+
+
+def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, detail: str,
+                      name: Callable[[str], str]) -> str:
+    said = describe(finding.iam_user, finding.kind, finding.subject, finding.key_id)
+    told = detail[len("told "):] if detail.startswith("told ") else finding.owner
+    owner = name(told) if told else "the admin channel"
+    match action:
+        case Action.FINDING_OPENED:
+            return f"accessbot found that {said}"
+        case Action.FINDING_TOLD:
+            return f"accessbot told {owner} that {said}"
+        case Action.FINDING_FIXING:
+            return f"{actor} said they will fix it: {said}"
+        case Action.FINDING_SNOOZED:
+            return f"{actor} snoozed “{said}” {detail}"
+        case Action.FINDING_ESCALATED:
+            return f"accessbot told the admin channel, unresolved: {said}"
+        case Action.FINDING_RESOLVED:
+            return f"resolved: {said} ({detail})" if detail else f"resolved: {said}"
+        case Action.KEY_FINAL_WARNING:
+            return f"accessbot warned {owner} that it will deactivate the key: {said}"
+        case Action.KEY_DEACTIVATED:
+            return f"{actor} deactivated {detail}" if detail else f"{actor} deactivated: {said}"
+    return f"{actor} {action.value.replace('_', ' ')}: {said}"

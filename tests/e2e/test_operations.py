@@ -1,6 +1,7 @@
 """Operating the bot: several processes on one Postgres, cron jobs, start-up errors, and
 the web and worker processes of one bot."""
 
+import json
 import os
 import signal
 import socket
@@ -254,6 +255,38 @@ def test_doctor_checks_slack_aws_and_the_database_live(bot_env, aws, slack):
         "✗ Slack scopes", "✗ approval channel C0APPROVALS (#c0approvals)",
         "✗ IAM role ProdReadOnly",
         "✗ IAM permissions"]
+
+
+def test_the_audit_command_tells_the_loop_in_sentences(bot, sender, slack, aws, bot_env):
+    slack.add_user("U0ALICE", email="alice@example.com", name="Alice")
+    slack.add_user("U0BOB", email="bob@example.com", name="Bob")
+    request_id = request_via_command(sender, slack, text="prod-admins 2s deploy hotfix 123")
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    slack.wait_for(lambda: "alice" in members(aws))
+    slack.wait_for(lambda: "alice" not in members(aws), timeout=10)
+    dm_containing(slack, "U0ALICE", "access to prod-admins ended")
+
+    result = run_bot_command(bot_env, "audit")
+    assert result.returncode == 0, result.stderr
+    said = [line.split("UTC  ", 1)[1] for line in result.stdout.splitlines()]
+    assert said[:4] == [
+        f"Alice asked for prod-admins for 2s (request #{request_id}): “deploy hotfix 123”",
+        f"accessbot asked prod-admins's approvers to decide Alice's request #{request_id}",
+        f"Bob approved Alice's request #{request_id}: prod-admins for 2s",
+        said[3]]
+    assert said[3].startswith("accessbot granted Alice prod-admins as IAM user alice, until ")
+    assert said[-1] == "accessbot revoked Alice's prod-admins (expired)"
+
+    machine = run_bot_command(bot_env, "audit", "--json", "--request", str(request_id))
+    rows = [json.loads(line) for line in machine.stdout.splitlines()]
+    assert [r["action"] for r in rows][:4] == ["requested", "announced", "approved", "granted"]
+    assert rows[2]["actor"] == "U0BOB" and rows[2]["text"].startswith("Bob approved")
+    assert run_bot_command(bot_env, "audit", "--user", "U0CAROL").stdout == ""
+
+    bad = run_bot_command(bot_env, "audit", "--since", "last tuesday")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "accessbot: configuration error: --since: 'last tuesday' is neither a duration "
+        "(7d, 12h) nor a date (2026-12-01)")
 
 
 # -- the two processes ------------------------------------------------------------------
