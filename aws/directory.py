@@ -129,7 +129,8 @@ class IamUserIndex:
         users: list[dict] = []
         pages = self._iam.get_paginator("get_account_authorization_details")
         try:
-            for page in pages.paginate(Filter=["User"]):
+            # 1,000 a page, IAM's most: 10 calls for 10,000 users, not the default's 100
+            for page in pages.paginate(Filter=["User"], PaginationConfig={"PageSize": 1000}):
                 self.api_calls += 1
                 users.extend(page.get("UserDetailList", ()))
         except (ClientError, BotoCoreError) as exc:

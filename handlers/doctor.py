@@ -8,7 +8,7 @@ from accessbot.services.doctor import Check
 
 # The bot token scopes of slack-manifest.yml (tests/handlers/test_doctor.py holds them equal)
 BOT_SCOPES = ("commands", "chat:write", "users:read", "users:read.email", "channels:read",
-              "groups:read")
+              "groups:read", "files:write")
 REINSTALL = ("add them under OAuth & Permissions (or update the app from slack-manifest.yml) "
              "and reinstall the app to the workspace")
 MEMBER_ID = "correct the config (a member id: the person's Slack profile, ⋮, Copy member ID)"

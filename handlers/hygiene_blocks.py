@@ -1,6 +1,8 @@
 """Block Kit builders for credential hygiene: the owner's digest (every status of every
 finding), thanks, escalation, the weekly summary and the account audit."""
 
+import csv
+import io
 from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
@@ -189,14 +191,20 @@ def findings_resolved(rows: list[CredentialFinding]) -> Message:
     return message(text, [section(text)])
 
 
+ESCALATED_LINES = 45  # within Slack's 50 blocks
+
+
 def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
     text = f":rotating_light: {len(rows)} stale credential finding(s) still open"
     blocks: list[Block] = [section(f"*{text}* after the owners were reminded. "
                                    "Please follow up:")]
-    for row in rows[:45]:
+    for row in rows[:ESCALATED_LINES]:
         owner = mention(row.owner) if row.owner and not is_channel(row.owner) else "no owner"
         blocks.append(section(
             f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}"))
+    if len(rows) > ESCALATED_LINES:  # one message, whatever the count
+        blocks.append(context(f"And {len(rows) - ESCALATED_LINES:,} more: "
+                              "`accessbot audit --since 1d` names every one."))
     return message(text, blocks)
 
 
@@ -266,3 +274,46 @@ def account_audit(deviations: list[Deviation]) -> Message:
             lines = "\n".join(f"• {line}" for line in found[:40])
             blocks.append(section(f"*{title}*\n{lines}"))
     return message(text, blocks)
+
+
+LIST_OLDEST = 10
+
+
+def findings_list(rows: list[CredentialFinding], now: datetime) -> tuple[str, str]:
+    """Many findings for one channel: a summary (counts by kind, the oldest) for the message,
+    and every finding as CSV, for the file beside it."""
+    users = len({row.iam_user for row in rows})
+    kinds: dict[str, int] = {}
+    for row in rows:
+        kinds[row.kind] = kinds.get(row.kind, 0) + 1
+    by_kind = "\n".join(f"• {_title(kind)}: {count:,}" for kind, count in
+                        sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
+    oldest = sorted(rows, key=lambda r: (r.first_seen_at, r.since or r.first_seen_at, r.id))
+    lines = "\n".join(f"• {_title(r.kind)}: `{escape(r.iam_user)}`, "
+                      f"{_facts(r, FindingKind(r.kind), now)}" for r in oldest[:LIST_OLDEST])
+    comment = (f":key: *{len(rows):,} stale credential findings for {users:,} IAM users* that "
+               "belong to no one by name (no `slack-user-id`, `email` or `owner` tag), so this "
+               f"channel owns them.\n{by_kind}\n\n*The oldest:*\n{lines}\n\nEvery finding is in "
+               "the attached CSV. Tag a user `owner` (a Slack user, channel or email) to send "
+               "its findings there, with buttons; `hygiene.exclude` leaves it alone.")
+    return comment, _csv(rows)
+
+
+def _csv(rows: list[CredentialFinding]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["iam_user", "finding", "credential", "open_since", "last_used",
+                     "last_used_where", "key_id"])
+    for row in sorted(rows, key=lambda r: (r.iam_user, r.kind, r.id)):
+        credential = (f"access key {row.key_slot or ''} created {row.key_created:%Y-%m-%d}"
+                      .replace("  ", " ") if row.kind in KEY_KINDS and row.key_created else "")
+        writer.writerow([_cell(row.iam_user), _title(row.kind), credential,
+                         f"{row.first_seen_at:%Y-%m-%d}",
+                         f"{row.last_used:%Y-%m-%d %H:%M}" if row.last_used else "never",
+                         _cell(row.last_used_where or ""), row.key_id or ""])
+    return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """No formula injection when an admin opens the file in a spreadsheet."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

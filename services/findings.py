@@ -83,12 +83,23 @@ def get_finding(session: Session, finding_id: int) -> CredentialFinding:
     return row
 
 
+def get_findings(session: Session, finding_ids: list[int]) -> list[CredentialFinding]:
+    """The findings that still exist, in the order asked, a few queries for thousands."""
+    found: dict[int, CredentialFinding] = {}
+    for start in range(0, len(finding_ids), 1000):
+        chunk = finding_ids[start:start + 1000]
+        found.update((row.id, row) for row in session.scalars(
+            select(CredentialFinding).where(CredentialFinding.id.in_(chunk))))
+    return [found[i] for i in finding_ids if i in found]
+
+
 def unmatched_keys(session: Session) -> list[CredentialFinding]:
-    """Open key findings whose access key id is not known yet."""
+    """Open key findings whose access key id is not known yet, the oldest first."""
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN,
         CredentialFinding.kind.in_(KEY_KINDS),
-        CredentialFinding.key_id.is_(None))))
+        CredentialFinding.key_id.is_(None))
+        .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
 
 
 def set_key_id(session: Session, finding_id: int, key_id: str) -> None:
@@ -117,10 +128,9 @@ def _awake(now: datetime):
 
 def mark_told(session: Session, finding_ids: list[int], owner: str, now: datetime) -> None:
     """The owner is owed a message listing these findings (services/messages.py)."""
-    for finding_id in finding_ids:
-        row = get_finding(session, finding_id)
+    for row in get_findings(session, finding_ids):
         row.owner, row.last_told_at = owner, now
-        audit.record(session, now, SYSTEM, Action.FINDING_TOLD, finding_id=finding_id,
+        audit.record(session, now, SYSTEM, Action.FINDING_TOLD, finding_id=row.id,
                      detail=f"told {owner}")
 
 
@@ -197,7 +207,7 @@ def will_fix(session: Session, finding_id: int, user_id: str, channel_id: str | 
 class KeyToDeactivate:
     finding_id: int
     iam_user: str
-    key_id: str
+    key_id: str | None  # None: not looked up yet (the click looks it up)
     key_created: datetime | None
 
     @classmethod
@@ -211,9 +221,6 @@ def key_to_deactivate(session: Session, finding_id: int, user_id: str,
     row = _open_for(session, finding_id, user_id, channel_id)
     if row.kind not in KEY_KINDS:
         raise Conflict("Only access keys can be deactivated from here.")
-    if row.key_id is None:
-        raise Conflict("The bot could not match this key to an access key id; deactivate it "
-                       "in the IAM console.")
     return KeyToDeactivate.of(row)
 
 

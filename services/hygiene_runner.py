@@ -23,7 +23,7 @@ from accessbot.services.account_audit import (
     unmanaged_member_deviations,
 )
 from accessbot.services.audit import SYSTEM
-from accessbot.services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog
+from accessbot.services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog, is_channel
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.findings import KeyToDeactivate
 from accessbot.services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
@@ -33,7 +33,9 @@ from accessbot.services.runner import worker_id
 log = logging.getLogger(__name__)
 
 SLACK_TAG, EMAIL_TAG, OWNER_TAG = "slack-user-id", "email", "owner"
+KEY_MATCH_BUDGET = 100  # ListAccessKeys calls a run: IAM's rate limit is shared with grants
 PER_MESSAGE = 15  # three blocks per finding, within Slack's 50 blocks per message
+CHANNEL_CARDS = 3 * PER_MESSAGE  # past this, a channel gets a summary and a CSV, no cards
 
 
 class Owners(Protocol):
@@ -94,14 +96,19 @@ class HygieneRunner:
             iam_user, self.owners.path_of(iam_user), self.owners.tags_of(iam_user))
 
     def _match_keys(self) -> None:
-        """Find the access key id of each new key finding: ListAccessKeys for those users
-        only, matched on CreateDate (the report carries no key ids)."""
+        """Find the access key id of key findings: ListAccessKeys for at most
+        KEY_MATCH_BUDGET users a run, the oldest findings first (an auto-disable needs the
+        id), matched on CreateDate (the report carries no key ids). The rest wait for a
+        later run, or for a click on Deactivate, which looks its key up itself; until then
+        a message names the key by its slot and creation date."""
         with self.transaction() as session:
             pending = [(r.id, r.iam_user, r.key_created) for r in findings.unmatched_keys(session)]
         keys_of: dict[str, list] = {}
         matched: dict[int, str] = {}
         for finding_id, iam_user, created in pending:
             if iam_user not in keys_of:
+                if len(keys_of) == KEY_MATCH_BUDGET:
+                    continue
                 try:
                     keys_of[iam_user] = self.source.access_keys(iam_user)
                 except ProviderError as exc:  # matched at the next run
@@ -116,12 +123,18 @@ class HygieneRunner:
 
     def _tell(self, now: datetime) -> int:
         """One message per owner listing all of their open findings, when any is due (more
-        only past PER_MESSAGE findings: Slack allows 50 blocks in a message)."""
+        only past PER_MESSAGE findings: Slack allows 50 blocks in a message). A channel
+        with more than CHANNEL_CARDS gets one summary and the full list as a CSV file."""
         by_owner = self._due_by_owner(now)
         with self.transaction() as session:
-            for owner, ids in _messages(by_owner):
+            for owner, ids in by_owner.items():
                 findings.mark_told(session, ids, owner, now)
-                messages.findings_digest(session, owner, ids, now)
+                if is_channel(owner) and len(ids) > CHANNEL_CARDS:
+                    messages.findings_list(session, owner, ids, now)
+                    continue
+                for start in range(0, len(ids), PER_MESSAGE):
+                    messages.findings_digest(session, owner, ids[start:start + PER_MESSAGE],
+                                             now)
         return len(by_owner)
 
     def _preview(self, now: datetime) -> int:
@@ -216,7 +229,7 @@ class HygieneRunner:
                 continue  # used since the report: no longer unused, leave it to people
             target = KeyToDeactivate.of(row)
             try:
-                disabled += self._deactivate_checked(target, SYSTEM) == "deactivated"
+                disabled += self._deactivate_checked(target, SYSTEM)[0] == "deactivated"
             except ProviderError as exc:  # tried again at the next run
                 log.error("could not auto-disable access key ...%s of %s: %s",
                           row.key_id[-4:], row.iam_user, exc)
@@ -237,29 +250,35 @@ class HygieneRunner:
         """'Deactivate now': re-check the key live, set it Inactive, say what happened."""
         with self.transaction() as session:
             target = findings.key_to_deactivate(session, finding_id, user_id, channel_id)
-        outcome = self._deactivate_checked(target, user_id)
+        outcome, key_id = self._deactivate_checked(target, user_id)
         if outcome == "deactivated":
-            return f"Done: access key ...{target.key_id[-4:]} of {target.iam_user} is Inactive."
-        return (f"Nothing to do: access key ...{target.key_id[-4:]} of {target.iam_user} is "
-                "no longer active.")
+            return f"Done: access key ...{key_id[-4:]} of {target.iam_user} is Inactive."
+        name = f"access key ...{key_id[-4:]}" if key_id else "that access key"
+        return f"Nothing to do: {name} of {target.iam_user} is no longer active."
 
-    def _deactivate_checked(self, target: KeyToDeactivate, by: str) -> str:
-        """Deactivate only if the key still exists, is the same key and is still Active."""
+    def _deactivate_checked(self, target: KeyToDeactivate, by: str) -> tuple[str, str | None]:
+        """Deactivate only if the key still exists, is the same key and is still Active
+        (a key whose id was not looked up yet: the live key created at the report's time)."""
         keys = self.source.access_keys(target.iam_user)
-        live = next((k for k in keys if k.key_id == target.key_id), None)
+        if target.key_id is None:
+            live = match_key(target.key_created, keys)
+        else:
+            live = next((k for k in keys if k.key_id == target.key_id), None)
         same = live is not None and match_key(target.key_created, [live]) is not None
         active = same and live.active
         if active:
-            self.source.deactivate_key(target.iam_user, target.key_id)
+            self.source.deactivate_key(target.iam_user, live.key_id)
         with self.transaction() as session:
             if active:
+                if target.key_id is None:
+                    findings.set_key_id(session, target.finding_id, live.key_id)
                 findings.key_deactivated(session, target.finding_id, by, self.clock())
             else:
                 findings.key_gone(session, target.finding_id, self.clock())
             row = findings.get_finding(session, target.finding_id)
         if row.message_ts:
             self.refresh_message(row.message_channel, row.message_ts)
-        return "deactivated" if active else "gone"
+        return ("deactivated" if active else "gone"), (live.key_id if live else target.key_id)
 
     def refresh_message(self, channel: str, ts: str) -> None:
         """Re-render a findings message from the database, after a click or a change; one
@@ -320,8 +339,4 @@ class HygieneRunner:
                 messages.account_audit(session, deviations, self.clock())
         return {"deviations": [d.detail for d in deviations]}
 
-
-def _messages(by_owner: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
-    return [(owner, ids[start:start + PER_MESSAGE]) for owner, ids in by_owner.items()
-            for start in range(0, len(ids), PER_MESSAGE)]
 

@@ -106,6 +106,11 @@ def findings_digest(session: Session, owner: str, finding_ids: list[int], now: d
     owe(session, Kind.FINDINGS_DIGEST, owner, now, owner=owner, finding_ids=finding_ids)
 
 
+def findings_list(session: Session, channel: str, finding_ids: list[int], now: datetime) -> None:
+    """Too many findings for cards in a channel: one summary with the full list as a file."""
+    owe(session, Kind.FINDINGS_LIST, channel, now, owner=channel, finding_ids=finding_ids)
+
+
 def findings_updated(session: Session, channel: str, ts: str, now: datetime) -> None:
     """Re-render a posted findings message from the database (or mark it superseded)."""
     key = f"digest:{channel}:{ts}"

@@ -48,6 +48,7 @@ class Kind(StrEnum):
     ADMIN_ALERT = "admin_alert"
     REPLY = "reply"                            # a short answer to a person who acted
     FINDINGS_DIGEST = "findings_digest"
+    FINDINGS_LIST = "findings_list"            # many for one channel: a summary and a CSV
     FINDINGS_UPDATE = "findings_update"
     FINDINGS_RESOLVED = "findings_resolved"
     FINDINGS_ESCALATED = "findings_escalated"

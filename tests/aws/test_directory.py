@@ -177,9 +177,10 @@ def test_refresh_follows_pages(iam: BaseClient, clock: FakeClock) -> None:
     index = IamUserIndex(iam, clock=clock)
     with Stubber(iam) as stub:
         op = "get_account_authorization_details"
-        stub.add_response(op, page(["ann", "ben"], marker="m1"), {"Filter": ["User"]})
-        stub.add_response(op, page(["cid"], marker="m2"), {"Filter": ["User"], "Marker": "m1"})
-        stub.add_response(op, page(["dee"]), {"Filter": ["User"], "Marker": "m2"})
+        asked = {"Filter": ["User"], "MaxItems": 1000}  # IAM's most a page
+        stub.add_response(op, page(["ann", "ben"], marker="m1"), asked)
+        stub.add_response(op, page(["cid"], marker="m2"), {**asked, "Marker": "m1"})
+        stub.add_response(op, page(["dee"]), {**asked, "Marker": "m2"})
         index.refresh()
         stub.assert_no_pending_responses()
     assert index.api_calls == 3

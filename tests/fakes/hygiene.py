@@ -187,6 +187,9 @@ def _describe(session, owed, call) -> Sent:
             timedelta(seconds=args["period_seconds"])))
     if owed.kind is Kind.ACCOUNT_AUDIT:
         return Sent(kind, to, [], None, [Deviation(*d) for d in args["deviations"]])
+    if owed.kind is Kind.FINDINGS_LIST:
+        return Sent("list", to, args["finding_ids"], None,
+                    (call.args["initial_comment"], call.args["content"]))
     if owed.kind is Kind.FINDINGS_PREVIEW:
         return Sent("preview", to, [i for ids in args["by_owner"].values() for i in ids], None,
                     (sorted(args["by_owner"]), call.args["text"], call.args["blocks"]))

@@ -42,6 +42,9 @@ class FakeWebClient:
     def chat_update(self, **args):
         return self._call("chat.update", args)
 
+    def files_upload_v2(self, **args):
+        return self._call("files.uploadV2", args)
+
     def posted(self, channel: str | None = None) -> list[dict]:
         return [a for m, a in self.calls if m == "chat.postMessage"
                 and (channel is None or a["channel"] == channel)]

@@ -76,6 +76,7 @@ class FakeSlack(HttpBackgroundServer):
         self._failures: dict[str, list] = {}  # method -> [error, remaining]
         self._response_targets: dict[str, tuple[str, str]] = {}
         self._users: dict[str, dict] = {}
+        self._uploads: dict[str, bytes | None] = {}  # file id -> its bytes, once uploaded
         self.scopes = manifest_scopes()  # auth.test's X-OAuth-Scopes header
         self.missing_channels: set[str] = set()     # conversations.info: channel_not_found
         self.channels_without_bot: set[str] = set()  # conversations.info: is_member false
@@ -171,6 +172,11 @@ class FakeSlack(HttpBackgroundServer):
     # -- HTTP --------------------------------------------------------------
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
+        if parts.path.startswith("/upload/"):  # files.getUploadURLExternal's upload_url
+            length = int(req.headers.get("Content-Length") or 0)
+            with self._lock:
+                self._uploads[parts.path[len("/upload/"):]] = req.rfile.read(length)
+            return _reply(req, 200, {"ok": True})
         args = _parse_args(req, parts.query)
         auth = req.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else args.get("token")
@@ -287,6 +293,30 @@ class FakeSlack(HttpBackgroundServer):
             return {"ok": False, "error": "users_list_not_supplied"}
         cid = dm_channel(users[0]) if len(users) == 1 else "G" + "".join(u[1:] for u in users)
         return {"channel": {"id": cid}}
+
+    def _api_files_getUploadURLExternal(self, args: dict) -> dict:
+        self._seq += 1
+        file_id = f"F{self._seq:08d}"
+        self._uploads[file_id] = None
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _api_files_completeUploadExternal(self, args: dict) -> dict:
+        files = json.loads(args["files"]) if isinstance(args.get("files"), str) else args["files"]
+        shared = []
+        for file in files:
+            content = self._uploads.get(file["id"])
+            if content is None:
+                return {"ok": False, "error": "file_not_found"}
+            shared.append({"id": file["id"], "title": file.get("title"),
+                           "content": content.decode("utf-8", "replace")})
+        channel = _channel_id(args.get("channel_id", ""))
+        if channel:  # shared: a message with the comment and the files
+            msg = {"type": "message", "user": AUTH["user_id"], "ts": self._next_ts(),
+                   "text": args.get("initial_comment", ""), "files": shared}
+            if args.get("thread_ts"):
+                msg["thread_ts"] = args["thread_ts"]
+            self._channels.setdefault(channel, []).append(msg)
+        return {"files": [{"id": f["id"], "title": f["title"]} for f in shared]}
 
     def _api_conversations_info(self, args: dict) -> dict:
         channel = args.get("channel", "")

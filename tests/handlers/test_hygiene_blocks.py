@@ -190,3 +190,24 @@ def test_a_key_both_unused_and_too_old_is_one_card_worse_reason_first():
     other = a_finding(id=13, subject="key:2", key_id="AKIAOTHERKEY0000OTHR")
     assert set(buttons(findings_digest([old, unused, other], NOW, WEEK)[1])) == {
         "finding-12", "finding-13"}
+
+
+def test_an_escalation_of_hundreds_is_one_message_within_slacks_limits():
+    rows = [a_finding(id=100 + n) for n in range(300)]
+    text, blocks = findings_escalated(rows, NOW)
+    assert "300 stale credential finding(s) still open" in text
+    assert len(blocks) == 1 + 45 + 1 <= 50
+    assert blocks[-1]["elements"][0]["text"] == (
+        "And 255 more: `accessbot audit --since 1d` names every one.")
+
+
+def test_a_channels_list_is_a_summary_and_a_csv_a_spreadsheet_cannot_execute():
+    from accessbot.handlers.hygiene_blocks import findings_list
+
+    rows = [a_finding(id=1, iam_user="=HYPERLINK(\"http://evil\")"), a_finding(id=2),
+            a_finding(id=3, kind="no_mfa", iam_user="svc")]
+    comment, table = findings_list(rows, NOW)
+    assert comment.startswith(":key: *3 stale credential findings for 3 IAM users*")
+    assert "\n• Access key not rotated: 2\n• Console password without MFA: 1\n" in comment
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[1].startswith('"\'=HYPERLINK(')  # quoted, then inert

@@ -215,3 +215,23 @@ def test_a_grant_dm_that_waited_until_the_grant_ended_is_not_sent(sessions, cata
     [ended] = mail.client.posted()
     assert "ended" in ended["text"]
     assert mail.client.updated() == []  # no grant DM to update
+
+
+def test_a_file_goes_through_slacks_three_upload_calls(catalog):
+    """files.uploadV2 over HTTP: getUploadURLExternal, the upload, completeUploadExternal."""
+    from slack_sdk import WebClient
+
+    from accessbot.handlers.delivery import UPLOAD, SlackCall
+    from tests.fakes.slack_api import FakeSlack
+
+    with FakeSlack() as slack:
+        delivery = Delivery(WebClient(token="xoxb-test", base_url=slack.api_url), catalog)
+        sent = delivery.send(SlackCall(UPLOAD, {
+            "channel": "C0SECURITY", "initial_comment": "*3 findings*", "title": "Stale",
+            "filename": "stale.csv", "content": "iam_user,finding\nsvc,Access key unused\n"}))
+        assert sent.channel == "C0SECURITY"
+        [message] = slack.messages("C0SECURITY")
+        assert message["text"] == "*3 findings*"
+        assert message["files"][0]["content"] == "iam_user,finding\nsvc,Access key unused\n"
+        assert [c.method for c in slack.calls()] == ["files.getUploadURLExternal",
+                                                     "files.completeUploadExternal"]

@@ -674,3 +674,59 @@ def test_a_key_both_old_and_unused_is_snoozed_and_fixed_as_one(make_runner, acco
     make_runner().stale_credentials()  # the key is reminded (the unused user still is)
     reminder = notifier.of("digest", "U0BOB")[-1]
     assert [kind for kind, _, _ in reminder.detail] == ["user_inactive"]
+
+
+def test_thousands_of_unowned_findings_are_one_summary_with_a_csv(make_runner, account,
+                                                                  notifier, clock):
+    """2,000 users nobody owns by name: the admin channel gets one message (counts, the
+    oldest, the full list as a file), and the run lists the keys of 100 users at most.
+    (`make bench-hygiene` runs 10,000.)"""
+    now = clock().replace(microsecond=0)
+    account.rows = [row(f"svc-{n:04}", now - timedelta(days=200 - n % 50),
+                        keys=(key_slot(1, now - timedelta(days=120 + n % 7)),))
+                    for n in range(2000)]  # each key: unused and too old, one card's worth
+    runner = make_runner()
+    result = runner.stale_credentials()
+
+    assert result["findings"] == 6_000 and result["owners_told"] == 1  # 3 each
+    [listing] = notifier.of("list", ADMINS)
+    assert [s.kind for s in notifier.sent] == ["list"]  # nothing else reached any channel
+    assert len(listing.ids) == 6_000
+    comment, table = listing.detail
+    assert comment.startswith(":key: *6,000 stale credential findings for 2,000 IAM users*")
+    assert ("• Access key not rotated: 2,000\n• Access key unused: 2,000\n"
+            "• IAM user not used at all: 2,000") in comment
+    assert comment.count("\n• ") == 3 + 10  # the kinds, and the 10 oldest
+    lines = table.splitlines()
+    assert lines[0] == "iam_user,finding,credential,open_since,last_used,last_used_where,key_id"
+    assert len(lines) == 1 + 6_000 and lines[1].startswith("svc-0000,Access key not rotated,"
+                                                            "access key 1 created ")
+    assert sum(call[0] == "access_keys" for call in account.calls) == 100
+
+    clock.advance(days=1)
+    runner.stale_credentials()  # within the reminder interval: nothing more to anyone
+    assert [s.kind for s in notifier.of("list")] == ["list"]
+
+
+def test_a_key_not_looked_up_yet_is_found_at_the_click(make_runner, account, sessions, owners,
+                                                        clock):
+    from accessbot.services import hygiene_runner
+    now = clock().replace(microsecond=0)
+    created = now - timedelta(days=60)
+    account.rows = [row(f"u{n}", created, keys=(key_slot(1, created),)) for n in range(3)]
+    for n in range(3):
+        account.add_key(f"u{n}", f"AKIAUSER{n}KEY00000", created)
+        owners.tags[f"u{n}"] = {"slack-user-id": "U0ALICE"}
+    hygiene_runner.KEY_MATCH_BUDGET, budget = 1, hygiene_runner.KEY_MATCH_BUDGET
+    try:
+        runner = make_runner()
+        runner.stale_credentials()
+    finally:
+        hygiene_runner.KEY_MATCH_BUDGET = budget
+    unmatched = _finding(sessions, "u2", "key_unused")
+    assert unmatched.key_id is None
+
+    said = runner.deactivate(unmatched.id, "U0ALICE", None)
+    assert said == "Done: access key ...0000 of u2 is Inactive."
+    assert account.deactivated() == ["AKIAUSER2KEY00000"]
+    assert _finding(sessions, "u2", "key_unused").status is FindingStatus.RESOLVED
