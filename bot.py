@@ -61,7 +61,7 @@ from accessbot.aws import (
     make_iam_client,
 )
 from accessbot.aws.doctor import Needs, aws_checks
-from accessbot.aws.session import make_sts_client
+from accessbot.aws.session import aws_refusal, make_sts_client
 from accessbot.handlers import health
 from accessbot.handlers.boundary import SlackEndpoint
 from accessbot.handlers.delivery import Delivery
@@ -448,11 +448,15 @@ def run_job(settings: Settings, name: str) -> int:
 
 
 def require_aws_credentials() -> None:
-    """Without credentials every grant and revocation would fail later, in the log."""
+    """Without good credentials every grant and revocation would fail later, in the log."""
     problem = aws_credentials_problem()
     if problem:
         raise ConfigError(f"AWS credentials: {problem}; the bot cannot grant or revoke "
                           "without them")
+    refused = aws_refusal()
+    if refused:
+        raise ConfigError(f"AWS credentials: {refused}; replace them (or, for "
+                          "SignatureDoesNotMatch, check the secret key and this host's clock)")
 
 
 def check_config(path: str) -> int:

@@ -1,15 +1,18 @@
 """Builds the boto3 clients the adapters use, with bounded retries and timeouts."""
 
+import logging
 import os
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from accessbot.services import metrics
 
 DEFAULT_REGION = "us-east-1"
+log = logging.getLogger(__name__)
 
 # Adaptive mode retries throttling and transient errors with backoff, and slows the
 # client's own sending rate while AWS throttles (shared by every thread); the timeouts
@@ -36,6 +39,30 @@ def aws_credentials_problem() -> str | None:
     if found is None:
         return ("none found (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a "
                 "task, pod or instance role)")
+    return None
+
+
+# What STS answers for credentials that are not (or no longer) good
+REFUSED = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
+                     "ExpiredTokenException", "UnrecognizedClientException",
+                     "InvalidAccessKeyId", "AuthFailure", "AccessDenied"})
+QUICK = Config(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 1})
+
+
+def aws_refusal() -> str | None:
+    """Why AWS refuses the credentials, asked with STS GetCallerIdentity (which any identity
+    may call), or None. An AWS that does not answer is not a refusal: the start goes on,
+    and grants retry."""
+    sts = boto3.session.Session().client("sts", region_name=default_region(), config=QUICK)
+    try:
+        sts.get_caller_identity()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in REFUSED:
+            return f"AWS refused them ({error.get('Code')}: {error.get('Message', '')})"
+        log.warning("could not check the AWS credentials with STS: %s", exc)
+    except (BotoCoreError, ResponseParserError) as exc:
+        log.warning("could not check the AWS credentials with STS (%s); starting anyway", exc)
     return None
 
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ from accessbot.models import (
 )
 from tests.conftest import create_database, drop_database
 from tests.e2e.test_loop import dm_containing, members, request_via_command
+from tests.fakes.background_server import HttpBackgroundServer
 from tests.fakes.harness import (
     BotProcess,
     SlackSender,
@@ -190,6 +192,45 @@ def test_no_aws_credentials_stop_the_start_in_one_line(bot_env, tmp_path, profil
     assert len(lines) == 1 and lines[0].startswith(
         f"accessbot: configuration error: {message}"), result.stderr
     assert "cannot grant or revoke without them" in result.stderr
+    assert _tables(bot_env) == []
+
+
+class RefusingSts(HttpBackgroundServer):
+    """An STS endpoint that answers every call as AWS answers a revoked access key."""
+
+    def _make_server(self):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                        b"<Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>"
+                        b"The security token included in the request is invalid.</Message>"
+                        b"</Error><RequestId>r-1</RequestId></ErrorResponse>")
+                self.send_response(403)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+def test_aws_credentials_that_aws_refuses_stop_the_start_in_one_line(bot_env):
+    with RefusingSts() as sts:
+        result = run_bot_command({**bot_env, "AWS_ENDPOINT_URL_STS": sts.url})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "accessbot: configuration error: AWS credentials: AWS refused them "
+        "(InvalidClientTokenId: The security token included in the request is invalid.); "
+        "replace them (or, for SignatureDoesNotMatch, check the secret key and this host's "
+        "clock)")
     assert _tables(bot_env) == []
 
 
