@@ -14,6 +14,8 @@
 Installed, the same commands are `accessbot serve`, `accessbot migrate`, ...
 """
 
+from __future__ import annotations
+
 __version__ = "0.2.0"  # the one place; pyproject.toml reads it, CHANGELOG.md tells it
 
 import os
@@ -25,240 +27,34 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="accessbot-metrics-")
 
 import argparse
-import contextlib
-import gc
 import json
 import logging
-import signal
-import socket
+import multiprocessing
 import sys
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection
-from multiprocessing.synchronize import Event
+from typing import TYPE_CHECKING
 
-import waitress
-from apscheduler.schedulers.background import BackgroundScheduler
-from slack_bolt import App
-from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.error import BoltError
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-
-from accessbot.aws import (
-    IamAccess,
-    IamCredentials,
-    IamUserIndex,
-    aws_credentials_problem,
-    make_iam_client,
-)
-from accessbot.aws.doctor import Needs, aws_checks
-from accessbot.aws.session import aws_refusal, make_sts_client
-from accessbot.handlers import health
-from accessbot.handlers.boundary import SlackEndpoint
-from accessbot.handlers.delivery import Delivery
-from accessbot.handlers.doctor import slack_checks
-from accessbot.handlers.handoff import GIVE_UP, DurableHandoff
-from accessbot.handlers.listeners import Handoff, register
 from accessbot.handlers.logs import configure_logging
-from accessbot.handlers.profiles import SlackNames, SlackProfiles
-from accessbot.handlers.sender import Sender
-from accessbot.handlers.work import Work, WorkDeps
-from accessbot.jobs.background import Background
-from accessbot.jobs.registry import JOBS, JobContext
-from accessbot.jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
-from accessbot.jobs.worker import (
-    NICENESS,
-    WorkerFailed,
-    WorkerProcess,
-    die_with_parent,
-    serve_tasks,
-)
-from accessbot.models import make_engine, make_session_factory, transaction
-from accessbot.models.migrate import SchemaTooNew, schema_revisions, upgrade
-from accessbot.services import audit, inbox, leases
-from accessbot.services.catalog import Catalog, ResourceKind, load_catalog
-from accessbot.services.claim_loop import ClaimLoop
-from accessbot.services.clock import utcnow
+from accessbot.services.catalog import load_catalog
 from accessbot.services.doctor import Check, passed
-from accessbot.services.durations import parse_duration
-from accessbot.services.errors import ConfigError, InvalidInput
-from accessbot.services.hygiene_runner import HygieneRunner
-from accessbot.services.inbox import Claimed
-from accessbot.services.ports import ReportNotReady
-from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
+from accessbot.services.errors import ConfigError
 from accessbot.settings import Settings, config_path, database_url, load_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.exc import OperationalError
+
+# The heavy imports are inside the commands: the web process, and every process
+# multiprocessing starts (it imports this module again), load only what they use.
+
 log = logging.getLogger("accessbot")
-
-SERVER_THREADS = 32
-WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
-TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
-
-
-@dataclass
-class Components:
-    settings: Settings
-    catalog: Catalog
-    engine: Engine
-    sessions: sessionmaker[Session]
-    client: WebClient
-    directory: IamUserIndex
-    runner: AccessRunner
-    background: Background
-    hygiene: HygieneRunner
-    sender: Sender
-    stopping: threading.Event
-
-
-def slack_client(settings: Settings, wait_out_rate_limits: bool = True) -> WebClient:
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url
-                       or WebClient.BASE_URL, timeout=10)
-    if wait_out_rate_limits:  # lookups (users.lookupByEmail is Tier 3) wait, a few times
-        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
-    return client
-
-
-def build(settings: Settings, catalog: Catalog) -> Components:
-    """Everything behind the acknowledgements: the worker's (and run-job's) components."""
-    engine = make_engine(settings.database_url)
-    sessions = make_session_factory(engine)
-    client = slack_client(settings)
-    iam = make_iam_client(connections=2 * settings.aws_concurrency)  # AWS pool + timers
-    directory = IamUserIndex(iam)
-    profiles = SlackProfiles(client)
-    background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
-    runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
-                          profiles=profiles)
-    stopping = threading.Event()
-    hygiene = HygieneRunner(sessions, catalog,
-                            IamCredentials(iam, sleep=_sleep_unless(stopping)),
-                            owners=Owners(directory, profiles),
-                            refresh_owners=directory.refresh)
-    # the outbox does its own retrying, with Retry-After: no sleeping inside the client
-    sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
-                                       catalog))
-    return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping)
-
-
-def _sleep_unless(stopping: threading.Event):
-    """A sleep for waiting on the credential report that ends when the bot stops, so that
-    a SIGTERM is not held up by a job polling AWS (the next start runs the job again)."""
-
-    def sleep(seconds: float) -> None:
-        if stopping.wait(seconds):
-            raise ReportNotReady("accessbot is stopping")
-
-    return sleep
-
-
-@dataclass
-class Owners:
-    """The owner lookup's two sources: IAM user tags, and Slack users by email."""
-
-    directory: IamUserIndex
-    profiles: SlackProfiles
-
-    def tags_of(self, iam_user: str) -> dict[str, str]:
-        return self.directory.tags_of(iam_user)
-
-    def path_of(self, iam_user: str) -> str:
-        return self.directory.path_of(iam_user)
-
-    def user_for_email(self, email: str) -> str | None:
-        return self.profiles.user_for_email(email)
-
-
-def _not_the_env_token_warning(record: logging.LogRecord) -> bool:
-    # Bolt reads SLACK_BOT_TOKEN from the environment itself and, since we hand it a client
-    # built from that token, warns on every start that the token "will be unused"
-    return record.getMessage() != warning_client_prioritized_and_token_skipped()
-
-
-def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
-    """The web process's Bolt app: it checks, hands over and acknowledges, nothing more."""
-    bolt_log = logging.getLogger("slack_bolt.App")
-    if _not_the_env_token_warning not in bolt_log.filters:
-        bolt_log.addFilter(_not_the_env_token_warning)
-    try:
-        app = App(
-            signing_secret=settings.slack_signing_secret,
-            client=slack_client(settings),
-            logger=bolt_log,
-            # Listeners only hand work over, so they run on the server's own threads: no
-            # queue behind Bolt's small pool.
-            process_before_response=True,
-        )  # verifies the token once, here, and keeps the answer (no auth.test per request)
-    except OSError as exc:  # no answer: DNS, refused, timeout, proxy
-        raise ConfigError(f"Slack did not answer at {settings.slack_api_url or WebClient.BASE_URL}"
-                          f" ({getattr(exc, 'reason', None) or exc}): check this host's network "
-                          "access to Slack (or SLACK_API_URL)") from None
-    except (BoltError, SlackClientError) as exc:  # an answer: the token was refused
-        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused the token: {exc}") from None
-    register(app, catalog, handoff)
-    return app
-
-
-class WebApp:
-    """WSGI routing: Slack requests (handlers/boundary.py), and the operational endpoints
-    (handlers/health.py)."""
-
-    def __init__(self, slack: SlackEndpoint, ready: Callable[[], dict[str, bool]],
-                 metrics: Callable[[], bytes] = lambda: b""):
-        self.slack = slack
-        self.ready = ready
-        self.metrics = metrics
-
-    def __call__(self, environ, start_response):
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path == "/slack/events" and method == "POST":
-            return self.slack(environ, start_response)
-        if method not in ("GET", "HEAD"):
-            return health.respond(start_response, "404 Not Found", b"not found\n",
-                                  "text/plain")
-        if path == "/healthz":  # liveness: this process serves
-            return health.respond(start_response, "200 OK", b'{"ok": true}',
-                                  "application/json")
-        if path == "/readyz":
-            checks = self.ready()
-            ok = all(checks.values())
-            return health.respond(start_response,
-                                  "200 OK" if ok else "503 Service Unavailable",
-                                  json.dumps({"ok": ok, **checks}).encode(),
-                                  "application/json")
-        if path == "/metrics":
-            return health.respond(start_response, "200 OK", self.metrics(),
-                                  "text/plain; version=0.0.4; charset=utf-8")
-        return health.respond(start_response, "404 Not Found", b"not found\n", "text/plain")
-
-
-def start_scheduler(components: Components) -> BackgroundScheduler:
-    """Exact-time timers for every live grant, then the periodic jobs (the sweep first)."""
-    # revocation timers call AWS: as many at once as the AWS pool allows
-    scheduler = make_scheduler(components.settings.aws_concurrency)
-    runner = components.runner
-    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: runner.revoke_grant,
-                                                WARN_JOB: runner.warn})
-    scheduler.start()
-    live = runner.schedule_live_grants()
-    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh,
-                                                   components.hygiene),
-                      {"sweep": components.catalog.sweep_interval})
-    log.info("scheduler running; %d live grants have timers", live)
-    return scheduler
 
 
 def migrate(url: str) -> None:
     """The schema at head before anything else touches the database, or one clear line."""
+    from sqlalchemy.exc import OperationalError
+
+    from accessbot.models.migrate import SchemaTooNew, upgrade
+
     try:
         upgrade(url)
     except SchemaTooNew as exc:  # a rolled-back deploy: running on would damage the data
@@ -269,6 +65,8 @@ def migrate(url: str) -> None:
 
 def _where(url: str) -> str:
     """host:port/database of a Postgres URL (never its password), or SQLite's file."""
+    from sqlalchemy.engine import make_url
+
     parts = make_url(url)
     if parts.host is None:
         return parts.database or ":memory:"
@@ -276,157 +74,60 @@ def _where(url: str) -> str:
 
 
 def _first_line(exc: OperationalError, url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
     password = make_url(url).password
     return lines[0].replace(password, "***") if password else lines[0]
 
 
 def serve(settings: Settings) -> int:
-    """The web process: Slack's requests and /healthz; the worker process does the rest."""
+    """The web process (handlers/web.py), which starts the worker (jobs/process.py)."""
+    from accessbot.handlers import web
+
     catalog = load_catalog(settings.config_path)
     for warning in catalog.warnings():
         log.warning("%s: %s", settings.config_path, warning)
-    require_aws_credentials()
-    worker_gone = threading.Event()
-
-    def on_worker_exit(_code: int) -> None:
-        worker_gone.set()
-        os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
-
-    _forget_old_metrics()
-    worker = WorkerProcess(run_worker, settings, on_exit=on_worker_exit)
-    # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
-    # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s)
-    engine = make_engine(settings.database_url, busy_timeout=0, pool_size=4,
-                         max_overflow=4, connect_timeout=GIVE_UP)
-
-    def nudge(task_id: int) -> None:
-        try:
-            worker.handoff(WAKE, task_id)
-        except WorkerFailed as exc:  # the row is safe; a worker (ours restarted) finds it
-            log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
-
-    handoff = DurableHandoff(engine, nudge)
-    app = build_app(settings, catalog, handoff)  # Slack answers, and takes the token...
-    migrate(settings.database_url)  # ...before anything changes in the database
-    worker.start()
-    try:
-        return _serve_http(settings, app, worker, worker_gone, engine)
-    finally:
-        worker.stop(settings.drain_seconds)
-        engine.dispose()
+    return web.serve(settings, catalog, lambda: _in_a_process_of_its_own(_preflight, settings))
 
 
-def _forget_old_metrics() -> None:
-    """Samples of earlier processes (prometheus_client's multiprocess files) end with them."""
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            with contextlib.suppress(FileNotFoundError):  # another start, at the same time
-                os.remove(os.path.join(directory, name))
-
-
-def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
-                worker_gone: threading.Event, engine: Engine) -> int:
-    socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
-
-    def ready() -> dict[str, bool]:
-        return health.ready(worker.running, lambda: socket_mode is None
-                            or socket_mode.client.is_connected(), engine)
-
-    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), ready,
-                 lambda: health.metrics_text(engine))
-    server = waitress.create_server(web, host="0.0.0.0", port=settings.port,
-                                    threads=SERVER_THREADS, ident="accessbot")
-    # What start-up allocated lives as long as the process: out of the collector's sight,
-    # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).
-    gc.freeze()
-    stop = threading.Event()
-
-    def shutdown(signum, _frame):
-        log.info("signal %s: shutting down", signum)
-        stop.set()
-        server.close()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
-    log.info("listening on :%d (%s, GET /healthz)", settings.port,
-             "Socket Mode" if socket_mode else "POST /slack/events")
-    try:
-        server.run()
-    except (OSError, ValueError):
-        if not stop.is_set():  # closing the socket from the handler ends run() this way
-            raise
-    if socket_mode is not None:
-        socket_mode.close()
-    return 1 if worker_gone.is_set() else 0
-
-
-def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
-    """The worker process (started by serve): handed-over work, timers, periodic jobs."""
-    die_with_parent()
+def _preflight(settings: Settings) -> None:
+    """The AWS credentials, then the migration: boto3 and Alembic end with this process."""
     configure_logging()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the web process stops us
-    os.nice(NICENESS)
     try:
-        catalog = load_catalog(settings.config_path)
-        components = build(settings, catalog)
+        require_aws_credentials()
+        migrate(settings.database_url)
     except ConfigError as exc:
         print(f"accessbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    _take_over_from_the_dead(components)
-    components.sender.start()
-    scheduler = start_scheduler(components)
-    owner = worker_id()
-    work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
-                         components.client, utcnow, components.background.submit, owner))
-
-    def claim(slots: int) -> list[Claimed]:
-        with transaction(components.sessions) as session:
-            return inbox.claim(session, owner, utcnow(), slots)
-
-    acknowledged = ClaimLoop("tasks", claim, work.run, TASK_WORKERS).start()
-    gc.freeze()  # as in the web process: collections stay short
-    ready.set()
-    serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())
-    components.stopping.set()  # a credential-report poll gives up; the next start retries
-    acknowledged.stop()
-    scheduler.shutdown(wait=False)
-    components.background.shutdown(wait=True)
-    components.sender.stop()  # after the work, which may still owe messages
 
 
-def _take_over_from_the_dead(components: Components) -> None:
-    """A crash's leaves, taken up now rather than when their leases run out."""
-    with transaction(components.sessions) as session:
-        leases.end_leases_of_the_dead(session, socket.gethostname(), _pid_alive)
+def _in_a_process_of_its_own(target, *args) -> int:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args,
+                                                           name=target.__name__.strip("_"))
+    process.start()
+    process.join()
+    return process.exitcode
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return pid > 0
+def require_aws_credentials() -> None:
+    """Without good credentials every grant and revocation would fail later, in the log."""
+    from accessbot.aws.session import aws_credentials_problem, aws_refusal
 
-
-def connect_socket_mode(app: App, settings: Settings) -> SocketModeHandler:
-    handler = SocketModeHandler(app, settings.slack_app_token)
-    try:
-        handler.connect()
-    except (SlackClientError, OSError) as exc:
-        raise ConfigError(f"SLACK_APP_TOKEN: could not open a Socket Mode connection: {exc}") \
-            from None
-    if not handler.client.is_connected():
-        raise ConfigError("SLACK_APP_TOKEN: Slack gave a Socket Mode URL, but connecting to it "
-                          "failed (see the log above)")
-    log.info("Socket Mode connected")
-    return handler
+    problem = aws_credentials_problem()
+    if problem:
+        raise ConfigError(f"AWS credentials: {problem}; the bot cannot grant or revoke "
+                          "without them")
+    refused = aws_refusal()
+    if refused:
+        raise ConfigError(f"AWS credentials: {refused}; replace them (or, for "
+                          "SignatureDoesNotMatch, check the secret key and this host's clock)")
 
 
 def run_job(settings: Settings, name: str) -> int:
+    from accessbot.jobs.process import _take_over_from_the_dead, build
+    from accessbot.jobs.registry import JOBS, JobContext
+
     job = JOBS.get(name)
     if job is None:
         raise ConfigError(f"run-job: unknown job '{name}'; known: {', '.join(sorted(JOBS))}")
@@ -447,18 +148,6 @@ def run_job(settings: Settings, name: str) -> int:
     return 0
 
 
-def require_aws_credentials() -> None:
-    """Without good credentials every grant and revocation would fail later, in the log."""
-    problem = aws_credentials_problem()
-    if problem:
-        raise ConfigError(f"AWS credentials: {problem}; the bot cannot grant or revoke "
-                          "without them")
-    refused = aws_refusal()
-    if refused:
-        raise ConfigError(f"AWS credentials: {refused}; replace them (or, for "
-                          "SignatureDoesNotMatch, check the secret key and this host's clock)")
-
-
 def check_config(path: str) -> int:
     """Validate the file as the bot would on start; warnings go with it, on stderr."""
     catalog = load_catalog(path)
@@ -471,6 +160,12 @@ def check_config(path: str) -> int:
 
 def doctor(settings: Settings) -> int:
     """Live checks, one line each: exit 0 when all pass, 1 when any fails."""
+    from accessbot.aws.doctor import Needs, aws_checks
+    from accessbot.aws.session import make_iam_client, make_sts_client
+    from accessbot.handlers.client import slack_client
+    from accessbot.handlers.doctor import slack_checks
+    from accessbot.services.catalog import ResourceKind
+
     catalog = load_catalog(settings.config_path)
     for warning in catalog.warnings():
         print(f"! {settings.config_path}: {warning}")
@@ -492,6 +187,13 @@ def doctor(settings: Settings) -> int:
 
 
 def database_check(url: str) -> Check:
+    import os
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from accessbot.models.migrate import schema_revisions
+
     where = _where(url)
     migrate = "run accessbot migrate (serving does it too)"
     if make_url(url).host is None and not os.path.exists(where):
@@ -513,6 +215,13 @@ def database_check(url: str) -> Check:
 
 def print_audit(args: argparse.Namespace) -> int:
     """The trail, oldest first: a sentence a line, or JSON lines (--json) for machines."""
+    from sqlalchemy.exc import OperationalError
+
+    from accessbot.handlers.client import slack_client
+    from accessbot.handlers.profiles import SlackNames
+    from accessbot.models import make_engine, make_session_factory
+    from accessbot.services import audit
+
     settings = load_settings(need_slack=False)
     wanted = audit.TrailFilter(since=_since(args.since), user=args.user,
                                resource=args.resource, request_id=args.request,
@@ -542,6 +251,10 @@ def print_audit(args: argparse.Namespace) -> int:
 
 def _since(text: str) -> datetime | None:
     """--since: a duration back from now (7d, 12h), a date or a time (ISO 8601), or 'all'."""
+    from accessbot.services.clock import utcnow
+    from accessbot.services.durations import parse_duration
+    from accessbot.services.errors import InvalidInput
+
     if text == "all":
         return None
     try:
@@ -565,6 +278,9 @@ def _jsonable(value):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from accessbot.jobs.registry import JOBS
+    from accessbot.jobs.worker import WorkerFailed
+
     parser = argparse.ArgumentParser(prog="accessbot", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"accessbot {__version__}")
     commands = parser.add_subparsers(dest="command")

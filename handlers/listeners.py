@@ -22,10 +22,11 @@ from accessbot.handlers.handoff import NOT_RECORDED, HandoffFailed
 from accessbot.handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from accessbot.handlers.payloads import (
     ClickInput,
+    MalformedPayload,
     click_input,
     command_input,
     form_input,
-    reject_malformed,
+    input_of,
 )
 from accessbot.handlers.work import ReplyTo, Task
 from accessbot.services import metrics
@@ -245,3 +246,15 @@ def _json(body: dict) -> BoltResponse:
 
 def _reply_to(click: ClickInput) -> ReplyTo:
     return ReplyTo(click.user_id, click.response_url)
+
+
+def reject_malformed(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Answer 400 to a payload that the listener meant for it could not read."""
+    parse = input_of(body)
+    try:
+        if parse is not None:
+            parse(body)
+    except MalformedPayload as exc:
+        log.warning("malformed Slack payload (%s): %s", body.get("type", "command"), exc)
+        return BoltResponse(status=400, body=f"malformed payload: {exc}")
+    return next()

@@ -3,8 +3,8 @@
 Slack signs what it sends, but a signature says who sent a body, not that it has the
 shape we expect. Every field a listener uses is read here, type-checked, and handed on
 as a frozen dataclass; a payload without it is MalformedPayload, which the middleware
-below answers with 400 (over HTTP; in Socket Mode nothing is acknowledged) and which no
-listener ever sees.
+(handlers/listeners.reject_malformed) answers with 400 (over HTTP; in Socket Mode nothing
+is acknowledged) and which no listener ever sees.
 """
 
 import logging
@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from slack_bolt import BoltResponse
 
 from accessbot.services.commands import parse_id
 from accessbot.services.errors import InvalidInput
@@ -233,7 +231,7 @@ def _check_fields(body: dict) -> None:
 
 # -- the Bolt middleware: the shape checks for HTTP and Socket Mode alike -----------------
 
-def _input_of(body: dict) -> Callable[[dict], object] | None:
+def input_of(body: dict) -> Callable[[dict], object] | None:
     """The parse function for the listener that will read this body."""
     if "command" in body:
         return command_input
@@ -243,15 +241,3 @@ def _input_of(body: dict) -> Callable[[dict], object] | None:
     if kind == "view_submission":
         return form_input
     return None
-
-
-def reject_malformed(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
-    """Answer 400 to a payload that the listener meant for it could not read."""
-    parse = _input_of(body)
-    try:
-        if parse is not None:
-            parse(body)
-    except MalformedPayload as exc:
-        log.warning("malformed Slack payload (%s): %s", body.get("type", "command"), exc)
-        return BoltResponse(status=400, body=f"malformed payload: {exc}")
-    return next()

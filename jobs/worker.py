@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 
 NICENESS = 10  # the worker's priority below the web process (nice(1)); 0 turns it off
 STOP = None  # the message that ends the worker's loop
+WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
+
+
+def worker_main(settings, tasks: Connection, ready) -> None:
+    """The worker process's entry. The web process names it without importing what the
+    worker needs (boto3, APScheduler...): jobs/process.py is imported here, in the worker."""
+    from accessbot.jobs.process import run_worker
+
+    run_worker(settings, tasks, ready)
 
 
 class WorkerFailed(Exception):

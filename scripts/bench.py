@@ -8,7 +8,8 @@ a fake Slack Web API with latency, and `python bot.py` on SQLite in a temp dir. 
   2. Approve click -> IAM group membership, seen by polling moto directly;
   3. revocation lag of many live grants seeded into a fresh bot's database;
   4. a burst of 200 Approve clicks at once: click -> decision recorded, and the
-     revocation lag counted from click + approved duration.
+     revocation lag counted from click + approved duration;
+  5. the resident memory of one idle bot (web process + worker).
 
 It prints figures and PASS/MISS against the targets; it exits non-zero only if the
 bench itself broke. `--quick` is a smoke run of under 40 seconds.
@@ -489,12 +490,35 @@ def parse_args() -> argparse.Namespace:
     add("--revoke-direct", action="store_true", help="phase 3 without the AWS latency proxy")
     add("--decisions", type=int, help="Approve clicks sent at once in phase 4 (200)")
     add("--keep", action="store_true", help="keep the temp dir (bot logs, databases)")
-    add("--phases", default="1234", help="which phases to run, e.g. 4 or 13 (1234)")
+    add("--phases", default="12345", help="which phases to run, e.g. 4 or 13 (12345)")
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
+
+
+MEMORY_TARGET_MB = 150
+
+
+def measure_memory(args, stack: Stack) -> list[tuple[str, str, bool]]:
+    """Phase 5: the resident memory of one idle bot, its web process and its worker."""
+    bot, _url = stack.start_bot("memory", requesters_config(args, stack), stack.proxy.url, None)
+    try:
+        time.sleep(5)  # started, scheduler running, sender idle
+
+        def rss_mb(pid: int) -> float:
+            with open(f"/proc/{pid}/status") as status:
+                kib = next(line for line in status if line.startswith("VmRSS")).split()[1]
+            return int(kib) / 1024
+
+        web, worker = rss_mb(bot.process.pid), rss_mb(bot.worker_pid())
+    finally:
+        bot.stop()
+    table("Phase 5: memory of one idle bot (VmRSS)", ["process", "MB"],
+          [["web", web], ["worker", worker], ["both", web + worker]])
+    return [(f"one idle bot (web + worker) < {MEMORY_TARGET_MB} MB RSS",
+             f"{web + worker:.0f} MB", web + worker < MEMORY_TARGET_MB)]
 
 
 def measure_phases_1_and_2(args, stack: Stack) -> list[tuple[str, str, bool]]:
@@ -559,6 +583,9 @@ def main() -> int:
                 finally:
                     from tests.conftest import drop_database
                     drop_database(*postgres)
+        if "5" in args.phases:
+            stack.moto.reset()
+            verdicts += measure_memory(args, stack)
     finally:
         if stack:
             stack.stop()

@@ -8,8 +8,10 @@ import time
 import pytest
 import waitress
 
-from accessbot.bot import WebApp, _sleep_unless, database_check
+from accessbot.bot import database_check
 from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint
+from accessbot.handlers.web import WebApp
+from accessbot.jobs.process import _sleep_unless
 from accessbot.models.migrate import downgrade, upgrade
 from accessbot.services.ports import ReportNotReady
 from tests.fakes.harness import free_port, run_bot_command
@@ -194,3 +196,24 @@ def test_doctor_database_line_names_the_host_never_the_password():
     check = database_check(f"postgresql+psycopg://bot:s3cret@127.0.0.1:{port}/accessbot")
     assert not check.ok and check.what.startswith(f"database 127.0.0.1:{port}/accessbot: ")
     assert "s3cret" not in check.line()
+
+
+# -- what each process imports (memory: one bot idles under 150 MB, docs/BENCHMARKS.md) ---
+
+@pytest.mark.parametrize("module, not_loaded", [
+    ("accessbot.handlers.web", {"boto3", "botocore", "apscheduler", "alembic"}),
+    ("accessbot.jobs.process", {"slack_bolt", "waitress", "alembic"}),
+    ("accessbot.bot", {"sqlalchemy", "boto3", "slack_sdk", "alembic", "apscheduler"}),
+])
+def test_each_process_imports_only_what_it_needs(module, not_loaded):
+    """The web process answers Slack; the worker does the work; bot.py, which every process
+    multiprocessing starts imports again, stays light. The start-up AWS check and the
+    migration run in a process of their own (bot._preflight)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys, {module}; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert loaded & not_loaded == set()

@@ -61,7 +61,7 @@ def _environment_table() -> set[str]:
 def test_the_kubernetes_example_matches_the_code():
     import yaml
 
-    from accessbot.bot import WebApp
+    from accessbot.handlers.web import WebApp
     from accessbot.settings import load_settings
 
     documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/deployment.yaml").read_text()))

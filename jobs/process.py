@@ -1,0 +1,181 @@
+"""The worker process's composition: the components behind the acknowledgements, the
+scheduler, and the loop that runs what the web process handed over (see jobs/worker.py)."""
+
+import gc
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from accessbot.aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from accessbot.handlers.client import slack_client
+from accessbot.handlers.delivery import Delivery
+from accessbot.handlers.logs import configure_logging
+from accessbot.handlers.profiles import SlackProfiles
+from accessbot.handlers.sender import Sender
+from accessbot.handlers.work import Work, WorkDeps
+from accessbot.jobs.background import Background
+from accessbot.jobs.registry import JobContext
+from accessbot.jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
+from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
+from accessbot.models import make_engine, make_session_factory, transaction
+from accessbot.services import inbox, leases
+from accessbot.services.catalog import Catalog, load_catalog
+from accessbot.services.claim_loop import ClaimLoop
+from accessbot.services.clock import utcnow
+from accessbot.services.errors import ConfigError
+from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.inbox import Claimed
+from accessbot.services.ports import ReportNotReady
+from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
+from accessbot.settings import Settings
+
+log = logging.getLogger("accessbot")
+
+TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    catalog: Catalog
+    engine: Engine
+    sessions: sessionmaker[Session]
+    client: WebClient
+    directory: IamUserIndex
+    runner: AccessRunner
+    background: Background
+    hygiene: HygieneRunner
+    sender: Sender
+    stopping: threading.Event
+
+
+def build(settings: Settings, catalog: Catalog) -> Components:
+    """Everything behind the acknowledgements: the worker's (and run-job's) components."""
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    client = slack_client(settings)
+    iam = make_iam_client(connections=2 * settings.aws_concurrency)  # AWS pool + timers
+    directory = IamUserIndex(iam)
+    profiles = SlackProfiles(client)
+    background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
+    runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
+                          profiles=profiles)
+    stopping = threading.Event()
+    hygiene = HygieneRunner(sessions, catalog,
+                            IamCredentials(iam, sleep=_sleep_unless(stopping)),
+                            owners=Owners(directory, profiles),
+                            refresh_owners=directory.refresh)
+    # the outbox does its own retrying, with Retry-After: no sleeping inside the client
+    sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
+                                       catalog))
+    return Components(settings, catalog, engine, sessions, client, directory, runner,
+                      background, hygiene, sender, stopping)
+
+
+def _sleep_unless(stopping: threading.Event):
+    """A sleep for waiting on the credential report that ends when the bot stops, so that
+    a SIGTERM is not held up by a job polling AWS (the next start runs the job again)."""
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(seconds):
+            raise ReportNotReady("accessbot is stopping")
+
+    return sleep
+
+
+@dataclass
+class Owners:
+    """The owner lookup's two sources: IAM user tags, and Slack users by email."""
+
+    directory: IamUserIndex
+    profiles: SlackProfiles
+
+    def tags_of(self, iam_user: str) -> dict[str, str]:
+        return self.directory.tags_of(iam_user)
+
+    def path_of(self, iam_user: str) -> str:
+        return self.directory.path_of(iam_user)
+
+    def user_for_email(self, email: str) -> str | None:
+        return self.profiles.user_for_email(email)
+
+
+def start_scheduler(components: Components) -> BackgroundScheduler:
+    """Exact-time timers for every live grant, then the periodic jobs (the sweep first)."""
+    # revocation timers call AWS: as many at once as the AWS pool allows
+    scheduler = make_scheduler(components.settings.aws_concurrency)
+    runner = components.runner
+    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: runner.revoke_grant,
+                                                WARN_JOB: runner.warn})
+    scheduler.start()
+    live = runner.schedule_live_grants()
+    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh,
+                                                   components.hygiene),
+                      {"sweep": components.catalog.sweep_interval})
+    log.info("scheduler running; %d live grants have timers", live)
+    return scheduler
+
+
+def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
+    """The worker process (started by serve): handed-over work, timers, periodic jobs."""
+    die_with_parent()
+    configure_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the web process stops us
+    os.nice(NICENESS)
+    try:
+        catalog = load_catalog(settings.config_path)
+        components = build(settings, catalog)
+    except ConfigError as exc:
+        print(f"accessbot: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _take_over_from_the_dead(components)
+    components.sender.start()
+    scheduler = start_scheduler(components)
+    owner = worker_id()
+    work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
+                         components.client, utcnow, components.background.submit, owner))
+
+    def claim(slots: int) -> list[Claimed]:
+        with transaction(components.sessions) as session:
+            return inbox.claim(session, owner, utcnow(), slots)
+
+    acknowledged = ClaimLoop("tasks", claim, work.run, TASK_WORKERS).start()
+    gc.freeze()  # as in the web process: collections stay short
+    ready.set()
+    serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())
+    components.stopping.set()  # a credential-report poll gives up; the next start retries
+    acknowledged.stop()
+    scheduler.shutdown(wait=False)
+    components.background.shutdown(wait=True)
+    components.sender.stop()  # after the work, which may still owe messages
+
+
+def _take_over_from_the_dead(components: Components) -> None:
+    """A crash's leaves, taken up now rather than when their leases run out."""
+    with transaction(components.sessions) as session:
+        leases.end_leases_of_the_dead(session, socket.gethostname(), _pid_alive)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return pid > 0
+
+
+
+
