@@ -33,6 +33,7 @@ def configure_logging(env: dict[str, str] | None = None) -> None:
     # "Found credentials in environment variables": on every start, in both processes
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
     logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint"
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # "setup plugin"
     # slack_sdk logs every request that got no answer at ERROR, with a traceback's worth of
     # text; our callers say what failed, with its context (the outbox row, the start-up)
     logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)

@@ -32,6 +32,7 @@ from tests.fakes.background_server import HttpBackgroundServer
 from tests.fakes.harness import (
     BotProcess,
     SlackSender,
+    free_port,
     post_together,
     process_alive,
     run_bot_command,
@@ -220,6 +221,18 @@ class RefusingSts(HttpBackgroundServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+def test_a_database_that_does_not_answer_stops_serve_in_one_line(bot_env):
+    """serve migrates in a process of its own (bot._preflight): its one line is the start's."""
+    port = free_port()
+    result = run_bot_command({**bot_env, "DATABASE_URL":
+                              f"postgresql://bot:s3cret@127.0.0.1:{port}/accessbot"}, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"accessbot: configuration error: DATABASE_URL (127.0.0.1:{port}/accessbot): "), lines
+    assert "s3cret" not in result.stderr
 
 
 def test_aws_credentials_that_aws_refuses_stop_the_start_in_one_line(bot_env):
