@@ -18,7 +18,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.fakes
 
 from accessbot.handlers.ids import ActionId  # noqa: E402
-from accessbot.models import AuditEvent, make_engine, make_session_factory  # noqa: E402
 from tests.fakes.harness import (  # noqa: E402
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -102,7 +101,8 @@ def main() -> int:
     iam.create_group(GroupName="prod-admins")
     ci_key = iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]
     database = f"sqlite:///{workdir / 'accessbot.db'}"
-    with FakeSlack() as slack:
+    with FakeSlack(users={"U0ALICE": {"name": "Alice"}, "U0BOB": {"name": "Bob"},
+                          "U0DAVE": {"name": "Dave"}}) as slack:
         env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "SLACK_API_URL": slack.api_url, "DATABASE_URL": database,
                "ACCESSBOT_CONFIG": str(workdir / "accessbot.yaml"), **moto.env()}
@@ -112,7 +112,7 @@ def main() -> int:
             sender = SlackSender(bot.url, slack.url)
             run_story(out, sender, slack, iam)
             run_hygiene_story(out, sender, slack, iam, env, ci_key)
-            print_audit(database)
+            print_audit(env)
         except Exception:
             print(f"\nThe demo failed. The bot's log ({bot.log_path}):\n{bot.log()[-4000:]}")
             raise
@@ -204,13 +204,12 @@ def key_status(iam, key_id: str) -> str:
     return next(k["Status"] for k in keys if k["AccessKeyId"] == key_id)
 
 
-def print_audit(database: str) -> None:
-    print("\nAudit trail (table audit_events):")
-    with make_session_factory(make_engine(database))() as session:
-        for event in session.query(AuditEvent).order_by(AuditEvent.id):
-            print(f"    {event.at:%H:%M:%S.%f}"[:-3] + f"  {event.actor:<10} {event.action:<16} "
-                  f"{event.detail or ''}")
-
+def print_audit(env: dict[str, str]) -> None:
+    """What `accessbot audit` prints: the trail, a sentence a line, with people's names."""
+    print("\nAudit trail (accessbot audit --since all):")
+    result = run_bot_command(env, "audit", "--since", "all")
+    for line in result.stdout.splitlines():
+        print(f"    {line}")
 
 if __name__ == "__main__":
     sys.exit(main())

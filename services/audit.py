@@ -1,5 +1,6 @@
 """The audit trail: every state change with who, when and why."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,18 +97,21 @@ def trail(session: Session, wanted: TrailFilter) -> list[Entry]:
     return [Entry(*row) for row in reversed(rows)]
 
 
+SLACK_ID = re.compile(r"\b[UWCG](?=[0-9A-Z]*[0-9])[0-9A-Z]{4,}\b")  # in a detail: named
+
+
 def sentence(entry: Entry, name: Callable[[str], str]) -> str:
     """The event in words, with people's names (`name` maps a Slack id to one)."""
     event, request, grant, finding = entry.event, entry.request, entry.grant, entry.finding
     actor = "accessbot" if event.actor == SYSTEM else name(event.actor)
-    detail = event.detail or ""
+    detail = SLACK_ID.sub(lambda m: name(m.group(0)), event.detail or "")
     action = Action(event.action)
     if finding is not None:
         return _finding_sentence(action, actor, finding, detail, name)
     who = name(request.requester_id) if request else name(grant.requester_id) if grant else "?"
     resource = entry.resource or "?"
     number = f"request #{request.id if request else event.request_id}"
-    until = f"{grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant else "?"
+    until = f"{grant.expires_at:%Y-%m-%d %H:%M:%S} UTC" if grant else "?"
     reason = f": “{request.reason}”" if request and request.reason else ""
     if action is Action.REQUESTED and request is not None and request.extends_grant_id:
         return (f"{actor} asked for {format_duration(request.duration)} more of {resource} "
@@ -152,8 +156,8 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
 def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, detail: str,
                       name: Callable[[str], str]) -> str:
     said = describe(finding.iam_user, finding.kind, finding.subject, finding.key_id)
-    told = detail[len("told "):] if detail.startswith("told ") else finding.owner
-    owner = name(told) if told else "the admin channel"
+    owner = (detail[len("told "):] if detail.startswith("told ") else
+             name(finding.owner) if finding.owner else "the admin channel")
     match action:
         case Action.FINDING_OPENED:
             return f"accessbot found that {said}"

@@ -44,7 +44,7 @@ SENTENCES = [
     (Action.EXTENDED, "U0BOB", (EXTENSION, GRANT), "until 2026-11-28 11:30:00 UTC",
      "Bob gave Alice more time on prod-admins, until 2026-11-28 11:30:00 UTC"),
     (Action.GRANTED, "accessbot", (REQUEST, GRANT), "alice -> iam_group prod-admins",
-     "accessbot granted Alice prod-admins as IAM user alice, until 2026-11-28 11:00 UTC"),
+     "accessbot granted Alice prod-admins as IAM user alice, until 2026-11-28 11:00:00 UTC"),
     (Action.GRANT_FAILED, "accessbot", (REQUEST, GRANT), "NoSuchEntity: no group",
      "accessbot could not grant Alice prod-admins: NoSuchEntity: no group"),
     (Action.GRANT_RETRY, "accessbot", (REQUEST, GRANT), "attempt 1: Throttling",
@@ -52,7 +52,7 @@ SENTENCES = [
     (Action.REVOKE_RETRY, "accessbot", (REQUEST, GRANT), "attempt 2: Throttling",
      "revoking prod-admins for Alice failed and is retried (attempt 2: Throttling)"),
     (Action.WARNED, "accessbot", (REQUEST, GRANT), None,
-     "accessbot told Alice that prod-admins ends at 2026-11-28 11:00 UTC"),
+     "accessbot told Alice that prod-admins ends at 2026-11-28 11:00:00 UTC"),
     (Action.ENDED_EARLY, "U0ALICE", (REQUEST, GRANT), None,
      "Alice ended their prod-admins access early"),
     (Action.REVOKED, "accessbot", (REQUEST, GRANT), "expired",
@@ -74,6 +74,8 @@ SENTENCES = [
     (Action.FINDING_RESOLVED, "accessbot", FINDING, "no longer in the credential report",
      "resolved: alice has an unused access key (...WXYZ) (no longer in the credential "
      "report)"),
+    (Action.FINDING_RESOLVED, "U0BOB", FINDING, "key deactivated by U0BOB",
+     "resolved: alice has an unused access key (...WXYZ) (key deactivated by Bob)"),
     (Action.KEY_FINAL_WARNING, "accessbot", FINDING, None,
      "accessbot warned Alice that it will deactivate the key: alice has an unused access "
      "key (...WXYZ)"),

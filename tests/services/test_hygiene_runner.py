@@ -1,6 +1,7 @@
 """HygieneRunner with fakes of the account, the owners and Slack, on SQLite and Postgres."""
 
 import re
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -676,36 +677,49 @@ def test_a_key_both_old_and_unused_is_snoozed_and_fixed_as_one(make_runner, acco
     assert [kind for kind, _, _ in reminder.detail] == ["user_inactive"]
 
 
-def test_thousands_of_unowned_findings_are_one_summary_with_a_csv(make_runner, account,
-                                                                  notifier, clock):
-    """2,000 users nobody owns by name: the admin channel gets one message (counts, the
-    oldest, the full list as a file), and the run lists the keys of 100 users at most.
-    (`make bench-hygiene` runs 10,000.)"""
+def test_a_10000_user_run_posts_one_message_per_channel(make_runner, account, owners,
+                                                      notifier, clock):
+    """10,000 users: 200 owned by a person (one DM each), 1,000 by a team channel, 8,800
+    by nobody. Each channel gets one message: the counts, the oldest and every finding in
+    a CSV; the run lists the keys of 100 users at most."""
     now = clock().replace(microsecond=0)
-    account.rows = [row(f"svc-{n:04}", now - timedelta(days=200 - n % 50),
-                        keys=(key_slot(1, now - timedelta(days=120 + n % 7)),))
-                    for n in range(2000)]  # each key: unused and too old, one card's worth
+    account.rows, owners.tags = [], {}
+    for n in range(10_000):
+        user = f"svc-{n:05}"
+        if n % 10 == 0:  # an access key: unused, too old, and nothing else used: 3 findings
+            account.rows.append(row(user, now - timedelta(days=200 - n % 50),
+                                    keys=(key_slot(1, now - timedelta(days=120 + n % 7)),)))
+        else:  # a console password without MFA, used yesterday: 1 finding
+            account.rows.append(row(user, now - timedelta(days=300), password=True, mfa=False,
+                                    password_last_used=now - timedelta(days=1)))
+        if n % 50 == 1:
+            owners.tags[user] = {"slack-user-id": f"U{n:07}"}
+        elif n % 10 == 3:
+            owners.tags[user] = {"owner": "C0PLATFORM"}
     runner = make_runner()
     result = runner.stale_credentials()
 
-    assert result["findings"] == 6_000 and result["owners_told"] == 1  # 3 each
+    assert result["findings"] == 12_000 and result["owners_told"] == 200 + 2
+    by_recipient = Counter(s.to for s in notifier.of("list") + notifier.of("digest"))
+    assert by_recipient.pop(ADMINS) == 1 and by_recipient.pop("C0PLATFORM") == 1
+    assert len(by_recipient) == 200 and set(by_recipient.values()) == {1}  # a DM each
     [listing] = notifier.of("list", ADMINS)
-    assert [s.kind for s in notifier.sent] == ["list"]  # nothing else reached any channel
-    assert len(listing.ids) == 6_000
     comment, table = listing.detail
-    assert comment.startswith(":key: *6,000 stale credential findings for 2,000 IAM users*")
-    assert ("• Access key not rotated: 2,000\n• Access key unused: 2,000\n"
-            "• IAM user not used at all: 2,000") in comment
-    assert comment.count("\n• ") == 3 + 10  # the kinds, and the 10 oldest
+    assert comment.startswith(":key: *10,800 stale credential findings for 8,800 IAM users*")
+    assert ("• Console password without MFA: 7,800\n• Access key not rotated: 1,000\n"
+            "• Access key unused: 1,000\n• IAM user not used at all: 1,000") in comment
+    assert comment.count("\n• ") == 4 + 10  # the kinds, and the 10 oldest
     lines = table.splitlines()
     assert lines[0] == "iam_user,finding,credential,open_since,last_used,last_used_where,key_id"
-    assert len(lines) == 1 + 6_000 and lines[1].startswith("svc-0000,Access key not rotated,"
-                                                            "access key 1 created ")
+    assert len(lines) == 1 + 10_800 and lines[1].startswith("svc-00000,Access key not rotated,"
+                                                             "access key 1 created ")
     assert sum(call[0] == "access_keys" for call in account.calls) == 100
 
     clock.advance(days=1)
+    sent = len(notifier.sent)
     runner.stale_credentials()  # within the reminder interval: nothing more to anyone
-    assert [s.kind for s in notifier.of("list")] == ["list"]
+    notifier.deliver()
+    assert len(notifier.sent) == sent
 
 
 def test_a_key_not_looked_up_yet_is_found_at_the_click(make_runner, account, sessions, owners,
