@@ -89,8 +89,9 @@ class WorkerProcess:
         except OSError as exc:
             raise WorkerFailed(f"cannot hand {task} to the worker: {exc}") from exc
 
-    def stop(self, timeout: float = 8.0) -> None:
-        """Tell the worker to finish what it has started, wait for it, then make sure."""
+    def stop(self, timeout: float) -> None:
+        """Tell the worker to finish what it has started (for `timeout` s, DRAIN_SECONDS),
+        wait for it, then make sure."""
         self._stopping = True
         try:
             with self._lock:

@@ -36,7 +36,7 @@ def test_tasks_arrive_in_order_and_stop_ends_the_worker(tmp_path):
     assert worker.running()
     worker.handoff("approve", "17", "U0BOB")
     worker.handoff("deny", "18", None)
-    worker.stop()
+    worker.stop(timeout=8)
     assert not worker.running()
     assert out.read_text().splitlines() == ["approve ('17', 'U0BOB')", "deny ('18', None)",
                                             "stopped"]
