@@ -154,3 +154,13 @@ CATALOG = {
 @pytest.fixture
 def catalog():
     return parse_catalog(CATALOG)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto in its own process, over HTTP (AWS_ENDPOINT_URL), started once when asked for."""
+    from tests.fakes.harness import MotoServer
+
+    server = MotoServer().start()
+    yield server
+    server.stop()

@@ -143,11 +143,12 @@ SERVE_ENV = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": "secret",
 
 @pytest.mark.parametrize("args", [("migrate",), ("run-job", "sweep")],
                          ids=["migrate", "run-job"])
-def test_bot_refuses_a_newer_schema_in_one_line(tmp_path, args):
+def test_bot_refuses_a_newer_schema_in_one_line(tmp_path, args, moto_server):
+    """(run-job checks the AWS credentials first: moto accepts them.)"""
     url = f"sqlite:///{tmp_path / 'newer.db'}"
     stamp_future(url)
-    result = run_bot_command({**SERVE_ENV, "PORT": str(free_port()), "DATABASE_URL": url},
-                             *args, timeout=30)
+    result = run_bot_command({**SERVE_ENV, **moto_server.env(), "PORT": str(free_port()),
+                              "DATABASE_URL": url}, *args, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip() == f"accessbot: configuration error: {refusal()}"
     assert at_revisions(url) == {FUTURE}

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from tests.fakes.harness import BOT_TOKEN, SIGNING_SECRET, BotProcess, MotoServer, SlackSender
+from tests.fakes.harness import BOT_TOKEN, SIGNING_SECRET, BotProcess, SlackSender
 from tests.fakes.slack_api import FakeSlack
 
 # Short durations so that the whole loop, warning included, runs in seconds.
@@ -26,13 +26,6 @@ E2E_CONFIG = {
         },
     },
 }
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    server = MotoServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
