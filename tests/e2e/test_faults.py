@@ -30,6 +30,20 @@ def wait_dm(slack, user, needle):
                           timeout=PATIENCE)
 
 
+def warning_moot_or_delivered(slack, bot_env) -> None:
+    """The expiry warning (2 s before the end of a 6 s grant) arrived, or Slack refused it
+    until the grant had ended: then it was dropped unsent, on purpose (the end DM says
+    it), and its row is done, not lost."""
+    if any("ends in about" in t for t in texts(slack, "U0ALICE")):
+        return
+    with db(bot_env)() as session:
+        [warning] = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "grant_expiring")).all()
+        grant = session.scalars(select(Grant)).first()
+        assert warning.status is OutboxStatus.SENT and warning.attempts > 1
+        assert warning.done_at >= grant.expires_at
+
+
 def request(sender, slack, user, text):
     assert "Got it" in sender.command(user, text).body
     dm = wait_dm(slack, user, "Request #")
@@ -57,8 +71,8 @@ def test_the_loop_keeps_every_promise_under_faults(start_bot, slack, aws, faulty
     alice = request(sender, slack, "U0ALICE", "prod-admins 6s under fire")
     sender.click("U0BOB", ActionId.APPROVE, str(alice))
     wait_dm(slack, "U0ALICE", "You have prod-admins until")
-    wait_dm(slack, "U0ALICE", "ends in about")
     wait_dm(slack, "U0ALICE", "access to prod-admins ended")
+    warning_moot_or_delivered(slack, bot_env)
     slack.wait_for(lambda: copies_say(slack, alice, "Approved by @U0BOB"), timeout=PATIENCE)
 
     # deny, with a reason

@@ -235,3 +235,48 @@ def test_a_file_goes_through_slacks_three_upload_calls(catalog):
         assert message["files"][0]["content"] == "iam_user,finding\nsvc,Access key unused\n"
         assert [c.method for c in slack.calls()] == ["files.getUploadURLExternal",
                                                      "files.completeUploadExternal"]
+
+
+def test_the_sender_holds_off_while_decisions_run_but_never_longer_than_its_limit(
+        sessions, clock, mail, monkeypatch):
+    from accessbot.handlers import sender as sender_module
+
+    owe_reply(sessions, clock, "U0ALICE", "hello")
+    deciding = [True]
+    mail.sender.hold = lambda: deciding[0]
+    moments = iter([100.0, 100.5, 101.2])  # held at 100.0; still at 100.5; past 1 s at 101.2
+    monkeypatch.setattr(sender_module.time, "monotonic", lambda: next(moments))
+    assert mail.sender._claim(4) == []
+    assert mail.sender._claim(4) == []
+    [owed] = mail.sender._claim(4)  # held long enough: it goes, decisions or not
+    assert owed.args["text"] == "hello"
+
+    owe_reply(sessions, clock, "U0BOB", "hi")
+    deciding[0] = False
+    [owed] = mail.sender._claim(4)  # nothing running: at once
+    assert owed.args["text"] == "hi"
+
+
+def test_the_claim_loop_knows_when_it_is_busy():
+    import threading
+    import time
+
+    from accessbot.services.claim_loop import ClaimLoop
+
+    started, release = threading.Event(), threading.Event()
+    items = [["a"]]
+
+    def run(_item):
+        started.set()
+        release.wait(5)
+
+    loop = ClaimLoop("t", lambda slots: items.pop() if items else [], run, 2).start()
+    try:
+        assert started.wait(5) and loop.busy()
+        release.set()
+        deadline = time.monotonic() + 5
+        while loop.busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not loop.busy()
+    finally:
+        loop.stop()
