@@ -8,8 +8,6 @@ the admin channel hears of once.
 """
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import event
@@ -27,18 +25,11 @@ from accessbot.services.runner import worker_id
 
 log = logging.getLogger(__name__)
 
-HOLD_AT_MOST = 1.0  # seconds the sender waits for the decisions before it sends anyway
-
 
 class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
                  clock: Clock = utcnow, workers: int = 8, owner: str | None = None):
         self.sessions = sessions
-        # While `hold` says so (acknowledged tasks, decisions among them, are running in
-        # this process) the sender claims nothing, for HOLD_AT_MOST at a time: the
-        # interpreter is theirs first. A message is never held longer than that.
-        self.hold: Callable[[], bool] = lambda: False
-        self._held_since: float | None = None
         self.delivery = delivery
         self.clock = clock
         self.workers = workers
@@ -63,13 +54,6 @@ class Sender:
             self._loop.stop(timeout)
 
     def _claim(self, slots: int) -> list[Owed]:
-        if self.hold():
-            now = time.monotonic()
-            if self._held_since is None:
-                self._held_since = now
-            if now - self._held_since < HOLD_AT_MOST:
-                return []
-        self._held_since = None
         with transaction(self.sessions) as session:
             return outbox.claim(session, self.owner, self.clock(), slots)
 

@@ -151,7 +151,6 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
             return inbox.claim(session, owner, utcnow(), slots)
 
     acknowledged = ClaimLoop("tasks", claim, work.run, TASK_WORKERS).start()
-    components.sender.hold = acknowledged.busy  # a burst of decisions first, then messages
     gc.freeze()  # as in the web process: collections stay short
     ready.set()
     serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())

@@ -28,18 +28,12 @@ class ClaimLoop(Generic[T]):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._free = threading.Semaphore(workers)
-        self._running = 0  # rows claimed and not finished yet (busy())
-        self._count = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
         self._thread = threading.Thread(target=self._dispatch, name=name, daemon=True)
 
     def start(self) -> "ClaimLoop[T]":
         self._thread.start()
         return self
-
-    def busy(self) -> bool:
-        """Rows are running, or waiting for a thread of the pool."""
-        return self._running > 0
 
     def wake(self) -> None:
         """There may be work now (a commit in this process, a nudge from the web one)."""
@@ -66,8 +60,6 @@ class ClaimLoop(Generic[T]):
                 claimed = []
             for _ in range(slots - len(claimed)):
                 self._free.release()
-            with self._count:
-                self._running += len(claimed)
             for item in claimed:
                 self._pool.submit(self._run_and_free, item)
             if not claimed:
@@ -87,7 +79,5 @@ class ClaimLoop(Generic[T]):
         except Exception:  # the row's lease runs out and it is tried again; say why now
             log.exception("%s: running %r failed", self.name, item)
         finally:
-            with self._count:
-                self._running -= 1
             self._free.release()
             self._wake.set()  # the next row (of its queue) may be due now
