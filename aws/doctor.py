@@ -70,16 +70,8 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
 
 
 def _group(iam: BaseClient, group: str) -> tuple[Check, str | None]:
-    try:
-        found = iam.get_group(GroupName=group, MaxItems=1)["Group"]
-    except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return Check(False, f"IAM group {group}: does not exist",
-                         "create it, or correct the resource's group"), None
-        return Check(False, f"IAM group {group}: {_code(exc)}", POLICY), None
-    except BotoCoreError as exc:
-        return Check(False, f"IAM group {group}: no answer from IAM ({exc})"), None
-    return Check(True, f"IAM group {group} exists"), found["Arn"]
+    return _exists(f"IAM group {group}", "group",
+                   lambda: iam.get_group(GroupName=group, MaxItems=1)["Group"]["Arn"])
 
 
 def _role(iam: BaseClient, role: str, account: str) -> tuple[Check, str | None]:
@@ -87,16 +79,22 @@ def _role(iam: BaseClient, role: str, account: str) -> tuple[Check, str | None]:
         return Check(True, f"IAM role {role}: in another account, not checked from here "
                      f"(its trust policy must trust account {account})"), None
     name = role.rsplit("/", 1)[-1]
+    return _exists(f"IAM role {role}", "role",
+                   lambda: iam.get_role(RoleName=name)["Role"]["Arn"])
+
+
+def _exists(what: str, key: str, arn_of) -> tuple[Check, str | None]:
+    """Look the entity up: its check, and its ARN (with its path) when it exists."""
     try:
-        found = iam.get_role(RoleName=name)["Role"]
+        arn = arn_of()
     except ClientError as exc:
         if _code(exc) == "NoSuchEntity":
-            return Check(False, f"IAM role {role}: does not exist",
-                         "create it, or correct the resource's role"), None
-        return Check(False, f"IAM role {role}: {_code(exc)}", POLICY), None
+            return Check(False, f"{what}: does not exist",
+                         f"create it, or correct the resource's {key}"), None
+        return Check(False, f"{what}: {_code(exc)}", POLICY), None
     except BotoCoreError as exc:
-        return Check(False, f"IAM role {role}: no answer from IAM ({exc})"), None
-    return Check(True, f"IAM role {role} exists"), found["Arn"]
+        return Check(False, f"{what}: no answer from IAM ({exc})"), None
+    return Check(True, f"{what} exists"), arn
 
 
 def _permissions(iam: BaseClient, identity: str, on: dict[str, list[str]]) -> Check:
