@@ -22,7 +22,7 @@ import os
 import tempfile
 
 # Both processes write their metrics samples here (services/metrics.py); it must be set
-# before prometheus_client is first imported, which the imports below do.
+# before prometheus_client is first imported (by the modules the commands load).
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="accessbot-metrics-")
 
