@@ -175,9 +175,12 @@ class SlackEndpoint:
         verify_signature(self.secret, environ, body, self.clock())
         data = parse_body(body, content_type(environ))
         # Bolt takes an already parsed body only in its Socket Mode form, whose transport
-        # it does not verify again: here the signature has been checked just above.
+        # it does not verify again: here the signature has been checked just above. Bolt
+        # logs while it builds the context (several response_urls), before it adds its
+        # own logger: give it one.
         return BoltRequest(body=data, headers=_headers(environ),
-                           query=environ.get("QUERY_STRING", ""), mode="socket_mode")
+                           query=environ.get("QUERY_STRING", ""), mode="socket_mode",
+                           context={"logger": log})
 
 
 def _answer(start_response: Callable, status: int, headers: Mapping[str, Sequence[str]],

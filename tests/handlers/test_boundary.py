@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 
 from accessbot.handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint
-from accessbot.handlers.ids import ActionId
+from accessbot.handlers.ids import ActionId, BlockId, ViewId
 from accessbot.handlers.work import ReplyTo, Task
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (
@@ -19,6 +19,7 @@ from tests.handlers.slack_requests import (
     command,
     make_app,
     sign,
+    submission_payload,
 )
 
 NOW = 1_800_000_000
@@ -115,6 +116,18 @@ def test_a_signed_click_is_handed_over(send, handoffs):
     answer = send(environ(form_payload(json.dumps(click_payload(ActionId.APPROVE, "17")))))
     assert answer.status == 200
     assert handoffs.tasks == [(Task.APPROVE, "17", APPROVER, ReplyTo(APPROVER, RESPONSE_URL))]
+
+
+def test_a_submission_with_several_response_urls_is_handed_over(send, handoffs):
+    """A modal with several conversation pickers brings one response_url for each."""
+    values = {BlockId.DENY_REASON: {ActionId.DENY_REASON_INPUT: {"value": "not today"}}}
+    urls = [{"block_id": f"b{n}", "action_id": "a", "channel_id": f"C{n}",
+             "response_url": f"https://hooks.slack.com/app/T0/{n}/x"} for n in (1, 2)]
+    body = {**submission_payload(ViewId.DENY_FORM, values, user=APPROVER,
+                                 private_metadata="17"), "response_urls": urls}
+    assert send(environ(form_payload(json.dumps(body)))).status == 200
+    [(task, *_)] = handoffs.tasks
+    assert task == Task.DENY
 
 
 def test_url_verification_gets_its_challenge_back(send):
