@@ -78,6 +78,8 @@ class WorkDeps:
     owner: str  # this worker's name on inbox leases
 
 
+APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transaction
+
 TRY_AGAIN = ":warning: That did not work on our side, and nothing was changed. Please try again."
 
 
@@ -89,6 +91,59 @@ class Work:
     def __init__(self, deps: WorkDeps):
         self.deps = deps
         self._local = threading.local()  # the task this thread is running
+
+    def claim(self, slots: int) -> list[list[Claimed]]:
+        """Lease work for `slots` free threads, one list each: every waiting Approve click
+        together (a burst of them is decided in one transaction, so decisions never queue
+        behind each other), and single tasks for the other threads."""
+        with transaction(self.deps.sessions) as session:
+            now = self.deps.clock()
+            clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH, Task.APPROVE)
+            rest = slots - 1 if clicks else slots
+            single = inbox.claim(session, self.deps.owner, now, rest) if rest else []
+        return ([clicks] if clicks else []) + [[task] for task in single]
+
+    def run_all(self, claimed: list[Claimed]) -> None:
+        """Run what `claim` leased to one thread."""
+        if len(claimed) == 1:
+            self.run(claimed[0])
+        else:
+            self._approve_all(claimed)
+
+    def _approve_all(self, claimed: list[Claimed]) -> None:
+        """Approve clicks decided in one transaction. If the batch as a whole cannot be (a
+        grant inserted meanwhile by another process, a task done elsewhere, the database),
+        each is run on its own, with its own answers and retries."""
+        clicks: list[tuple[Claimed, request_ops.Approval, ReplyTo]] = []
+        for task in claimed:
+            try:
+                value, approver_id, reply = decode_args(task.args, self.deps.catalog)
+                clicks.append((task, request_ops.Approval(parse_id(value), approver_id,
+                                                          task.created_at), reply))
+            except (ValueError, AccessBotError):  # its own answer, as a single task
+                self.run(task)
+        try:
+            with transaction(self.deps.sessions) as session:
+                results = request_ops.approve_many(session, self.deps.catalog,
+                                                   [approval for _, approval, _ in clicks])
+                now = self.deps.clock()
+                for (_, _, reply), result in zip(clicks, results, strict=True):
+                    if isinstance(result, AccessBotError):
+                        messages.reply(session, reply.user_id, reply.response_url,
+                                       user_message(result), now)
+                if not inbox.finish_all(session, [task.id for task, _, _ in clicks],
+                                        self.deps.owner, now):
+                    raise _AlreadyDone()
+        except Exception as exc:  # each task then meets it on its own, and is answered
+            log.warning("%d Approve clicks could not be decided together (%r); one by one",
+                        len(clicks), exc)
+            for task, _, _ in clicks:
+                self.run(task)
+            return
+        metrics.TASKS.labels(Task.APPROVE.value, "done").inc(len(clicks))
+        for (_, approval, _), result in zip(clicks, results, strict=True):
+            if isinstance(result, Grant):
+                self._carry_out(approval.request_id, result)
 
     def run(self, claimed: Claimed) -> None:
         """Run one claimed inbox task to its end: done, retried later, or failed with an
@@ -187,10 +242,12 @@ class Work:
                                                    approver_id, self._now())
 
         decided = self._run(reply, approve)
-        if decided is None:
-            return
-        request_id, grant = decided
-        if grant.request_id == request_id:  # if we die first, the sweep applies it
+        if decided is not None:
+            self._carry_out(*decided)
+
+    def _carry_out(self, request_id: int, grant: Grant) -> None:
+        """After the decision's commit, on the AWS pool; if we die first, the sweep does it."""
+        if grant.request_id == request_id:
             self.deps.later(self.deps.runner.apply_grant, grant.id)
         else:  # an extension: the grant came from an earlier request and runs longer now
             self.deps.later(self.deps.runner.extend_grant, grant.id)

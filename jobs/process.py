@@ -29,13 +29,12 @@ from accessbot.jobs.registry import JobContext
 from accessbot.jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
-from accessbot.services import inbox, leases
+from accessbot.services import leases
 from accessbot.services.catalog import Catalog, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
 from accessbot.services.hygiene_runner import HygieneRunner
-from accessbot.services.inbox import Claimed
 from accessbot.services.ports import ReportNotReady
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
@@ -145,12 +144,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     owner = worker_id()
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
                          components.client, utcnow, components.background.submit, owner))
-
-    def claim(slots: int) -> list[Claimed]:
-        with transaction(components.sessions) as session:
-            return inbox.claim(session, owner, utcnow(), slots)
-
-    acknowledged = ClaimLoop("tasks", claim, work.run, TASK_WORKERS).start()
+    acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
     gc.freeze()  # as in the web process: collections stay short
     ready.set()
     serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from accessbot.models import InboxStatus, InboxTask
@@ -37,9 +37,14 @@ def add(session: Session, task: str, args: str, now: datetime) -> int:
     return row.id
 
 
-def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Claimed]:
+def claim(session: Session, owner: str, now: datetime, limit: int,
+          task: str | None = None) -> list[Claimed]:
+    """Lease up to `limit` due rows, oldest first (only rows of `task`, when given)."""
+    due = leases.due(InboxTask, InboxStatus.PENDING, now)
+    if task is not None:
+        due = and_(due, InboxTask.task == task)
     ids = session.scalars(
-        select(InboxTask.id).where(leases.due(InboxTask, InboxStatus.PENDING, now))
+        select(InboxTask.id).where(due)
         .order_by(InboxTask.id).limit(limit)
         .with_for_update(skip_locked=True)).all()  # Postgres: replicas skip each other's
     if not ids:
@@ -51,6 +56,13 @@ def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Claim
 def finish(session: Session, task_id: int, owner: str, now: datetime) -> bool:
     """Done, in the caller's transaction; False if it was done already (or not ours)."""
     return _end(session, task_id, owner, status=InboxStatus.DONE, done_at=now)
+
+
+def finish_all(session: Session, task_ids: list[int], owner: str, now: datetime) -> bool:
+    """Done, every one of them, in the caller's transaction; False if any was done already
+    (or is not ours): then the caller rolls back and does them one by one."""
+    return leases.end_all(session, InboxTask, task_ids, owner, InboxStatus.PENDING,
+                          status=InboxStatus.DONE, done_at=now)
 
 
 def retry_later(session: Session, claimed: Claimed, owner: str, now: datetime,

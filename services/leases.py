@@ -42,12 +42,18 @@ def take(session: Session, model: type[Leased], ids: Sequence[int], owner: str,
 def end(session: Session, model: type[Leased], row_id: int, owner: str, pending,
         **values) -> bool:
     """Release a pending row with new values; False if it is no longer `owner`'s."""
+    return end_all(session, model, [row_id], owner, pending, **values)
+
+
+def end_all(session: Session, model: type[Leased], row_ids: Sequence[int], owner: str, pending,
+            **values) -> bool:
+    """`end` for many rows at once; False unless every one of them was still `owner`'s."""
     result = session.execute(
         update(model)
-        .where(model.id == row_id, model.lease_owner == owner, model.status == pending)
+        .where(model.id.in_(row_ids), model.lease_owner == owner, model.status == pending)
         .values(lease_owner=None, lease_until=None, **values)
         .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return result.rowcount == len(set(row_ids))
 
 
 def end_leases_of_the_dead(session: Session, host: str, alive: Callable[[int], bool]) -> int:

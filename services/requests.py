@@ -1,10 +1,12 @@
 """Access requests: create, decide (approve or deny), expire. One transaction each."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
 from accessbot.services import audit, extensions, messages
@@ -12,7 +14,13 @@ from accessbot.services.audit import Action
 from accessbot.services.catalog import Catalog, Resource
 from accessbot.services.commands import Draft
 from accessbot.services.durations import format_duration
-from accessbot.services.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from accessbot.services.errors import (
+    AccessBotError,
+    Conflict,
+    InvalidInput,
+    NotAuthorized,
+    NotFound,
+)
 
 
 def create_request(session: Session, catalog: Catalog, requester_id: str, draft: Draft,
@@ -92,16 +100,21 @@ def check_can_decide(session: Session, catalog: Catalog, request_id: int,
                      user_id: str) -> AccessRequest:
     """Raise unless this user may decide this request now."""
     request = get_request(session, request_id)
-    resource = catalog.resources.get(request.resource)
-    if user_id == request.requester_id:
-        raise NotAuthorized("You cannot approve or deny your own request.")
-    if resource is None or not resource.may_approve(user_id, request.requester_id):
-        raise NotAuthorized(f"Only the approvers of {request.resource} can decide request "
-                            f"#{request.id}.")
-    _require_pending(request)
-    if request.iam_user is None:
-        raise Conflict(f"Request #{request.id} is still being submitted; try again in a moment.")
+    _may_decide(catalog, request, user_id)
     return request
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approver's click on Approve; `at` is when it was recorded, the grant's clock."""
+
+    request_id: int
+    approver_id: str
+    at: datetime
+
+
+class Contended(Exception):
+    """Another process granted one of a batch's targets meanwhile: decide them one by one."""
 
 
 def approve(session: Session, catalog: Catalog, request_id: int, approver_id: str,
@@ -111,37 +124,150 @@ def approve(session: Session, catalog: Catalog, request_id: int, approver_id: st
     A request gets a PENDING grant whose clock starts now; an extension returns the grant
     it extends, with its expiry moved (the caller tells them apart by grant.request_id).
     """
-    request = check_can_decide(session, catalog, request_id, approver_id)
-    if not _transition(session, request_id, RequestStatus.APPROVED, approver_id, now, None):
-        session.refresh(request)
-        _require_pending(request)  # raises Conflict naming the winner
-    resource = catalog.resources[request.resource]
-    if request.extends_grant_id is not None:
-        grant = extensions.extend(session, request, resource, approver_id, now)
-    else:
-        grant = _new_grant(session, request, resource, now)
-    audit.record(session, now, approver_id, Action.APPROVED, request_id=request.id,
-                 grant_id=grant.id)
-    session.refresh(request)
-    messages.request_decided(session, request, now)
-    return grant
+    [result] = approve_many(session, catalog, [Approval(request_id, approver_id, now)])
+    if isinstance(result, AccessBotError):
+        raise result
+    return result
 
 
-def _new_grant(session: Session, request: AccessRequest, resource: Resource,
-               now: datetime) -> Grant:
-    _refuse_overlap(session, request, resource)  # the caller rolls the approval back
-    grant = Grant(
+def approve_many(session: Session, catalog: Catalog,
+                 approvals: Sequence[Approval]) -> list[Grant | AccessBotError]:
+    """Each approval decided once, in order, in the caller's transaction: its grant, or the
+    error that refused it (and nothing of a refused approval is written).
+
+    A burst of clicks costs a few statements, not a dozen per click: the requests are read
+    and locked together, the grants inserted together. The requests are locked from the
+    read on (SQLite: the transaction's write lock; Postgres: FOR UPDATE), so what is read
+    PENDING here is decided here. Raises Contended when a batch of several runs into a
+    grant that another process inserted meanwhile (then the caller decides them singly).
+    """
+    found = {r.id: r for r in session.scalars(
+        select(AccessRequest).where(AccessRequest.id.in_({a.request_id for a in approvals}))
+        .options(selectinload(AccessRequest.messages))
+        .with_for_update(of=AccessRequest).execution_options(populate_existing=True))}
+    live = _live_targets(session, {r.iam_user for r in found.values() if r.iam_user})
+    results: list[Grant | AccessBotError | None] = []
+    decided: dict[int, str] = {}  # request id -> approver, within this batch
+    new: list[tuple[int, Approval, Grant]] = []
+    extensions_: list[tuple[int, Approval]] = []
+    for approval in approvals:
+        request = found.get(approval.request_id)
+        try:
+            if request is None:
+                raise NotFound(f"Request #{approval.request_id} does not exist.")
+            resource = _may_decide(catalog, request, approval.approver_id)
+            if request.id in decided:
+                raise Conflict(describe_decision(request.id, RequestStatus.APPROVED,
+                                                 decided[request.id]))
+            if request.extends_grant_id is None:
+                grant = _new_grant(request, resource, approval.at, live)
+                new.append((len(results), approval, grant))
+            else:
+                extensions_.append((len(results), approval))
+            decided[request.id] = approval.approver_id
+            results.append(None)  # filled in below
+        except AccessBotError as refused:
+            results.append(refused)
+    _insert_grants(session, new, results)
+    for index, approval, grant in new:
+        if results[index] is not None:  # refused at the insert (a batch of one)
+            continue
+        request = found[approval.request_id]
+        request.status, request.decided_by = RequestStatus.APPROVED, approval.approver_id
+        request.decided_at, request.decision_reason = approval.at, None
+        audit.record(session, approval.at, approval.approver_id, Action.APPROVED,
+                     request_id=request.id, grant_id=grant.id)
+        messages.request_decided(session, request, approval.at)
+        results[index] = grant
+    for index, approval in extensions_:
+        try:
+            with session.begin_nested():  # a refused extension leaves the rest standing
+                results[index] = _approve_extension(session, catalog, found[approval.request_id],
+                                                    approval)
+        except AccessBotError as refused:
+            results[index] = refused
+    return results
+
+
+def _may_decide(catalog: Catalog, request: AccessRequest, user_id: str) -> Resource:
+    """The request's resource, unless this user may not decide it now (raises)."""
+    resource = catalog.resources.get(request.resource)
+    if user_id == request.requester_id:
+        raise NotAuthorized("You cannot approve or deny your own request.")
+    if resource is None or not resource.may_approve(user_id, request.requester_id):
+        raise NotAuthorized(f"Only the approvers of {request.resource} can decide request "
+                            f"#{request.id}.")
+    _require_pending(request)
+    if request.iam_user is None:
+        raise Conflict(f"Request #{request.id} is still being submitted; try again in a moment.")
+    return resource
+
+
+Live = dict[tuple[str, str, str], Grant | None]
+
+
+def _live_targets(session: Session, iam_users: set[str]) -> Live:
+    """(IAM user, kind, target) of every live grant of these users (None: granted by this
+    batch, not yet inserted)."""
+    if not iam_users:
+        return {}
+    return {(g.iam_user, g.kind, g.target): g for g in session.scalars(
+        select(Grant).where(Grant.iam_user.in_(iam_users),
+                            Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))}
+
+
+def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
+               live: Live) -> Grant:
+    """One live grant per IAM user and target (the database enforces it too)."""
+    key = (request.iam_user, resource.kind.value, resource.target)
+    if key in live:
+        holder = live[key]
+        if holder is None:
+            raise _just_granted(request.requester_id, resource.target)
+        raise Conflict(f"<@{request.requester_id}> already has {resource.target} through "
+                       f"grant #{holder.id} until {holder.expires_at:%H:%M:%S} UTC; decide "
+                       "this request after that one has ended.")
+    live[key] = None
+    return Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
         resource=resource.name, kind=resource.kind.value, target=resource.target,
         status=GrantStatus.PENDING, starts_at=now, expires_at=now + request.duration,
         warn_at=_warn_at(now, request.duration, resource), attempts=0,
     )
+
+
+def _just_granted(requester_id: str, target: str) -> Conflict:
+    return Conflict(f"<@{requester_id}> was just granted {target} through another request.")
+
+
+def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
+                   results: list) -> None:
+    """One INSERT for the batch's grants, in a savepoint: a concurrent approval of another
+    request for the same access (the partial unique index) leaves the transaction usable."""
+    if not new:
+        return
     try:
-        with session.begin_nested():  # a savepoint keeps the transaction usable on failure
-            session.add(grant)
-    except IntegrityError:  # a concurrent approval of another request for the same access
-        raise Conflict(f"<@{request.requester_id}> was just granted {resource.target} through "
-                       "another request.") from None
+        with session.begin_nested():
+            session.add_all([grant for _, _, grant in new])
+    except IntegrityError:
+        if len(new) > 1:
+            raise Contended() from None
+        [(index, _, grant)] = new
+        results[index] = _just_granted(grant.requester_id, grant.target)
+
+
+def _approve_extension(session: Session, catalog: Catalog, request: AccessRequest,
+                       approval: Approval) -> Grant:
+    if not _transition(session, request.id, RequestStatus.APPROVED, approval.approver_id,
+                       approval.at, None):
+        session.refresh(request)
+        _require_pending(request)  # raises Conflict naming the winner
+    grant = extensions.extend(session, request, catalog.resources[request.resource],
+                              approval.approver_id, approval.at)
+    audit.record(session, approval.at, approval.approver_id, Action.APPROVED,
+                 request_id=request.id, grant_id=grant.id)
+    session.refresh(request)
+    messages.request_decided(session, request, approval.at)
     return grant
 
 
@@ -189,14 +315,14 @@ def unannounced(session: Session, older_than: datetime, limit: int = 100) -> lis
     ))
 
 
-def describe_decision(request: AccessRequest) -> str:
-    if request.status is RequestStatus.APPROVED:
-        return f"Request #{request.id} was already approved by <@{request.decided_by}>."
-    if request.status is RequestStatus.DENIED:
-        return f"Request #{request.id} was already denied by <@{request.decided_by}>."
-    if request.status is RequestStatus.EXPIRED:
-        return f"Request #{request.id} expired before anyone decided."
-    return f"Request #{request.id} could not be submitted."
+def describe_decision(request_id: int, status: RequestStatus, decided_by: str | None) -> str:
+    if status is RequestStatus.APPROVED:
+        return f"Request #{request_id} was already approved by <@{decided_by}>."
+    if status is RequestStatus.DENIED:
+        return f"Request #{request_id} was already denied by <@{decided_by}>."
+    if status is RequestStatus.EXPIRED:
+        return f"Request #{request_id} expired before anyone decided."
+    return f"Request #{request_id} could not be submitted."
 
 
 def _refuse_duplicate(session: Session, requester_id: str, resource: str) -> None:
@@ -219,18 +345,6 @@ def _refuse_duplicate(session: Session, requester_id: str, resource: str) -> Non
                            "more time\" to extend it, or \"I'm done\" to end it early.")
 
 
-def _refuse_overlap(session: Session, request: AccessRequest, resource: Resource) -> None:
-    """One live grant per IAM user and target (the database enforces it too)."""
-    live = session.scalar(
-        select(Grant).where(Grant.iam_user == request.iam_user,
-                            Grant.kind == resource.kind.value, Grant.target == resource.target,
-                            Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))
-    if live is not None:
-        raise Conflict(f"<@{request.requester_id}> already has {resource.target} through "
-                       f"grant #{live.id} until {live.expires_at:%H:%M:%S} UTC; decide this "
-                       "request after that one has ended.")
-
-
 def _transition(session: Session, request_id: int, to: RequestStatus, actor: str,
                 now: datetime, reason: str | None) -> bool:
     """Compare-and-set from PENDING: zero rows updated means someone else won."""
@@ -245,7 +359,7 @@ def _transition(session: Session, request_id: int, to: RequestStatus, actor: str
 
 def _require_pending(request: AccessRequest) -> None:
     if request.status is not RequestStatus.PENDING:
-        raise Conflict(describe_decision(request))
+        raise Conflict(describe_decision(request.id, request.status, request.decided_by))
 
 
 def _warn_at(start: datetime, duration, resource: Resource) -> datetime | None:

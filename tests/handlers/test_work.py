@@ -136,3 +136,75 @@ def test_task_arguments_survive_the_inbox(catalog):
     args = ("U0ALICE", draft, ExtensionDraft(7, None, "more"), ReplyTo("U0ALICE", None),
             {"type": "modal"}, None)
     assert decode_args(encode_args(args), catalog) == args
+
+
+# -- a burst of Approve clicks: claimed together, decided in one transaction -------------
+
+def test_waiting_approve_clicks_are_claimed_together_and_other_tasks_singly(
+        work, sessions, catalog, clock):
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    record(sessions, clock, Task.END_GRANT, "1", APPROVER, ReplyTo(APPROVER))
+    for request_id in ids:
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.DENY, "1", APPROVER, None, ReplyTo(APPROVER))
+
+    units = work.claim(3)
+
+    assert [[t.task for t in unit] for unit in units] == [
+        ["approve"] * 3, ["end_grant"], ["deny"]]
+    assert work.claim(3) == []  # all leased
+
+
+def test_a_batch_decides_every_click_and_answers_the_refused(work, sessions, catalog, clock,
+                                                             aws_calls):
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    clicked = clock.advance(seconds=1)
+    for request_id in ids:
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.APPROVE, str(ids[0]), "U0DAVE", ReplyTo("U0DAVE", "https://r/2"))
+    record(sessions, clock, Task.APPROVE, "not-an-id", APPROVER, ReplyTo(APPROVER, "https://r/3"))
+    clock.advance(seconds=5)
+
+    [batch] = work.claim(1)
+    work.run_all(batch)
+
+    for request_id in ids:
+        request = load_request(sessions, request_id)
+        assert (request.status, request.decided_at) == (RequestStatus.APPROVED, clicked)
+    assert sorted(name for name, _ in aws_calls) == ["apply_grant"] * 3
+    replies = {r["response_url"]: r["text"] for r in
+               Mailroom(sessions, catalog, clock).owed(Kind.REPLY)}
+    assert replies == {
+        "https://r/2": f":information_source: Request #{ids[0]} was already approved by "
+                       f"<@{APPROVER}>.",
+        "https://r/3": ":warning: That button is not valid any more."}
+    assert status_of(sessions) == [InboxStatus.DONE] * 5
+
+
+def test_a_batch_that_cannot_be_decided_together_is_decided_one_by_one(
+        work, sessions, catalog, clock, aws_calls, monkeypatch):
+    from accessbot.services import requests as request_ops
+    from tests.factories import someone
+
+    together = request_ops.approve_many
+
+    def contended(session, catalog, approvals):  # another process granted one meanwhile
+        if len(approvals) > 1:
+            raise request_ops.Contended()
+        return together(session, catalog, approvals)
+
+    monkeypatch.setattr(request_ops, "approve_many", contended)
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(2)]
+    for request_id in ids:
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+
+    [batch] = work.claim(1)
+    work.run_all(batch)
+
+    assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 2
+    assert len(aws_calls) == 2
+    assert status_of(sessions) == [InboxStatus.DONE] * 2

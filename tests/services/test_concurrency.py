@@ -197,3 +197,54 @@ def test_racing_asks_for_more_time_record_one(race_sessions, catalog, clock):
     with race_sessions() as session:
         assert session.scalar(select(func.count(AccessRequest.id))
                               .where(AccessRequest.extends_grant_id == grant_id)) == 1
+
+
+def test_racing_batches_of_approvals_grant_each_request_once(race_sessions, catalog, clock):
+    """Workers deciding bursts of clicks that overlap: each request is decided once."""
+    from tests.factories import someone
+
+    ids = [create_request(race_sessions, catalog, clock(), **someone(n)) for n in range(12)]
+
+    def approve_all(offset: int) -> list:
+        batch = [requests.Approval(i, (APPROVER, OTHER_APPROVER)[offset % 2], clock())
+                 for i in ids[offset % 12:] + ids[:offset % 12]]
+        with race_sessions() as session, session.begin():
+            return requests.approve_many(session, catalog, batch)
+
+    outcomes = race(approve_all, list(range(8)))
+
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    granted = Counter(r.request_id for results in outcomes for r in results
+                      if isinstance(r, Grant))
+    assert granted == Counter(ids)
+    assert all(isinstance(r, (Grant, Conflict)) for results in outcomes for r in results)
+    with race_sessions() as session:
+        assert session.scalar(select(func.count(Grant.id))) == len(ids)
+        assert session.scalar(select(func.count()).select_from(AuditEvent)
+                              .where(AuditEvent.action == "approved")) == len(ids)
+
+
+def test_racing_batches_for_the_same_access_grant_it_once(race_sessions, clock):
+    """Two resources naming one IAM group, in batches that lock different requests: one
+    grant; a batch that loses at the unique index is Contended (decided one by one)."""
+    from tests.factories import make_catalog, someone
+
+    catalog = make_catalog({"oncall-admins": {"kind": "iam_group", "group": "prod-admins",
+                                              "approvers": ["U0BOB", "U0DAVE"]}})
+    first = create_request(race_sessions, catalog, clock(), resource="prod-admins")
+    second = create_request(race_sessions, catalog, clock(), resource="oncall-admins")
+    others = [create_request(race_sessions, catalog, clock(), **someone(n))
+              for n in range(THREADS)]  # one for each batch: the batches lock apart
+
+    def approve_all(index: int):
+        mine = first if index % 2 else second
+        batch = [requests.Approval(i, APPROVER, clock()) for i in (mine, others[index])]
+        with race_sessions() as session, session.begin():
+            return requests.approve_many(session, catalog, batch)
+
+    outcomes = race(approve_all, list(range(THREADS)))
+
+    assert all(isinstance(o, (list, requests.Contended)) for o in outcomes), outcomes
+    with race_sessions() as session:
+        live = session.scalars(select(Grant.request_id).where(Grant.iam_user == "alice")).all()
+    assert len(live) == 1 and live[0] in (first, second)

@@ -20,6 +20,7 @@ from tests.factories import (
     count,
     create_request,
     grants_of,
+    load_grant,
     load_request,
     make_catalog,
     someone,
@@ -346,3 +347,95 @@ def test_approval_refused_while_the_same_access_is_live(sessions, clock):
     with pytest.raises(Conflict, match="already has prod-admins through grant"):
         approve(sessions, catalog, second, clock())
     assert load_request(sessions, second).status is RequestStatus.PENDING
+
+
+# -- many approvals in one transaction (a burst of clicks) ----------------------------
+
+def test_a_batch_of_approvals_decides_each_request_at_its_own_click(sessions, catalog, clock):
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(5)]
+    clicks = [clock.advance(seconds=1) for _ in ids]
+    batch = [requests.Approval(request_id, APPROVER, at)
+             for request_id, at in zip(ids, clicks, strict=True)]
+
+    with sessions() as session, session.begin():
+        results = requests.approve_many(session, catalog, batch)
+
+    assert [type(r) for r in results] == [Grant] * 5
+    for request_id, at, grant in zip(ids, clicks, results, strict=True):
+        request = load_request(sessions, request_id)
+        assert (request.status, request.decided_by, request.decided_at) == (
+            RequestStatus.APPROVED, APPROVER, at)
+        [stored] = grants_of(sessions, request_id)
+        assert (stored.id, stored.starts_at, stored.status) == (grant.id, at, GrantStatus.PENDING)
+        assert audit_trail(sessions, request_id=request_id)[-1] == (APPROVER, "approved")
+
+
+def test_a_refused_approval_in_a_batch_writes_nothing_and_leaves_the_rest(sessions, clock):
+    catalog = make_catalog({"oncall-admins": {"kind": "iam_group", "group": "prod-admins",
+                                              "approvers": [APPROVER, OTHER_APPROVER]}})
+    mine = create_request(sessions, catalog, clock(), requester=APPROVER, iam_user="bob")
+    fine = create_request(sessions, catalog, clock(), **someone(1))
+    same_access = create_request(sessions, catalog, clock(), resource="oncall-admins",
+                                 **someone(1))
+    unresolved = create_request(sessions, catalog, clock(), requester="U0USER2", iam_user=None)
+    batch = [requests.Approval(mine, OTHER_APPROVER, clock()),     # fine: not his own
+             requests.Approval(fine, STRANGER, clock()),           # not an approver
+             requests.Approval(fine, APPROVER, clock()),           # wins
+             requests.Approval(fine, OTHER_APPROVER, clock()),     # too late, told who won
+             requests.Approval(same_access, APPROVER, clock()),    # user1 has it now
+             requests.Approval(unresolved, APPROVER, clock()),     # IAM user not known yet
+             requests.Approval(999, APPROVER, clock()),
+             requests.Approval(mine, APPROVER, clock())]           # his own
+
+    with sessions() as session, session.begin():
+        results = requests.approve_many(session, catalog, batch)
+
+    assert isinstance(results[0], Grant) and isinstance(results[2], Grant)
+    assert isinstance(results[1], NotAuthorized)
+    assert str(results[3]) == f"Request #{fine} was already approved by <@{APPROVER}>."
+    assert isinstance(results[4], Conflict) and "just granted prod-admins" in str(results[4])
+    assert "still being submitted" in str(results[5])
+    assert isinstance(results[6], NotFound)
+    assert str(results[7]) == "You cannot approve or deny your own request."
+    for refused in (same_access, unresolved):
+        assert load_request(sessions, refused).status is RequestStatus.PENDING
+        assert grants_of(sessions, refused) == []
+        assert (APPROVER, "approved") not in audit_trail(sessions, request_id=refused)
+    assert count(sessions, Grant) == 2
+
+
+def test_a_batch_owes_every_copy_its_update(sessions, catalog, clock):
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    with sessions() as session, session.begin():
+        for request_id in ids:
+            messages.after_sent(session, Owed(1, Kind.REQUEST_COPY, "C0APPROVALS", None,
+                                              {"request_id": request_id,
+                                               "destination": "C0APPROVALS"}, 1, clock()),
+                                "C0APPROVALS", f"1.{request_id}", clock())
+
+    with sessions() as session, session.begin():
+        requests.approve_many(session, catalog,
+                              [requests.Approval(i, APPROVER, clock()) for i in ids])
+
+    from tests.fakes.outbox import Mailroom
+    mailroom = Mailroom(sessions, catalog, clock)
+    assert len(mailroom.owed(Kind.REQUEST_COPY_UPDATE)) == 3
+    assert len(mailroom.owed(Kind.DECISION_REPLY)) == 3
+
+
+def test_an_extension_in_a_batch_extends_its_grant(sessions, catalog, clock):
+    from tests.factories import active_grant, ask_for_more_time
+
+    grant_id = active_grant(sessions, catalog, clock())
+    extension = ask_for_more_time(sessions, catalog, grant_id, clock())
+    other = create_request(sessions, catalog, clock(), **someone(1))
+    expiry = load_grant(sessions, grant_id).expires_at
+
+    with sessions() as session, session.begin():
+        results = requests.approve_many(session, catalog, [
+            requests.Approval(extension, APPROVER, clock()),
+            requests.Approval(other, APPROVER, clock())])
+
+    assert results[0].id == grant_id and results[1].request_id == other
+    assert load_request(sessions, extension).status is RequestStatus.APPROVED
+    assert load_grant(sessions, grant_id).expires_at == expiry + timedelta(minutes=30)
