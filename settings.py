@@ -18,7 +18,7 @@ class Settings:
     database_url: str
     config_path: str
     port: int
-    aws_concurrency: int = 16
+    aws_concurrency: int = 48
     drain_seconds: int = 8  # SIGTERM: the worker finishes what it started, this long at most
 
     @property
@@ -66,7 +66,7 @@ def load_settings(env: dict[str, str] | None = None, need_slack: bool = True) ->
     port_text = env.get("PORT") or "3000"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PORT: '{port_text}' is not a TCP port number")
-    concurrency = env.get("AWS_CONCURRENCY") or "16"
+    concurrency = env.get("AWS_CONCURRENCY") or "48"
     if not concurrency.isdigit() or not 1 <= int(concurrency) <= 256:
         raise ConfigError(f"AWS_CONCURRENCY: '{concurrency}' is not a number from 1 to 256")
     drain = env.get("DRAIN_SECONDS") or "8"

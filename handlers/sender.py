@@ -26,6 +26,9 @@ from accessbot.services.runner import worker_id
 log = logging.getLogger(__name__)
 
 
+GATHER = 0.1  # seconds: with a backlog, claim a few rows at a time (services/claim_loop.py)
+
+
 class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
                  clock: Clock = utcnow, workers: int = 8, owner: str | None = None):
@@ -45,7 +48,8 @@ class Sender:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> "Sender":
-        self._loop = ClaimLoop("sender", self._claim, self.send, self.workers).start()
+        self._loop = ClaimLoop("sender", self._claim, self.send, self.workers,
+                               gather=GATHER).start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -17,6 +17,10 @@ class Background:
         future.add_done_callback(self._report)
         return future
 
+    def call(self, fn: Callable, *args) -> Future:
+        """One AWS call whose caller waits for its result, and handles its error."""
+        return self._pool.submit(fn, *args)
+
     def shutdown(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait)
 

@@ -26,7 +26,12 @@ from accessbot.handlers.sender import Sender
 from accessbot.handlers.work import Work, WorkDeps
 from accessbot.jobs.background import Background
 from accessbot.jobs.registry import JobContext
-from accessbot.jobs.scheduler import SchedulerTimers, add_periodic_jobs, make_scheduler
+from accessbot.jobs.scheduler import (
+    SchedulerTimers,
+    Together,
+    add_periodic_jobs,
+    make_scheduler,
+)
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
@@ -112,11 +117,11 @@ class Owners:
 
 def start_scheduler(components: Components) -> BackgroundScheduler:
     """Exact-time timers for every live grant, then the periodic jobs (the sweep first)."""
-    # revocation timers call AWS: as many at once as the AWS pool allows
+    # timers that fire together revoke together, their AWS calls on the AWS pool
     scheduler = make_scheduler(components.settings.aws_concurrency)
     runner = components.runner
-    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: runner.revoke_grant,
-                                                WARN_JOB: runner.warn})
+    revoke = Together(lambda ids: runner.revoke_grants(ids, calls=components.background.call))
+    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: revoke, WARN_JOB: runner.warn})
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh,

@@ -1,6 +1,7 @@
 """APScheduler wiring: the periodic jobs and one exact-time timer per grant."""
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,6 +32,31 @@ class SchedulerTimers:
         job_id = f"{job}:{grant_id}"
         if self.scheduler.get_job(job_id) is not None:
             self.scheduler.remove_job(job_id)
+
+
+class Together:
+    """Timers that fire at about the same moment become one call with all their grants.
+
+    The first timer's thread waits `gather` seconds for the others, then runs the batch;
+    the others only add their grant and return. (200 grants approved in one burst expire
+    in one burst: one transaction leases them all, instead of 200 contending.)
+    """
+
+    def __init__(self, run: Callable[[list[int]], object], gather: float = 0.02):
+        self._run = run
+        self._gather = gather
+        self._lock = threading.Lock()
+        self._waiting: list[int] = []
+
+    def __call__(self, grant_id: int) -> None:
+        with self._lock:
+            self._waiting.append(grant_id)
+            if len(self._waiting) > 1:
+                return  # the first of them runs it
+        time.sleep(self._gather)
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        self._run(batch)
 
 
 def make_scheduler(workers: int = 16) -> BackgroundScheduler:

@@ -1,13 +1,17 @@
 """Engine and session factory; SQLite gets WAL, a busy timeout and write-ahead locking."""
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 10
+HOLDS_TURN = "accessbot.holds_turn"  # connection.info: this connection's transaction has it
 
 
 def make_engine(url: str, busy_timeout: float = 30.0,
@@ -65,6 +69,33 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
+    # SQLite's own wait for its lock sleeps up to 100 ms at a time, through most moments
+    # the lock is free: the threads of one process queue here instead, in turn, and meet
+    # SQLite's wait only for another process's transaction.
+    turn = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not turn.acquire(timeout=max(busy_timeout, 1.0)):
+            raise OperationalError("BEGIN IMMEDIATE", None,
+                                   sqlite3.OperationalError("database is locked"))
+        connection.info[HOLDS_TURN] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end(connection, None)
+            raise
+
+    def _end(connection, statement: str | None) -> None:
+        """COMMIT or ROLLBACK now (the driver's own call after this hook is then a no-op),
+        so that the next thread's BEGIN finds the lock free; then give up the turn."""
+        if not connection.info.pop(HOLDS_TURN, False):
+            return
+        try:
+            if statement is not None and connection.connection.dbapi_connection.in_transaction:
+                connection.connection.dbapi_connection.execute(statement)
+        finally:
+            turn.release()
+
+    event.listen(engine, "commit", lambda connection: _end(connection, "COMMIT"))
+    event.listen(engine, "rollback", lambda connection: _end(connection, "ROLLBACK"))

@@ -6,6 +6,7 @@ claimed and what running it means is theirs.
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -20,11 +21,16 @@ POLL = 0.5  # seconds between looks when nobody in this process said there is wo
 
 class ClaimLoop(Generic[T]):
     def __init__(self, name: str, claim: Callable[[int], list[T]], run: Callable[[T], object],
-                 workers: int):
+                 workers: int, gather: float = 0.0):
+        """gather: while there is a backlog, wait this long for more threads to come free
+        before claiming, so that a backlog is claimed a few rows at a time rather than one
+        claim (a transaction) per finished row."""
         self.name = name
         self._claim = claim
         self._run = run
         self.workers = workers
+        self.gather = gather
+        self._backlog = False  # the last claim filled every free thread
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._free = threading.Semaphore(workers)
@@ -58,6 +64,7 @@ class ClaimLoop(Generic[T]):
             except SQLAlchemyError as exc:  # the database is away: look again shortly
                 log.warning("%s: could not claim work: %s", self.name, exc)
                 claimed = []
+            self._backlog = len(claimed) == slots
             for _ in range(slots - len(claimed)):
                 self._free.release()
             for item in claimed:
@@ -66,10 +73,16 @@ class ClaimLoop(Generic[T]):
                 self._wake.wait(POLL)
 
     def _take_free_slots(self) -> int:
-        """Wait for one idle thread, then take every idle one."""
+        """Wait for one idle thread, then take every idle one (with a backlog, those that
+        come free within `gather` too)."""
         self._free.acquire()
         slots = 1
-        while slots < self.workers and self._free.acquire(blocking=False):
+        until = time.monotonic() + (self.gather if self._backlog else 0.0)
+        while slots < self.workers:
+            wait = until - time.monotonic()
+            if not (self._free.acquire(blocking=False)
+                    or wait > 0 and self._free.acquire(timeout=wait)):
+                break
             slots += 1
         return slots
 

@@ -6,6 +6,7 @@ several bot processes only one works on a grant at a time; a crash leaves the le
 to run out and the next sweep picks the grant up again.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,9 +55,21 @@ def claim_to_grant(session: Session, grant_id: int, owner: str, now: datetime) -
 
 def claim_to_revoke(session: Session, grant_id: int, owner: str, now: datetime) -> Grant | None:
     """Lease an expired PENDING or ACTIVE grant for revoking; None if not due or taken."""
-    return _claim(session, grant_id, owner, now,
-                  Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE)),
-                  Grant.expires_at <= now)
+    claimed = claim_all_to_revoke(session, [grant_id], owner, now)
+    return claimed[0] if claimed else None
+
+
+def claim_all_to_revoke(session: Session, grant_ids: Sequence[int], owner: str,
+                        now: datetime) -> list[Grant]:
+    """claim_to_revoke for many grants in one statement: those leased, in id order."""
+    leased = session.scalars(
+        update(Grant)
+        .where(Grant.id.in_(grant_ids), _live(), Grant.expires_at <= now,
+               or_(Grant.lease_until.is_(None), Grant.lease_until < now))
+        .values(lease_owner=owner, lease_until=now + LEASE)
+        .returning(Grant.id)
+        .execution_options(synchronize_session=False)).all()
+    return _reload(session, leased)
 
 
 def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
@@ -79,19 +92,37 @@ def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
 
 def finish_revoke(session: Session, grant_id: int, owner: str, now: datetime) -> Grant | None:
     """ACTIVE -> REVOKED (or PENDING -> FAILED when it never took effect)."""
-    grant = session.get(Grant, grant_id, populate_existing=True)
-    if grant is None or grant.lease_owner != owner:
-        return None
-    # not the status: an extended role grant is PENDING again while IAM learns its new expiry
-    never_granted = grant.granted_at is None
-    final = GrantStatus.FAILED if never_granted else GrantStatus.REVOKED
-    end_reason = grant.end_reason or ("not granted in time" if never_granted else "expired")
-    if not _finish(session, grant_id, owner, grant.status, status=final, revoked_at=now,
-                   end_reason=end_reason, next_attempt_at=None):
-        return None
-    audit.record(session, now, audit.SYSTEM, Action.REVOKED, request_id=grant.request_id,
-                 grant_id=grant_id, detail=end_reason)
-    return session.get(Grant, grant_id, populate_existing=True)
+    done = finish_all_revoked(session, [grant_id], owner, now)
+    return done[0] if done else None
+
+
+def finish_all_revoked(session: Session, grant_ids: Sequence[int], owner: str,
+                       now: datetime) -> list[Grant]:
+    """finish_revoke for many grants in a few statements: those still ours, in id order."""
+    ends: dict[tuple[GrantStatus, GrantStatus, str], list[int]] = {}
+    for grant in _reload(session, grant_ids):
+        if grant.lease_owner != owner:
+            continue
+        # not the status: an extended role grant is PENDING again while IAM learns its new
+        # expiry
+        never_granted = grant.granted_at is None
+        final = GrantStatus.FAILED if never_granted else GrantStatus.REVOKED
+        reason = grant.end_reason or ("not granted in time" if never_granted else "expired")
+        ends.setdefault((grant.status, final, reason), []).append(grant.id)
+    finished: list[int] = []
+    for (status, final, reason), ids in ends.items():
+        finished += session.scalars(
+            update(Grant)
+            .where(Grant.id.in_(ids), Grant.lease_owner == owner, Grant.status == status)
+            .values(lease_owner=None, lease_until=None, status=final, revoked_at=now,
+                    end_reason=reason, next_attempt_at=None)
+            .returning(Grant.id)
+            .execution_options(synchronize_session=False)).all()
+    done = _reload(session, finished)
+    for grant in done:
+        audit.record(session, now, audit.SYSTEM, Action.REVOKED, request_id=grant.request_id,
+                     grant_id=grant.id, detail=grant.end_reason)
+    return done
 
 
 def fail_grant(session: Session, grant_id: int, owner: str, now: datetime,
@@ -201,6 +232,13 @@ def granted_members(session: Session, groups: set[str]) -> dict[str, set[str]]:
             _live(), Grant.kind == ResourceKind.IAM_GROUP.value, Grant.target.in_(groups))):
         members.setdefault(group, set()).add(iam_user)
     return members
+
+
+def _reload(session: Session, grant_ids: Sequence[int]) -> list[Grant]:
+    if not grant_ids:
+        return []
+    return list(session.scalars(select(Grant).where(Grant.id.in_(grant_ids)).order_by(Grant.id)
+                                .execution_options(populate_existing=True)))
 
 
 def _claim(session: Session, grant_id: int, owner: str, now: datetime, *conditions):

@@ -9,7 +9,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from accessbot.services.clock import Clock, utcnow
 from accessbot.services.ports import (
     AccessProvider,
     Directory,
+    GrantSpec,
     LookupFailed,
     Profiles,
     ProviderError,
@@ -149,25 +151,37 @@ class AccessRunner:
 
     def revoke_grant(self, grant_id: int) -> Grant | None:
         """Take an expired grant away; 'already gone' counts as done."""
+        done = self.revoke_grants([grant_id])
+        return done[0] if done else None
+
+    def revoke_grants(self, grant_ids: Sequence[int],
+                      calls: Callable[..., Future] | None = None) -> list[Grant]:
+        """Take expired grants away, many at once: leased in one transaction, AWS called
+        side by side on `calls` (a pool's submit; without one, in turn), and each group of
+        calls that has finished recorded in one transaction. Returns the grants revoked."""
         with self.transaction() as session:
-            grant = grant_ops.claim_to_revoke(session, grant_id, self.owner, self.clock())
-        if grant is None:
-            return None
-        try:
-            self.provider.revoke(grant_ops.spec_of(grant))
-        except ProviderError as exc:
-            self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
-            return None
-        with self.transaction() as session:
-            done = grant_ops.finish_revoke(session, grant_id, self.owner, self.clock())
-            if done is not None:
-                messages.grant_ended(session, done, self.clock())
-                metrics.REVOCATIONS.labels("revoked").inc()
-                metrics.REVOCATION_LAG.observe(
-                    max(0.0, (done.revoked_at - done.expires_at).total_seconds()))
-        if done is not None and self.timers:
-            self.timers.cancel(WARN_JOB, grant_id)
-        return done
+            claimed = grant_ops.claim_all_to_revoke(session, grant_ids, self.owner,
+                                                    self.clock())
+        revoked: list[Grant] = []
+        for finished in _as_they_finish(self.provider.revoke, claimed, calls):
+            for grant, exc in finished:
+                if exc is not None:
+                    self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
+            ok = [grant.id for grant, exc in finished if exc is None]
+            if not ok:
+                continue
+            with self.transaction() as session:
+                done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock())
+                for grant in done:
+                    messages.grant_ended(session, grant, self.clock())
+                    metrics.REVOCATIONS.labels("revoked").inc()
+                    metrics.REVOCATION_LAG.observe(
+                        max(0.0, (grant.revoked_at - grant.expires_at).total_seconds()))
+            revoked += done
+        if self.timers:
+            for grant in revoked:
+                self.timers.cancel(WARN_JOB, grant.id)
+        return revoked
 
     def warn(self, grant_id: int) -> bool:
         """The expiry warning: marked and owed in one transaction, so it is never lost."""
@@ -195,7 +209,7 @@ class AccessRunner:
             to_revoke = grant_ops.due_to_revoke(session, now)
             to_grant = grant_ops.due_to_grant(session, now)
             to_warn = grant_ops.due_to_warn(session, now)
-        report.revoked = [g for g in to_revoke if self.revoke_grant(g)]
+        report.revoked = [g.id for g in self.revoke_grants(to_revoke)]
         report.granted = [g for g in to_grant if self.apply_grant(g)]
         report.warned = [g for g in to_warn if self.warn(g)]
         report.announced = [r for r in to_announce if self.announce(r)]
@@ -255,3 +269,34 @@ class AccessRunner:
         self.timers.schedule(REVOKE_JOB, grant.id, grant.expires_at)
         if grant.warn_at and grant.warned_at is None and grant.status is GrantStatus.ACTIVE:
             self.timers.schedule(WARN_JOB, grant.id, grant.warn_at)
+
+
+def _as_they_finish(call: Callable[[GrantSpec], object], grants: list[Grant],
+                    calls: Callable[..., Future] | None
+                    ) -> Iterator[list[tuple[Grant, ProviderError | None]]]:
+    """Call AWS for each grant; yield (grant, error) for the calls done since the last yield.
+
+    An error that is not a ProviderError is a bug: it is logged, and the grant left leased
+    (the sweep takes it up again when its lease runs out)."""
+    def outcome(grant: Grant, run: Callable[[], object]) -> tuple[Grant, ProviderError | None]:
+        try:
+            run()
+        except ProviderError as exc:
+            return grant, exc
+        return grant, None
+
+    if calls is None or len(grants) < 2:
+        for grant in grants:
+            yield [outcome(grant, lambda g=grant: call(grant_ops.spec_of(g)))]
+        return
+    pending = {calls(call, grant_ops.spec_of(grant)): grant for grant in grants}
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        finished = []
+        for future in done:
+            grant = pending.pop(future)
+            try:
+                finished.append(outcome(grant, future.result))
+            except Exception:  # a bug: logged by the pool; the lease runs out
+                log.exception("grant #%s: revoking failed unexpectedly", grant.id)
+        yield finished

@@ -23,3 +23,25 @@ def test_hygiene_enabled_false_schedules_no_hygiene_job(enabled):
     scheduled = {job.id for job in scheduler.get_jobs()}
     assert "sweep" in scheduled
     assert (scheduled & HYGIENE_JOBS) == (HYGIENE_JOBS if enabled else set())
+
+
+def test_timers_that_fire_together_run_as_one_batch():
+    import threading
+
+    from accessbot.jobs.scheduler import Together
+
+    batches, gate = [], threading.Barrier(5)
+    together = Together(batches.append, gather=0.2)
+
+    def fire(grant_id: int) -> None:
+        gate.wait()
+        together(grant_id)
+
+    threads = [threading.Thread(target=fire, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    together(9)  # later: a batch of its own
+
+    assert [sorted(batch) for batch in batches] == [[0, 1, 2, 3, 4], [9]]

@@ -613,3 +613,34 @@ def test_extend_grant_after_im_done_does_nothing(sessions, catalog, clock, runne
 
     assert len(provider.grants) == 1
     assert outbox.owed(Kind.GRANT_EXTENDED) == []
+
+
+def test_grants_that_expire_together_are_revoked_together(sessions, catalog, clock, runner,
+                                                          provider, outbox, timers):
+    """Leased in one transaction, AWS called side by side; one failure is retried alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [live_grant(sessions, catalog, clock, runner, **someone(n)) for n in range(6)]
+    not_yet = live_grant(sessions, catalog, clock, runner, duration=timedelta(hours=3),
+                         **someone(9))
+    clock.now = load_grant(sessions, ids[-1]).expires_at
+    provider.fail_next(1, only="revoke")
+
+    with ThreadPoolExecutor(4) as pool:
+        revoked = runner.revoke_grants([*ids, not_yet], calls=pool.submit)
+
+    assert len(revoked) == 5 and not_yet not in {g.id for g in revoked}
+    [failed] = set(ids) - {g.id for g in revoked}
+    assert load_grant(sessions, failed).status is GrantStatus.ACTIVE
+    assert load_grant(sessions, failed).next_attempt_at > clock()  # retried with backoff
+    assert load_grant(sessions, not_yet).status is GrantStatus.ACTIVE
+    assert sorted(row["grant_id"] for row in outbox.owed(Kind.GRANT_ENDED)) == sorted(
+        g.id for g in revoked)
+    for grant in revoked:
+        assert load_grant(sessions, grant.id).revoked_at == clock()
+        assert ("accessbot", "revoked") in audit_trail(sessions, grant_id=grant.id)
+        assert ("cancel", WARN_JOB, grant.id, None) in timers.calls
+
+    run_to_next_attempt(sessions, clock, failed)
+    assert runner.sweep().revoked == [failed]
+    assert len(provider.revokes) == 7  # six, and the one retried; nothing revoked twice

@@ -1,0 +1,70 @@
+"""SQLite's write transactions: the threads of one process take turns; nothing leaks a turn."""
+
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from accessbot.models import make_engine
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = tmp_path / "turns.db"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.3)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE counter (n INTEGER)"))
+        connection.execute(text("INSERT INTO counter VALUES (0)"))
+    yield engine, path
+    engine.dispose()
+
+
+def count(engine) -> int:
+    with engine.begin() as connection:
+        return connection.execute(text("SELECT n FROM counter")).scalar_one()
+
+
+def test_threads_of_one_process_write_in_turn_and_none_is_refused(database):
+    engine, _ = database
+    errors = []
+
+    def add_many():
+        for _ in range(25):
+            try:
+                with engine.begin() as connection:  # read, then write: a lost update if
+                    n = connection.execute(text("SELECT n FROM counter")).scalar_one()
+                    connection.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
+            except OperationalError as exc:  # two ran at once
+                errors.append(exc)
+
+    threads = [threading.Thread(target=add_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert count(engine) == 200
+
+
+def test_a_rolled_back_transaction_gives_up_its_turn(database):
+    engine, _ = database
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        connection.execute(text("UPDATE counter SET n = 5"))
+        raise RuntimeError("the use case failed")
+    assert count(engine) == 0  # rolled back, and the next transaction had its turn
+
+
+def test_a_begin_refused_by_another_process_gives_up_its_turn(database):
+    engine, path = database
+    other = sqlite3.connect(path, isolation_level=None)  # as another process would
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"), engine.begin() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert count(engine) == 0
