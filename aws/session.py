@@ -69,11 +69,17 @@ def aws_refusal() -> str | None:
 def make_iam_client(region: str | None = None, connections: int = 32) -> BaseClient:
     """An IAM client; boto3 itself honours AWS_ENDPOINT_URL (e.g. a moto server).
     `connections`: one per thread that may call AWS at once (the AWS pool, the timers)."""
+    return make_client("iam", region, connections)
+
+
+def make_client(service: str, region: str | None = None, connections: int = 32) -> BaseClient:
+    """A client of `service` with the retries, timeouts and call counting above."""
     client = boto3.session.Session().client(
-        "iam", region_name=region or default_region(),
+        service, region_name=region or default_region(),
         config=CLIENT_CONFIG.merge(Config(max_pool_connections=connections)))
-    client.meta.events.register("after-call.iam", _count_call)
-    client.meta.events.register("after-call-error.iam", _count_failed_call)
+    event = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"after-call.{event}", _count_call)
+    client.meta.events.register(f"after-call-error.{event}", _count_failed_call)
     return client
 
 

@@ -38,7 +38,7 @@ from accessbot.handlers.mrkdwn import (
     mention,
 )
 from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
-from accessbot.services.catalog import Catalog, Resource
+from accessbot.services.catalog import SSO_KINDS, Catalog, Resource, ResourceKind
 from accessbot.services.commands import MAX_REASON, USAGE, Draft
 from accessbot.services.durations import format_duration
 
@@ -108,10 +108,13 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
         SectionBlock(text=md(f"{requester} {_asks(request)} {asked}"), fields=[
             md(f"*Resource*\n{escape(request.resource)}"
                + (f"\n_{escape(resource.description)}_"
-                  if resource and resource.description else ""), FIELD_TEXT),
+                  if resource and resource.description else "")
+               + (f"\n`{escape(resource.target)}` in " + ", ".join(resource.accounts)
+                  if resource and resource.accounts else ""), FIELD_TEXT),
             md(f"*{'More time' if extension else 'Duration'}*\n{duration}", FIELD_TEXT),
             md(f"*Requester*\n{requester}"
-               + (f" (IAM user `{escape(request.iam_user)}`)" if request.iam_user else ""),
+               + (f" (IAM user `{escape(request.iam_user)}`)"
+                  if request.iam_user and not _in_identity_center(resource) else ""),
                FIELD_TEXT),
             md(f"*Requested*\n{slack_time(request.created_at)}", FIELD_TEXT),
         ]),
@@ -215,12 +218,28 @@ def request_outcome(request: AccessRequest) -> Message:
     return message(text, [section(text)])
 
 
+def _in_identity_center(resource: Resource | None) -> bool:
+    return resource is not None and resource.kind in SSO_KINDS
+
+
+def _granted_as(grant: Grant) -> str:
+    """What the grant is in AWS, in the holder's words."""
+    if grant.kind == ResourceKind.SSO_PERMISSION_SET:
+        accounts = ", ".join(f"`{a}`" for a in (grant.accounts or "").split(",") if a)
+        return (f"permission set `{escape(grant.target)}` in account"
+                f"{'s' if ',' in (grant.accounts or '') else ''} {accounts}: sign in through "
+                "your AWS access portal")
+    if grant.kind == ResourceKind.SSO_GROUP:
+        return f"member of the Identity Center group `{escape(grant.target)}`"
+    return f"IAM user `{escape(grant.iam_user)}`"
+
+
 def grant_message(grant: Grant) -> Message:
     """The requester's DM about their access, for every status of the grant."""
     name = escape(grant.resource)
     if grant.status is GrantStatus.ACTIVE:
         text = (f":white_check_mark: You have *{name}* until "
-                f"{slack_time(grant.expires_at)} (IAM user `{escape(grant.iam_user)}`).")
+                f"{slack_time(grant.expires_at)} ({_granted_as(grant)}).")
         if grant.role_arn:
             text += (f"\nAssume the role `{escape(grant.role_arn)}` with a session name equal "
                      "to your IAM user name; IAM itself refuses after the expiry time.")

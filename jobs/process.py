@@ -17,7 +17,14 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from accessbot.aws import IamAccess, IamCredentials, IamUserIndex, make_iam_client
+from accessbot.aws import (
+    ByKind,
+    IamAccess,
+    IamCredentials,
+    IamUserIndex,
+    make_iam_client,
+    make_identity_center,
+)
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
 from accessbot.handlers.logs import configure_logging
@@ -35,12 +42,12 @@ from accessbot.jobs.scheduler import (
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
-from accessbot.services.catalog import Catalog, load_catalog
+from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
 from accessbot.services.hygiene_runner import HygieneRunner
-from accessbot.services.ports import ReportNotReady
+from accessbot.services.ports import AccessProvider, ReportNotReady
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
 
@@ -73,8 +80,15 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     directory = IamUserIndex(iam)
     profiles = SlackProfiles(client)
     background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
-    runner = AccessRunner(sessions, catalog, provider=IamAccess(iam), directory=directory,
-                          profiles=profiles)
+    providers: dict[str, AccessProvider] = dict.fromkeys(
+        (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE), IamAccess(iam))
+    identity_center = None
+    if catalog.uses_identity_center():
+        identity_center = make_identity_center(catalog.identity_center,
+                                               2 * settings.aws_concurrency)
+        providers |= dict.fromkeys(SSO_KINDS, identity_center)
+    runner = AccessRunner(sessions, catalog, provider=ByKind(providers), directory=directory,
+                          profiles=profiles, sso_directory=identity_center)
     stopping = threading.Event()
     hygiene = HygieneRunner(sessions, catalog,
                             IamCredentials(iam, sleep=_sleep_unless(stopping)),

@@ -106,8 +106,10 @@ class Grant(Base):
     requester_id: Mapped[str] = mapped_column(String(32))
     iam_user: Mapped[str] = mapped_column(String(128))
     resource: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(600))
+    # Identity Center permission sets: the 12-digit account ids, comma-separated
+    accounts: Mapped[str | None] = mapped_column(String(400))
     status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus), default=GrantStatus.PENDING)
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,7 +1,7 @@
 """The catalog of requestable resources, loaded and validated from the YAML config."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -24,18 +24,50 @@ def is_channel(slack_id: str) -> bool:
 RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+PERMISSION_SET_NAME = re.compile(r"^[\w+=,.@-]{1,32}$")
+PERMISSION_SET_ARN = re.compile(r"^arn:aws[\w-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/"
+                                r"ps-[0-9a-f]{16}$")
+INSTANCE_ARN = re.compile(r"^arn:aws[\w-]*:sso:::instance/ssoins-[0-9a-f]{16}$")
+IDENTITY_STORE_ID = re.compile(r"^d-[0-9a-f]{10}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+SSO_GROUP_NAME = re.compile(r"^[^\x00-\x1f]{1,1024}$")
 
 
 class ResourceKind(StrEnum):
     IAM_GROUP = "iam_group"
     IAM_ROLE = "iam_role"
+    SSO_PERMISSION_SET = "sso_permission_set"  # an Identity Center account assignment
+    SSO_GROUP = "sso_group"                    # an Identity Center group membership
+
+
+SSO_KINDS = frozenset({ResourceKind.SSO_PERMISSION_SET, ResourceKind.SSO_GROUP})
+
+
+@dataclass(frozen=True)
+class Account:
+    """An AWS account of `accounts:`, by the name the config gives it."""
+
+    name: str
+    id: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IdentityCenter:
+    """`identity_center:`; without instance_arn, sso-admin ListInstances finds it."""
+
+    instance_arn: str | None = None
+    identity_store_id: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
 class Resource:
     name: str
     kind: ResourceKind
-    target: str  # IAM group name, or IAM role name or ARN
+    target: str  # IAM group name, IAM role name or ARN, permission set, Identity Center group
     approvers: tuple[str, ...]
     description: str = ""
     requesters: tuple[str, ...] = ()  # empty: anyone may request
@@ -43,6 +75,7 @@ class Resource:
     min_duration: timedelta = timedelta(minutes=1)
     max_duration: timedelta = timedelta(hours=4)
     expiry_warning: timedelta = timedelta(minutes=15)
+    accounts: tuple[str, ...] = ()  # sso_permission_set: the 12-digit ids it is assigned in
 
     def may_request(self, user_id: str) -> bool:
         return not self.requesters or user_id in self.requesters
@@ -111,6 +144,11 @@ class Catalog:
     request_timeout: timedelta = timedelta(hours=24)
     sweep_interval: timedelta = timedelta(seconds=10)
     hygiene: Hygiene = Hygiene()
+    accounts: dict[str, Account] = field(default_factory=dict)
+    identity_center: IdentityCenter = IdentityCenter()
+
+    def uses_identity_center(self) -> bool:
+        return any(r.kind in SSO_KINDS for r in self.resources.values())
 
     def managed_groups(self) -> set[str]:
         return {r.target for r in self.resources.values() if r.kind is ResourceKind.IAM_GROUP}
@@ -128,6 +166,10 @@ class Catalog:
     def warnings(self) -> list[str]:
         """What works, but not as a deployer would want: said on start and by check-config."""
         said = []
+        for account in self.accounts.values():
+            if account.role_arn:
+                said.append(f"accounts.{account.name}.role_arn is not used yet: IAM kinds and "
+                            "hygiene act in the bot's own account")
         if self.admin_channel is None:
             said.append("admin_channel is not set: alerts (a grant AWS refused, a message "
                         "Slack would not take, unowned credentials) go only to the log")
@@ -135,7 +177,7 @@ class Catalog:
 
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
-             "resources", "hygiene"}
+             "resources", "hygiene", "accounts", "identity_center"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -146,10 +188,20 @@ _HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators", "
 HYGIENE_MODES = ("notify", "report")
 _PASSWORD_KEYS = set(PasswordPolicy.__dataclass_fields__)
 _RESOURCE_KEYS = {
-    "description", "kind", "group", "role", "approvers", "requesters",
-    "default_duration", "min_duration", "max_duration", "expiry_warning",
+    "description", "kind", "group", "role", "permission_set", "account", "accounts",
+    "approvers", "requesters", "default_duration", "min_duration", "max_duration",
+    "expiry_warning",
 }
-_TARGET_KEY = {ResourceKind.IAM_GROUP: "group", ResourceKind.IAM_ROLE: "role"}
+_TARGET_KEY = {ResourceKind.IAM_GROUP: "group", ResourceKind.IAM_ROLE: "role",
+               ResourceKind.SSO_PERMISSION_SET: "permission_set", ResourceKind.SSO_GROUP: "group"}
+_TARGET_TEXT = {
+    ResourceKind.IAM_GROUP: "an IAM group name",
+    ResourceKind.IAM_ROLE: "an IAM role name or ARN",
+    ResourceKind.SSO_PERMISSION_SET: "a permission set name or ARN",
+    ResourceKind.SSO_GROUP: "an Identity Center group's display name or id",
+}
+_ACCOUNT_KEYS = {"id", "role_arn", "external_id"}
+_IDENTITY_CENTER_KEYS = {"instance_arn", "identity_store_id", "region"}
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -189,12 +241,103 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
     sweep = _duration(raw, "sweep_interval", timedelta(seconds=10), "sweep_interval", fail)
     if sweep > timedelta(minutes=5):
         raise fail("sweep_interval", "at most 5m: the sweep is the safety net for revocations")
+    accounts = _parse_accounts(raw.get("accounts"), fail)
     resources = {
-        str(name): _parse_resource(str(name), spec, fail) for name, spec in resources_raw.items()
+        str(name): _parse_resource(str(name), spec, accounts, fail)
+        for name, spec in resources_raw.items()
     }
     hygiene = _parse_hygiene(raw.get("hygiene", {}), fail)
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
-                   hygiene=hygiene, **channels)
+                   hygiene=hygiene, accounts=accounts,
+                   identity_center=_parse_identity_center(raw.get("identity_center"), fail),
+                   **channels)
+
+
+def _parse_accounts(spec: Any, fail) -> dict[str, Account]:
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise fail("accounts", "expected a mapping of account name to its id and role_arn")
+    accounts = {}
+    for name, entry in spec.items():
+        where = f"accounts.{name}"
+        if not RESOURCE_NAME.match(str(name)):
+            raise fail(where, "account names are lowercase letters, digits, '-', '_' and '.'")
+        if not isinstance(entry, dict):
+            raise fail(where, "expected a mapping with id (and role_arn, external_id)")
+        _check_keys(entry, _ACCOUNT_KEYS, where, fail)
+        account_id = str(entry.get("id", ""))
+        if not ACCOUNT_ID.match(account_id):
+            raise fail(f"{where}.id", f"'{account_id}' is not a 12-digit AWS account id "
+                       "(quote it in YAML: \"012345678901\")")
+        role_arn = entry.get("role_arn")
+        if role_arn is not None and not (isinstance(role_arn, str) and ROLE_ARN.match(role_arn)
+                                         and f"::{account_id}:" in role_arn):
+            raise fail(f"{where}.role_arn", f"expected the ARN of a role in account {account_id}")
+        external_id = entry.get("external_id")
+        if external_id is not None and not (isinstance(external_id, str)
+                                            and 2 <= len(external_id) <= 1224):
+            raise fail(f"{where}.external_id", "expected text of 2 to 1224 characters")
+        accounts[str(name)] = Account(str(name), account_id, role_arn, external_id)
+    ids = [a.id for a in accounts.values()]
+    if len(set(ids)) != len(ids):
+        raise fail("accounts", "two accounts have the same id")
+    return accounts
+
+
+def _parse_identity_center(spec: Any, fail) -> IdentityCenter:
+    if spec is None:
+        return IdentityCenter()
+    if not isinstance(spec, dict):
+        raise fail("identity_center", "expected a mapping")
+    _check_keys(spec, _IDENTITY_CENTER_KEYS, "identity_center", fail)
+    checks = {"instance_arn": (INSTANCE_ARN, "arn:aws:sso:::instance/ssoins-..."),
+              "identity_store_id": (IDENTITY_STORE_ID, "d-..."),
+              "region": (REGION, "a region like us-east-1")}
+    for key, (pattern, like) in checks.items():
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, str) and pattern.match(value)):
+            raise fail(f"identity_center.{key}", f"'{value}' is not {like}")
+    if ("instance_arn" in spec) != ("identity_store_id" in spec):
+        raise fail("identity_center", "give instance_arn and identity_store_id together, or "
+                   "neither (then sso-admin ListInstances finds them)")
+    return IdentityCenter(spec.get("instance_arn"), spec.get("identity_store_id"),
+                          spec.get("region"))
+
+
+def _account_ids(spec: dict, kind: ResourceKind, accounts: dict[str, Account], where: str,
+                 fail) -> tuple[str, ...]:
+    """The resource's `account` or `accounts`, as 12-digit ids."""
+    if "account" in spec and "accounts" in spec:
+        raise fail(f"{where}.accounts", "give account or accounts, not both")
+    if kind is not ResourceKind.SSO_PERMISSION_SET:
+        for key in ("account", "accounts"):
+            if key in spec:
+                raise fail(f"{where}.{key}", f"not supported for kind {kind.value} yet: "
+                           "IAM kinds act in the bot's own account")
+        return ()
+    if "account" in spec:
+        names, key = [spec["account"]], "account"
+    elif isinstance(spec.get("accounts"), list) and spec["accounts"]:
+        names, key = spec["accounts"], "accounts"
+    else:
+        raise fail(f"{where}.account", "a permission set is assigned in an account: give "
+                   "account (a key of accounts: or a 12-digit id) or a list of accounts")
+    ids = []
+    for index, name in enumerate(names):
+        at = f"{where}.{key}" + (f"[{index}]" if key == "accounts" else "")
+        name = str(name)
+        if name in accounts:
+            ids.append(accounts[name].id)
+        elif ACCOUNT_ID.match(name):
+            ids.append(name)
+        else:
+            known = ", ".join(sorted(accounts)) or "none"
+            raise fail(at, f"'{name}' is neither a key of accounts: (known: {known}) nor a "
+                       "12-digit account id")
+    if len(set(ids)) != len(ids):
+        raise fail(f"{where}.{key}", "names one account twice")
+    return tuple(ids)
 
 
 def _check_keys(spec: dict, known: set[str], where: str | None, fail) -> None:
@@ -280,7 +423,7 @@ def _parse_password_policy(spec: Any, fail) -> PasswordPolicy:
     return PasswordPolicy(**{**CIS_BASELINE.__dict__, **values})
 
 
-def _parse_resource(name: str, spec: Any, fail) -> Resource:
+def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) -> Resource:
     where = f"resources.{name}"
     if not RESOURCE_NAME.match(name):
         raise fail(where, "resource names are lowercase letters, digits, '-', '_' and '.'")
@@ -294,13 +437,13 @@ def _parse_resource(name: str, spec: Any, fail) -> Resource:
 
     target_key = _TARGET_KEY[kind]
     target = spec.get(target_key)
-    if not isinstance(target, str) or not (
-        IAM_NAME.match(target) or (kind is ResourceKind.IAM_ROLE and ROLE_ARN.match(target))
-    ):
-        raise fail(f"{where}.{target_key}", f"a {kind.value} needs a valid '{target_key}' name")
+    if not isinstance(target, str) or not _valid_target(kind, target):
+        raise fail(f"{where}.{target_key}",
+                   f"a {kind.value} needs '{target_key}': {_TARGET_TEXT[kind]}")
     for other in set(_TARGET_KEY.values()) - {target_key}:
         if other in spec:
             raise fail(f"{where}.{other}", f"not valid for kind {kind.value}")
+    account_ids = _account_ids(spec, kind, accounts, where, fail)
 
     approvers = _user_ids(spec, "approvers", where, fail, required=True)
     requesters = _user_ids(spec, "requesters", where, fail, required=False)
@@ -332,8 +475,17 @@ def _parse_resource(name: str, spec: Any, fail) -> Resource:
     return Resource(
         name=name, kind=kind, target=target, approvers=approvers, requesters=requesters,
         description=description, default_duration=default_d, min_duration=min_d,
-        max_duration=max_d, expiry_warning=warning,
+        max_duration=max_d, expiry_warning=warning, accounts=account_ids,
     )
+
+
+def _valid_target(kind: ResourceKind, target: str) -> bool:
+    if kind is ResourceKind.SSO_PERMISSION_SET:
+        return bool(PERMISSION_SET_NAME.match(target) or PERMISSION_SET_ARN.match(target))
+    if kind is ResourceKind.SSO_GROUP:
+        return bool(SSO_GROUP_NAME.match(target.strip())) and target == target.strip()
+    return bool(IAM_NAME.match(target) or (kind is ResourceKind.IAM_ROLE
+                                           and ROLE_ARN.match(target)))
 
 
 def _user_ids(spec: dict, key: str, where: str, fail, required: bool) -> tuple[str, ...]:

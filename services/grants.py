@@ -37,7 +37,8 @@ class Failure:
 
 def spec_of(grant: Grant) -> GrantSpec:
     return GrantSpec(grant_id=grant.id, iam_user=grant.iam_user, kind=grant.kind,
-                     target=grant.target, expires_at=grant.expires_at)
+                     target=grant.target, expires_at=grant.expires_at,
+                     accounts=tuple(grant.accounts.split(",")) if grant.accounts else ())
 
 
 def get_grant(session: Session, grant_id: int) -> Grant:

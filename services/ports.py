@@ -30,8 +30,9 @@ class GrantSpec:
     grant_id: int
     iam_user: str
     kind: str  # ResourceKind value
-    target: str  # group name, role name or role ARN
+    target: str  # group name, role name or ARN, permission set name or ARN
     expires_at: datetime
+    accounts: tuple[str, ...] = ()  # sso_permission_set: the accounts it is assigned in
 
 
 class AccessProvider(Protocol):

@@ -231,7 +231,8 @@ def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
     return Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
         resource=resource.name, kind=resource.kind.value, target=resource.target,
-        status=GrantStatus.PENDING, starts_at=now, expires_at=now + request.duration,
+        accounts=",".join(resource.accounts) or None, status=GrantStatus.PENDING,
+        starts_at=now, expires_at=now + request.duration,
         warn_at=_warn_at(now, request.duration, resource), attempts=0,
     )
 

@@ -21,7 +21,7 @@ from accessbot.services import extensions, messages, metrics
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
-from accessbot.services.catalog import Catalog
+from accessbot.services.catalog import SSO_KINDS, Catalog
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.ports import (
     AccessProvider,
@@ -35,6 +35,9 @@ from accessbot.services.ports import (
 
 log = logging.getLogger(__name__)
 
+NO_SSO_USER = ("you have no IAM Identity Center user that accessbot can match to your Slack "
+               "account: its email (or user name) must be the email of your Slack profile. "
+               "Ask an Identity Center admin to check it.")
 REVOKE_JOB = "revoke"
 WARN_JOB = "warn"
 ANNOUNCE_GRACE = timedelta(seconds=60)
@@ -57,11 +60,12 @@ class AccessRunner:
     def __init__(self, sessions: Callable[[], Session], catalog: Catalog,
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  timers: Timers | None = None, clock: Clock = utcnow,
-                 owner: str | None = None):
+                 owner: str | None = None, sso_directory: Directory | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
         self.directory = directory
+        self.sso_directory = sso_directory  # Identity Center users, for the sso_ kinds
         self.profiles = profiles
         self.timers = timers
         self.clock = clock
@@ -79,23 +83,26 @@ class AccessRunner:
             if request is None:
                 return False
             iam_user = request.iam_user
+        resource = self.catalog.resources.get(request.resource)
+        identity_center = resource is not None and resource.kind in SSO_KINDS
         if iam_user is None:
             try:
-                iam_user = self._find_iam_user(request.requester_id)
+                iam_user = (self._find_sso_user(request.requester_id) if identity_center
+                            else self._find_iam_user(request.requester_id))
             except (ProviderError, LookupFailed) as exc:  # no answer yet: the sweep retries
-                log.warning("request #%s: IAM user lookup failed: %s; will retry",
+                log.warning("request #%s: user lookup failed: %s; will retry",
                             request_id, exc)
                 with self.transaction() as session:
                     request_ops.release_announcement(session, request_id)
                 return False
             if iam_user is None:
-                why = ("you have no IAM user that accessbot can match to your Slack account. "
+                why = (NO_SSO_USER if identity_center else
+                       "you have no IAM user that accessbot can match to your Slack account. "
                        f"Ask an AWS admin to tag your IAM user with slack-user-id="
                        f"{request.requester_id} (or email=<your Slack email>).")
                 with self.transaction() as session:
                     request_ops.fail_request(session, request_id, why, self.clock())
                 return False
-        resource = self.catalog.resources.get(request.resource)
         destinations = [self.catalog.approval_channel] if self.catalog.approval_channel else []
         destinations += [a for a in resource.approvers if a != request.requester_id] if resource \
             else []
@@ -227,6 +234,13 @@ class AccessRunner:
             return iam_user
         email = self.profiles.email_of(slack_user_id)
         return self.directory.iam_user_for(slack_user_id, email) if email else None
+
+    def _find_sso_user(self, slack_user_id: str) -> str | None:
+        """The Identity Center user whose email (or user name) is the Slack profile's email."""
+        if self.sso_directory is None:
+            raise LookupFailed("IAM Identity Center is not set up in this bot")
+        email = self.profiles.email_of(slack_user_id)
+        return self.sso_directory.iam_user_for(slack_user_id, email) if email else None
 
     def _owe_extended(self, session: Session, grant: Grant) -> None:
         request = extensions.approved_extension(session, grant.id)

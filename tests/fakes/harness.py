@@ -68,9 +68,12 @@ class MotoServer:
                 "AWS_REGION": "us-east-1"}
 
     def iam(self):
+        return self.client("iam")
+
+    def client(self, service: str):
         import boto3
 
-        return boto3.client("iam", endpoint_url=self.url, region_name="us-east-1",
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
 

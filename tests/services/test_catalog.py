@@ -234,3 +234,63 @@ def test_hygiene_settings_can_be_set():
 ])
 def test_hygiene_errors_name_the_path(hygiene, path):
     assert f"config: {path}:" in config_error({**CATALOG, "hygiene": hygiene})
+
+
+# -- accounts and IAM Identity Center ----------------------------------------------------
+
+ACCOUNTS = {"prod": {"id": "222222222222",
+                     "role_arn": "arn:aws:iam::222222222222:role/accessbot"},
+            "staging": {"id": "333333333333"}}
+PS = {"kind": "sso_permission_set", "permission_set": "AdministratorAccess",
+      "approvers": ["U0BOB"]}
+
+
+def sso(accounts=ACCOUNTS, **resources) -> dict:
+    return {"accounts": accounts, "resources": resources}
+
+
+def test_the_identity_center_kinds_and_accounts_are_parsed():
+    catalog = parse_catalog(sso(**{
+        "prod-admin": {**PS, "account": "prod"},
+        "everywhere": {**PS, "permission_set": "ReadOnly", "accounts": ["prod", "444444444444"]},
+        "oncall": {"kind": "sso_group", "group": "On-call engineers", "approvers": ["U0BOB"]},
+    }) | {"identity_center": {"instance_arn": "arn:aws:sso:::instance/ssoins-0123456789abcdef",
+                              "identity_store_id": "d-0123456789", "region": "eu-west-1"}})
+
+    assert catalog.resources["prod-admin"].accounts == ("222222222222",)
+    assert catalog.resources["everywhere"].accounts == ("222222222222", "444444444444")
+    oncall = catalog.resources["oncall"]
+    assert (oncall.kind, oncall.target, oncall.accounts) == (
+        ResourceKind.SSO_GROUP, "On-call engineers", ())
+    assert catalog.accounts["prod"].role_arn == "arn:aws:iam::222222222222:role/accessbot"
+    assert catalog.identity_center.region == "eu-west-1"
+    assert catalog.uses_identity_center()
+    assert not parse_catalog(CATALOG).uses_identity_center()
+
+
+@pytest.mark.parametrize("raw, path", [
+    (sso(x={**PS}), "resources.x.account"),
+    (sso(x={**PS, "account": "dev"}), "resources.x.account"),
+    (sso(x={**PS, "accounts": ["prod", "1234"]}), "resources.x.accounts[1]"),
+    (sso(x={**PS, "accounts": ["prod", "222222222222"]}), "resources.x.accounts"),
+    (sso(x={**PS, "account": "prod", "accounts": ["staging"]}), "resources.x.accounts"),
+    (sso(x={**PS, "permission_set": "Admin Access", "account": "prod"}),
+     "resources.x.permission_set"),
+    (sso(x={**PS, "role": "R", "account": "prod"}), "resources.x.role"),
+    (sso(x={**MINIMAL, "account": "prod"}), "resources.x.account"),
+    (sso(x={"kind": "sso_group", "group": " padded", "approvers": ["U0BOB"]}), "resources.x.group"),
+    (sso(accounts={"prod": {"id": 222222222222 // 10}}, x=MINIMAL), "accounts.prod.id"),
+    (sso(accounts={"prod": {"id": "222222222222", "role_arn": "arn:aws:iam::111111111111:role/a"}},
+         x=MINIMAL), "accounts.prod.role_arn"),
+    (sso(accounts={"prod": {"id": "222222222222", "region": "x"}}, x=MINIMAL),
+     "accounts.prod.region"),
+    (sso(accounts={"a": {"id": "222222222222"}, "b": {"id": "222222222222"}}, x=MINIMAL),
+     "accounts"),
+    ({**sso(x=MINIMAL), "identity_center": {"instance_arn": "ssoins-1"}},
+     "identity_center.instance_arn"),
+    ({**sso(x=MINIMAL), "identity_center": {
+        "instance_arn": "arn:aws:sso:::instance/ssoins-0123456789abcdef"}}, "identity_center"),
+    ({**sso(x=MINIMAL), "identity_center": {"region": "mars"}}, "identity_center.region"),
+])
+def test_identity_center_errors_name_the_path(raw, path):
+    assert f": {path}: " in config_error(raw)

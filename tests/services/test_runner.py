@@ -644,3 +644,50 @@ def test_grants_that_expire_together_are_revoked_together(sessions, catalog, clo
     run_to_next_attempt(sessions, clock, failed)
     assert runner.sweep().revoked == [failed]
     assert len(provider.revokes) == 7  # six, and the one retried; nothing revoked twice
+
+
+# -- Identity Center kinds: the requester is found by their Slack email ------------------
+
+SSO_RESOURCES = {"oncall": {"kind": "sso_group", "group": "oncall", "approvers": ["U0BOB"]}}
+
+
+@pytest.mark.parametrize("emails, found, status", [
+    ({REQUESTER: "alice@example.com"}, "u-1234", RequestStatus.PENDING),
+    ({REQUESTER: "nobody@example.com"}, None, RequestStatus.FAILED),
+    ({}, None, RequestStatus.FAILED),  # no email on the Slack profile
+])
+def test_an_identity_center_request_is_matched_by_the_slack_email(sessions, clock, provider,
+                                                                  outbox, emails, found,
+                                                                  status):
+    from tests.factories import make_catalog
+
+    catalog = make_catalog(SSO_RESOURCES)
+    sso_users = FakeDirectory(by_email={"alice@example.com": "u-1234"})
+    runner = AccessRunner(sessions, catalog, provider, FakeDirectory({REQUESTER: IAM_USER}),
+                          FakeProfiles(emails), clock=clock, sso_directory=sso_users)
+    request_id = create_request(sessions, catalog, clock(), resource="oncall", iam_user=None)
+
+    runner.announce(request_id)
+
+    request = load_request(sessions, request_id)
+    assert (request.status, request.iam_user) == (status, found)
+    if found is None:
+        assert posted_to(outbox) == []
+        [failed] = outbox.owed(Kind.REQUEST_FAILED)
+        assert "IAM Identity Center user" in failed["why"]
+    else:
+        assert posted_to(outbox) == ["C0APPROVALS", "U0BOB"]
+
+
+def test_an_identity_center_lookup_that_fails_is_retried_not_final(sessions, clock, provider,
+                                                                   outbox):
+    from tests.factories import make_catalog
+
+    catalog = make_catalog(SSO_RESOURCES)
+    runner = AccessRunner(sessions, catalog, provider, FakeDirectory(), FakeProfiles(failing=True),
+                          clock=clock, sso_directory=FakeDirectory())
+    request_id = create_request(sessions, catalog, clock(), resource="oncall", iam_user=None)
+
+    assert runner.announce(request_id) is False
+    assert load_request(sessions, request_id).status is RequestStatus.PENDING
+    assert outbox.owed() == []

@@ -1,0 +1,30 @@
+"""identity center: grants name their accounts, kinds grow longer
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-04
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision: str = '0004'
+down_revision: Union[str, None] = '0003'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('grants') as batch:
+        batch.alter_column('kind', existing_type=sa.String(length=16),
+                           type_=sa.String(length=32), existing_nullable=False)
+        batch.add_column(sa.Column('accounts', sa.String(length=400), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('grants') as batch:
+        batch.drop_column('accounts')
+        batch.alter_column('kind', existing_type=sa.String(length=32),
+                           type_=sa.String(length=16), existing_nullable=False)
