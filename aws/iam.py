@@ -64,23 +64,25 @@ def _compact(statement: dict[str, object]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
 
-def assume_role_policy(role_arn: str, expires_at: datetime) -> str:
-    """A policy allowing AssumeRole on one role until expires_at, enforced by IAM itself.
+def assume_role_policy(role_arn: str, expires_at: datetime, source_ips: tuple[str, ...] = (),
+                       require_mfa: bool = False) -> str:
+    """A policy allowing AssumeRole on one role until expires_at, enforced by IAM itself,
+    and only from `source_ips` (aws:SourceIp) and with MFA (aws:MultiFactorAuthPresent)
+    when the resource asks for them.
 
     The session name must be the IAM user's name, so every session of the grant has the
     aws:userid "<role id>:<user>" that revoke_sessions_policy matches.
     """
-    return _compact(
-        {
-            "Effect": "Allow",
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-            "Resource": role_arn,
-            "Condition": {
-                "DateLessThan": {"aws:CurrentTime": iso_utc(expires_at)},
-                "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
-            },
-        }
-    )
+    condition: dict[str, dict[str, object]] = {
+        "DateLessThan": {"aws:CurrentTime": iso_utc(expires_at)},
+        "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+    }
+    if source_ips:
+        condition["IpAddress"] = {"aws:SourceIp": list(source_ips)}
+    if require_mfa:
+        condition["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
+    return _compact({"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+                     "Resource": role_arn, "Condition": condition})
 
 
 def revoke_sessions_policy(iam_user: str, revoked_at: datetime) -> str:
@@ -303,7 +305,8 @@ class IamAccess:
             self._iam.put_user_policy(
                 UserName=spec.iam_user,
                 PolicyName=name,
-                PolicyDocument=assume_role_policy(arn, spec.expires_at),
+                PolicyDocument=assume_role_policy(arn, spec.expires_at, spec.source_ips,
+                                                  spec.require_mfa),
             )
         except (ClientError, BotoCoreError) as exc:
             if _is_missing(exc):

@@ -110,7 +110,9 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
                + (f"\n_{escape(resource.description)}_"
                   if resource and resource.description else "")
                + (f"\n`{escape(resource.target)}` in " + ", ".join(resource.accounts)
-                  if resource and resource.accounts else ""), FIELD_TEXT),
+                  if resource and resource.accounts else "")
+               + (f"\nAssumed {escape(resource.conditions_text())}"
+                  if resource and resource.conditions_text() else ""), FIELD_TEXT),
             md(f"*{'More time' if extension else 'Duration'}*\n{duration}", FIELD_TEXT),
             md(f"*Requester*\n{requester}"
                + (f" (IAM user `{escape(request.iam_user)}`)"
@@ -234,15 +236,17 @@ def _granted_as(grant: Grant) -> str:
     return f"IAM user `{escape(grant.iam_user)}`"
 
 
-def grant_message(grant: Grant) -> Message:
-    """The requester's DM about their access, for every status of the grant."""
+def grant_message(grant: Grant, conditions: str = "") -> Message:
+    """The requester's DM about their access, for every status of the grant; `conditions`:
+    what IAM requires of the role's sessions besides the time (Resource.conditions_text)."""
     name = escape(grant.resource)
     if grant.status is GrantStatus.ACTIVE:
         text = (f":white_check_mark: You have *{name}* until "
                 f"{slack_time(grant.expires_at)} ({_granted_as(grant)}).")
         if grant.role_arn:
             text += (f"\nAssume the role `{escape(grant.role_arn)}` with a session name equal "
-                     "to your IAM user name; IAM itself refuses after the expiry time.")
+                     "to your IAM user name; IAM itself refuses after the expiry time"
+                     + (f", and {escape(conditions)}." if conditions else "."))
         blocks: list[Block] = [
             section(text),
             ActionsBlock(block_id=BlockId.GRANT_ACTIONS, elements=[

@@ -177,13 +177,17 @@ class Delivery:
         grant = grant_ops.get_grant(session, args["grant_id"])
         if grant.status is not GrantStatus.ACTIVE:
             return None  # ended while this waited: the "ended" DM behind it says so
-        return _post(grant.requester_id, blocks.grant_message(grant))
+        return _post(grant.requester_id, blocks.grant_message(grant, self._conditions(grant)))
+
+    def _conditions(self, grant) -> str:
+        resource = self.catalog.resources.get(grant.resource)
+        return resource.conditions_text() if resource else ""
 
     def _grant_dm_update(self, session, args, now):
         grant = grant_ops.get_grant(session, args["grant_id"])
         if not grant.dm_ts:
             return None  # the grant DM never went out; what follows it says it all
-        text, body = blocks.grant_message(grant)
+        text, body = blocks.grant_message(grant, self._conditions(grant))
         return SlackCall(UPDATE, {"channel": grant.dm_channel, "ts": grant.dm_ts, "text": text,
                                   "blocks": body})
 

@@ -1,5 +1,6 @@
 """The catalog of requestable resources, loaded and validated from the YAML config."""
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -76,6 +77,17 @@ class Resource:
     max_duration: timedelta = timedelta(hours=4)
     expiry_warning: timedelta = timedelta(minutes=15)
     accounts: tuple[str, ...] = ()  # sso_permission_set: the 12-digit ids it is assigned in
+    source_ips: tuple[str, ...] = ()  # iam_role: the role may be assumed from these CIDRs only
+    require_mfa: bool = False         # iam_role: only by sessions signed in with MFA
+
+    def conditions_text(self) -> str:
+        """The conditions on the role, as the approval message and the grant DM say them."""
+        said = []
+        if self.source_ips:
+            said.append("only from " + ", ".join(self.source_ips))
+        if self.require_mfa:
+            said.append("only with MFA")
+        return "; ".join(said)
 
     def may_request(self, user_id: str) -> bool:
         return not self.requesters or user_id in self.requesters
@@ -190,7 +202,7 @@ _PASSWORD_KEYS = set(PasswordPolicy.__dataclass_fields__)
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "permission_set", "account", "accounts",
     "approvers", "requesters", "default_duration", "min_duration", "max_duration",
-    "expiry_warning",
+    "expiry_warning", "source_ips", "require_mfa",
 }
 _TARGET_KEY = {ResourceKind.IAM_GROUP: "group", ResourceKind.IAM_ROLE: "role",
                ResourceKind.SSO_PERMISSION_SET: "permission_set", ResourceKind.SSO_GROUP: "group"}
@@ -444,6 +456,7 @@ def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) ->
         if other in spec:
             raise fail(f"{where}.{other}", f"not valid for kind {kind.value}")
     account_ids = _account_ids(spec, kind, accounts, where, fail)
+    source_ips, require_mfa = _conditions(spec, kind, where, fail)
 
     approvers = _user_ids(spec, "approvers", where, fail, required=True)
     requesters = _user_ids(spec, "requesters", where, fail, required=False)
@@ -476,7 +489,29 @@ def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) ->
         name=name, kind=kind, target=target, approvers=approvers, requesters=requesters,
         description=description, default_duration=default_d, min_duration=min_d,
         max_duration=max_d, expiry_warning=warning, accounts=account_ids,
+        source_ips=source_ips, require_mfa=require_mfa,
     )
+
+
+def _conditions(spec: dict, kind: ResourceKind, where: str, fail) -> tuple[tuple[str, ...], bool]:
+    """`source_ips` (CIDRs, checked here) and `require_mfa`, for iam_role only."""
+    for key in ("source_ips", "require_mfa"):
+        if key in spec and kind is not ResourceKind.IAM_ROLE:
+            raise fail(f"{where}.{key}", f"only for kind iam_role (the grant's own policy "
+                       f"holds the condition), not {kind.value}")
+    require_mfa = spec.get("require_mfa", False)
+    if not isinstance(require_mfa, bool):
+        raise fail(f"{where}.require_mfa", "expected true or false")
+    ips = spec.get("source_ips", [])
+    if not isinstance(ips, list) or ("source_ips" in spec and not ips):
+        raise fail(f"{where}.source_ips", "expected a non-empty list of CIDRs like 10.0.0.0/8")
+    networks = []
+    for index, value in enumerate(ips):
+        try:
+            networks.append(str(ipaddress.ip_network(str(value), strict=True)))
+        except ValueError as exc:
+            raise fail(f"{where}.source_ips[{index}]", f"'{value}' is not a CIDR: {exc}") from None
+    return tuple(networks), require_mfa
 
 
 def _valid_target(kind: ResourceKind, target: str) -> bool:

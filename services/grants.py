@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from accessbot.models import Grant, GrantStatus, UtcDateTime
 from accessbot.services import audit
 from accessbot.services.audit import Action
-from accessbot.services.catalog import ResourceKind
+from accessbot.services.catalog import Resource, ResourceKind
 from accessbot.services.errors import Conflict, NotAuthorized, NotFound
 from accessbot.services.ports import GrantSpec
 
@@ -35,10 +35,13 @@ class Failure:
     alert: bool  # True exactly once, when the admins should hear about it
 
 
-def spec_of(grant: Grant) -> GrantSpec:
+def spec_of(grant: Grant, resource: Resource | None = None) -> GrantSpec:
+    """What the provider needs; the conditions come from the resource as configured now."""
     return GrantSpec(grant_id=grant.id, iam_user=grant.iam_user, kind=grant.kind,
                      target=grant.target, expires_at=grant.expires_at,
-                     accounts=tuple(grant.accounts.split(",")) if grant.accounts else ())
+                     accounts=tuple(grant.accounts.split(",")) if grant.accounts else (),
+                     source_ips=resource.source_ips if resource else (),
+                     require_mfa=resource.require_mfa if resource else False)
 
 
 def get_grant(session: Session, grant_id: int) -> Grant:

@@ -33,6 +33,8 @@ class GrantSpec:
     target: str  # group name, role name or ARN, permission set name or ARN
     expires_at: datetime
     accounts: tuple[str, ...] = ()  # sso_permission_set: the accounts it is assigned in
+    source_ips: tuple[str, ...] = ()  # iam_role: conditions of the grant's policy
+    require_mfa: bool = False
 
 
 class AccessProvider(Protocol):

@@ -128,7 +128,7 @@ class AccessRunner:
             return None
         extended = grant.granted_at is not None  # applied before: IAM learns the new expiry
         try:
-            role_arn = self.provider.grant(grant_ops.spec_of(grant))
+            role_arn = self.provider.grant(self._spec(grant))
         except ProviderError as exc:
             return self._grant_failed(grant, exc)
         with self.transaction() as session:
@@ -170,7 +170,7 @@ class AccessRunner:
             claimed = grant_ops.claim_all_to_revoke(session, grant_ids, self.owner,
                                                     self.clock())
         revoked: list[Grant] = []
-        for finished in _as_they_finish(self.provider.revoke, claimed, calls):
+        for finished in _as_they_finish(self.provider.revoke, claimed, self._spec, calls):
             for grant, exc in finished:
                 if exc is not None:
                     self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
@@ -235,6 +235,9 @@ class AccessRunner:
         email = self.profiles.email_of(slack_user_id)
         return self.directory.iam_user_for(slack_user_id, email) if email else None
 
+    def _spec(self, grant: Grant) -> GrantSpec:
+        return grant_ops.spec_of(grant, self.catalog.resources.get(grant.resource))
+
     def _find_sso_user(self, slack_user_id: str) -> str | None:
         """The Identity Center user whose email (or user name) is the Slack profile's email."""
         if self.sso_directory is None:
@@ -286,7 +289,7 @@ class AccessRunner:
 
 
 def _as_they_finish(call: Callable[[GrantSpec], object], grants: list[Grant],
-                    calls: Callable[..., Future] | None
+                    spec: Callable[[Grant], GrantSpec], calls: Callable[..., Future] | None
                     ) -> Iterator[list[tuple[Grant, ProviderError | None]]]:
     """Call AWS for each grant; yield (grant, error) for the calls done since the last yield.
 
@@ -301,9 +304,9 @@ def _as_they_finish(call: Callable[[GrantSpec], object], grants: list[Grant],
 
     if calls is None or len(grants) < 2:
         for grant in grants:
-            yield [outcome(grant, lambda g=grant: call(grant_ops.spec_of(g)))]
+            yield [outcome(grant, lambda g=grant: call(spec(g)))]
         return
-    pending = {calls(call, grant_ops.spec_of(grant)): grant for grant in grants}
+    pending = {calls(call, spec(grant)): grant for grant in grants}
     while pending:
         done, _ = wait(pending, return_when=FIRST_COMPLETED)
         finished = []

@@ -177,6 +177,21 @@ def test_role_grant_by_name_puts_expiring_policy(
     assert_expiring_assume_role(document, role_arn, "2026-11-28T10:00:00Z")
 
 
+def test_role_grant_with_conditions_holds_them_beside_the_time(
+    access: IamAccess, admin: BaseClient, alice: str, role_arn: str
+) -> None:
+    spec = GrantSpec(7, "alice", "iam_role", "deployer", EXPIRES,
+                     source_ips=("10.0.0.0/8", "203.0.113.7/32"), require_mfa=True)
+    access.grant(spec)
+    [statement] = read_grant_policy(admin, "alice", 7)["Statement"]
+    assert statement["Condition"] == {
+        "DateLessThan": {"aws:CurrentTime": "2026-11-28T10:00:00Z"},
+        "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+        "IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "203.0.113.7/32"]},
+        "Bool": {"aws:MultiFactorAuthPresent": "true"},
+    }
+
+
 def test_role_grant_by_arn_converts_expiry_to_utc(
     access: IamAccess, admin: BaseClient, alice: str, role_arn: str
 ) -> None:

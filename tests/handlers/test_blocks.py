@@ -424,3 +424,19 @@ def test_a_cut_never_ends_inside_an_escape_or_a_mention():
                                                                                         "")]
     assert len(shown) <= 3000
     assert shown.endswith("&amp;…") or shown.endswith("a…")
+
+
+def test_the_grant_dm_says_the_conditions_of_a_role():
+    grant = a_grant(kind="iam_role", target="DbAdmin", resource="db", role_arn=ARN)
+    text, _blocks = grant_message(grant, "only from 10.0.0.0/8; only with MFA")
+    assert "IAM itself refuses after the expiry time, and only from 10.0.0.0/8; only with MFA." \
+        in text
+
+
+def test_an_identity_center_grant_says_where_to_sign_in():
+    grant = a_grant(kind="sso_permission_set", target="AdministratorAccess",
+                    accounts="222222222222,333333333333")
+    text, _blocks = grant_message(grant)
+    assert ("permission set `AdministratorAccess` in accounts `222222222222`, `333333333333`: "
+            "sign in through your AWS access portal") in text
+    assert "IAM user" not in text

@@ -294,3 +294,31 @@ def test_the_identity_center_kinds_and_accounts_are_parsed():
 ])
 def test_identity_center_errors_name_the_path(raw, path):
     assert f": {path}: " in config_error(raw)
+
+
+ROLE = {"kind": "iam_role", "role": "DbAdmin", "approvers": ["U0BOB"]}
+
+
+def test_role_conditions_are_parsed_and_said():
+    resource = parse_catalog({"resources": {"db": {
+        **ROLE, "source_ips": ["10.0.0.0/8", "203.0.113.7/32", "2001:db8::/32"],
+        "require_mfa": True}}}).resources["db"]
+    assert resource.source_ips == ("10.0.0.0/8", "203.0.113.7/32", "2001:db8::/32")
+    assert resource.require_mfa is True
+    assert resource.conditions_text() == (
+        "only from 10.0.0.0/8, 203.0.113.7/32, 2001:db8::/32; only with MFA")
+    assert parse_catalog({"resources": {"db": ROLE}}).resources["db"].conditions_text() == ""
+
+
+@pytest.mark.parametrize("changes, path", [
+    ({"source_ips": ["10.0.0.0/8", "10.0.0.1/8"]}, "resources.x.source_ips[1]"),  # host bits
+    ({"source_ips": ["not an ip"]}, "resources.x.source_ips[0]"),
+    ({"source_ips": "10.0.0.0/8"}, "resources.x.source_ips"),
+    ({"source_ips": []}, "resources.x.source_ips"),
+    ({"require_mfa": "yes"}, "resources.x.require_mfa"),
+    ({"kind": "iam_group", "group": "g", "role": None, "require_mfa": True},
+     "resources.x.require_mfa"),
+])
+def test_role_condition_errors_name_the_path(changes, path):
+    spec = {k: v for k, v in {**ROLE, **changes}.items() if v is not None}
+    assert f": {path}: " in config_error({"resources": {"x": spec}})

@@ -691,3 +691,18 @@ def test_an_identity_center_lookup_that_fails_is_retried_not_final(sessions, clo
     assert runner.announce(request_id) is False
     assert load_request(sessions, request_id).status is RequestStatus.PENDING
     assert outbox.owed() == []
+
+
+def test_a_role_grant_carries_its_resource_conditions_to_aws(sessions, clock, provider,
+                                                              directory, profiles):
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({"db": {"kind": "iam_role", "role": "DbAdmin", "approvers": ["U0BOB"],
+                                   "source_ips": ["10.0.0.0/8"], "require_mfa": True}})
+    runner = AccessRunner(sessions, catalog, provider, directory, profiles, clock=clock)
+    grant_id = approved_grant(sessions, catalog, clock(), resource="db")
+
+    runner.apply_grant(grant_id)
+
+    [spec] = provider.grants
+    assert (spec.source_ips, spec.require_mfa) == (("10.0.0.0/8",), True)
