@@ -85,16 +85,17 @@ def make_client(service: str, region: str | None = None, connections: int = 32) 
 
 def make_sts_client(region: str | None = None) -> BaseClient:
     """STS, for `accessbot doctor`'s GetCallerIdentity (AWS_ENDPOINT_URL honoured too)."""
-    return boto3.session.Session().client("sts", region_name=region or default_region(),
-                                          config=CLIENT_CONFIG)
+    return make_client("sts", region, connections=2)
 
 
 def _count_call(http_response, parsed, model, **_) -> None:
     """Every attempt botocore makes (retries too), with AWS's error code if any."""
     error = (parsed or {}).get("Error", {}).get("Code", "") if isinstance(parsed, dict) else ""
-    metrics.AWS_CALLS.labels(model.name, error).inc()
+    metrics.AWS_CALLS.labels(model.service_model.service_id.hyphenize(), model.name,
+                             error).inc()
 
 
 def _count_failed_call(exception, event_name: str = "", **_) -> None:
     """No answer (timeout, refused): botocore names the operation only in the event."""
-    metrics.AWS_CALLS.labels(event_name.rsplit(".", 1)[-1], type(exception).__name__).inc()
+    _, service, operation = event_name.split(".", 2)
+    metrics.AWS_CALLS.labels(service, operation, type(exception).__name__).inc()

@@ -21,8 +21,9 @@ GRANTS = Counter("accessbot_grants_total", "Grants put in place, by outcome", ["
 REVOCATIONS = Counter("accessbot_revocations_total", "Revocations, by outcome", ["outcome"])
 REVOCATION_LAG = Histogram("accessbot_revocation_lag_seconds",
                            "revoked_at minus expires_at of each revoked grant", buckets=LAG)
-AWS_CALLS = Counter("accessbot_aws_calls_total", "AWS API calls, by operation and error code",
-                    ["operation", "error"])
+AWS_CALLS = Counter("accessbot_aws_calls_total",
+                    "AWS API calls, by service, operation and error code",
+                    ["service", "operation", "error"])
 JOB_RUNS = Counter("accessbot_job_runs_total", "Scheduled job runs, by outcome",
                    ["job", "outcome"])
 JOB_SECONDS = Histogram("accessbot_job_seconds", "Scheduled job durations", ["job"],

@@ -164,3 +164,22 @@ def moto_server():
     server = MotoServer().start()
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The least-privilege check (tests/least_privilege.py), after a full run."""
+    from tests.least_privilege import differences, full_run
+
+    if not full_run(session):
+        return
+    problems = differences()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line("least privilege: the policies and the code differ:", red=True)
+            for problem in problems:
+                reporter.write_line(f"  {problem}", red=True)
+    elif reporter:
+        reporter.write_line("least privilege: every AWS operation called is allowed by the "
+                            "policies, and every one allowed is called")

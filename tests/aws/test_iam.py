@@ -574,7 +574,7 @@ def test_an_iam_endpoint_that_does_not_answer_raises_botocores_error_and_is_coun
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     client = make_iam_client()
-    counted = metrics.AWS_CALLS.labels("GetGroup", "EndpointConnectionError")
+    counted = metrics.AWS_CALLS.labels("iam", "GetGroup", "EndpointConnectionError")
     before = counted._value.get()
     with pytest.raises(EndpointConnectionError):
         client.get_group(GroupName="ops")

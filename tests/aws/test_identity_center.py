@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from accessbot.aws.identity_center import IdentityCenter, make_identity_center
 from accessbot.aws.providers import ByKind
+from accessbot.aws.session import make_client
 from accessbot.services.catalog import IdentityCenter as Settings
 from accessbot.services.ports import GrantSpec, ProviderError
 
@@ -119,7 +120,8 @@ ASSIGN = {"InstanceArn": INSTANCE, "TargetId": PROD, "TargetType": "AWS_ACCOUNT"
 
 @pytest.fixture
 def stubbed(aws_env):
-    sso, ids = boto3.client("sso-admin"), boto3.client("identitystore")
+    """The adapter's own clients (aws/session.py: counted like every call) on a Stubber."""
+    sso, ids = make_client("sso-admin"), make_client("identitystore")
     naps = []
     with Stubber(sso) as stub:
         yield stub, IdentityCenter(sso, ids, INSTANCE, "d-0123456789", sleep=naps.append), naps
