@@ -136,7 +136,7 @@ def run_job(settings: Settings, name: str) -> int:
     migrate(settings.database_url)
     components = build(settings, catalog)
     _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
-    context = JobContext(components.runner, components.directory.refresh, components.hygiene)
+    context = JobContext(components.runner, components.refresh_directories, components.hygiene)
     if job.period is None:
         result = job.run(context)
     else:  # now, whatever the period, but never beside a run of the same job elsewhere
@@ -172,7 +172,8 @@ def doctor(settings: Settings) -> int:
     kinds = {kind: tuple(sorted({r.target for r in catalog.resources.values() if r.kind is kind}))
              for kind in ResourceKind}
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
-                  catalog.hygiene.enabled)
+                  catalog.hygiene.enabled,
+                  tuple(a.role_arn for a in catalog.assumed_accounts().values()))
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
     for more in (lambda: slack_checks(slack_client(settings), catalog),

@@ -20,6 +20,7 @@ HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
                    "iam:GetAccessKeyLastUsed")
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
+ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 
 
@@ -30,6 +31,7 @@ class Needs:
     groups: tuple[str, ...]
     roles: tuple[str, ...]  # names or ARNs
     hygiene: bool
+    assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -65,6 +67,8 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+    for role_arn in needs.assumed_roles:
+        on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
     checks.append(_permissions(iam, arn, on))
     return checks
 

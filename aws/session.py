@@ -72,9 +72,11 @@ def make_iam_client(region: str | None = None, connections: int = 32) -> BaseCli
     return make_client("iam", region, connections)
 
 
-def make_client(service: str, region: str | None = None, connections: int = 32) -> BaseClient:
-    """A client of `service` with the retries, timeouts and call counting above."""
-    client = boto3.session.Session().client(
+def make_client(service: str, region: str | None = None, connections: int = 32,
+                session: boto3.Session | None = None) -> BaseClient:
+    """A client of `service` with the retries, timeouts and call counting above; on the
+    bot's own credentials, or on `session` (an account's assumed role, aws/accounts.py)."""
+    client = (session or boto3.session.Session()).client(
         service, region_name=region or default_region(),
         config=CLIENT_CONFIG.merge(Config(max_pool_connections=connections)))
     event = client.meta.service_model.service_id.hyphenize()

@@ -20,11 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from accessbot.aws import (
     ByKind,
     IamAccess,
+    IamByAccount,
     IamCredentials,
     IamUserIndex,
     make_iam_client,
     make_identity_center,
 )
+from accessbot.aws.accounts import assumed_session
+from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
 from accessbot.handlers.logs import configure_logging
@@ -47,7 +50,7 @@ from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
 from accessbot.services.hygiene_runner import HygieneRunner
-from accessbot.services.ports import AccessProvider, ReportNotReady
+from accessbot.services.ports import AccessProvider, ProviderError, ReportNotReady
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
 
@@ -70,6 +73,17 @@ class Components:
     sender: Sender
     stopping: threading.Event
 
+    def refresh_directories(self) -> None:
+        """The IAM user indexes: the bot's own account's, then each other account's (one
+        that does not answer is logged and left for the next run; lookups retry it)."""
+        self.directory.refresh()
+        for account_id, index in self.runner.account_directories.items():
+            try:
+                index.refresh()
+            except ProviderError as exc:
+                log.warning("account %s: could not refresh its IAM user index: %s",
+                            account_id, exc)
+
 
 def build(settings: Settings, catalog: Catalog) -> Components:
     """Everything behind the acknowledgements: the worker's (and run-job's) components."""
@@ -80,15 +94,22 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     directory = IamUserIndex(iam)
     profiles = SlackProfiles(client)
     background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
+    # the accounts whose IAM the catalog changes, through the role assumed in each
+    account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
+                                           session=assumed_session(account))
+                   for account_id, account in catalog.assumed_accounts().items()}
+    account_directories = {i: IamUserIndex(client) for i, client in account_iam.items()}
     providers: dict[str, AccessProvider] = dict.fromkeys(
-        (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE), IamAccess(iam))
+        (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE),
+        IamByAccount(IamAccess(iam), {i: IamAccess(c) for i, c in account_iam.items()}))
     identity_center = None
     if catalog.uses_identity_center():
         identity_center = make_identity_center(catalog.identity_center,
                                                2 * settings.aws_concurrency)
         providers |= dict.fromkeys(SSO_KINDS, identity_center)
     runner = AccessRunner(sessions, catalog, provider=ByKind(providers), directory=directory,
-                          profiles=profiles, sso_directory=identity_center)
+                          profiles=profiles, sso_directory=identity_center,
+                          account_directories=account_directories)
     stopping = threading.Event()
     hygiene = HygieneRunner(sessions, catalog,
                             IamCredentials(iam, sleep=_sleep_unless(stopping)),
@@ -138,7 +159,7 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: revoke, WARN_JOB: runner.warn})
     scheduler.start()
     live = runner.schedule_live_grants()
-    add_periodic_jobs(scheduler, JobContext(runner, components.directory.refresh,
+    add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
                                                    components.hygiene),
                       {"sweep": components.catalog.sweep_interval})
     log.info("scheduler running; %d live grants have timers", live)

@@ -108,8 +108,9 @@ class Grant(Base):
     resource: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(600))
-    # Identity Center permission sets: the 12-digit account ids, comma-separated
-    accounts: Mapped[str | None] = mapped_column(String(400))
+    # the 12-digit account ids, comma-separated: where a permission set is assigned, or the
+    # account of an IAM group or role ('': the bot's own account)
+    accounts: Mapped[str] = mapped_column(String(400), default="", server_default="")
     status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus), default=GrantStatus.PENDING)
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -136,7 +137,7 @@ class Grant(Base):
         Index("ix_grants_status_warn_at", "status", "warn_at"),
         # one live grant per IAM user and target: revoking an overlapping grant would
         # otherwise take away access that another grant still promises
-        Index("uq_grants_live_access", "iam_user", "kind", "target", unique=True,
+        Index("uq_grants_live_access", "iam_user", "kind", "target", "accounts", unique=True,
               sqlite_where=LIVE_GRANT, postgresql_where=LIVE_GRANT),
     )
 

@@ -76,7 +76,9 @@ class Resource:
     min_duration: timedelta = timedelta(minutes=1)
     max_duration: timedelta = timedelta(hours=4)
     expiry_warning: timedelta = timedelta(minutes=15)
-    accounts: tuple[str, ...] = ()  # sso_permission_set: the 12-digit ids it is assigned in
+    # 12-digit ids: where a permission set is assigned; for the IAM kinds, the one account
+    # whose IAM the grant changes (none: the bot's own)
+    accounts: tuple[str, ...] = ()
     source_ips: tuple[str, ...] = ()  # iam_role: the role may be assumed from these CIDRs only
     require_mfa: bool = False         # iam_role: only by sessions signed in with MFA
 
@@ -159,11 +161,19 @@ class Catalog:
     accounts: dict[str, Account] = field(default_factory=dict)
     identity_center: IdentityCenter = IdentityCenter()
 
+    def assumed_accounts(self) -> dict[str, Account]:
+        """Account id -> account, for the accounts whose IAM the catalog's resources change."""
+        by_id = {a.id: a for a in self.accounts.values() if a.role_arn}
+        return {i: by_id[i] for r in self.resources.values() if r.kind not in SSO_KINDS
+                for i in r.accounts}
+
     def uses_identity_center(self) -> bool:
         return any(r.kind in SSO_KINDS for r in self.resources.values())
 
     def managed_groups(self) -> set[str]:
-        return {r.target for r in self.resources.values() if r.kind is ResourceKind.IAM_GROUP}
+        """The IAM groups of the bot's own account that grants manage."""
+        return {r.target for r in self.resources.values()
+                if r.kind is ResourceKind.IAM_GROUP and not r.accounts}
 
     def get(self, name: str) -> Resource:
         try:
@@ -179,9 +189,11 @@ class Catalog:
         """What works, but not as a deployer would want: said on start and by check-config."""
         said = []
         for account in self.accounts.values():
-            if account.role_arn:
-                said.append(f"accounts.{account.name}.role_arn is not used yet: IAM kinds and "
-                            "hygiene act in the bot's own account")
+            if account.role_arn and not any(account.id in r.accounts for r in
+                                            self.resources.values()
+                                            if r.kind not in SSO_KINDS):
+                said.append(f"accounts.{account.name}.role_arn is not used: no iam_group or "
+                            "iam_role resource names this account")
         if self.admin_channel is None:
             said.append("admin_channel is not set: alerts (a grant AWS refused, a message "
                         "Slack would not take, unowned credentials) go only to the log")
@@ -323,11 +335,19 @@ def _account_ids(spec: dict, kind: ResourceKind, accounts: dict[str, Account], w
     if "account" in spec and "accounts" in spec:
         raise fail(f"{where}.accounts", "give account or accounts, not both")
     if kind is not ResourceKind.SSO_PERMISSION_SET:
-        for key in ("account", "accounts"):
-            if key in spec:
-                raise fail(f"{where}.{key}", f"not supported for kind {kind.value} yet: "
-                           "IAM kinds act in the bot's own account")
-        return ()
+        if "accounts" in spec:
+            raise fail(f"{where}.accounts", f"one account for kind {kind.value}: account")
+        if "account" not in spec:
+            return ()  # the bot's own account
+        name = str(spec["account"])
+        if kind is ResourceKind.SSO_GROUP:
+            raise fail(f"{where}.account", "an Identity Center group is in no account")
+        if name not in accounts or not accounts[name].role_arn:
+            known = ", ".join(sorted(a for a in accounts if accounts[a].role_arn)) or "none"
+            raise fail(f"{where}.account", f"'{name}': IAM kinds in another account need a key "
+                       f"of accounts: with a role_arn (known: {known}); leave account out for "
+                       "the bot's own account")
+        return (accounts[name].id,)
     if "account" in spec:
         names, key = [spec["account"]], "account"
     elif isinstance(spec.get("accounts"), list) and spec["accounts"]:

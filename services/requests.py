@@ -203,15 +203,15 @@ def _may_decide(catalog: Catalog, request: AccessRequest, user_id: str) -> Resou
     return resource
 
 
-Live = dict[tuple[str, str, str], Grant | None]
+Live = dict[tuple[str, str, str, str], Grant | None]
 
 
 def _live_targets(session: Session, iam_users: set[str]) -> Live:
-    """(IAM user, kind, target) of every live grant of these users (None: granted by this
-    batch, not yet inserted)."""
+    """(IAM user, kind, target, accounts) of every live grant of these users (None: granted
+    by this batch, not yet inserted)."""
     if not iam_users:
         return {}
-    return {(g.iam_user, g.kind, g.target): g for g in session.scalars(
+    return {(g.iam_user, g.kind, g.target, g.accounts): g for g in session.scalars(
         select(Grant).where(Grant.iam_user.in_(iam_users),
                             Grant.status.in_((GrantStatus.PENDING, GrantStatus.ACTIVE))))}
 
@@ -219,7 +219,7 @@ def _live_targets(session: Session, iam_users: set[str]) -> Live:
 def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
                live: Live) -> Grant:
     """One live grant per IAM user and target (the database enforces it too)."""
-    key = (request.iam_user, resource.kind.value, resource.target)
+    key = (request.iam_user, resource.kind.value, resource.target, ",".join(resource.accounts))
     if key in live:
         holder = live[key]
         if holder is None:
@@ -231,7 +231,7 @@ def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
     return Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
         resource=resource.name, kind=resource.kind.value, target=resource.target,
-        accounts=",".join(resource.accounts) or None, status=GrantStatus.PENDING,
+        accounts=",".join(resource.accounts), status=GrantStatus.PENDING,
         starts_at=now, expires_at=now + request.duration,
         warn_at=_warn_at(now, request.duration, resource), attempts=0,
     )

@@ -21,7 +21,7 @@ from accessbot.services import extensions, messages, metrics
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
-from accessbot.services.catalog import SSO_KINDS, Catalog
+from accessbot.services.catalog import SSO_KINDS, Catalog, Resource
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.ports import (
     AccessProvider,
@@ -60,12 +60,15 @@ class AccessRunner:
     def __init__(self, sessions: Callable[[], Session], catalog: Catalog,
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  timers: Timers | None = None, clock: Clock = utcnow,
-                 owner: str | None = None, sso_directory: Directory | None = None):
+                 owner: str | None = None, sso_directory: Directory | None = None,
+                 account_directories: dict[str, Directory] | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
         self.directory = directory
         self.sso_directory = sso_directory  # Identity Center users, for the sso_ kinds
+        # IAM users of the other accounts (account id -> directory) for IAM kinds there
+        self.account_directories = account_directories or {}
         self.profiles = profiles
         self.timers = timers
         self.clock = clock
@@ -88,7 +91,7 @@ class AccessRunner:
         if iam_user is None:
             try:
                 iam_user = (self._find_sso_user(request.requester_id) if identity_center
-                            else self._find_iam_user(request.requester_id))
+                            else self._find_iam_user(request.requester_id, resource))
             except (ProviderError, LookupFailed) as exc:  # no answer yet: the sweep retries
                 log.warning("request #%s: user lookup failed: %s; will retry",
                             request_id, exc)
@@ -224,16 +227,22 @@ class AccessRunner:
 
     # -- helpers ----------------------------------------------------------------
 
-    def _find_iam_user(self, slack_user_id: str) -> str | None:
-        """The IAM user for a Slack user, or None when definitely there is none.
+    def _find_iam_user(self, slack_user_id: str, resource: Resource | None = None) -> str | None:
+        """The IAM user for a Slack user (in the resource's account), or None when definitely
+        there is none.
 
         Raises ProviderError or LookupFailed when AWS or Slack could not answer: that
         is no answer, and the request is retried rather than failed."""
-        iam_user = self.directory.iam_user_for(slack_user_id, None)
+        directory = self.directory
+        if resource is not None and resource.accounts:
+            directory = self.account_directories.get(resource.accounts[0])
+            if directory is None:
+                raise LookupFailed(f"account {resource.accounts[0]} has no IAM user index")
+        iam_user = directory.iam_user_for(slack_user_id, None)
         if iam_user is not None:
             return iam_user
         email = self.profiles.email_of(slack_user_id)
-        return self.directory.iam_user_for(slack_user_id, email) if email else None
+        return directory.iam_user_for(slack_user_id, email) if email else None
 
     def _spec(self, grant: Grant) -> GrantSpec:
         return grant_ops.spec_of(grant, self.catalog.resources.get(grant.resource))

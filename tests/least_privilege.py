@@ -12,9 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = (ROOT / "iam-policy.json", ROOT / "deploy" / "iam-policy-identity-center.json")
+MEMBER_ACCOUNT = ROOT / "deploy" / "member-account-role.yaml"  # CloudFormation
 # Done by IAM Identity Center in the account when it assigns a permission set, on the
 # caller's permissions: never called by accessbot itself.
 FOR_IDENTITY_CENTER = "WhatIdentityCenterDoesInTheAccountOnAnAssignment"
@@ -23,12 +25,17 @@ NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
 
 def allowed_actions() -> set[str]:
+    """What the shipped policies allow: the bot's own, Identity Center's, and the role of
+    the member-account template."""
+    statements = [s for path in POLICIES for s in json.loads(path.read_text())["Statement"]]
+    template = yaml.safe_load(MEMBER_ACCOUNT.read_text())
+    for policy in template["Resources"]["AccessbotRole"]["Properties"]["Policies"]:
+        statements += policy["PolicyDocument"]["Statement"]
     actions: set[str] = set()
-    for path in POLICIES:
-        for statement in json.loads(path.read_text())["Statement"]:
-            if statement.get("Sid") != FOR_IDENTITY_CENTER:
-                found = statement["Action"]
-                actions |= {found} if isinstance(found, str) else set(found)
+    for statement in statements:
+        if statement.get("Sid") != FOR_IDENTITY_CENTER:
+            found = statement["Action"]
+            actions |= {found} if isinstance(found, str) else set(found)
     return actions
 
 

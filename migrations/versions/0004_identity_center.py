@@ -1,4 +1,7 @@
-"""identity center: grants name their accounts, kinds grow longer
+"""identity center and accounts: grants name their accounts, kinds grow longer
+
+One live grant per principal, kind, target and accounts: the same group name in two
+accounts is two different accesses.
 
 Revision ID: 0004
 Revises: 0003
@@ -15,16 +18,26 @@ down_revision: Union[str, None] = '0003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+LIVE = sa.text("status IN ('PENDING', 'ACTIVE')")
+
 
 def upgrade() -> None:
+    op.drop_index('uq_grants_live_access', table_name='grants')
     with op.batch_alter_table('grants') as batch:
         batch.alter_column('kind', existing_type=sa.String(length=16),
                            type_=sa.String(length=32), existing_nullable=False)
-        batch.add_column(sa.Column('accounts', sa.String(length=400), nullable=True))
+        batch.add_column(sa.Column('accounts', sa.String(length=400), nullable=False,
+                                   server_default=''))
+    op.create_index('uq_grants_live_access', 'grants',
+                    ['iam_user', 'kind', 'target', 'accounts'], unique=True,
+                    sqlite_where=LIVE, postgresql_where=LIVE)
 
 
 def downgrade() -> None:
+    op.drop_index('uq_grants_live_access', table_name='grants')
     with op.batch_alter_table('grants') as batch:
         batch.drop_column('accounts')
         batch.alter_column('kind', existing_type=sa.String(length=32),
                            type_=sa.String(length=16), existing_nullable=False)
+    op.create_index('uq_grants_live_access', 'grants', ['iam_user', 'kind', 'target'],
+                    unique=True, sqlite_where=LIVE, postgresql_where=LIVE)

@@ -264,6 +264,8 @@ def test_the_identity_center_kinds_and_accounts_are_parsed():
         ResourceKind.SSO_GROUP, "On-call engineers", ())
     assert catalog.accounts["prod"].role_arn == "arn:aws:iam::222222222222:role/accessbot"
     assert catalog.identity_center.region == "eu-west-1"
+    ops = parse_catalog(sso(ops={**MINIMAL, "account": "prod"})).resources["ops"]
+    assert ops.accounts == ("222222222222",)
     assert catalog.uses_identity_center()
     assert not parse_catalog(CATALOG).uses_identity_center()
 
@@ -277,7 +279,10 @@ def test_the_identity_center_kinds_and_accounts_are_parsed():
     (sso(x={**PS, "permission_set": "Admin Access", "account": "prod"}),
      "resources.x.permission_set"),
     (sso(x={**PS, "role": "R", "account": "prod"}), "resources.x.role"),
-    (sso(x={**MINIMAL, "account": "prod"}), "resources.x.account"),
+    (sso(x={**MINIMAL, "account": "staging"}), "resources.x.account"),  # no role_arn
+    (sso(x={**MINIMAL, "accounts": ["prod"]}), "resources.x.accounts"),
+    (sso(x={"kind": "sso_group", "group": "g", "approvers": ["U0BOB"], "account": "prod"}),
+     "resources.x.account"),
     (sso(x={"kind": "sso_group", "group": " padded", "approvers": ["U0BOB"]}), "resources.x.group"),
     (sso(accounts={"prod": {"id": 222222222222 // 10}}, x=MINIMAL), "accounts.prod.id"),
     (sso(accounts={"prod": {"id": "222222222222", "role_arn": "arn:aws:iam::111111111111:role/a"}},

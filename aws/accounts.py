@@ -1,0 +1,63 @@
+"""The configured AWS accounts: a boto3 session for each, on the role the bot assumes there.
+
+Credentials are assumed on first use and refreshed by botocore before they expire (its
+refreshable credentials renew 15 minutes ahead), so a session lives as long as the bot.
+An account whose role cannot be assumed fails only the calls made in it: each is a
+retryable ProviderError, and the grant or revocation is retried like any other.
+"""
+
+import boto3
+from botocore.client import BaseClient
+from botocore.credentials import DeferredRefreshableCredentials
+from botocore.session import get_session
+
+from accessbot.aws.iam import IamAccess
+from accessbot.aws.session import default_region, make_client
+from accessbot.services.catalog import Account
+from accessbot.services.ports import GrantSpec, ProviderError
+
+SESSION_NAME = "accessbot"
+SESSION_SECONDS = 3600
+
+
+def assumed_session(account: Account, sts: BaseClient | None = None) -> boto3.Session:
+    """A session on account.role_arn (with its external_id), assumed when first used."""
+    sts = sts or make_client("sts", connections=4)
+
+    def assume() -> dict:
+        kwargs = {"RoleArn": account.role_arn, "RoleSessionName": SESSION_NAME,
+                  "DurationSeconds": SESSION_SECONDS}
+        if account.external_id:
+            kwargs["ExternalId"] = account.external_id
+        found = sts.assume_role(**kwargs)["Credentials"]
+        return {"access_key": found["AccessKeyId"], "secret_key": found["SecretAccessKey"],
+                "token": found["SessionToken"], "expiry_time": found["Expiration"].isoformat()}
+
+    botocore_session = get_session()
+    botocore_session._credentials = DeferredRefreshableCredentials(  # noqa: SLF001
+        refresh_using=assume, method="sts-assume-role")
+    return boto3.Session(botocore_session=botocore_session, region_name=default_region())
+
+
+class IamByAccount:
+    """AccessProvider for the IAM kinds: the bot's own account, or the grant's account
+    through the role assumed there."""
+
+    def __init__(self, own: IamAccess, others: dict[str, IamAccess]):
+        self._own = own
+        self._others = others  # account id -> its adapter
+
+    def grant(self, spec: GrantSpec) -> str | None:
+        return self._access(spec).grant(spec)
+
+    def revoke(self, spec: GrantSpec) -> None:
+        self._access(spec).revoke(spec)
+
+    def _access(self, spec: GrantSpec) -> IamAccess:
+        if not spec.accounts:
+            return self._own
+        [account] = spec.accounts
+        if account not in self._others:
+            raise ProviderError(f"Account {account} is not configured (accounts: with a "
+                                "role_arn)", retryable=False)
+        return self._others[account]
