@@ -139,13 +139,43 @@ class IdentityCenter:
             self._instance = (instances[0]["InstanceArn"], instances[0]["IdentityStoreId"])
         return self._instance
 
+    # -- who holds it (the account audit) ------------------------------------------------
+
+    def assigned(self, permission_set: str, account: str) -> set[str]:
+        arn = self.permission_set_arn(permission_set)
+        try:
+            pages = self._sso.get_paginator("list_account_assignments").paginate(
+                InstanceArn=self.instance()[0], AccountId=account, PermissionSetArn=arn)
+            return {a["PrincipalId"] for page in pages for a in page["AccountAssignments"]
+                    if a["PrincipalType"] == "USER"}
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(exc, f"listing the assignments of {permission_set} in account "
+                                f"{account}") from exc
+
+    def members(self, group: str) -> set[str]:
+        group_id = self.group_id(group)
+        try:
+            pages = self._ids.get_paginator("list_group_memberships").paginate(
+                IdentityStoreId=self.instance()[1], GroupId=group_id)
+            return {m["MemberId"]["UserId"] for page in pages
+                    for m in page["GroupMemberships"] if "UserId" in m.get("MemberId", {})}
+        except (ClientError, BotoCoreError) as exc:
+            raise _failure(exc, f"listing the members of group {group}") from exc
+
+    def user_name(self, user_id: str) -> str:
+        try:
+            return self._ids.describe_user(IdentityStoreId=self.instance()[1],
+                                           UserId=user_id)["UserName"]
+        except (ClientError, BotoCoreError, KeyError):
+            return user_id
+
     # -- helpers -----------------------------------------------------------------------
 
     def _assignment(self, action: str, permission_set: str, account: str, user: str) -> None:
         doing = (f"{'assigning' if action == 'create' else 'removing'} permission set "
                  f"{permission_set} {'to' if action == 'create' else 'of'} user {user} in "
                  f"account {account}")
-        if action == "create" and self._assigned(permission_set, account, user):
+        if action == "create" and user in self.assigned(permission_set, account):
             return  # already: a retry after a crash, or assigned by hand
         call = (self._sso.create_account_assignment if action == "create"
                 else self._sso.delete_account_assignment)
@@ -190,17 +220,6 @@ class IdentityCenter:
         if status.get("Status") == "FAILED":
             raise ProviderError(f"IAM Identity Center failed {doing}: "
                                 f"{status.get('FailureReason', 'no reason given')}")
-
-    def _assigned(self, permission_set: str, account: str, user: str) -> bool:
-        try:
-            pages = self._sso.get_paginator("list_account_assignments").paginate(
-                InstanceArn=self.instance()[0], AccountId=account,
-                PermissionSetArn=permission_set)
-            return any(a["PrincipalType"] == "USER" and a["PrincipalId"] == user
-                       for page in pages for a in page["AccountAssignments"])
-        except (ClientError, BotoCoreError) as exc:
-            raise _failure(exc, f"listing the assignments of {permission_set} in account "
-                                f"{account}") from exc
 
     def _membership(self, group: str, user: str) -> str | None:
         try:

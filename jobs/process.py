@@ -114,7 +114,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     hygiene = HygieneRunner(sessions, catalog,
                             IamCredentials(iam, sleep=_sleep_unless(stopping)),
                             owners=Owners(directory, profiles),
-                            refresh_owners=directory.refresh)
+                            refresh_owners=directory.refresh, standing=identity_center)
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))

@@ -3,6 +3,7 @@
 Pure functions: the CredentialSource reads the account, these decide what deviates.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 
@@ -83,12 +84,15 @@ def administrator_deviations(admins: set[str], minimum: int) -> list[Deviation]:
 
 
 def unmanaged_member_deviations(members: dict[str, set[str]],
-                                granted: dict[str, set[str]]) -> list[Deviation]:
-    """Members of bot-managed groups without a live grant: added outside the bot, or left
-    behind. Reported only: the bot never imports them as grants, nor removes them."""
+                                granted: dict[str, set[str]],
+                                name: Callable[[str], str] = str,
+                                holds: str = "is in") -> list[Deviation]:
+    """Holders of bot-managed access without a live grant (members of its IAM groups,
+    Identity Center assignments and groups): added outside the bot, or left behind.
+    Reported only: the bot never imports them as grants, nor removes them."""
     found = []
-    for group in sorted(members):
-        for user in sorted(members[group] - granted.get(group, set())):
-            found.append(Deviation("unmanaged_member", group,
-                                   f"{user} is in {group} without an active accessbot grant"))
+    for access in sorted(members):
+        for user in sorted(members[access] - granted.get(access, set())):
+            found.append(Deviation("unmanaged_member", access, f"{name(user)} {holds} "
+                                   f"{access} without an active accessbot grant"))
     return found

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from accessbot.models import Grant, GrantStatus, UtcDateTime
 from accessbot.services import audit
 from accessbot.services.audit import Action
-from accessbot.services.catalog import Resource, ResourceKind
+from accessbot.services.catalog import SSO_KINDS, Resource, ResourceKind
 from accessbot.services.errors import Conflict, NotAuthorized, NotFound
 from accessbot.services.ports import GrantSpec
 
@@ -244,6 +244,18 @@ def _reload(session: Session, grant_ids: Sequence[int]) -> list[Grant]:
         return []
     return list(session.scalars(select(Grant).where(Grant.id.in_(grant_ids)).order_by(Grant.id)
                                 .execution_options(populate_existing=True)))
+
+
+def granted_identity_center(session: Session) -> dict[tuple[str, str, str], set[str]]:
+    """(kind, target, account) -> the Identity Center users live grants give it to (for a
+    group, account is '')."""
+    held: dict[tuple[str, str, str], set[str]] = {}
+    for kind, target, accounts, user in session.execute(
+            select(Grant.kind, Grant.target, Grant.accounts, Grant.iam_user).where(
+                _live(), Grant.kind.in_([k.value for k in SSO_KINDS]))):
+        for account in accounts.split(",") if accounts else [""]:
+            held.setdefault((kind, target, account), set()).add(user)
+    return held
 
 
 def _claim(session: Session, grant_id: int, owner: str, now: datetime, *conditions):

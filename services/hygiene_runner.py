@@ -18,16 +18,28 @@ from accessbot.models import transaction
 from accessbot.services import findings, job_runs, messages
 from accessbot.services import grants as grant_ops
 from accessbot.services.account_audit import (
+    Deviation,
     administrator_deviations,
     password_policy_deviations,
     unmanaged_member_deviations,
 )
 from accessbot.services.audit import SYSTEM
-from accessbot.services.catalog import SLACK_CHANNEL_ID, SLACK_USER_ID, Catalog, is_channel
+from accessbot.services.catalog import (
+    SLACK_CHANNEL_ID,
+    SLACK_USER_ID,
+    Catalog,
+    ResourceKind,
+    is_channel,
+)
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.findings import KeyToDeactivate
 from accessbot.services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
-from accessbot.services.ports import CredentialSource, LookupFailed, ProviderError
+from accessbot.services.ports import (
+    CredentialSource,
+    LookupFailed,
+    ProviderError,
+    StandingAccess,
+)
 from accessbot.services.runner import worker_id
 
 log = logging.getLogger(__name__)
@@ -52,8 +64,9 @@ class HygieneRunner:
     def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
                  source: CredentialSource, owners: Owners,
                  refresh_owners: Callable[[], object] = lambda: None, clock: Clock = utcnow,
-                 owner: str | None = None):
+                 owner: str | None = None, standing: StandingAccess | None = None):
         self.sessions = sessions
+        self.standing = standing  # Identity Center: who holds the catalog's sso_ access
         self.catalog = catalog
         self.settings = catalog.hygiene
         self.source = source
@@ -323,6 +336,26 @@ class HygieneRunner:
         return {"open": sum(summary.open_by_kind.values()), "new": summary.new,
                 "resolved": summary.resolved}
 
+    def _identity_center_deviations(self, granted: dict[tuple[str, str, str], set[str]]
+                                    ) -> list[Deviation]:
+        """Assignments of the catalog's permission sets, and members of its Identity Center
+        groups, that no live grant explains."""
+        held: dict[str, set[str]] = {}
+        explained: dict[str, set[str]] = {}
+        for resource in self.catalog.resources.values():
+            if resource.kind is ResourceKind.SSO_PERMISSION_SET:
+                for account in resource.accounts:
+                    key = f"permission set {resource.target} in account {account}"
+                    held[key] = self.standing.assigned(resource.target, account)
+                    explained[key] = granted.get((resource.kind.value, resource.target,
+                                                  account), set())
+            elif resource.kind is ResourceKind.SSO_GROUP:
+                key = f"Identity Center group {resource.target}"
+                held[key] = self.standing.members(resource.target)
+                explained[key] = granted.get((resource.kind.value, resource.target, ""), set())
+        return unmanaged_member_deviations(held, explained, self.standing.user_name,
+                                           holds="holds")
+
     def account_audit(self) -> dict:
         """Password policy against the baseline, enough administrators, and members of the
         bot's groups that no grant explains (reported, never imported)."""
@@ -334,7 +367,11 @@ class HygieneRunner:
         members = {group: self.source.group_members(group) for group in sorted(groups)}
         with self.transaction() as session:
             granted = grant_ops.granted_members(session, groups)
-            deviations += unmanaged_member_deviations(members, granted)
+            identity_center = grant_ops.granted_identity_center(session)
+        deviations += unmanaged_member_deviations(members, granted)
+        if self.standing is not None:
+            deviations += self._identity_center_deviations(identity_center)
+        with self.transaction() as session:
             if self.catalog.admin_channel:
                 messages.account_audit(session, deviations, self.clock())
         return {"deviations": [d.detail for d in deviations]}

@@ -77,6 +77,22 @@ class CredentialSource(Protocol):
         """IAM user names in the group; empty set if the group does not exist."""
 
 
+class StandingAccess(Protocol):
+    """Who holds the catalog's Identity Center access, granted by accessbot or not."""
+
+    def assigned(self, permission_set: str, account: str) -> set[str]:
+        """Identity Center user ids the permission set is assigned to in the account."""
+        ...
+
+    def members(self, group: str) -> set[str]:
+        """Identity Center user ids in the group."""
+        ...
+
+    def user_name(self, user_id: str) -> str:
+        """The user's name, for people (the id itself when it cannot be read)."""
+        ...
+
+
 class Directory(Protocol):
     """Maps Slack users to IAM users."""
 

@@ -177,3 +177,15 @@ def test_a_conflict_is_retried_then_the_deletion_polled(stubbed):
                       {"InstanceArn": INSTANCE, "AccountAssignmentDeletionRequestId": REQUEST})
     adapter.revoke(GrantSpec(1, "u-1", "sso_permission_set", PERMISSION_SET, EXPIRES, (PROD,)))
     assert naps == [1, 1.0]  # the conflict's backoff, then one poll
+
+
+def test_who_holds_it_is_read_for_the_account_audit(world):
+    adapter = world["adapter"]
+    adapter.grant(ps_spec(world, PROD))
+    adapter.grant(GrantSpec(2, world["user"], "sso_group", "oncall", EXPIRES))
+
+    assert adapter.assigned("AdministratorAccess", PROD) == {world["user"]}
+    assert adapter.assigned("AdministratorAccess", STAGING) == set()
+    assert adapter.members("oncall") == {world["user"]}
+    assert adapter.user_name(world["user"]) == "alice@example.com"
+    assert adapter.user_name("no-such-user") == "no-such-user"

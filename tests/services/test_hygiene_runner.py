@@ -744,3 +744,44 @@ def test_a_key_not_looked_up_yet_is_found_at_the_click(make_runner, account, ses
     assert said == "Done: access key ...0000 of u2 is Inactive."
     assert account.deactivated() == ["AKIAUSER2KEY00000"]
     assert _finding(sessions, "u2", "key_unused").status is FindingStatus.RESOLVED
+
+
+class FakeStanding:
+    """StandingAccess: who holds the catalog's Identity Center access."""
+
+    def __init__(self, assigned: dict, members: dict, names: dict):
+        self._assigned, self._members, self._names = assigned, members, names
+
+    def assigned(self, permission_set: str, account: str) -> set[str]:
+        return set(self._assigned.get((permission_set, account), ()))
+
+    def members(self, group: str) -> set[str]:
+        return set(self._members.get(group, ()))
+
+    def user_name(self, user_id: str) -> str:
+        return self._names.get(user_id, user_id)
+
+
+def test_account_audit_reports_identity_center_access_that_no_grant_explains(
+        sessions, account, owners, clock):
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({
+        "ps": {"kind": "sso_permission_set", "permission_set": "Admin",
+               "accounts": ["222222222222", "333333333333"], "approvers": ["U0BOB"]},
+        "oncall": {"kind": "sso_group", "group": "oncall", "approvers": ["U0BOB"]}})
+    standing = FakeStanding(
+        assigned={("Admin", "222222222222"): {"u-alice", "u-mallory"},
+                  ("Admin", "333333333333"): {"u-alice"}},
+        members={"oncall": {"u-eve"}}, names={"u-mallory": "mallory@example.com", "u-eve": "eve"})
+    active_grant(sessions, catalog, clock(), resource="ps", iam_user="u-alice")  # both accounts
+    runner = HygieneRunner(sessions, catalog, account, owners, clock=clock, standing=standing)
+
+    details = runner.account_audit()["deviations"]
+
+    assert [d for d in details if "without an active accessbot grant" in d] == [
+        "eve holds Identity Center group oncall without an active accessbot grant",
+        "mallory@example.com holds permission set Admin in account 222222222222 without an "
+        "active accessbot grant"]
+    with sessions() as session:  # reported, never imported as grants
+        assert len(session.scalars(select(Grant)).all()) == 1
