@@ -29,6 +29,8 @@ GROUP_ID = re.compile(r"^([0-9a-f]{10}-)?[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{1
 POLL_EVERY = 1.0  # seconds between looks at an assignment's creation or deletion status
 POLL_FOR = 120.0  # then the grant is retried (the assignment may still be on its way)
 CONFLICT_TRIES = 5  # ConflictException: another operation on the assignment is running
+KNOWN_FOR = 600.0  # seconds a found user is remembered
+UNKNOWN_FOR = 60.0  # and one not found: a user created in Identity Center is found soon
 
 
 def _failure(exc: AWSError, doing: str, permanent: Iterable[str] = ()) -> ProviderError:
@@ -46,7 +48,8 @@ class IdentityCenter:
 
     def __init__(self, sso_admin: BaseClient, identity_store: BaseClient,
                  instance_arn: str | None = None, identity_store_id: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         self._sso = sso_admin
         self._ids = identity_store
         self._instance = (instance_arn, identity_store_id) if instance_arn else None
@@ -54,7 +57,8 @@ class IdentityCenter:
         self._lock = threading.Lock()
         self._permission_sets: dict[str, str] = {}  # name -> ARN
         self._groups: dict[str, str] = {}           # display name -> group id
-        self._users: dict[str, str | None] = {}     # email -> user id (None: nobody)
+        self._users: dict[str, tuple[str | None, float]] = {}  # email -> (user id, until)
+        self._clock = clock
 
     # -- the provider ------------------------------------------------------------------
 
@@ -82,14 +86,15 @@ class IdentityCenter:
         Raises ProviderError when Identity Center does not answer (then nobody is told
         "you have no user": the lookup is retried)."""
         email = email.strip().lower()
-        if email in self._users:
-            return self._users[email]
+        cached = self._users.get(email)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
         found = None
         for path in ("emails.value", "userName"):
             found = self._user_by(path, email)
             if found:
                 break
-        self._users[email] = found
+        self._users[email] = (found, self._clock() + (KNOWN_FOR if found else UNKNOWN_FOR))
         return found
 
     def iam_user_for(self, slack_user_id: str, email: str | None) -> str | None:

@@ -102,6 +102,19 @@ def test_users_are_found_by_email_else_user_name_and_cached(world):
     assert adapter.iam_user_for("U0ALICE", None) is None
 
 
+def test_a_user_not_found_is_looked_up_again_a_minute_later(world):
+    now = [0.0]
+    adapter = IdentityCenter(world["sso"], world["ids"], sleep=lambda _: None,
+                             clock=lambda: now[0])
+    assert adapter.user_for_email("bob@example.com") is None
+    bob = world["ids"].create_user(IdentityStoreId=world["store"], UserName="bob",
+                                   DisplayName="Bob", Name={"GivenName": "B", "FamilyName": "C"},
+                                   Emails=[{"Value": "bob@example.com"}])["UserId"]
+    assert adapter.user_for_email("bob@example.com") is None  # remembered for a while
+    now[0] += 61
+    assert adapter.user_for_email("bob@example.com") == bob
+
+
 def test_the_provider_by_kind_sends_each_grant_to_its_adapter(world):
     provider = ByKind({"sso_permission_set": world["adapter"]})
     provider.grant(ps_spec(world, PROD))
