@@ -160,24 +160,33 @@ def check_config(path: str) -> int:
 
 def doctor(settings: Settings) -> int:
     """Live checks, one line each: exit 0 when all pass, 1 when any fails."""
-    from accessbot.aws.doctor import Needs, aws_checks
+    from accessbot.aws.doctor import Needs, aws_checks, identity_center_checks
+    from accessbot.aws.identity_center import make_identity_center
     from accessbot.aws.session import make_iam_client, make_sts_client
     from accessbot.handlers.client import slack_client
     from accessbot.handlers.doctor import slack_checks
-    from accessbot.services.catalog import ResourceKind
+    from accessbot.services.catalog import SSO_KINDS, ResourceKind
 
     catalog = load_catalog(settings.config_path)
     for warning in catalog.warnings():
         print(f"! {settings.config_path}: {warning}")
-    kinds = {kind: tuple(sorted({r.target for r in catalog.resources.values() if r.kind is kind}))
-             for kind in ResourceKind}
+    kinds = {kind: tuple(sorted({r.target for r in catalog.resources.values()
+                                 if r.kind is kind and (kind in SSO_KINDS or not r.accounts)}))
+             for kind in ResourceKind}  # IAM kinds of the bot's own account; others: assumed
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
                   catalog.hygiene.enabled,
                   tuple(a.role_arn for a in catalog.assumed_accounts().values()))
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
+    def sso() -> list[Check]:
+        if not catalog.uses_identity_center():
+            return []
+        return identity_center_checks(
+            make_identity_center(catalog.identity_center, connections=4),
+            kinds[ResourceKind.SSO_PERMISSION_SET], kinds[ResourceKind.SSO_GROUP])
+
     for more in (lambda: slack_checks(slack_client(settings), catalog),
-                 lambda: aws_checks(make_iam_client(), make_sts_client(), needs),
+                 lambda: aws_checks(make_iam_client(), make_sts_client(), needs), sso,
                  lambda: [database_check(settings.database_url)]):
         found = more()
         print("\n".join(check.line() for check in found), flush=True)

@@ -6,7 +6,9 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
+from accessbot.aws.identity_center import IdentityCenter
 from accessbot.services.doctor import Check
+from accessbot.services.ports import ProviderError
 
 # What the bot calls, by what it calls it on (iam-policy.json grants exactly these; the
 # test of this module holds the two equal).
@@ -21,6 +23,7 @@ HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
+POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 
 
@@ -70,6 +73,29 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
     checks.append(_permissions(iam, arn, on))
+    return checks
+
+
+def identity_center_checks(center: IdentityCenter, permission_sets: tuple[str, ...],
+                           groups: tuple[str, ...]) -> list[Check]:
+    """The instance, and every permission set and group of the catalog, found by name."""
+    try:
+        instance, store = center.instance()
+    except ProviderError as exc:
+        return [Check(False, f"IAM Identity Center: {exc}", "set identity_center.instance_arn "
+                      "and identity_store_id, or allow sso:ListInstances")]
+    checks = [Check(True, f"IAM Identity Center {instance} (identity store {store})")]
+    for name, find, key in [(p, center.permission_set_arn, "permission_set")
+                            for p in permission_sets] + [(g, center.group_id, "group")
+                                                          for g in groups]:
+        what = f"{'permission set' if key == 'permission_set' else 'Identity Center group'} {name}"
+        try:
+            find(name)
+        except ProviderError as exc:
+            checks.append(Check(False, f"{what}: {exc}", "create it, or correct the "
+                                f"resource's {key}" if not exc.retryable else POLICY_IC))
+            continue
+        checks.append(Check(True, f"{what} exists"))
     return checks
 
 

@@ -16,3 +16,14 @@ def test_both_directions_are_differences(monkeypatch):
     monkeypatch.setattr(least_privilege, "called_actions", lambda: called)
     assert least_privilege.differences() == ["called but not in the policies: iam:CreateUser",
                                              "allowed but never called: iam:GetGroup"]
+
+
+def test_the_member_account_role_trusts_only_the_bot_with_its_external_id():
+    import yaml
+
+    template = yaml.safe_load(least_privilege.MEMBER_ACCOUNT.read_text())
+    role = template["Resources"]["AccessbotRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Ref": "AccessbotPrincipal"}}
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}
+    assert role["MaxSessionDuration"] == 3600  # the bot asks for an hour and renews
