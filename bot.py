@@ -189,7 +189,8 @@ def doctor(settings: Settings) -> int:
                  lambda: aws_checks(make_iam_client(), make_sts_client(), needs), sso,
                  lambda: [database_check(settings.database_url)]):
         found = more()
-        print("\n".join(check.line() for check in found), flush=True)
+        for check in found:
+            print(check.line(), flush=True)
         checks += found
     print("all checks passed" if passed(checks) else
           f"{sum(not c.ok for c in checks)} of {len(checks)} checks failed")
