@@ -14,7 +14,7 @@ from botocore.session import get_session
 from accessbot.aws.iam import IamAccess
 from accessbot.aws.session import default_region, make_client
 from accessbot.services.catalog import Account
-from accessbot.services.ports import GrantSpec, ProviderError
+from accessbot.services.ports import AccountUnreachable, GrantSpec, ProviderError
 
 SESSION_NAME = "accessbot"
 SESSION_SECONDS = 3600
@@ -48,10 +48,23 @@ class IamByAccount:
         self._others = others  # account id -> its adapter
 
     def grant(self, spec: GrantSpec) -> str | None:
-        return self._access(spec).grant(spec)
+        return self._in_account(spec, self._access(spec).grant)
 
     def revoke(self, spec: GrantSpec) -> None:
-        self._access(spec).revoke(spec)
+        self._in_account(spec, self._access(spec).revoke)
+
+    @staticmethod
+    def _in_account(spec: GrantSpec, call):
+        """The call; a failure to assume the account's role is said as such."""
+        try:
+            return call(spec)
+        except ProviderError as exc:
+            cause = exc.__cause__
+            if spec.accounts and getattr(cause, "operation_name", None) == "AssumeRole":
+                raise AccountUnreachable(f"cannot assume the role of account "
+                                         f"{spec.accounts[0]}: {cause}", spec.accounts[0]
+                                         ) from cause
+            raise
 
     def _access(self, spec: GrantSpec) -> IamAccess:
         if not spec.accounts:

@@ -4,6 +4,7 @@ from accessbot.models.base import Base, UtcDateTime
 from accessbot.models.session import make_engine, make_session_factory, transaction
 from accessbot.models.tables import (
     AccessRequest,
+    AccountFault,
     ApprovalMessage,
     AuditEvent,
     CredentialFinding,
@@ -19,7 +20,7 @@ from accessbot.models.tables import (
 )
 
 __all__ = [
-    "AccessRequest", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
+    "AccessRequest", "AccountFault", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
     "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory", "transaction",

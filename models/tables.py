@@ -218,6 +218,17 @@ class JobRun(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class AccountFault(Base):
+    """An account of `accounts:` whose role could not be assumed, until a call there works
+    again: the admin channel is told once per outage, not once per grant."""
+
+    __tablename__ = "account_faults"
+
+    account_id: Mapped[str] = mapped_column(String(12), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str] = mapped_column(Text)
+
+
 class Leased:
     """The columns of a row that workers lease, retry with backoff and finish."""
 

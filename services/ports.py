@@ -17,6 +17,15 @@ class ProviderError(AccessBotError):
         self.retryable = retryable
 
 
+class AccountUnreachable(ProviderError):
+    """The role of an account of `accounts:` could not be assumed: everything there fails
+    until it can (retried; the admins hear once, services/account_faults.py)."""
+
+    def __init__(self, message: str, account: str):
+        super().__init__(message, retryable=True)
+        self.account = account
+
+
 class ReportNotReady(ProviderError):
     """AWS is still generating the credential report, or throttled us: try again later."""
 

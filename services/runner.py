@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from accessbot.models import Grant, GrantStatus, transaction
-from accessbot.services import extensions, messages, metrics
+from accessbot.services import account_faults, extensions, messages, metrics
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
@@ -25,6 +25,7 @@ from accessbot.services.catalog import SSO_KINDS, Catalog, Resource
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.ports import (
     AccessProvider,
+    AccountUnreachable,
     Directory,
     GrantSpec,
     LookupFailed,
@@ -139,6 +140,7 @@ class AccessRunner:
             if grant is None:
                 return None
             metrics.GRANTS.labels("extended" if extended else "granted").inc()
+            account_faults.answered(session, _assumed_accounts([grant]), self.clock())
             if extended:
                 self._owe_extended(session, grant)
             else:
@@ -182,6 +184,7 @@ class AccessRunner:
                 continue
             with self.transaction() as session:
                 done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock())
+                account_faults.answered(session, _assumed_accounts(done), self.clock())
                 for grant in done:
                     messages.grant_ended(session, grant, self.clock())
                     metrics.REVOCATIONS.labels("revoked").inc()
@@ -277,10 +280,13 @@ class AccessRunner:
         return None
 
     def _retry_later(self, grant: Grant, exc: ProviderError, action: Action, what: str) -> None:
+        unreachable = isinstance(exc, AccountUnreachable)  # the admins hear once per account
         with self.transaction() as session:
             failure = grant_ops.record_failure(session, grant.id, self.owner, self.clock(),
                                                str(exc), action)
-            if failure and failure.alert:
+            if failure and unreachable:
+                account_faults.failed(session, exc.account, str(exc), self.clock())
+            if failure and failure.alert and not unreachable:
                 messages.admin_alert(
                     session, f":rotating_light: Could not {what} {grant.resource} for "
                     f"<@{grant.requester_id}> (IAM user {grant.iam_user}, grant #{grant.id}) "
@@ -295,6 +301,11 @@ class AccessRunner:
         self.timers.schedule(REVOKE_JOB, grant.id, grant.expires_at)
         if grant.warn_at and grant.warned_at is None and grant.status is GrantStatus.ACTIVE:
             self.timers.schedule(WARN_JOB, grant.id, grant.warn_at)
+
+
+def _assumed_accounts(grants: list[Grant]) -> set[str]:
+    """The accounts whose role these IAM grants went through (none: the bot's own)."""
+    return {g.accounts for g in grants if g.accounts and g.kind not in SSO_KINDS}
 
 
 def _as_they_finish(call: Callable[[GrantSpec], object], grants: list[Grant],

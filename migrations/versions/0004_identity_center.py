@@ -1,4 +1,5 @@
-"""identity center and accounts: grants name their accounts, kinds grow longer
+"""identity center and accounts: grants name their accounts, kinds grow longer, and an
+account whose role cannot be assumed is remembered until it answers again
 
 One live grant per principal, kind, target and accounts: the same group name in two
 accounts is two different accesses.
@@ -11,6 +12,7 @@ from typing import Sequence, Union
 
 from alembic import op
 import sqlalchemy as sa
+from accessbot import models  # the custom column types
 
 
 revision: str = '0004'
@@ -22,6 +24,11 @@ LIVE = sa.text("status IN ('PENDING', 'ACTIVE')")
 
 
 def upgrade() -> None:
+    op.create_table('account_faults',
+                    sa.Column('account_id', sa.String(length=12), nullable=False),
+                    sa.Column('since', models.base.UtcDateTime(timezone=True), nullable=False),
+                    sa.Column('last_error', sa.Text(), nullable=False),
+                    sa.PrimaryKeyConstraint('account_id'))
     op.drop_index('uq_grants_live_access', table_name='grants')
     with op.batch_alter_table('grants') as batch:
         batch.alter_column('kind', existing_type=sa.String(length=16),
@@ -34,6 +41,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('account_faults')
     op.drop_index('uq_grants_live_access', table_name='grants')
     with op.batch_alter_table('grants') as batch:
         batch.drop_column('accounts')

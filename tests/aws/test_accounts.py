@@ -11,7 +11,7 @@ from accessbot.aws.accounts import IamByAccount, assumed_session
 from accessbot.aws.iam import IamAccess
 from accessbot.aws.session import make_client
 from accessbot.services.catalog import Account
-from accessbot.services.ports import GrantSpec, ProviderError
+from accessbot.services.ports import AccountUnreachable, GrantSpec, ProviderError
 
 EXPIRES = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 PROD = Account("prod", "222222222222", "arn:aws:iam::222222222222:role/accessbot", "ext-1")
@@ -50,7 +50,8 @@ def test_the_role_is_assumed_with_the_external_id_and_refused_roles_are_retried(
         with pytest.raises(ProviderError, match="AccessDenied") as refused:
             IamByAccount(IamAccess(make_client("iam")), {PROD.id: prod}).grant(
                 group_spec((PROD.id,)))
-    assert refused.value.retryable  # the grant is retried, and the admins told after 5
+    assert isinstance(refused.value, AccountUnreachable)  # retried; the admins told once
+    assert (refused.value.account, refused.value.retryable) == (PROD.id, True)
 
 
 def test_a_grant_in_an_account_not_configured_is_refused_for_good(iam):

@@ -44,9 +44,11 @@ class FakeProvider:
         self._lock = threading.Lock()
 
     def fail_next(self, times: int = 1, retryable: bool = True,
-                  message: str = "AWS is having a bad day", only: str | None = None) -> None:
-        """Make the next `times` calls (of `only`: 'grant' or 'revoke', if given) fail."""
-        self._failures.add(times, only, ProviderError(message, retryable=retryable))
+                  message: str = "AWS is having a bad day", only: str | None = None,
+                  error: ProviderError | None = None) -> None:
+        """Make the next `times` calls (of `only`: 'grant' or 'revoke', if given) fail, with
+        `error` if given."""
+        self._failures.add(times, only, error or ProviderError(message, retryable=retryable))
 
     @property
     def grants(self) -> list[GrantSpec]:

@@ -706,3 +706,35 @@ def test_a_role_grant_carries_its_resource_conditions_to_aws(sessions, clock, pr
 
     [spec] = provider.grants
     assert (spec.source_ips, spec.require_mfa) == (("10.0.0.0/8",), True)
+
+
+
+def test_an_account_whose_role_is_refused_is_told_once_and_its_recovery_too(
+        sessions, clock, provider, directory, profiles, outbox):
+    from accessbot.services.ports import AccountUnreachable
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({"prod-ops": {"kind": "iam_group", "group": "ops",
+                                         "account": "prod", "approvers": ["U0BOB"]},
+                            "prod-db": {"kind": "iam_group", "group": "db",
+                                        "account": "prod", "approvers": ["U0BOB"]}},
+                           accounts={"prod": {"id": "222222222222",
+                                              "role_arn": "arn:aws:iam::222222222222:role/a"}})
+    runner = AccessRunner(sessions, catalog, provider, directory, profiles, clock=clock)
+    grants_ = [approved_grant(sessions, catalog, clock(), resource=r) for r in ("prod-ops",
+                                                                               "prod-db")]
+    refused = AccountUnreachable("cannot assume the role of account 222222222222: "
+                                 "AccessDenied", "222222222222")
+    provider.fail_next(2 * grants.ALERT_AFTER_ATTEMPTS, only="grant", error=refused)
+
+    for _ in range(grants.ALERT_AFTER_ATTEMPTS):
+        for grant_id in grants_:
+            assert runner.apply_grant(grant_id) is None
+        clock.advance(minutes=11)  # past the backoff (at most 10 minutes)
+
+    [alert] = outbox.owed(Kind.ADMIN_ALERT)  # once for the account, not once per grant
+    assert "AWS account 222222222222: accessbot cannot assume its role" in alert["text"]
+    assert runner.apply_grant(grants_[0]).status is GrantStatus.ACTIVE
+    assert runner.apply_grant(grants_[1]).status is GrantStatus.ACTIVE
+    alerts = [row["text"] for row in outbox.owed(Kind.ADMIN_ALERT)]
+    assert len(alerts) == 2 and "AWS account 222222222222 answers again" in alerts[1]
