@@ -34,7 +34,8 @@ def assumed_session(account: Account, sts: BaseClient | None = None) -> boto3.Se
                 "token": found["SessionToken"], "expiry_time": found["Expiration"].isoformat()}
 
     botocore_session = get_session()
-    botocore_session._credentials = DeferredRefreshableCredentials(  # noqa: SLF001
+    # botocore has no public setter for refreshable credentials: the usual way in
+    botocore_session._credentials = DeferredRefreshableCredentials(
         refresh_using=assume, method="sts-assume-role")
     return boto3.Session(botocore_session=botocore_session, region_name=default_region())
 
