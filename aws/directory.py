@@ -68,8 +68,12 @@ class IamUserIndex:
         client: BaseClient,
         min_refresh_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        grantable_path: str = "/",
     ):
         self._iam = client
+        # only users under this IAM path are matched to Slack users (iam_user_path): the
+        # bot's policy may then allow its user changes on that path alone
+        self._grantable_path = grantable_path
         self._min_refresh_interval = min_refresh_interval
         self._clock = clock
         self._lock = threading.Lock()
@@ -116,6 +120,9 @@ class IamUserIndex:
         found = snapshot.by_slack_id.get(slack_user_id.strip())
         if found is None and email:
             found = snapshot.by_email.get(email.strip().lower())
+        if found is not None and not snapshot.paths.get(found, "/").startswith(
+                self._grantable_path):
+            return None
         return found
 
     def _may_refresh(self) -> bool:

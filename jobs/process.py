@@ -91,14 +91,15 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     sessions = make_session_factory(engine)
     client = slack_client(settings)
     iam = make_iam_client(connections=2 * settings.aws_concurrency)  # AWS pool + timers
-    directory = IamUserIndex(iam)
+    directory = IamUserIndex(iam, grantable_path=catalog.iam_user_path)
     profiles = SlackProfiles(client)
     background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
     # the accounts whose IAM the catalog changes, through the role assumed in each
     account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
                                            session=assumed_session(account))
                    for account_id, account in catalog.assumed_accounts().items()}
-    account_directories = {i: IamUserIndex(client) for i, client in account_iam.items()}
+    account_directories = {i: IamUserIndex(client, grantable_path=catalog.iam_user_path)
+                           for i, client in account_iam.items()}
     providers: dict[str, AccessProvider] = dict.fromkeys(
         (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE),
         IamByAccount(IamAccess(iam), {i: IamAccess(c) for i, c in account_iam.items()}))

@@ -26,6 +26,7 @@ RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+IAM_PATH = re.compile(r"^/([\x21-\x7e]{0,510}/)?$")
 PERMISSION_SET_NAME = re.compile(r"^[\w+=,.@-]{1,32}$")
 PERMISSION_SET_ARN = re.compile(r"^arn:aws[\w-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/"
                                 r"ps-[0-9a-f]{16}$")
@@ -160,6 +161,7 @@ class Catalog:
     hygiene: Hygiene = Hygiene()
     accounts: dict[str, Account] = field(default_factory=dict)
     identity_center: IdentityCenter = IdentityCenter()
+    iam_user_path: str = "/"  # only IAM users under this path are matched and granted
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -201,7 +203,7 @@ class Catalog:
 
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
-             "resources", "hygiene", "accounts", "identity_center"}
+             "resources", "hygiene", "accounts", "identity_center", "iam_user_path"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -271,8 +273,12 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
         for name, spec in resources_raw.items()
     }
     hygiene = _parse_hygiene(raw.get("hygiene", {}), fail)
+    path = raw.get("iam_user_path", "/")
+    if not (isinstance(path, str) and IAM_PATH.match(path)):
+        raise fail("iam_user_path", f"'{path}' is not an IAM path like /people/ (it starts "
+                   "and ends with '/')")
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
-                   hygiene=hygiene, accounts=accounts,
+                   hygiene=hygiene, accounts=accounts, iam_user_path=path,
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
                    **channels)
 

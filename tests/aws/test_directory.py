@@ -200,3 +200,15 @@ def test_failed_refresh_raises_and_is_retried(
     assert caught.value.retryable is True
     # Not stamped as refreshed: the next miss asks AWS again instead of answering "unknown".
     assert index.iam_user_for("U0ALICE", None) == "alice"
+
+
+def test_only_users_under_the_grantable_path_are_matched(iam: BaseClient, admin: BaseClient,
+                                                          clock: FakeClock) -> None:
+    admin.create_user(UserName="alice", Path="/people/",
+                      Tags=[{"Key": "slack-user-id", "Value": "U0ALICE"}])
+    admin.create_user(UserName="deployer", Path="/service/",
+                      Tags=[{"Key": "slack-user-id", "Value": "U0BOT"}])
+    index = IamUserIndex(iam, clock=clock, grantable_path="/people/")
+    assert index.iam_user_for("U0ALICE", None) == "alice"
+    assert index.iam_user_for("U0BOT", None) is None  # not grantable: the policy allows /people/
+    assert index.tags_of("deployer") == {"slack-user-id": "U0BOT"}  # hygiene still sees it

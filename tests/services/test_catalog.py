@@ -327,3 +327,10 @@ def test_role_conditions_are_parsed_and_said():
 def test_role_condition_errors_name_the_path(changes, path):
     spec = {k: v for k, v in {**ROLE, **changes}.items() if v is not None}
     assert f": {path}: " in config_error({"resources": {"x": spec}})
+
+
+def test_the_iam_user_path_is_checked():
+    assert parse_catalog({**CATALOG, "iam_user_path": "/people/"}).iam_user_path == "/people/"
+    assert parse_catalog(CATALOG).iam_user_path == "/"
+    for bad in ("people", "/people", "", 3):
+        assert ": iam_user_path: " in config_error({**CATALOG, "iam_user_path": bad})
