@@ -2,6 +2,7 @@
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -50,6 +51,22 @@ def transaction(sessions: Callable[[], Session]) -> Iterator[Session]:
         yield session
 
 
+def _wal(cursor, busy_timeout: float) -> None:
+    """PRAGMA journal_mode=WAL, waiting for another process's transaction like any
+    statement would: on a new database file (still in rollback mode) whose write lock
+    another process holds, SQLite refuses the switch at once, without its busy wait
+    (replicas migrating a new file together met it)."""
+    deadline = time.monotonic() + max(busy_timeout, 1.0)
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_serialised_writes(engine: Engine, busy_timeout: float) -> None:
     """Take SQLite's write lock at BEGIN, so a read-then-write never fails half way.
 
@@ -66,7 +83,7 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _wal(cursor, busy_timeout)
         cursor.close()
 
     # SQLite's own wait for its lock sleeps up to 100 ms at a time, through most moments

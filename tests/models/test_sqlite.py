@@ -68,3 +68,24 @@ def test_a_begin_refused_by_another_process_gives_up_its_turn(database):
         other.execute("ROLLBACK")
         other.close()
     assert count(engine) == 0
+
+
+def test_a_new_database_waits_for_another_process_before_it_switches_to_wal(tmp_path):
+    """On a file still in rollback mode, SQLite refuses the WAL switch at once while another
+    process writes (two replicas migrating a new database together met it)."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    finishing = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    finishing.start()
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=5)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+            assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    finally:
+        finishing.join()
+        other.close()
+        engine.dispose()
