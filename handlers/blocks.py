@@ -227,10 +227,10 @@ def _in_identity_center(resource: Resource | None) -> bool:
 def _granted_as(grant: Grant) -> str:
     """What the grant is in AWS, in the holder's words."""
     if grant.kind == ResourceKind.SSO_PERMISSION_SET:
-        accounts = ", ".join(f"`{a}`" for a in (grant.accounts or "").split(",") if a)
+        accounts = grant.accounts.split(",")
         return (f"permission set `{escape(grant.target)}` in account"
-                f"{'s' if ',' in (grant.accounts or '') else ''} {accounts}: sign in through "
-                "your AWS access portal")
+                f"{'s' if len(accounts) > 1 else ''} {', '.join(f'`{a}`' for a in accounts)}: "
+                "sign in through your AWS access portal")
     if grant.kind == ResourceKind.SSO_GROUP:
         return f"member of the Identity Center group `{escape(grant.target)}`"
     return f"IAM user `{escape(grant.iam_user)}`"

@@ -190,10 +190,9 @@ class Catalog:
     def warnings(self) -> list[str]:
         """What works, but not as a deployer would want: said on start and by check-config."""
         said = []
+        assumed = self.assumed_accounts()
         for account in self.accounts.values():
-            if account.role_arn and not any(account.id in r.accounts for r in
-                                            self.resources.values()
-                                            if r.kind not in SSO_KINDS):
+            if account.role_arn and account.id not in assumed:
                 said.append(f"accounts.{account.name}.role_arn is not used: no iam_group or "
                             "iam_role resource names this account")
         if self.admin_channel is None:
