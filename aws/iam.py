@@ -125,15 +125,17 @@ def _is_missing(exc: AWSError) -> bool:
     return error_code(exc) == "NoSuchEntity"
 
 
-def provider_error(exc: AWSError, doing: str) -> ProviderError:
-    """Turn a botocore failure while `doing` something into a ProviderError users can read."""
+def provider_error(exc: AWSError, doing: str, service: str = "AWS IAM",
+                   permanent: frozenset[str] = _PERMANENT_CODES) -> ProviderError:
+    """Turn a botocore failure while `doing` something into a ProviderError users can read;
+    the error codes in `permanent` are not worth retrying."""
     if isinstance(exc, BotoCoreError):
-        return ProviderError(f"Could not reach AWS IAM while {doing}: {exc}", retryable=True)
+        return ProviderError(f"Could not reach {service} while {doing}: {exc}", retryable=True)
     error = exc.response.get("Error", {})
     code = error.get("Code", "Unknown")
     detail = error.get("Message", "")
     return ProviderError(
-        f"AWS IAM refused {doing} ({code}: {detail})", retryable=code not in _PERMANENT_CODES
+        f"{service} refused {doing} ({code}: {detail})", retryable=code not in permanent
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from accessbot.aws.iam import AWSError, error_code
+from accessbot.aws.iam import AWSError, error_code, provider_error
 from accessbot.aws.session import make_client
 from accessbot.services import catalog
 from accessbot.services.catalog import ResourceKind
@@ -34,12 +34,7 @@ UNKNOWN_FOR = 60.0  # and one not found: a user created in Identity Center is fo
 
 
 def _failure(exc: AWSError, doing: str, permanent: Iterable[str] = ()) -> ProviderError:
-    if isinstance(exc, BotoCoreError):
-        return ProviderError(f"Could not reach IAM Identity Center while {doing}: {exc}")
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "Unknown")
-    return ProviderError(f"IAM Identity Center refused {doing} ({code}: "
-                         f"{error.get('Message', '')})", retryable=code not in set(permanent))
+    return provider_error(exc, doing, "IAM Identity Center", frozenset(permanent))
 
 
 class IdentityCenter:
