@@ -40,6 +40,19 @@ def assumed_session(account: Account, sts: BaseClient | None = None) -> boto3.Se
     return boto3.Session(botocore_session=botocore_session, region_name=default_region())
 
 
+def as_unreachable(exc: ProviderError, account: str,
+                   cause: BaseException | None = None) -> ProviderError:
+    """exc, or AccountUnreachable when what failed (`cause`, by default exc's) was
+    assuming the account's role."""
+    cause = cause or exc.__cause__
+    if getattr(cause, "operation_name", None) != "AssumeRole":
+        return exc
+    unreachable = AccountUnreachable(f"cannot assume the role of account {account}: {cause}",
+                                     account)
+    unreachable.__cause__ = cause
+    return unreachable
+
+
 class IamByAccount:
     """AccessProvider for the IAM kinds: the bot's own account, or the grant's account
     through the role assumed there."""
@@ -60,11 +73,8 @@ class IamByAccount:
         try:
             return call(spec)
         except ProviderError as exc:
-            cause = exc.__cause__
-            if spec.accounts and getattr(cause, "operation_name", None) == "AssumeRole":
-                raise AccountUnreachable(f"cannot assume the role of account "
-                                         f"{spec.accounts[0]}: {cause}", spec.accounts[0]
-                                         ) from cause
+            if spec.accounts:
+                raise as_unreachable(exc, spec.accounts[0]) from exc.__cause__
             raise
 
     def _access(self, spec: GrantSpec) -> IamAccess:

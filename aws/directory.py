@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
+from accessbot.aws.accounts import as_unreachable
 from accessbot.aws.iam import provider_error
 
 SLACK_TAG = "slack-user-id"
@@ -69,8 +70,10 @@ class IamUserIndex:
         min_refresh_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         grantable_path: str = "/",
+        account: str | None = None,
     ):
         self._iam = client
+        self._account = account  # another account's id: its role is assumed for each call
         # only users under this IAM path are matched to Slack users (iam_user_path): the
         # bot's policy may then allow its user changes on that path alone
         self._grantable_path = grantable_path
@@ -142,6 +145,7 @@ class IamUserIndex:
                 users.extend(page.get("UserDetailList", ()))
         except (ClientError, BotoCoreError) as exc:
             # Not stamped as refreshed: the next miss tries again rather than answering "unknown".
-            raise provider_error(exc, "listing IAM users and their tags") from exc
+            error = provider_error(exc, "listing IAM users and their tags")
+            raise (as_unreachable(error, self._account, exc) if self._account else error) from exc
         self._snapshot = _build(users)
         self._refreshed_at = started

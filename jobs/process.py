@@ -98,8 +98,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
                                            session=assumed_session(account))
                    for account_id, account in catalog.assumed_accounts().items()}
-    account_directories = {i: IamUserIndex(client, grantable_path=catalog.iam_user_path)
-                           for i, client in account_iam.items()}
+    account_directories = {i: IamUserIndex(client, grantable_path=catalog.iam_user_path,
+                                           account=i) for i, client in account_iam.items()}
     providers: dict[str, AccessProvider] = dict.fromkeys(
         (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE),
         IamByAccount(IamAccess(iam), {i: IamAccess(c) for i, c in account_iam.items()}))

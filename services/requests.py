@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -71,9 +71,11 @@ def claim_announcement(session: Session, request_id: int, now: datetime) -> Acce
     return session.get(AccessRequest, request_id, populate_existing=True)
 
 
-def release_announcement(session: Session, request_id: int) -> None:
+def release_announcement(session: Session, request_id: int, retry_at: datetime) -> None:
+    """The announcement could not be made (no answer from Slack or AWS): the sweep tries
+    again from retry_at."""
     session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
-                    .values(announce_lease_until=None))
+                    .values(announce_lease_until=retry_at))
 
 
 def mark_announced(session: Session, request_id: int, now: datetime) -> bool:
@@ -304,14 +306,18 @@ def expire_overdue(session: Session, now: datetime, limit: int = 500) -> list[in
     return expired
 
 
-def unannounced(session: Session, older_than: datetime, limit: int = 100) -> list[int]:
-    """PENDING requests whose approval messages were never all posted (e.g. a crash)."""
+def unannounced(session: Session, now: datetime, older_than: datetime,
+                limit: int = 100) -> list[int]:
+    """PENDING requests whose approval messages were never all posted: never tried and
+    created before older_than (their task was lost in a crash), or whose lease or retry
+    time has passed."""
+    lease = AccessRequest.announce_lease_until
     return list(session.scalars(
         select(AccessRequest.id)
         .where(AccessRequest.status == RequestStatus.PENDING,
-               AccessRequest.announced_at.is_(None), AccessRequest.created_at <= older_than,
-               or_(AccessRequest.announce_lease_until.is_(None),
-                   AccessRequest.announce_lease_until < older_than))
+               AccessRequest.announced_at.is_(None),
+               or_(and_(lease.is_(None), AccessRequest.created_at <= older_than),
+                   lease < now))
         .order_by(AccessRequest.id).limit(limit)
     ))
 

@@ -42,6 +42,7 @@ NO_SSO_USER = ("you have no IAM Identity Center user that accessbot can match to
 REVOKE_JOB = "revoke"
 WARN_JOB = "warn"
 ANNOUNCE_GRACE = timedelta(seconds=60)
+LOOKUP_RETRY = timedelta(seconds=5)  # a request whose requester could not be looked up
 
 
 @dataclass
@@ -97,7 +98,10 @@ class AccessRunner:
                 log.warning("request #%s: user lookup failed: %s; will retry",
                             request_id, exc)
                 with self.transaction() as session:
-                    request_ops.release_announcement(session, request_id)
+                    request_ops.release_announcement(session, request_id,
+                                                     self.clock() + LOOKUP_RETRY)
+                    if isinstance(exc, AccountUnreachable):  # the admins hear once
+                        account_faults.failed(session, exc.account, str(exc), self.clock())
                 return False
             if iam_user is None:
                 why = (NO_SSO_USER if identity_center else
@@ -112,6 +116,8 @@ class AccessRunner:
             else []
         with self.transaction() as session:
             request_ops.set_iam_user(session, request_id, iam_user)
+            if resource is not None and not identity_center:  # its account answered
+                account_faults.answered(session, resource.accounts, self.clock())
             if request_ops.mark_announced(session, request_id, self.clock()):
                 request = request_ops.get_request(session, request_id)
                 messages.request_copies(session, request, destinations, self.clock())
@@ -218,7 +224,7 @@ class AccessRunner:
         report = SweepReport(expired_requests=self.expire_requests())
         now = self.clock()
         with self.transaction() as session:
-            to_announce = request_ops.unannounced(session, now - ANNOUNCE_GRACE)
+            to_announce = request_ops.unannounced(session, now, now - ANNOUNCE_GRACE)
             to_revoke = grant_ops.due_to_revoke(session, now)
             to_grant = grant_ops.due_to_grant(session, now)
             to_warn = grant_ops.due_to_warn(session, now)

@@ -8,6 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from accessbot.aws.accounts import IamByAccount, assumed_session
+from accessbot.aws.directory import IamUserIndex
 from accessbot.aws.iam import IamAccess
 from accessbot.aws.session import make_client
 from accessbot.services.catalog import Account
@@ -52,6 +53,18 @@ def test_the_role_is_assumed_with_the_external_id_and_refused_roles_are_retried(
                 group_spec((PROD.id,)))
     assert isinstance(refused.value, AccountUnreachable)  # retried; the admins told once
     assert (refused.value.account, refused.value.retryable) == (PROD.id, True)
+
+
+def test_the_user_index_of_an_account_whose_role_is_refused_says_so(aws_env):
+    sts = boto3.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error("assume_role", "AccessDenied", "not authorized to perform: "
+                              "sts:AssumeRole")
+        index = IamUserIndex(make_client("iam", session=assumed_session(PROD, sts)),
+                             account=PROD.id)
+        with pytest.raises(AccountUnreachable, match="AccessDenied") as refused:
+            index.iam_user_for("U0ALICE", None)
+    assert refused.value.account == PROD.id
 
 
 def test_a_grant_in_an_account_not_configured_is_refused_for_good(iam):

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -123,9 +122,7 @@ class SlackSender:
             chunks = []
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
-        seconds = time.perf_counter() - started
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        return Reply(int(head.split(b" ", 2)[1]), body.decode(), seconds)
+        return _reply(b"".join(chunks), time.perf_counter() - started)
 
     def command_body(self, user_id: str, text: str, key: str | None = None) -> str:
         key = key or uuid.uuid4().hex[:10]
@@ -181,21 +178,52 @@ class SlackSender:
 
 
 def post_together(posts: list[tuple[SlackSender, str]]) -> list[Reply]:
-    """Send every (sender, body) at the same moment, one thread each; replies in order.
+    """Send every (sender, body) at the same moment; replies in order.
 
-    Each request is signed and encoded before the start, and goes out over a bare socket,
-    so that the clock measures the bot's answer, not this process building requests.
+    Each request is signed and encoded before the start, and one thread drives every
+    socket (non-blocking, through a selector), so that the clock measures the bot's
+    answer: not this process building requests, nor its own threads queueing for the
+    interpreter lock after each reply arrived.
     """
-    prepared = [(sender, sender.prepare(body)) for sender, body in posts]
-    gate = threading.Barrier(len(prepared))
+    prepared = [sender.prepare(body) for sender, body in posts]
+    selector = selectors.DefaultSelector()
+    started, chunks, replies = {}, {}, [None] * len(prepared)
+    for index, ((sender, _), raw) in enumerate(zip(posts, prepared, strict=True)):
+        address = urlsplit(sender.url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        started[index] = time.perf_counter()
+        sock.connect_ex((address.hostname, address.port))
+        chunks[index] = []
+        selector.register(sock, selectors.EVENT_WRITE, (index, memoryview(raw)))
+    deadline = time.monotonic() + 10
+    try:
+        while selector.get_map():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the bot did not answer every request in 10 s")
+            for key, events in selector.select(timeout=1):
+                sock, (index, unsent) = key.fileobj, key.data
+                if events & selectors.EVENT_WRITE:
+                    unsent = unsent[sock.send(unsent):]
+                    selector.modify(sock, selectors.EVENT_WRITE if unsent else
+                                    selectors.EVENT_READ, (index, unsent))
+                elif chunk := sock.recv(65536):
+                    chunks[index].append(chunk)
+                else:  # the bot closed the connection: the answer is whole
+                    seconds = time.perf_counter() - started[index]
+                    selector.unregister(sock)
+                    sock.close()
+                    replies[index] = _reply(b"".join(chunks[index]), seconds)
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
+        selector.close()
+    return replies
 
-    def send(post: tuple[SlackSender, bytes]) -> Reply:
-        sender, raw = post
-        gate.wait()
-        return sender.send_prepared(raw)
 
-    with ThreadPoolExecutor(len(prepared)) as pool:
-        return list(pool.map(send, prepared))
+def _reply(raw: bytes, seconds: float) -> Reply:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return Reply(int(head.split(b" ", 2)[1]), body.decode(), seconds)
 
 
 class BotProcess:

@@ -5,6 +5,10 @@ body) waits ``delay`` seconds, then goes to ``upstream`` and the answer is relay
 
     with LatencyProxy("http://127.0.0.1:5000", delay=0.3) as proxy:
         ...  # run the bot with AWS_ENDPOINT_URL=proxy.url
+
+``faults`` answers a share of calls Throttling or 500 instead; a role ARN in
+``refused_roles`` is refused to AssumeRole (AccessDenied), as when its trust policy no
+longer names the bot (moto itself lets anyone assume any role).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from tests.fakes.background_server import HttpBackgroundServer
 
@@ -23,11 +27,11 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
               "trailer", "upgrade", "content-length"}
 
 
-def _action(body: bytes | None) -> str:
-    """The Action of an AWS query-protocol call (IAM's), from its form body."""
+def _field(body: bytes | None, name: str) -> str:
+    """A field of an AWS query-protocol call (IAM's, STS's), from its form body."""
     for pair in (body or b"").decode(errors="replace").split("&"):
-        if pair.startswith("Action="):
-            return pair[len("Action="):]
+        if pair.startswith(name + "="):
+            return unquote_plus(pair[len(name) + 1:])
     return ""
 
 
@@ -40,6 +44,8 @@ def _error(code: str, kind: str) -> bytes:
 # what an IAM endpoint answers when it throttles, or fails inside
 FAULTS = {"Throttling": (400, _error("Throttling", "Sender")),
           "InternalFailure": (500, _error("InternalFailure", "Receiver"))}
+# what STS answers when a role's trust policy does not let the caller assume it
+ASSUME_REFUSED = (403, _error("AccessDenied", "Sender"))
 
 
 class _Server(ThreadingHTTPServer):
@@ -57,6 +63,7 @@ class LatencyProxy(HttpBackgroundServer):
         self._random = random.Random(seed)
         self.injected: dict[str, int] = {}
         self.actions: list[str] = []  # the AWS Action of every call received, in order
+        self.refused_roles: set[str] = set()  # role ARNs whose AssumeRole is AccessDenied
         self.forwarded = 0
         self._addr = (host, port)
         self._lock = threading.Lock()
@@ -88,8 +95,9 @@ class LatencyProxy(HttpBackgroundServer):
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else None
         headers = {k: v for k, v in req.headers.items() if k.lower() not in HOP_BY_HOP}
+        action = _field(body, "Action")
         with self._lock:
-            self.actions.append(_action(body))
+            self.actions.append(action)
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
@@ -97,8 +105,12 @@ class LatencyProxy(HttpBackgroundServer):
                 else None
             if fault:
                 self.injected[fault] = self.injected.get(fault, 0) + 1
+        if action == "AssumeRole" and _field(body, "RoleArn") in self.refused_roles:
+            fault = "AssumeRole refused"
+            with self._lock:
+                self.injected[fault] = self.injected.get(fault, 0) + 1
         if fault:
-            status, data = FAULTS[fault]
+            status, data = FAULTS.get(fault, ASSUME_REFUSED)
             req.send_response(status)
             req.send_header("Content-Type", "text/xml")
             req.send_header("Content-Length", str(len(data)))

@@ -93,9 +93,12 @@ class FakeDirectory:
         self.by_slack_id = dict(by_slack_id or {})
         self.by_email = dict(by_email or {})
         self.lookups: list[tuple[str, str | None]] = []
+        self.error: Exception | None = None  # raised by every lookup while set
 
     def iam_user_for(self, slack_user_id: str, email: str | None) -> str | None:
         self.lookups.append((slack_user_id, email))
+        if self.error is not None:
+            raise self.error
         found = self.by_slack_id.get(slack_user_id)
         if found is None and email is not None:
             found = self.by_email.get(email)

@@ -222,10 +222,25 @@ def test_unannounced_lists_pending_requests_never_fully_posted(sessions, catalog
         requests.deny(session, catalog, decided, APPROVER, None, clock())
 
     with sessions() as session:
-        assert requests.unannounced(session, older_than=clock() - timedelta(minutes=1)) == [old]
-        assert requests.unannounced(session, older_than=clock()) == [old, recent]
+        assert requests.unannounced(session, clock(), clock() - timedelta(minutes=1)) == [old]
+        assert requests.unannounced(session, clock(), clock()) == [old, recent]
     assert load_request(sessions, announced).announced_at == clock()
     assert (SYSTEM, "announced") in audit_trail(sessions, request_id=announced)
+
+
+def test_a_request_whose_announcement_failed_is_listed_again_at_its_retry_time(
+        sessions, catalog, clock):
+    """Tried once and released: no waiting for the grace that covers lost tasks."""
+    request_id = create_request(sessions, catalog, clock())
+    grace = clock() - timedelta(minutes=1)
+    with sessions() as session, session.begin():
+        assert requests.claim_announcement(session, request_id, clock()) is not None
+        requests.release_announcement(session, request_id, clock() + timedelta(seconds=5))
+
+    with sessions() as session:
+        assert requests.unannounced(session, clock(), grace) == []
+        clock.advance(seconds=6)
+        assert requests.unannounced(session, clock(), grace) == [request_id]
 
 
 def test_a_posted_copy_is_recorded_once_per_destination(sessions, catalog, clock):

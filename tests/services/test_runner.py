@@ -8,7 +8,13 @@ from sqlalchemy import select
 from accessbot.models import ApprovalMessage, GrantStatus, RequestStatus
 from accessbot.services import grants
 from accessbot.services.outbox import Kind
-from accessbot.services.runner import ANNOUNCE_GRACE, REVOKE_JOB, WARN_JOB, AccessRunner
+from accessbot.services.runner import (
+    ANNOUNCE_GRACE,
+    LOOKUP_RETRY,
+    REVOKE_JOB,
+    WARN_JOB,
+    AccessRunner,
+)
 from tests.factories import (
     IAM_USER,
     REQUESTER,
@@ -180,7 +186,8 @@ def test_a_profile_lookup_that_gets_no_answer_is_retried_not_failed(
     assert (request.status, request.announced_at) == (RequestStatus.PENDING, None)
     assert outbox.owed() == []
     runner.profiles = FakeProfiles({REQUESTER: "alice@example.com"})
-    clock.advance(seconds=ANNOUNCE_GRACE.total_seconds())
+    assert runner.sweep().announced == []  # tried again after LOOKUP_RETRY, not at once
+    clock.advance(seconds=LOOKUP_RETRY.total_seconds() + 1)
     assert runner.sweep().announced == [request_id]
     assert posted_to(outbox) == EVERYONE
 
@@ -736,5 +743,40 @@ def test_an_account_whose_role_is_refused_is_told_once_and_its_recovery_too(
     assert "AWS account 222222222222: accessbot cannot assume its role" in alert["text"]
     assert runner.apply_grant(grants_[0]).status is GrantStatus.ACTIVE
     assert runner.apply_grant(grants_[1]).status is GrantStatus.ACTIVE
+    alerts = [row["text"] for row in outbox.owed(Kind.ADMIN_ALERT)]
+    assert len(alerts) == 2 and "AWS account 222222222222 answers again" in alerts[1]
+
+
+def test_a_lookup_in_an_account_whose_role_is_refused_tells_the_admins_once(
+        sessions, clock, provider, profiles, outbox):
+    """The request waits (retried by the sweep), the admins hear once, and again when the
+    account answers and the request goes to its approvers."""
+    from accessbot.services.ports import AccountUnreachable
+    from tests.factories import make_catalog
+    from tests.fakes.ports import FakeDirectory
+
+    catalog = make_catalog({"prod-ops": {"kind": "iam_group", "group": "ops",
+                                         "account": "prod", "approvers": ["U0BOB"]}},
+                           accounts={"prod": {"id": "222222222222",
+                                              "role_arn": "arn:aws:iam::222222222222:role/a"}})
+    prod = FakeDirectory({REQUESTER: "alice-prod"})
+    prod.error = AccountUnreachable("cannot assume the role of account 222222222222: "
+                                    "AccessDenied", "222222222222")
+    runner = AccessRunner(sessions, catalog, provider, FakeDirectory(), profiles, clock=clock,
+                          account_directories={"222222222222": prod})
+    request_id = create_request(sessions, catalog, clock(), iam_user=None, resource="prod-ops")
+
+    assert runner.announce(request_id) is False
+    for _ in range(3):
+        clock.advance(seconds=LOOKUP_RETRY.total_seconds() + 1)
+        assert runner.sweep().announced == []
+    [alert] = outbox.owed(Kind.ADMIN_ALERT)
+    assert "AWS account 222222222222: accessbot cannot assume its role" in alert["text"]
+    assert load_request(sessions, request_id).status is RequestStatus.PENDING
+
+    prod.error = None
+    clock.advance(seconds=LOOKUP_RETRY.total_seconds() + 1)
+    assert runner.sweep().announced == [request_id]
+    assert load_request(sessions, request_id).iam_user == "alice-prod"
     alerts = [row["text"] for row in outbox.owed(Kind.ADMIN_ALERT)]
     assert len(alerts) == 2 and "AWS account 222222222222 answers again" in alerts[1]
