@@ -126,7 +126,7 @@ def require_aws_credentials() -> None:
 
 def run_job(settings: Settings, name: str) -> int:
     from accessbot.jobs.process import _take_over_from_the_dead, build
-    from accessbot.jobs.registry import JOBS, JobContext
+    from accessbot.jobs.registry import JOBS, JobContext, run_due
 
     job = JOBS.get(name)
     if job is None:
@@ -140,7 +140,7 @@ def run_job(settings: Settings, name: str) -> int:
     if job.period is None:
         result = job.run(context)
     else:  # now, whatever the period, but never beside a run of the same job elsewhere
-        result = components.hygiene.run_if_due(name, timedelta(0), lambda: job.run(context))
+        result = run_due(job, context, timedelta(0))
         if result is None:
             result = {"skipped": "another accessbot process is running this job right now"}
     components.sender.drain()  # what the job owes people, now (a running bot would too)

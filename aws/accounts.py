@@ -6,15 +6,24 @@ An account whose role cannot be assumed fails only the calls made in it: each is
 retryable ProviderError, and the grant or revocation is retried like any other.
 """
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
 import boto3
 from botocore.client import BaseClient
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.session import get_session
 
+from accessbot.aws.credentials import IamCredentials
 from accessbot.aws.iam import IamAccess
 from accessbot.aws.session import default_region, make_client
+from accessbot.services.account_audit import PasswordPolicy
 from accessbot.services.catalog import Account
+from accessbot.services.hygiene import AccessKey, CredentialRow
 from accessbot.services.ports import AccountUnreachable, GrantSpec, ProviderError
+
+T = TypeVar("T")
 
 SESSION_NAME = "accessbot"
 SESSION_SECONDS = 3600
@@ -85,3 +94,43 @@ class IamByAccount:
             raise ProviderError(f"Account {account} is not configured (accounts: with a "
                                 "role_arn)", retryable=False)
         return self._others[account]
+
+
+class AccountCredentials:
+    """CredentialSource of another account (hygiene and the account audit there): a
+    failure to assume its role is said as such, so that the admins hear once."""
+
+    def __init__(self, source: IamCredentials, account: str):
+        self._source = source
+        self._account = account
+
+    @property
+    def api_calls(self) -> int:
+        return self._source.api_calls
+
+    def _call(self, method: Callable[..., T], *args) -> T:
+        try:
+            return method(*args)
+        except ProviderError as exc:
+            raise as_unreachable(exc, self._account) from exc.__cause__
+
+    def report(self) -> list[CredentialRow]:
+        return self._call(self._source.report)
+
+    def access_keys(self, iam_user: str) -> list[AccessKey]:
+        return self._call(self._source.access_keys, iam_user)
+
+    def key_last_used(self, key_id: str) -> datetime | None:
+        return self._call(self._source.key_last_used, key_id)
+
+    def deactivate_key(self, iam_user: str, key_id: str) -> None:
+        self._call(self._source.deactivate_key, iam_user, key_id)
+
+    def password_policy(self) -> PasswordPolicy | None:
+        return self._call(self._source.password_policy)
+
+    def administrators(self) -> set[str]:
+        return self._call(self._source.administrators)
+
+    def group_members(self, group: str) -> set[str]:
+        return self._call(self._source.group_members, group)

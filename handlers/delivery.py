@@ -282,7 +282,8 @@ class Delivery:
     def _account_audit(self, session, args, now):
         channel = self._admin("account audit")
         deviations = [Deviation(*d) for d in args["deviations"]]
-        return _post(channel, hygiene_blocks.account_audit(deviations)) if channel else None
+        return _post(channel, hygiene_blocks.account_audit(
+            deviations, args.get("account", ""))) if channel else None
 
 
 def _post(channel: str, message: blocks.Message) -> SlackCall:

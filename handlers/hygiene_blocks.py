@@ -77,7 +77,7 @@ def _cards(rows: list[CredentialFinding]) -> list[list[CredentialFinding]]:
         if row.kind not in KEY_KINDS:
             cards.append([row])
             continue
-        key = (row.iam_user, row.subject, row.status)
+        key = (row.account, row.iam_user, row.subject, row.status)
         same = by_key.get(key)
         if same is not None and all(other.kind != row.kind for other in same):
             same.append(row)
@@ -95,8 +95,9 @@ def finding_line(row: CredentialFinding, now: datetime,
     kind = FindingKind(row.kind)
     title, todo = _WHAT[kind]
     titles = [title] + [_title(other.kind).lower() for other in also]
-    who = "the root account" if row.iam_user == ROOT_USER \
-        else f"IAM user `{escape(row.iam_user)}`"
+    who = "the root account" if row.iam_user == ROOT_USER else f"IAM user {_user(row)}"
+    if row.iam_user == ROOT_USER and row.account:
+        who += f" of account {row.account}"
     subject = f"{_key_name(row)} of {who}" if row.kind in KEY_KINDS else who
     lines = [f"*{' and '.join(titles)}*: {subject}", _facts(row, kind, now),
              f"_{todo}_" if row.status is FindingStatus.OPEN else ""]
@@ -141,7 +142,7 @@ def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
             text="Deactivate now", action_id=ActionId.FINDING_DEACTIVATE, value=value,
             style="danger",
             confirm=confirm("Deactivate this key?",
-                            f"{_key_name(row)} of {escape(row.iam_user)} stops working at "
+                            f"{_key_name(row)} of {_user(row, code=False)} stops working at "
                             "once. It is not deleted: it can be re-activated.",
                             "Deactivate", "Cancel")))
     if not row.fixing_by:
@@ -186,7 +187,7 @@ def findings_superseded() -> Message:
 def findings_resolved(rows: list[CredentialFinding]) -> Message:
     items = "\n".join(f"• {_title(r.kind)}: "
                       f"{_key_name(r) + ' of ' if r.kind in KEY_KINDS else ''}"
-                      f"`{escape(r.iam_user)}`" for r in rows)
+                      f"{_user(r)}" for r in rows)
     text = f":tada: Thank you! These are fixed:\n{items}"
     return message(text, [section(text)])
 
@@ -210,7 +211,7 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
 
 def key_final_warning(row: CredentialFinding, when: datetime, snooze: timedelta) -> Message:
     text = (f":warning: accessbot will *deactivate* {_key_name(row)} of "
-            f"`{escape(row.iam_user)}` at "
+            f"{_user(row)} at "
             f"{slack_time(when)} unless it is fixed before then "
             f"({_title(row.kind).lower()}). It will not be deleted.")
     return message(text, [section(text), _buttons(row, snooze)])
@@ -227,7 +228,7 @@ def findings_summary(summary: Summary, now: datetime) -> Message:
         f"(last week {summary.open_last_week_by_kind.get(k, 0)})" for k in kinds) or "• none"
     oldest = summary.oldest
     oldest_text = (f"Oldest open: {_title(oldest.kind).lower()} of "
-                   f"`{escape(oldest.iam_user)}`, open {_age(oldest.first_seen_at, now)}"
+                   f"{_user(oldest)}, open {_age(oldest.first_seen_at, now)}"
                    if oldest else "Nothing open.")
     body = (f"*{text}*\nNew: {summary.new} · resolved: {summary.resolved}\n{rows}\n"
             f"{oldest_text}")
@@ -246,7 +247,7 @@ def findings_preview(by_owner: dict[str, list[CredentialFinding]], now: datetime
     body: list[Block] = [section(f"*{text}*")]
     owners = sorted(by_owner.items(), key=lambda item: (-len(item[1]), item[0]))
     for owner, rows in owners[:PREVIEW_OWNERS]:
-        lines = [f"• {_title(r.kind)}: `{escape(r.iam_user)}`, open {_age(r.first_seen_at, now)}"
+        lines = [f"• {_title(r.kind)}: {_user(r)}, open {_age(r.first_seen_at, now)}"
                  for r in rows[:PREVIEW_LINES]]
         if len(rows) > PREVIEW_LINES:
             lines.append(f"• and {len(rows) - PREVIEW_LINES} more")
@@ -260,11 +261,13 @@ def findings_preview(by_owner: dict[str, list[CredentialFinding]], now: datetime
     return message(text, body)
 
 
-def account_audit(deviations: list[Deviation]) -> Message:
+def account_audit(deviations: list[Deviation], account: str = "") -> Message:
+    """The audit of one account ("": the bot's own)."""
+    audit = f"Account audit of {account}" if account else "Account audit"
     if not deviations:
-        text = ":white_check_mark: Account audit: no deviations from the baseline."
+        text = f":white_check_mark: {audit}: no deviations from the baseline."
         return message(text, [section(text)])
-    text = f":clipboard: Account audit: {len(deviations)} deviation(s)"
+    text = f":clipboard: {audit}: {len(deviations)} deviation(s)"
     titles = {"password_policy": "Password policy", "administrators": "Administrators",
               "unmanaged_member": "Group members without an accessbot grant"}
     blocks: list[Block] = [section(f"*{text}*")]
@@ -282,14 +285,14 @@ LIST_OLDEST = 10
 def findings_list(rows: list[CredentialFinding], now: datetime) -> tuple[str, str]:
     """Many findings for one channel: a summary (counts by kind, the oldest) for the message,
     and every finding as CSV, for the file beside it."""
-    users = len({row.iam_user for row in rows})
+    users = len({(row.account, row.iam_user) for row in rows})
     kinds: dict[str, int] = {}
     for row in rows:
         kinds[row.kind] = kinds.get(row.kind, 0) + 1
     by_kind = "\n".join(f"• {_title(kind)}: {count:,}" for kind, count in
                         sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
     oldest = sorted(rows, key=lambda r: (r.first_seen_at, r.since or r.first_seen_at, r.id))
-    lines = "\n".join(f"• {_title(r.kind)}: `{escape(r.iam_user)}`, "
+    lines = "\n".join(f"• {_title(r.kind)}: {_user(r)}, "
                       f"{_facts(r, FindingKind(r.kind), now)}" for r in oldest[:LIST_OLDEST])
     comment = (f":key: *{len(rows):,} stale credential findings for {users:,} IAM users* that "
                "belong to no one by name (no `slack-user-id`, `email` or `owner` tag), so this "
@@ -302,16 +305,23 @@ def findings_list(rows: list[CredentialFinding], now: datetime) -> tuple[str, st
 def _csv(rows: list[CredentialFinding]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["iam_user", "finding", "credential", "open_since", "last_used",
-                     "last_used_where", "key_id"])
-    for row in sorted(rows, key=lambda r: (r.iam_user, r.kind, r.id)):
+    writer.writerow(["account", "iam_user", "finding", "credential", "open_since",
+                     "last_used", "last_used_where", "key_id"])
+    for row in sorted(rows, key=lambda r: (r.account, r.iam_user, r.kind, r.id)):
         credential = (f"access key {row.key_slot or ''} created {row.key_created:%Y-%m-%d}"
                       .replace("  ", " ") if row.kind in KEY_KINDS and row.key_created else "")
-        writer.writerow([_cell(row.iam_user), _title(row.kind), credential,
+        writer.writerow([row.account or "own", _cell(row.iam_user), _title(row.kind),
+                         credential,
                          f"{row.first_seen_at:%Y-%m-%d}",
                          f"{row.last_used:%Y-%m-%d %H:%M}" if row.last_used else "never",
                          _cell(row.last_used_where or ""), row.key_id or ""])
     return out.getvalue()
+
+
+def _user(row: CredentialFinding, code: bool = True) -> str:
+    """The finding's IAM user, with its account when that is not the bot's own."""
+    name = f"`{escape(row.iam_user)}`" if code else escape(row.iam_user)
+    return f"{name} in account {row.account}" if row.account else name
 
 
 def _cell(value: str) -> str:

@@ -26,7 +26,7 @@ from accessbot.aws import (
     make_iam_client,
     make_identity_center,
 )
-from accessbot.aws.accounts import assumed_session
+from accessbot.aws.accounts import AccountCredentials, assumed_session
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
@@ -49,7 +49,7 @@ from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_ca
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
-from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.hygiene_runner import AccountSide, HygieneRunner
 from accessbot.services.ports import AccessProvider, ProviderError, ReportNotReady
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
@@ -94,10 +94,12 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     directory = IamUserIndex(iam, grantable_path=catalog.iam_user_path)
     profiles = SlackProfiles(client)
     background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
-    # the accounts whose IAM the catalog changes, through the role assumed in each
+    # the accounts whose IAM the catalog changes or hygiene reads, through the role
+    # assumed in each
     account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
                                            session=assumed_session(account))
-                   for account_id, account in catalog.assumed_accounts().items()}
+                   for account_id, account in (catalog.assumed_accounts()
+                                               | catalog.audited_accounts()).items()}
     account_directories = {i: IamUserIndex(client, grantable_path=catalog.iam_user_path,
                                            account=i) for i, client in account_iam.items()}
     providers: dict[str, AccessProvider] = dict.fromkeys(
@@ -115,7 +117,13 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     hygiene = HygieneRunner(sessions, catalog,
                             IamCredentials(iam, sleep=_sleep_unless(stopping)),
                             owners=Owners(directory, profiles),
-                            refresh_owners=directory.refresh, standing=identity_center)
+                            refresh_owners=directory.refresh, standing=identity_center,
+                            accounts={i: AccountSide(
+                                AccountCredentials(IamCredentials(
+                                    account_iam[i], sleep=_sleep_unless(stopping)), i),
+                                Owners(account_directories[i], profiles),
+                                account_directories[i].refresh)
+                                for i in catalog.audited_accounts()})
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))

@@ -20,13 +20,30 @@ class JobContext:
 @dataclass(frozen=True)
 class Job:
     name: str
-    run: Callable[[JobContext], object]
+    run: Callable[..., object]  # run(context), or run(context, account) when per_account
     every: timedelta
     help: str
     # Daily and weekly jobs: the scheduler checks every `every` and runs the job when its
     # period (from the config) has passed since it last finished, in any process.
     period: Callable[[Hygiene], timedelta] | None = None
     first_after_a_period: bool = False  # not at the very first start (a summary of nothing)
+    # run in the bot's own account and in each of `accounts:` (run(context, account)),
+    # each account's run due on its own
+    per_account: bool = False
+
+
+def run_due(job: Job, context: JobContext, every: timedelta) -> object | None:
+    """A job with a period, if it has not finished within `every` (timedelta(0): now, unless
+    another process is running it); None when nothing ran. A per-account job's result is
+    by account ("own" for the bot's own)."""
+    hygiene = context.hygiene
+    if not job.per_account:
+        return hygiene.run_if_due(job.name, every, lambda: job.run(context),
+                                  job.first_after_a_period)
+    results = {account or "own": hygiene.run_if_due(
+        job.name, every, lambda a=account: job.run(context, a), job.first_after_a_period,
+        account) for account in hygiene.sides}
+    return {account: r for account, r in results.items() if r is not None} or None
 
 
 def _sweep(context: JobContext):
@@ -51,16 +68,16 @@ def _prune(context: JobContext):
                 "tasks": inbox.prune(session, now, KEEP_DELIVERED)}
 
 
-def _stale_credentials(context: JobContext):
-    return context.hygiene.stale_credentials()
+def _stale_credentials(context: JobContext, account: str):
+    return context.hygiene.stale_credentials(account)
 
 
 def _summary(context: JobContext):
     return context.hygiene.weekly_summary()
 
 
-def _account_audit(context: JobContext):
-    return context.hygiene.account_audit()
+def _account_audit(context: JobContext, account: str):
+    return context.hygiene.account_audit(account)
 
 
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
@@ -75,16 +92,16 @@ PERIODIC = [
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
     Job("stale-credentials", _stale_credentials, CHECK,
         "read the IAM credential report, tell owners about stale credentials, escalate, "
-        "auto-disable keys when configured (hygiene.interval, daily)",
-        period=lambda hygiene: hygiene.interval),
+        "auto-disable keys when configured (hygiene.interval, daily); in every account",
+        period=lambda hygiene: hygiene.interval, per_account=True),
     Job("hygiene-summary", _summary, CHECK,
         "post the weekly credential hygiene summary to the admin channel "
         "(hygiene.summary_interval)", period=lambda hygiene: hygiene.summary_interval,
         first_after_a_period=True),
     Job("account-audit", _account_audit, CHECK,
         "check the password policy, the number of administrators and members of managed "
-        "groups without a grant (hygiene.audit_interval)",
-        period=lambda hygiene: hygiene.audit_interval),
+        "groups without a grant (hygiene.audit_interval); in every account",
+        period=lambda hygiene: hygiene.audit_interval, per_account=True),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from accessbot.jobs.registry import PERIODIC, Job, JobContext
+from accessbot.jobs.registry import PERIODIC, Job, JobContext, run_due
 from accessbot.services import metrics
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ def _when_due(job: Job, context: JobContext) -> Callable[[JobContext], object]:
     hygiene = context.hygiene
 
     def run(context: JobContext):
-        result = hygiene.run_if_due(job.name, job.period(hygiene.settings),
-                                    lambda: job.run(context), job.first_after_a_period)
+        result = run_due(job, context, job.period(hygiene.settings))
         if result is not None:
             log.info("%s: %s", job.name, result)
         return result

@@ -171,6 +171,8 @@ class CredentialFinding(Base):
     __tablename__ = "credential_findings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the AWS account whose credential report showed it; "" for the bot's own account
+    account: Mapped[str] = mapped_column(String(12), default="", server_default="")
     iam_user: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32))          # services.hygiene.FindingKind
     subject: Mapped[str] = mapped_column(String(64))       # which credential of the user
@@ -202,8 +204,8 @@ class CredentialFinding(Base):
         Index("ix_credential_findings_status", "status", "first_seen_at"),
         Index("ix_credential_findings_message", "message_channel", "message_ts"),
         # one open finding per credential and problem; a resolved one may come back later
-        Index("uq_credential_findings_open", "iam_user", "kind", "subject", unique=True,
-              sqlite_where=OPEN_FINDING, postgresql_where=OPEN_FINDING),
+        Index("uq_credential_findings_open", "account", "iam_user", "kind", "subject",
+              unique=True, sqlite_where=OPEN_FINDING, postgresql_where=OPEN_FINDING),
     )
 
 

@@ -169,13 +169,21 @@ class Catalog:
         return {i: by_id[i] for r in self.resources.values() if r.kind not in SSO_KINDS
                 for i in r.accounts}
 
+    def audited_accounts(self) -> dict[str, Account]:
+        """Account id -> account, for the accounts whose credentials and IAM hygiene reads:
+        every account with a role_arn (unless hygiene.enabled is false)."""
+        if not self.hygiene.enabled:
+            return {}
+        return {a.id: a for a in self.accounts.values() if a.role_arn}
+
     def uses_identity_center(self) -> bool:
         return any(r.kind in SSO_KINDS for r in self.resources.values())
 
-    def managed_groups(self) -> set[str]:
-        """The IAM groups of the bot's own account that grants manage."""
+    def managed_groups(self, account: str = "") -> set[str]:
+        """The IAM groups of an account ("": the bot's own) that grants manage."""
         return {r.target for r in self.resources.values()
-                if r.kind is ResourceKind.IAM_GROUP and not r.accounts}
+                if r.kind is ResourceKind.IAM_GROUP and r.accounts == ((account,) if account
+                                                                       else ())}
 
     def get(self, name: str) -> Resource:
         try:
@@ -190,11 +198,11 @@ class Catalog:
     def warnings(self) -> list[str]:
         """What works, but not as a deployer would want: said on start and by check-config."""
         said = []
-        assumed = self.assumed_accounts()
+        used = self.assumed_accounts() | self.audited_accounts()
         for account in self.accounts.values():
-            if account.role_arn and account.id not in assumed:
+            if account.role_arn and account.id not in used:
                 said.append(f"accounts.{account.name}.role_arn is not used: no iam_group or "
-                            "iam_role resource names this account")
+                            "iam_role resource names this account, and hygiene is off")
         if self.admin_channel is None:
             said.append("admin_channel is not set: alerts (a grant AWS refused, a message "
                         "Slack would not take, unowned credentials) go only to the log")

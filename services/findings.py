@@ -31,16 +31,19 @@ class Synced:
 
 
 def sync(session: Session, found: list[Finding], now: datetime,
-         excluded: Set[str] = frozenset()) -> Synced:
-    """Make the open findings those of the latest report: open the new, refresh the known,
-    resolve the ones that are gone (those of `excluded` users quietly: nobody fixed them)."""
+         excluded: Set[str] = frozenset(), account: str = "") -> Synced:
+    """Make the account's open findings those of its latest report: open the new, refresh
+    the known, resolve the ones that are gone (those of `excluded` users quietly: nobody
+    fixed them)."""
     open_rows = {_identity(row): row for row in session.scalars(
-        select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN))}
+        select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN,
+                                        CredentialFinding.account == account))}
     result = Synced()
     for finding in found:
         row = open_rows.pop(finding.key, None)
         if row is None:
-            row = CredentialFinding(iam_user=finding.iam_user, kind=finding.kind.value,
+            row = CredentialFinding(account=account, iam_user=finding.iam_user,
+                                    kind=finding.kind.value,
                                     subject=finding.subject, status=FindingStatus.OPEN,
                                     first_seen_at=now, key_slot=finding.key_slot,
                                     key_created=finding.key_created)
@@ -57,8 +60,9 @@ def sync(session: Session, found: list[Finding], now: datetime,
         result.resolved.append(row)
     session.flush()
     for row in result.opened:
+        where = f" (account {account})" if account else ""
         audit.record(session, now, SYSTEM, Action.FINDING_OPENED, finding_id=row.id,
-                     detail=describe(row.iam_user, row.kind, row.subject, row.key_id))
+                     detail=describe(row.iam_user, row.kind, row.subject, row.key_id) + where)
     return result
 
 
@@ -93,10 +97,11 @@ def get_findings(session: Session, finding_ids: list[int]) -> list[CredentialFin
     return [found[i] for i in finding_ids if i in found]
 
 
-def unmatched_keys(session: Session) -> list[CredentialFinding]:
-    """Open key findings whose access key id is not known yet, the oldest first."""
+def unmatched_keys(session: Session, account: str = "") -> list[CredentialFinding]:
+    """The account's open key findings whose access key id is not known yet, the oldest
+    first."""
     return list(session.scalars(select(CredentialFinding).where(
-        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == account,
         CredentialFinding.kind.in_(KEY_KINDS),
         CredentialFinding.key_id.is_(None))
         .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
@@ -106,12 +111,13 @@ def set_key_id(session: Session, finding_id: int, key_id: str) -> None:
     get_finding(session, finding_id).key_id = key_id
 
 
-def due(session: Session, now: datetime, reminder_interval: timedelta
+def due(session: Session, now: datetime, reminder_interval: timedelta, account: str = ""
         ) -> dict[str, list[CredentialFinding]]:
-    """IAM user -> all their open, unsnoozed findings, for users with something to be told:
-    a finding never told, or told longer than reminder_interval ago."""
+    """IAM user of the account -> all their open, unsnoozed findings, for users with
+    something to be told: a finding never told, or told longer than reminder_interval ago."""
     rows = session.scalars(select(CredentialFinding)
-                           .where(CredentialFinding.status == FindingStatus.OPEN, _awake(now))
+                           .where(CredentialFinding.status == FindingStatus.OPEN,
+                                  CredentialFinding.account == account, _awake(now))
                            .order_by(CredentialFinding.iam_user, CredentialFinding.id))
     by_user: dict[str, list[CredentialFinding]] = {}
     for row in rows:
@@ -180,7 +186,7 @@ def _open_of_same_key(session: Session, row: CredentialFinding) -> list[Credenti
     if row.kind not in KEY_KINDS:
         return [row]
     return list(session.scalars(select(CredentialFinding).where(
-        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == row.account,
         CredentialFinding.iam_user == row.iam_user, CredentialFinding.subject == row.subject)))
 
 
@@ -209,10 +215,11 @@ class KeyToDeactivate:
     iam_user: str
     key_id: str | None  # None: not looked up yet (the click looks it up)
     key_created: datetime | None
+    account: str = ""
 
     @classmethod
     def of(cls, row: CredentialFinding) -> "KeyToDeactivate":
-        return cls(row.id, row.iam_user, row.key_id, row.key_created)
+        return cls(row.id, row.iam_user, row.key_id, row.key_created, row.account)
 
 
 def key_to_deactivate(session: Session, finding_id: int, user_id: str,
@@ -242,11 +249,11 @@ def key_gone(session: Session, finding_id: int, now: datetime) -> None:
         _resolve(session, row, now, SYSTEM, "the key is no longer active (checked live)")
 
 
-def escalation_due(session: Session, now: datetime, after: timedelta
+def escalation_due(session: Session, now: datetime, after: timedelta, account: str = ""
                    ) -> list[CredentialFinding]:
-    """Open findings older than `after`, not escalated yet, not snoozed."""
+    """The account's open findings older than `after`, not escalated yet, not snoozed."""
     return list(session.scalars(select(CredentialFinding).where(
-        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == account,
         CredentialFinding.first_seen_at <= now - after,
         CredentialFinding.escalated_at.is_(None), _awake(now))
         .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
@@ -265,11 +272,11 @@ class AutoDisable:
 
 
 def auto_disable_due(session: Session, now: datetime, after: timedelta,
-                     final_warning: timedelta) -> AutoDisable:
-    """Key findings open longer than `after`: those never warned are due the final warning;
-    those warned at least `final_warning` ago are due to be disabled."""
+                     final_warning: timedelta, account: str = "") -> AutoDisable:
+    """The account's key findings open longer than `after`: those never warned are due the
+    final warning; those warned at least `final_warning` ago are due to be disabled."""
     due_rows = session.scalars(select(CredentialFinding).where(
-        CredentialFinding.status == FindingStatus.OPEN,
+        CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == account,
         CredentialFinding.kind.in_(KEY_KINDS),
         CredentialFinding.key_id.is_not(None),
         CredentialFinding.owner.is_not(None),

@@ -229,12 +229,14 @@ def live_grants(session: Session) -> list[Grant]:
     return list(session.scalars(select(Grant).where(_live())))
 
 
-def granted_members(session: Session, groups: set[str]) -> dict[str, set[str]]:
-    """Group -> the IAM users a live grant puts (or is putting) in it."""
+def granted_members(session: Session, groups: set[str], account: str = ""
+                    ) -> dict[str, set[str]]:
+    """Group of the account ("": the bot's own) -> the IAM users a live grant puts (or is
+    putting) in it."""
     members: dict[str, set[str]] = {}
     for group, iam_user in session.execute(select(Grant.target, Grant.iam_user).where(
             _live(), Grant.kind == ResourceKind.IAM_GROUP.value, Grant.target.in_(groups),
-            Grant.accounts == "")):  # the bot's own account, which the audit reads
+            Grant.accounts == account)):
         members.setdefault(group, set()).add(iam_user)
     return members
 

@@ -9,13 +9,14 @@ report and told again only when they are due.
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from accessbot.models import transaction
-from accessbot.services import findings, job_runs, messages
+from accessbot.services import account_faults, findings, job_runs, messages
 from accessbot.services import grants as grant_ops
 from accessbot.services.account_audit import (
     Deviation,
@@ -35,6 +36,7 @@ from accessbot.services.clock import Clock, utcnow
 from accessbot.services.findings import KeyToDeactivate
 from accessbot.services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
 from accessbot.services.ports import (
+    AccountUnreachable,
     CredentialSource,
     LookupFailed,
     ProviderError,
@@ -60,62 +62,91 @@ class Owners(Protocol):
     def user_for_email(self, email: str) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class AccountSide:
+    """What hygiene reads and changes in one AWS account: its credential report and access
+    keys, and its IAM users' tags and paths (who owns what)."""
+
+    source: CredentialSource
+    owners: Owners
+    refresh_owners: Callable[[], object] = lambda: None
+
+
 class HygieneRunner:
+    """Hygiene of the bot's own account (source, owners) and of each of `accounts` (account
+    id -> its side): each account has its own report, findings, owners and audit."""
+
     def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
                  source: CredentialSource, owners: Owners,
                  refresh_owners: Callable[[], object] = lambda: None, clock: Clock = utcnow,
-                 owner: str | None = None, standing: StandingAccess | None = None):
+                 owner: str | None = None, standing: StandingAccess | None = None,
+                 accounts: dict[str, AccountSide] | None = None):
         self.sessions = sessions
         self.standing = standing  # Identity Center: who holds the catalog's sso_ access
         self.catalog = catalog
         self.settings = catalog.hygiene
-        self.source = source
-        self.owners = owners
-        self.refresh_owners = refresh_owners
+        self.sides = {"": AccountSide(source, owners, refresh_owners), **(accounts or {})}
         self.clock = clock
         self.owner = owner or worker_id()
+
+    @property
+    def source(self) -> CredentialSource:
+        """The bot's own account's."""
+        return self.sides[""].source
 
     def transaction(self):
         return transaction(self.sessions)
 
+    def _side(self, account: str) -> AccountSide:
+        side = self.sides.get(account)
+        if side is None:
+            raise ProviderError(f"Account {account} is no longer configured (accounts: with "
+                                "a role_arn)", retryable=False)
+        return side
+
     # -- the daily job ------------------------------------------------------------
 
-    def stale_credentials(self) -> dict:
-        """Read the report and act on it. ReportNotReady propagates: retry later."""
-        rows = self.source.report()
+    def stale_credentials(self, account: str = "") -> dict:
+        """Read the account's report and act on it. ReportNotReady propagates: retry later."""
+        side = self._side(account)
+        rows = side.source.report()
         now = self.clock()
-        self.refresh_owners()  # tags and paths, for the exclusions and the owners
-        excluded = {row.user for row in rows if self._excluded(row.user)}
+        side.refresh_owners()  # tags and paths, for the exclusions and the owners
+        excluded = {row.user for row in rows if self._excluded(row.user, side.owners)}
         found = [f for f in evaluate(rows, self.settings.policy, now)
                  if f.iam_user not in excluded]
         notify = self.settings.mode == "notify"  # else report: the admins' one preview only
         with self.transaction() as session:
-            synced = findings.sync(session, found, now, excluded)
+            synced = findings.sync(session, found, now, excluded, account)
             if notify:
                 self._thank(session, [r for r in synced.resolved
                                       if r.owner and r.last_told_at], now)
-        self._match_keys()
-        told = self._tell(now) if notify else self._preview(now)
-        escalated = self._escalate(now) if notify else 0
-        disabled = self._auto_disable(now) if notify and self.settings.auto_disable_after else 0
-        return {"users": len(rows), "excluded": len(excluded), "findings": len(found),
+        self._match_keys(account)
+        told = self._tell(now, account) if notify else self._preview(now, account)
+        escalated = self._escalate(now, account) if notify else 0
+        disabled = self._auto_disable(now, account) \
+            if notify and self.settings.auto_disable_after else 0
+        return {"account": account or "own", "users": len(rows), "excluded": len(excluded),
+                "findings": len(found),
                 "mode": self.settings.mode, "new": len(synced.opened),
                 "resolved": len(synced.resolved), "owners_told": told, "escalated": escalated,
-                "auto_disabled": disabled, "aws_calls": getattr(self.source, "api_calls", None)}
+                "auto_disabled": disabled, "aws_calls": getattr(side.source, "api_calls", None)}
 
-    def _excluded(self, iam_user: str) -> bool:
+    def _excluded(self, iam_user: str, owners: Owners) -> bool:
         exclude = self.settings.exclude
         return bool(exclude) and iam_user != ROOT_USER and exclude.covers(
-            iam_user, self.owners.path_of(iam_user), self.owners.tags_of(iam_user))
+            iam_user, owners.path_of(iam_user), owners.tags_of(iam_user))
 
-    def _match_keys(self) -> None:
+    def _match_keys(self, account: str) -> None:
         """Find the access key id of key findings: ListAccessKeys for at most
         KEY_MATCH_BUDGET users a run, the oldest findings first (an auto-disable needs the
         id), matched on CreateDate (the report carries no key ids). The rest wait for a
         later run, or for a click on Deactivate, which looks its key up itself; until then
         a message names the key by its slot and creation date."""
+        source = self._side(account).source
         with self.transaction() as session:
-            pending = [(r.id, r.iam_user, r.key_created) for r in findings.unmatched_keys(session)]
+            pending = [(r.id, r.iam_user, r.key_created)
+                       for r in findings.unmatched_keys(session, account)]
         keys_of: dict[str, list] = {}
         matched: dict[int, str] = {}
         for finding_id, iam_user, created in pending:
@@ -123,7 +154,7 @@ class HygieneRunner:
                 if len(keys_of) == KEY_MATCH_BUDGET:
                     continue
                 try:
-                    keys_of[iam_user] = self.source.access_keys(iam_user)
+                    keys_of[iam_user] = source.access_keys(iam_user)
                 except ProviderError as exc:  # matched at the next run
                     log.warning("could not list the access keys of %s: %s", iam_user, exc)
                     keys_of[iam_user] = []
@@ -134,11 +165,11 @@ class HygieneRunner:
             for finding_id, key_id in matched.items():
                 findings.set_key_id(session, finding_id, key_id)
 
-    def _tell(self, now: datetime) -> int:
+    def _tell(self, now: datetime, account: str) -> int:
         """One message per owner listing all of their open findings, when any is due (more
         only past PER_MESSAGE findings: Slack allows 50 blocks in a message). A channel
         with more than CHANNEL_CARDS gets one summary and the full list as a CSV file."""
-        by_owner = self._due_by_owner(now)
+        by_owner = self._due_by_owner(now, account)
         with self.transaction() as session:
             for owner, ids in by_owner.items():
                 findings.mark_told(session, ids, owner, now)
@@ -150,24 +181,24 @@ class HygieneRunner:
                                              now)
         return len(by_owner)
 
-    def _preview(self, now: datetime) -> int:
+    def _preview(self, now: datetime, account: str) -> int:
         """Report mode: what _tell would send, as one message to the admins; nobody is
         marked told, so switching to notify tells everyone then."""
-        by_owner = self._due_by_owner(now)
+        by_owner = self._due_by_owner(now, account)
         if by_owner:
             with self.transaction() as session:
                 messages.findings_preview(session, by_owner, now)
         return 0
 
-    def _due_by_owner(self, now: datetime) -> dict[str, list[int]]:
+    def _due_by_owner(self, now: datetime, account: str) -> dict[str, list[int]]:
         with self.transaction() as session:
-            due = {user: [r.id for r in rows] for user, rows in
-                   findings.due(session, now, self.settings.reminder_interval).items()}
+            due = {user: [r.id for r in rows] for user, rows in findings.due(
+                session, now, self.settings.reminder_interval, account).items()}
         by_owner: dict[str, list[int]] = {}
         emails: dict[str, str | None] = {}  # one Slack lookup per address per run
         for iam_user, ids in due.items():
             try:
-                owner = self.owner_of(iam_user, emails)
+                owner = self.owner_of(iam_user, emails, account)
             except LookupFailed as exc:  # never the admin channel by mistake
                 log.warning("could not look up the owner of %s in Slack (%s); told at the "
                             "next run", iam_user, exc)
@@ -179,23 +210,25 @@ class HygieneRunner:
             by_owner.setdefault(owner, []).extend(ids)
         return by_owner
 
-    def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None
-                 ) -> str | None:
+    def owner_of(self, iam_user: str, emails: dict[str, str | None] | None = None,
+                 account: str = "") -> str | None:
         """The Slack user in the `slack-user-id` tag, else the Slack user with the `email`
         tag's address, else the `owner` tag (a Slack user, channel or email: service users),
         else the admin channel. The root account always goes to the admin channel."""
         if iam_user == ROOT_USER:
             return self.catalog.admin_channel
-        tags = self.owners.tags_of(iam_user)
+        owners = self._side(account).owners
+        tags = owners.tags_of(iam_user)
         candidates = [tags.get(SLACK_TAG), tags.get(EMAIL_TAG), tags.get(OWNER_TAG)]
         emails = {} if emails is None else emails
         for value in filter(None, candidates):
-            owner = self._slack_id(value, emails)
+            owner = self._slack_id(value, emails, owners)
             if owner is not None:
                 return owner
         return self.catalog.admin_channel
 
-    def _slack_id(self, value: str, emails: dict[str, str | None]) -> str | None:
+    @staticmethod
+    def _slack_id(value: str, emails: dict[str, str | None], owners: Owners) -> str | None:
         """A Slack user or channel id as is; an email looked up in Slack (LookupFailed
         when Slack cannot answer: "unknown" would send the finding to the wrong people)."""
         if SLACK_USER_ID.match(value) or SLACK_CHANNEL_ID.match(value):
@@ -204,7 +237,7 @@ class HygieneRunner:
             return None
         address = value.lower()
         if address not in emails:
-            emails[address] = self.owners.user_for_email(address)
+            emails[address] = owners.user_for_email(address)
         return emails[address]
 
     def _thank(self, session, rows: list, now: datetime) -> None:
@@ -217,20 +250,21 @@ class HygieneRunner:
         for channel, ts in {(r.message_channel, r.message_ts) for r in rows if r.message_ts}:
             messages.findings_updated(session, channel, ts, now)
 
-    def _escalate(self, now: datetime) -> int:
+    def _escalate(self, now: datetime, account: str) -> int:
         if not self.catalog.admin_channel:
             return 0
         with self.transaction() as session:
-            rows = findings.escalation_due(session, now, self.settings.escalate_after)
+            rows = findings.escalation_due(session, now, self.settings.escalate_after, account)
             if rows:
                 findings.mark_escalated(session, [row.id for row in rows], now)
                 messages.findings_escalated(session, [row.id for row in rows], now)
         return len(rows)
 
-    def _auto_disable(self, now: datetime) -> int:
+    def _auto_disable(self, now: datetime, account: str) -> int:
         final = self.settings.final_warning
         with self.transaction() as session:
-            due = findings.auto_disable_due(session, now, self.settings.auto_disable_after, final)
+            due = findings.auto_disable_due(session, now, self.settings.auto_disable_after,
+                                            final, account)
             # no disable without a delivered warning first: the countdown starts when
             # Slack has taken the warning (services/messages.after_sent)
             for row in due.warn:
@@ -238,7 +272,8 @@ class HygieneRunner:
                     messages.key_final_warning(session, row, now + final, now)
         disabled = 0
         for row in due.disable:
-            if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now):
+            if row.kind == FindingKind.KEY_UNUSED and self._used_lately(row.key_id, now,
+                                                                        account):
                 continue  # used since the report: no longer unused, leave it to people
             target = KeyToDeactivate.of(row)
             try:
@@ -248,10 +283,10 @@ class HygieneRunner:
                           row.key_id[-4:], row.iam_user, exc)
         return disabled
 
-    def _used_lately(self, key_id: str, now: datetime) -> bool:
+    def _used_lately(self, key_id: str, now: datetime, account: str) -> bool:
         """The live re-check before an automatic deactivation: used within the unused age?"""
         try:
-            last = self.source.key_last_used(key_id)
+            last = self._side(account).source.key_last_used(key_id)
         except ProviderError as exc:
             log.warning("could not re-check access key ...%s: %s", key_id[-4:], exc)
             return True  # not sure: do not disable
@@ -272,7 +307,8 @@ class HygieneRunner:
     def _deactivate_checked(self, target: KeyToDeactivate, by: str) -> tuple[str, str | None]:
         """Deactivate only if the key still exists, is the same key and is still Active
         (a key whose id was not looked up yet: the live key created at the report's time)."""
-        keys = self.source.access_keys(target.iam_user)
+        source = self._side(target.account).source
+        keys = source.access_keys(target.iam_user)
         if target.key_id is None:
             live = match_key(target.key_created, keys)
         else:
@@ -280,7 +316,7 @@ class HygieneRunner:
         same = live is not None and match_key(target.key_created, [live]) is not None
         active = same and live.active
         if active:
-            self.source.deactivate_key(target.iam_user, live.key_id)
+            source.deactivate_key(target.iam_user, live.key_id)
         with self.transaction() as session:
             if active:
                 if target.key_id is None:
@@ -302,9 +338,12 @@ class HygieneRunner:
     # -- scheduling -------------------------------------------------------------------
 
     def run_if_due(self, name: str, every: timedelta, job: Callable[[], dict],
-                   first_after_a_period: bool = False) -> dict | None:
+                   first_after_a_period: bool = False, account: str = "") -> dict | None:
         """Run `job` if it has not finished within `every` (in any process); None if not due.
-        A run AWS or Slack could not finish is given back, and the next check tries again."""
+        A run AWS or Slack could not finish is given back, and the next check tries again.
+        A job of another account is due on its own, as "name:account"; when that account's
+        role is refused, the admins hear once (services/account_faults.py)."""
+        name = f"{name}:{account}" if account else name
         with self.transaction() as session:
             if not job_runs.claim(session, name, self.owner, self.clock(), every,
                                   first_after_a_period):
@@ -315,6 +354,8 @@ class HygieneRunner:
             log.warning("%s: %s; trying again at the next check", name, exc)
             with self.transaction() as session:
                 job_runs.release(session, name, self.owner)
+                if isinstance(exc, AccountUnreachable):
+                    account_faults.failed(session, exc.account, str(exc), self.clock())
             return {"retry_later": str(exc)}
         except BaseException:
             with self.transaction() as session:
@@ -322,6 +363,7 @@ class HygieneRunner:
             raise
         with self.transaction() as session:
             job_runs.finish(session, name, self.owner, self.clock())
+            account_faults.answered(session, [account], self.clock())
         return result
 
     # -- weekly ---------------------------------------------------------------------
@@ -356,24 +398,26 @@ class HygieneRunner:
         return unmanaged_member_deviations(held, explained, self.standing.user_name,
                                            holds="holds")
 
-    def account_audit(self) -> dict:
-        """Password policy against the baseline, enough administrators, and members of the
-        bot's groups that no grant explains (reported, never imported)."""
-        deviations = password_policy_deviations(self.source.password_policy(),
+    def account_audit(self, account: str = "") -> dict:
+        """An account's password policy against the baseline, enough administrators, and
+        members of the bot's groups there that no grant explains (reported, never
+        imported); with the bot's own account, Identity Center's assignments too."""
+        source = self._side(account).source
+        deviations = password_policy_deviations(source.password_policy(),
                                                 self.settings.password_policy)
-        deviations += administrator_deviations(self.source.administrators(),
+        deviations += administrator_deviations(source.administrators(),
                                                self.settings.min_administrators)
-        groups = self.catalog.managed_groups()
-        members = {group: self.source.group_members(group) for group in sorted(groups)}
+        groups = self.catalog.managed_groups(account)
+        members = {group: source.group_members(group) for group in sorted(groups)}
         with self.transaction() as session:
-            granted = grant_ops.granted_members(session, groups)
+            granted = grant_ops.granted_members(session, groups, account)
             identity_center = grant_ops.granted_identity_center(session)
         deviations += unmanaged_member_deviations(members, granted)
-        if self.standing is not None:
+        if self.standing is not None and not account:
             deviations += self._identity_center_deviations(identity_center)
         with self.transaction() as session:
             if self.catalog.admin_channel:
-                messages.account_audit(session, deviations, self.clock())
-        return {"deviations": [d.detail for d in deviations]}
+                messages.account_audit(session, deviations, self.clock(), account)
+        return {"account": account or "own", "deviations": [d.detail for d in deviations]}
 
 

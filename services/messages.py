@@ -147,8 +147,9 @@ def findings_summary(session: Session, period_seconds: float, now: datetime) -> 
         period_seconds=period_seconds)
 
 
-def account_audit(session: Session, deviations: list[Deviation], now: datetime) -> None:
-    owe(session, Kind.ACCOUNT_AUDIT, ADMINS, now,
+def account_audit(session: Session, deviations: list[Deviation], now: datetime,
+                  account: str = "") -> None:
+    owe(session, Kind.ACCOUNT_AUDIT, ADMINS, now, account=account,
         deviations=[[d.check, d.subject, d.detail] for d in deviations])
 
 

@@ -27,3 +27,19 @@ def test_the_member_account_role_trusts_only_the_bot_with_its_external_id():
     assert trust["Principal"] == {"AWS": {"Ref": "AccessbotPrincipal"}}
     assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}
     assert role["MaxSessionDuration"] == 3600  # the bot asks for an hour and renews
+
+
+def test_the_member_account_role_allows_what_hygiene_does_in_every_account():
+    import json
+
+    import yaml
+
+    own = json.loads((least_privilege.ROOT / "iam-policy.json").read_text())["Statement"]
+    hygiene = {a for s in own if s["Sid"].startswith("CredentialHygiene") for a in s["Action"]}
+    template = yaml.safe_load(least_privilege.MEMBER_ACCOUNT.read_text())
+    [policy] = template["Resources"]["AccessbotRole"]["Properties"]["Policies"]
+    member = {s["Sid"]: s["Action"] for s in policy["PolicyDocument"]["Statement"]}
+    allowed = {a for actions in member.values()
+               for a in ([actions] if isinstance(actions, str) else actions)}
+    assert hygiene and hygiene <= allowed
+    assert "iam:GetAccountAuthorizationDetails" in allowed  # owners' tags, administrators

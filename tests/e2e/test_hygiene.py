@@ -35,21 +35,24 @@ def run_stale_credentials(env: dict) -> dict:
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert output["job"] == "stale-credentials"
-    return output["result"]
+    return output["result"]["own"]
 
 
-def wait_for_first_scheduled_run(env: dict, timeout: float = 15.0) -> None:
-    """The bot runs stale-credentials once at start-up; let it finish (with nothing stale
-    yet) so that the DM comes from the run-job below and nothing races the clicks."""
+def wait_for_first_scheduled_run(env: dict, timeout: float = 15.0,
+                                 names: tuple[str, ...] = ("stale-credentials",)) -> None:
+    """The bot runs stale-credentials once at start-up (in each account); let it finish
+    (with nothing stale yet) so that the DM comes from the run-job below and nothing races
+    the clicks."""
     sessions = make_session_factory(make_engine(env["DATABASE_URL"]))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with sessions() as session:
-            run = session.scalar(select(JobRun).where(JobRun.name == "stale-credentials"))
-            if run is not None and run.last_finished_at is not None:
+            finished = session.scalars(select(JobRun.name).where(
+                JobRun.name.in_(names), JobRun.last_finished_at.is_not(None))).all()
+            if len(finished) == len(names):
                 return
         time.sleep(0.1)
-    raise TimeoutError("the bot's start-up stale-credentials run did not finish")
+    raise TimeoutError(f"the bot's start-up runs of {names} did not finish")
 
 
 def create_key(iam, user: str) -> dict:
@@ -187,3 +190,39 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
     assert len(slack.calls("chat.postMessage")) == posts
     assert digest_posts(slack, "U0ALICE") == [post]
     assert key_status(aws, "alice-ci", ci_key["AccessKeyId"]) == "Active"
+
+
+def test_a_stale_key_in_another_account_is_told_by_account_and_deactivated_there(
+        start_bot, hygiene_env, aws, slack, moto_server, tmp_path):
+    from tests.e2e.test_accounts import PROD, account_iam
+
+    prod = account_iam(moto_server, PROD, "alice-prod")  # tagged as alice's there
+    config = {**E2E_CONFIG, "hygiene": HYGIENE, "accounts": {"prod": {
+        "id": PROD, "role_arn": f"arn:aws:iam::{PROD}:role/accessbot"}}}
+    path = tmp_path / "hygiene-prod.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**hygiene_env, "ACCESSBOT_CONFIG": str(path)}
+    bot = start_bot(ACCESSBOT_CONFIG=str(path))
+    sender = SlackSender(bot.url, slack.url)
+    wait_for_first_scheduled_run(env, names=("stale-credentials",
+                                             f"stale-credentials:{PROD}"))
+
+    key = create_key(prod, "alice-prod")
+    time.sleep(max(0.0, (key["CreateDate"] + 2 * STALE_AFTER
+                         - datetime.now(UTC)).total_seconds()) + 0.1)
+    slack.clear()
+    result = run_bot_command(env, "run-job", "stale-credentials")
+    assert result.returncode == 0, result.stderr
+    by_account = json.loads(result.stdout.strip().splitlines()[-1])["result"]
+    assert by_account[PROD]["findings"] == 2, by_account  # too old and unused: one card
+    assert by_account[PROD]["owners_told"] == 1
+
+    [dm] = slack.dm("U0ALICE")
+    assert f"IAM user alice-prod in account {PROD}" in render_text(dm).replace("`", "")
+    block_id, button = deactivate_button(dm, key["AccessKeyId"])
+    reply = sender.click("U0ALICE", ActionId.FINDING_DEACTIVATE, button["value"],
+                         channel=dm_channel("U0ALICE"), message_ts=dm["ts"], key="prod-click",
+                         block_id=block_id)
+    assert reply.status == 200, reply
+    slack.wait_for(lambda: key_status(prod, "alice-prod", key["AccessKeyId"]) == "Inactive")
+    assert "of alice-prod is Inactive" in response(slack, "prod-click")["text"]

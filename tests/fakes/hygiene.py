@@ -193,4 +193,6 @@ def _describe(session, owed, call) -> Sent:
     if owed.kind is Kind.FINDINGS_PREVIEW:
         return Sent("preview", to, [i for ids in args["by_owner"].values() for i in ids], None,
                     (sorted(args["by_owner"]), call.args["text"], call.args["blocks"]))
+    if owed.kind is Kind.ADMIN_ALERT:
+        return Sent("admin_alert", to, [], None, call.args["text"])
     return Sent(kind or owed.kind.value, to, args.get("finding_ids", []))

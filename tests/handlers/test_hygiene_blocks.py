@@ -23,7 +23,7 @@ WEEK = timedelta(days=7)
 
 
 def a_finding(**fields) -> CredentialFinding:
-    base = {"id": 11, "iam_user": "alice", "kind": "key_too_old",
+    base = {"id": 11, "account": "", "iam_user": "alice", "kind": "key_too_old",
             "subject": "key:1", "status": FindingStatus.OPEN,
             "since": NOW - timedelta(days=120), "last_used": NOW - timedelta(days=2),
             "last_used_where": "s3 in eu-west-1", "key_slot": 1,
@@ -210,4 +210,18 @@ def test_a_channels_list_is_a_summary_and_a_csv_a_spreadsheet_cannot_execute():
     assert comment.startswith(":key: *3 stale credential findings for 3 IAM users*")
     assert "\n• Access key not rotated: 2\n• Console password without MFA: 1\n" in comment
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[1].startswith('"\'=HYPERLINK(')  # quoted, then inert
+    assert len(lines) == 4 and lines[1].startswith('own,"\'=HYPERLINK(')  # quoted, then inert
+
+
+def test_a_finding_of_another_account_names_it_everywhere_it_is_shown():
+    from accessbot.handlers.hygiene_blocks import findings_list
+
+    row = a_finding(account="222222222222")
+    text, blocks = findings_digest([row], NOW, WEEK)
+    assert "IAM user `alice` in account 222222222222" in json.dumps(blocks)
+    root = a_finding(account="222222222222", iam_user="<root_account>", kind="root_no_mfa")
+    assert "the root account of account 222222222222" in json.dumps(findings_digest([root], NOW,
+                                                                                    WEEK)[1])
+    _, table = findings_list([row, a_finding(id=12)], NOW)
+    assert [line.split(",")[:2] for line in table.splitlines()[1:]] == [
+        ["own", "alice"], ["222222222222", "alice"]]  # the bot's own account first

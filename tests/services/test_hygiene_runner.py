@@ -710,9 +710,10 @@ def test_a_10000_user_run_posts_one_message_per_channel(make_runner, account, ow
             "• Access key unused: 1,000\n• IAM user not used at all: 1,000") in comment
     assert comment.count("\n• ") == 4 + 10  # the kinds, and the 10 oldest
     lines = table.splitlines()
-    assert lines[0] == "iam_user,finding,credential,open_since,last_used,last_used_where,key_id"
-    assert len(lines) == 1 + 10_800 and lines[1].startswith("svc-00000,Access key not rotated,"
-                                                             "access key 1 created ")
+    assert lines[0] == ("account,iam_user,finding,credential,open_since,last_used,"
+                        "last_used_where,key_id")
+    assert len(lines) == 1 + 10_800 and lines[1].startswith(
+        "own,svc-00000,Access key not rotated,access key 1 created ")
     assert sum(call[0] == "access_keys" for call in account.calls) == 100
 
     clock.advance(days=1)
@@ -785,3 +786,117 @@ def test_account_audit_reports_identity_center_access_that_no_grant_explains(
         "active accessbot grant"]
     with sessions() as session:  # reported, never imported as grants
         assert len(session.scalars(select(Grant)).all()) == 1
+
+
+PROD = "222222222222"
+
+
+@pytest.fixture
+def two_accounts(sessions, account, owners, notifier, clock):
+    """The bot's own account (the fixtures above) and prod, each with its own report, keys
+    and IAM user tags; both have an alice."""
+    from accessbot.services.hygiene_runner import AccountSide
+
+    now = clock().replace(microsecond=0)
+    old = now - timedelta(days=100)
+    prod = FakeAccount(rows=[row("alice", old, keys=(key_slot(1, old, now),)),
+                             row("batch", old, keys=(key_slot(1, old, now),))])
+    prod.add_key("alice", "AKIAPRODALICEKEY", old)
+    prod.add_key("batch", "AKIAPRODBATCHKEY", old)
+    prod_owners = FakeOwners(tags={"alice": {"slack-user-id": "U0ALICE"},
+                                   "batch": {"owner": "C0BATCH"}})
+    catalog = parse_catalog({**CATALOG, "accounts": {"prod": {
+        "id": PROD, "role_arn": f"arn:aws:iam::{PROD}:role/accessbot"}}})
+    runner = Delivering(HygieneRunner(sessions, catalog, account, owners, clock=clock,
+                                      owner="test-worker",
+                                      accounts={PROD: AccountSide(prod, prod_owners)}),
+                        notifier)
+    return runner, prod
+
+
+def test_each_account_has_its_own_findings_named_by_it(two_accounts, sessions, notifier):
+    runner, prod = two_accounts
+    assert runner.stale_credentials()["findings"] == 5
+    result = runner.stale_credentials(PROD)
+
+    assert (result["account"], result["findings"], result["new"]) == (PROD, 2, 2)
+    with sessions() as session:
+        by_account = Counter(r.account for r in session.scalars(select(CredentialFinding)
+                                                                .where(CredentialFinding
+                                                                       .status == "OPEN")))
+    assert by_account == {"": 5, PROD: 2}  # prod's run resolved nothing of the own account
+    [batch] = notifier.of("digest", "C0BATCH")  # the owner from prod's own tags
+    with sessions() as session:
+        [row_] = findings.get_findings(session, batch.ids)
+        assert (row_.account, row_.iam_user) == (PROD, "batch")
+        opened = session.scalars(select(AuditEvent.detail).where(
+            AuditEvent.finding_id == row_.id)).all()
+    assert any(f"(account {PROD})" in d for d in opened)
+    assert len(notifier.of("digest", "U0ALICE")) == 2  # alice: one DM per account
+
+    prod.rows = []  # fixed in prod: only prod's findings resolve
+    runner.stale_credentials(PROD)
+    with sessions() as session:
+        still_open = {(r.account, r.iam_user) for r in session.scalars(
+            select(CredentialFinding).where(CredentialFinding.status == "OPEN"))}
+    assert {a for a, _ in still_open} == {""} and len(still_open) == 5
+
+
+def test_a_key_of_another_account_is_deactivated_there(two_accounts, sessions, account):
+    runner, prod = two_accounts
+    runner.stale_credentials(PROD)
+    with sessions() as session:
+        alice = session.scalar(select(CredentialFinding).where(
+            CredentialFinding.account == PROD, CredentialFinding.iam_user == "alice"))
+
+    answer = runner.deactivate(alice.id, "U0ALICE", "D0ALICE")
+
+    assert answer == "Done: access key ...EKEY of alice is Inactive."
+    assert ("deactivate_key", "alice", "AKIAPRODALICEKEY") in prod.calls
+    assert not any(call[0] == "deactivate_key" for call in account.calls)
+
+
+def test_the_account_audit_of_another_account_reads_that_account(two_accounts, account,
+                                                                 notifier):
+    runner, prod = two_accounts
+    prod.policy = PasswordPolicy(minimum_length=8, reuse_prevention=24, require_symbols=True,
+                                 require_numbers=True, require_uppercase=True,
+                                 require_lowercase=False, allow_users_to_change=True)
+    prod.admins = {"alice", "bob"}
+
+    result = runner.account_audit(PROD)
+
+    assert result["account"] == PROD
+    assert any("minimum password length: 8" in d for d in result["deviations"])
+    assert not any(call[0] == "password_policy" for call in account.calls)
+    assert notifier.of("audit", ADMINS)
+    [posted] = notifier.client.posted(ADMINS)
+    assert posted["text"].startswith(f":clipboard: Account audit of {PROD}: ")
+
+
+def test_an_account_whose_role_is_refused_waits_and_the_admins_hear_once(
+        two_accounts, sessions, notifier):
+    from accessbot.models import JobRun
+    from accessbot.services.ports import AccountUnreachable
+
+    runner, prod = two_accounts
+    refused = AccountUnreachable(f"cannot assume the role of account {PROD}: AccessDenied",
+                                 PROD)
+    prod.report = lambda: (_ for _ in ()).throw(refused)
+    day = timedelta(days=1)
+    for _ in range(2):
+        result = runner.run_if_due("stale-credentials", day,
+                                   lambda: runner.stale_credentials(PROD), account=PROD)
+        assert "cannot assume the role" in result["retry_later"]
+    assert runner.run_if_due("stale-credentials", day, runner.stale_credentials) is not None
+    [alert] = notifier.of("admin_alert", ADMINS)
+    assert f"AWS account {PROD}: accessbot cannot assume its role" in alert.detail
+
+    del prod.report  # the role is trusted again
+    assert runner.run_if_due("stale-credentials", day, lambda: runner.stale_credentials(PROD),
+                             account=PROD)["findings"] == 2
+    alerts = notifier.of("admin_alert", ADMINS)
+    assert len(alerts) == 2 and "answers again" in alerts[1].detail
+    with sessions() as session:
+        assert {r.name for r in session.scalars(select(JobRun))} == {
+            "stale-credentials", f"stale-credentials:{PROD}"}
