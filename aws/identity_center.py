@@ -23,7 +23,7 @@ from accessbot.aws.iam import AWSError, error_code, provider_error
 from accessbot.aws.session import make_client
 from accessbot.services import catalog
 from accessbot.services.catalog import ResourceKind
-from accessbot.services.ports import GrantSpec, ProviderError
+from accessbot.services.ports import GrantSpec, PartlyDone, ProviderError
 
 GROUP_ID = re.compile(r"^([0-9a-f]{10}-)?[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")
 POLL_EVERY = 1.0  # seconds between looks at an assignment's creation or deletion status
@@ -66,13 +66,33 @@ class IdentityCenter:
     def _change(self, spec: GrantSpec, add: bool) -> None:
         if spec.kind == ResourceKind.SSO_PERMISSION_SET:
             arn = self.permission_set_arn(spec.target)
-            for account in spec.accounts:
-                self._assignment("create" if add else "delete", arn, account, spec.iam_user)
+            self._in_each_account(spec, lambda account: self._assignment(
+                "create" if add else "delete", arn, account, spec.iam_user))
         elif spec.kind == ResourceKind.SSO_GROUP:
             change = self._add_member if add else self._remove_member
             change(self.group_id(spec.target), spec.iam_user, spec.target)
         else:
             raise ProviderError(f"Unknown access kind {spec.kind!r}", retryable=False)
+
+    @staticmethod
+    def _in_each_account(spec: GrantSpec, change: Callable[[str], None]) -> None:
+        """Every account is tried, whatever the others did: one that fails holds up only
+        itself. Several accounts, some failed: PartlyDone says which is which."""
+        done, failed, retryable = [], {}, False
+        for account in spec.accounts:
+            try:
+                change(account)
+            except ProviderError as exc:
+                if len(spec.accounts) == 1:
+                    raise
+                failed[account] = str(exc)
+                retryable |= exc.retryable
+            else:
+                done.append(account)
+        if failed:
+            # access in place somewhere stays the bot's to take away (a FAILED grant is
+            # never revoked): retried, then revoked at its expiry like any pending grant
+            raise PartlyDone(tuple(done), failed, retryable or bool(done))
 
     # -- who is who --------------------------------------------------------------------
 

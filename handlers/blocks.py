@@ -274,6 +274,21 @@ def grant_message(grant: Grant, conditions: str = "") -> Message:
     return message(text, blocks)
 
 
+MAX_WHY = 300  # characters of an AWS error said to the requester, per account
+
+
+def grant_partly(grant: Grant, done: list[str], failed: dict[str, str]) -> Message:
+    """A grant in several accounts that some accounts refused so far: each one's result."""
+    name = escape(grant.resource)
+    lines = [f"• {account}: :white_check_mark: in place" for account in done]
+    lines += [f"• {account}: :warning: not yet ({escape(why[:MAX_WHY])})"
+              for account, why in failed.items()]
+    text = (f":hourglass_flowing_sand: *{name}* is in place in {len(done)} of "
+            f"{len(done) + len(failed)} accounts so far:\n" + "\n".join(lines) +
+            "\nI keep trying the others, and will DM you when it is in place everywhere.")
+    return message(text, [section(text)])
+
+
 def _more_time_button(grant: Grant) -> ButtonElement:
     return ButtonElement(text="Ask for more time", action_id=ActionId.EXTEND_GRANT,
                          value=str(grant.id))

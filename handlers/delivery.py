@@ -75,6 +75,7 @@ class Delivery:
             Kind.GRANT_EXPIRING: self._grant_expiring,
             Kind.GRANT_ENDED: self._grant_post(blocks.grant_message),
             Kind.GRANT_FAILED: self._grant_post(blocks.grant_message),
+            Kind.GRANT_PARTLY: self._grant_partly,
             Kind.ADMIN_ALERT: self._admin_alert,
             Kind.REPLY: self._reply,
             Kind.FINDINGS_DIGEST: self._findings_digest,
@@ -172,6 +173,13 @@ class Delivery:
             return _post(grant.requester_id, build(grant))
 
         return render
+
+    def _grant_partly(self, session, args, now):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        if grant.status is not GrantStatus.PENDING:
+            return None  # in place everywhere, or failed, meanwhile: that DM says so
+        return _post(grant.requester_id,
+                     blocks.grant_partly(grant, args["done"], args["failed"]))
 
     def _grant_active(self, session, args, now):
         grant = grant_ops.get_grant(session, args["grant_id"])

@@ -81,6 +81,13 @@ def grant_failed(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_FAILED, grant.requester_id, now, grant_id=grant.id)
 
 
+def grant_partly(session: Session, grant: Grant, done: tuple[str, ...],
+                 failed: dict[str, str], now: datetime) -> None:
+    """Each account's result, when some of a grant's accounts failed (then retried)."""
+    owe(session, Kind.GRANT_PARTLY, grant.requester_id, now, grant_id=grant.id,
+        done=list(done), failed=failed)
+
+
 def grant_dm_updated(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_DM_UPDATE, grant.requester_id, now, target=f"grant-dm:{grant.id}",
         grant_id=grant.id)

@@ -45,6 +45,7 @@ class Kind(StrEnum):
     GRANT_EXPIRING = "grant_expiring"
     GRANT_ENDED = "grant_ended"
     GRANT_FAILED = "grant_failed"
+    GRANT_PARTLY = "grant_partly"              # in place in some accounts, retried in others
     ADMIN_ALERT = "admin_alert"
     REPLY = "reply"                            # a short answer to a person who acted
     FINDINGS_DIGEST = "findings_digest"

@@ -26,6 +26,18 @@ class AccountUnreachable(ProviderError):
         self.account = account
 
 
+class PartlyDone(ProviderError):
+    """Access in several accounts that is in place in some (`done`) and not yet in others
+    (`failed`: account id -> why); retried as a whole ("already assigned" is success)."""
+
+    def __init__(self, done: tuple[str, ...], failed: dict[str, str], retryable: bool):
+        where = ", ".join(done) or "no account"
+        why = "; ".join(f"{account}: {error}" for account, error in failed.items())
+        super().__init__(f"done in {where}, not in {why}", retryable=retryable)
+        self.done = done
+        self.failed = failed
+
+
 class ReportNotReady(ProviderError):
     """AWS is still generating the credential report, or throttled us: try again later."""
 

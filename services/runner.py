@@ -29,6 +29,7 @@ from accessbot.services.ports import (
     Directory,
     GrantSpec,
     LookupFailed,
+    PartlyDone,
     Profiles,
     ProviderError,
     Timers,
@@ -292,6 +293,9 @@ class AccessRunner:
                                                str(exc), action)
             if failure and unreachable:
                 account_faults.failed(session, exc.account, str(exc), self.clock())
+            if failure and failure.attempts == 1 and isinstance(exc, PartlyDone) \
+                    and what == "grant":  # the requester hears each account's result once
+                messages.grant_partly(session, grant, exc.done, exc.failed, self.clock())
             if failure and failure.alert and not unreachable:
                 messages.admin_alert(
                     session, f":rotating_light: Could not {what} {grant.resource} for "

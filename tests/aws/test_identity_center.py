@@ -12,7 +12,7 @@ from accessbot.aws.identity_center import IdentityCenter, make_identity_center
 from accessbot.aws.providers import ByKind
 from accessbot.aws.session import make_client
 from accessbot.services.catalog import IdentityCenter as Settings
-from accessbot.services.ports import GrantSpec, ProviderError
+from accessbot.services.ports import GrantSpec, PartlyDone, ProviderError
 
 EXPIRES = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 PROD, STAGING = "222222222222", "333333333333"
@@ -177,6 +177,27 @@ def test_a_failed_assignment_is_an_error_that_is_retried(stubbed):
         adapter.grant(GrantSpec(1, "u-1", "sso_permission_set", PERMISSION_SET, EXPIRES,
                                 (PROD,)))
     assert failed.value.retryable
+
+
+def test_an_account_that_fails_holds_up_only_itself_and_each_result_is_said(stubbed):
+    stub, adapter, _ = stubbed
+    for account, outcome in ((STAGING, "FAILED"), (PROD, "SUCCEEDED")):
+        stub.add_response("list_account_assignments", {"AccountAssignments": []},
+                          {"InstanceArn": INSTANCE, "AccountId": account,
+                           "PermissionSetArn": PERMISSION_SET})
+        stub.add_response("create_account_assignment",
+                          {"AccountAssignmentCreationStatus": status("IN_PROGRESS")},
+                          ASSIGN | {"TargetId": account})
+        stub.add_response("describe_account_assignment_creation_status",
+                          {"AccountAssignmentCreationStatus": status(outcome, "not in org")},
+                          {"InstanceArn": INSTANCE,
+                           "AccountAssignmentCreationRequestId": REQUEST})
+    with pytest.raises(PartlyDone) as partly:
+        adapter.grant(GrantSpec(1, "u-1", "sso_permission_set", PERMISSION_SET, EXPIRES,
+                                (STAGING, PROD)))
+    assert partly.value.done == (PROD,)  # tried after staging failed
+    assert list(partly.value.failed) == [STAGING] and "not in org" in partly.value.failed[STAGING]
+    assert partly.value.retryable  # in place in prod: the bot keeps it until it revokes it
 
 
 def test_a_conflict_is_retried_then_the_deletion_polled(stubbed):

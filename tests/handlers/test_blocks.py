@@ -440,3 +440,15 @@ def test_an_identity_center_grant_says_where_to_sign_in():
     assert ("permission set `AdministratorAccess` in accounts `222222222222`, `333333333333`: "
             "sign in through your AWS access portal") in text
     assert "IAM user" not in text
+
+
+def test_a_grant_in_place_in_some_accounts_says_each_accounts_result_as_plain_text():
+    from accessbot.handlers.blocks import grant_partly
+
+    text, blocks = grant_partly(a_grant(), ["222222222222"],
+                                {"333333333333": "refused <!channel> " + "x" * 1000})
+    assert "in place in 1 of 2 accounts" in text
+    assert "• 222222222222: :white_check_mark: in place" in text
+    assert "• 333333333333: :warning: not yet (refused &lt;!channel&gt; x" in text
+    assert len(text) < 1000  # an AWS error is cut, not posted whole
+    assert "<!channel>" not in json.dumps(blocks)

@@ -780,3 +780,29 @@ def test_a_lookup_in_an_account_whose_role_is_refused_tells_the_admins_once(
     assert load_request(sessions, request_id).iam_user == "alice-prod"
     alerts = [row["text"] for row in outbox.owed(Kind.ADMIN_ALERT)]
     assert len(alerts) == 2 and "AWS account 222222222222 answers again" in alerts[1]
+
+
+def test_a_grant_in_place_in_some_accounts_tells_each_accounts_result_once(
+        sessions, clock, provider, directory, profiles, outbox):
+    from accessbot.services.ports import PartlyDone
+    from tests.factories import make_catalog
+
+    catalog = make_catalog({"everywhere": {
+        "kind": "sso_permission_set", "permission_set": "ReadOnly",
+        "accounts": ["222222222222", "333333333333"], "approvers": ["U0BOB"]}})
+    runner = AccessRunner(sessions, catalog, provider, directory, profiles, clock=clock)
+    grant_id = approved_grant(sessions, catalog, clock(), resource="everywhere")
+    partly = PartlyDone(("222222222222",), {"333333333333": "quota reached"}, retryable=True)
+    provider.fail_next(2, only="grant", error=partly)
+
+    for _ in range(2):
+        assert runner.apply_grant(grant_id) is None
+        clock.advance(minutes=11)
+    [told] = outbox.owed(Kind.GRANT_PARTLY)  # once, not at every attempt
+    assert (told["done"], told["failed"]) == (["222222222222"],
+                                              {"333333333333": "quota reached"})
+    outbox.deliver()
+    [dm] = outbox.client.posted(REQUESTER)
+    assert "333333333333: :warning: not yet (quota reached)" in dm["text"]
+    assert runner.apply_grant(grant_id).status is GrantStatus.ACTIVE
+    assert len(outbox.owed(Kind.GRANT_ACTIVE)) == 1
