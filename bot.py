@@ -160,7 +160,13 @@ def check_config(path: str) -> int:
 
 def doctor(settings: Settings) -> int:
     """Live checks, one line each: exit 0 when all pass, 1 when any fails."""
-    from accessbot.aws.doctor import Needs, aws_checks, identity_center_checks
+    from accessbot.aws.doctor import (
+        InAccount,
+        Needs,
+        account_checks,
+        aws_checks,
+        identity_center_checks,
+    )
     from accessbot.aws.identity_center import make_identity_center
     from accessbot.aws.session import make_iam_client, make_sts_client
     from accessbot.handlers.client import slack_client
@@ -173,11 +179,19 @@ def doctor(settings: Settings) -> int:
     kinds = {kind: tuple(sorted({r.target for r in catalog.resources.values()
                                  if r.kind is kind and (kind in SSO_KINDS or not r.accounts)}))
              for kind in ResourceKind}  # IAM kinds of the bot's own account; others: assumed
+    accounts = catalog.assumed_accounts() | catalog.audited_accounts()  # roles assumed
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
-                  catalog.hygiene.enabled,
-                  tuple(a.role_arn for a in catalog.assumed_accounts().values()))
+                  catalog.hygiene.enabled, tuple(a.role_arn for a in accounts.values()))
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
+
+    def there(kind: ResourceKind, account_id: str) -> tuple[str, ...]:
+        return tuple(sorted(r.target for r in catalog.resources.values()
+                            if r.kind is kind and r.accounts == (account_id,)))
+
+    in_accounts = [InAccount(account, there(ResourceKind.IAM_GROUP, i),
+                             there(ResourceKind.IAM_ROLE, i)) for i, account in accounts.items()]
+
     def sso() -> list[Check]:
         if not catalog.uses_identity_center():
             return []
@@ -186,7 +200,8 @@ def doctor(settings: Settings) -> int:
             kinds[ResourceKind.SSO_PERMISSION_SET], kinds[ResourceKind.SSO_GROUP])
 
     for more in (lambda: slack_checks(slack_client(settings), catalog),
-                 lambda: aws_checks(make_iam_client(), make_sts_client(), needs), sso,
+                 lambda: aws_checks(make_iam_client(), make_sts_client(), needs),
+                 lambda: account_checks(in_accounts), sso,
                  lambda: [database_check(settings.database_url)]):
         found = more()
         for check in found:

@@ -6,7 +6,10 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
+from accessbot.aws.accounts import assumed_session
 from accessbot.aws.identity_center import IdentityCenter
+from accessbot.aws.session import make_client
+from accessbot.services.catalog import Account
 from accessbot.services.doctor import Check
 from accessbot.services.ports import ProviderError
 
@@ -25,6 +28,8 @@ DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
+MEMBER_ROLE = ("deploy deploy/member-account-role.yaml in that account, trusting the bot's "
+               "ARN, with the account's external_id")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,41 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
     checks.append(_permissions(iam, arn, on))
+    return checks
+
+
+@dataclass(frozen=True)
+class InAccount:
+    """An account of `accounts:` with a role_arn, and the catalog's IAM groups and roles
+    there."""
+
+    account: Account
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+
+def account_checks(accounts: list[InAccount], sts: BaseClient | None = None) -> list[Check]:
+    """In each account: its role assumed (with its external id), as the bot will, and the
+    catalog's groups and roles there found through it."""
+    checks = []
+    for each in accounts:
+        account = each.account
+        where = f"account {account.name} ({account.id})"
+        session = assumed_session(account, sts)
+        try:
+            make_client("sts", session=session).get_caller_identity()
+        except ClientError as exc:
+            checks.append(Check(False, f"{where}: cannot assume {account.role_arn} "
+                                f"({_code(exc)}: {_message(exc)})", MEMBER_ROLE))
+            continue
+        except BotoCoreError as exc:
+            checks.append(Check(False, f"{where}: no answer from STS ({exc})"))
+            continue
+        checks.append(Check(True, f"{where}: role {account.role_arn} assumed"))
+        iam = make_client("iam", session=session)
+        for check, _ in [_group(iam, g) for g in each.groups] + \
+                        [_role(iam, r, account.id) for r in each.roles]:
+            checks.append(Check(check.ok, f"{where}: {check.what}", check.fix))
     return checks
 
 

@@ -156,3 +156,34 @@ def test_simulation_refused_says_which_permission_doctor_needs_stubbed():
         "✗ IAM permissions: not checked (AccessDenied: not authorized): allow "
         "iam:SimulatePrincipalPolicy on arn:aws:iam::111122223333:user/accessbot "
         "(iam-policy.json)")
+
+
+def test_each_account_is_checked_through_the_role_the_bot_assumes_there(iam, aws_env):
+    from botocore.stub import Stubber
+
+    from accessbot.aws.accounts import assumed_session
+    from accessbot.aws.doctor import InAccount, account_checks
+    from accessbot.services.catalog import Account
+
+    prod = Account("prod", "222222222222", "arn:aws:iam::222222222222:role/accessbot", "ext-1")
+    assumed_session(prod).client("iam").create_group(GroupName="ops")  # prod's, not ours
+
+    checks = account_checks([InAccount(prod, groups=("ops", "db"), roles=("Deploy",))])
+
+    assert [c.line() for c in checks] == [
+        "✓ account prod (222222222222): role arn:aws:iam::222222222222:role/accessbot assumed",
+        "✓ account prod (222222222222): IAM group ops exists",
+        "✗ account prod (222222222222): IAM group db: does not exist: create it, or correct "
+        "the resource's group",
+        "✗ account prod (222222222222): IAM role Deploy: does not exist: create it, or "
+        "correct the resource's role"]
+
+    sts = boto3.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error("assume_role", "AccessDenied", "not authorized to perform: "
+                              "sts:AssumeRole")
+        [refused] = account_checks([InAccount(prod, groups=("ops",))], sts)
+    assert not refused.ok
+    assert refused.line().startswith("✗ account prod (222222222222): cannot assume "
+                                     "arn:aws:iam::222222222222:role/accessbot (AccessDenied")
+    assert "deploy/member-account-role.yaml" in refused.line()
