@@ -19,6 +19,8 @@ GROUP_ACTIONS = ("iam:AddUserToGroup", "iam:RemoveUserFromGroup", "iam:GetGroup"
 ROLE_ACTIONS = ("iam:GetRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:GetRolePolicy",
                 "iam:ListRolePolicies")
 ROLE_GRANT_ACTIONS = ("iam:PutUserPolicy", "iam:DeleteUserPolicy")  # on the requester
+TRUST_GRANT_ACTIONS = ("iam:UpdateAssumeRolePolicy",)  # role_grants: trust_policy, on roles
+TRUST_USER_ACTIONS = ("iam:GetUser",)  # and on the requester (its ARN, for the principal)
 ACCOUNT_ACTIONS = ("iam:GetAccountAuthorizationDetails",)
 HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
                    "iam:GetAccountPasswordPolicy", "iam:ListAccessKeys",
@@ -40,6 +42,7 @@ class Needs:
     roles: tuple[str, ...]  # names or ARNs
     hygiene: bool
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
+    role_grants: str = "user_policy"
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -68,9 +71,12 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
         checks.append(check)
         if role_arn:
             on.setdefault(role_arn, []).extend(ROLE_ACTIONS)
+            if needs.role_grants == "trust_policy":
+                on[role_arn].extend(TRUST_GRANT_ACTIONS)
     any_user = f"arn:{partition}:iam::{account}:user/*"
     if needs.roles:
-        on.setdefault(any_user, []).extend(ROLE_GRANT_ACTIONS)
+        on.setdefault(any_user, []).extend(TRUST_USER_ACTIONS if needs.role_grants ==
+                                           "trust_policy" else ROLE_GRANT_ACTIONS)
     on["*"] = list(ACCOUNT_ACTIONS)
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)

@@ -1,4 +1,6 @@
-"""Grants and revokes access with IAM: group membership, or an expiring inline AssumeRole policy.
+"""Grants and revokes access with IAM: group membership, or an expiring AssumeRole permission:
+an inline policy on the user (role_grants: user_policy), or a statement naming the user in
+the role's trust policy (role_grants: trust_policy; then the bot changes no user's policies).
 
 Revoking a role grant also ends the role sessions the user already holds, the way the IAM
 console's "Revoke active sessions" does, but for that one user: an inline policy on the role
@@ -9,8 +11,11 @@ iam:ListRolePolicies and iam:GetRolePolicy (and iam:GetRole, already used for na
 
 import hashlib
 import json
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
@@ -20,6 +25,9 @@ from accessbot.services.ports import GrantSpec, ProviderError
 
 POLICY_PREFIX = "accessbot-grant-"
 REVOKE_PREFIX = "accessbot-revoke-"
+TRUST_SID_PREFIX = "accessbotgrant"  # a trust policy statement's Sid: letters and digits
+USER_POLICY, TRUST_POLICY = "user_policy", "trust_policy"  # role_grants:
+TRUST_WRITES = 3  # a trust policy another process changed meanwhile is read and written again
 
 # The longest an assumed-role session can live: MaxSessionDuration is at most 12 hours (and a
 # chained session at most 1). A deny on sessions issued before T stops mattering at T + 12h,
@@ -64,11 +72,10 @@ def _compact(statement: dict[str, object]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
 
-def assume_role_policy(role_arn: str, expires_at: datetime, source_ips: tuple[str, ...] = (),
-                       require_mfa: bool = False) -> str:
-    """A policy allowing AssumeRole on one role until expires_at, enforced by IAM itself,
-    and only from `source_ips` (aws:SourceIp) and with MFA (aws:MultiFactorAuthPresent)
-    when the resource asks for them.
+def _grant_condition(expires_at: datetime, source_ips: tuple[str, ...],
+                     require_mfa: bool) -> dict[str, dict[str, object]]:
+    """Until expires_at, enforced by IAM itself, and only from `source_ips` (aws:SourceIp)
+    and with MFA (aws:MultiFactorAuthPresent) when the resource asks for them.
 
     The session name must be the IAM user's name, so every session of the grant has the
     aws:userid "<role id>:<user>" that revoke_sessions_policy matches.
@@ -81,8 +88,53 @@ def assume_role_policy(role_arn: str, expires_at: datetime, source_ips: tuple[st
         condition["IpAddress"] = {"aws:SourceIp": list(source_ips)}
     if require_mfa:
         condition["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
+    return condition
+
+
+def assume_role_policy(role_arn: str, expires_at: datetime, source_ips: tuple[str, ...] = (),
+                       require_mfa: bool = False) -> str:
+    """The user policy of a role grant: AssumeRole on one role, under _grant_condition."""
     return _compact({"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
-                     "Resource": role_arn, "Condition": condition})
+                     "Resource": role_arn,
+                     "Condition": _grant_condition(expires_at, source_ips, require_mfa)})
+
+
+def trust_sid(grant_id: int) -> str:
+    return f"{TRUST_SID_PREFIX}{grant_id}"
+
+
+def trust_statement(grant_id: int, user_arn: str, expires_at: datetime,
+                    source_ips: tuple[str, ...] = (), require_mfa: bool = False) -> dict:
+    """The trust policy statement of a role grant: the user (by ARN: in its own account it
+    then needs no permission of its own) may assume the role, under _grant_condition."""
+    return {"Sid": trust_sid(grant_id), "Effect": "Allow", "Principal": {"AWS": user_arn},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": _grant_condition(expires_at, source_ips, require_mfa)}
+
+
+def trust_changed(document: dict, grant_id: int, add: dict | None,
+                  now: datetime) -> dict | None:
+    """The trust policy with the grant's statement replaced by `add` (None: removed) and
+    this bot's expired statements pruned (they allow nothing any more); None when that is
+    the document as it is."""
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = [s for s in statements if s.get("Sid") != trust_sid(grant_id)
+            and not _expired_grant(s, now)]
+    if add is not None:
+        kept.append(add)
+    return None if kept == statements else {**document, "Statement": kept}
+
+
+def _expired_grant(statement: dict, now: datetime) -> bool:
+    if not str(statement.get("Sid", "")).startswith(TRUST_SID_PREFIX):
+        return False
+    try:
+        until = statement["Condition"]["DateLessThan"]["aws:CurrentTime"]
+        return datetime.strptime(until, _TIME_FORMAT).replace(tzinfo=UTC) <= now
+    except (KeyError, TypeError, ValueError):
+        return False  # not understood: left alone
 
 
 def revoke_sessions_policy(iam_user: str, revoked_at: datetime) -> str:
@@ -143,12 +195,15 @@ class IamAccess:
     """AccessProvider backed by IAM groups and per-grant inline AssumeRole policies."""
 
     def __init__(
-        self, client: BaseClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self, client: BaseClient, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        role_grants: str = USER_POLICY,
     ):
         self._iam = client
         self._clock = clock
+        self._role_grants = role_grants
         self._role_arns: dict[str, str] = {}
         self._local_role_arns: set[str] = set()
+        self._trust_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def grant(self, spec: GrantSpec) -> str | None:
         if spec.kind == ResourceKind.IAM_GROUP:
@@ -167,13 +222,16 @@ class IamAccess:
                 UserName=spec.iam_user,
             )
         elif spec.kind == ResourceKind.IAM_ROLE:
-            name = policy_name(spec.grant_id)
-            self._unless_missing(
-                f"deleting policy {name} of IAM user {spec.iam_user}",
-                self._iam.delete_user_policy,
-                UserName=spec.iam_user,
-                PolicyName=name,
-            )
+            if self._role_grants == TRUST_POLICY:
+                self._trust(spec, add=False)
+            else:
+                name = policy_name(spec.grant_id)
+                self._unless_missing(
+                    f"deleting policy {name} of IAM user {spec.iam_user}",
+                    self._iam.delete_user_policy,
+                    UserName=spec.iam_user,
+                    PolicyName=name,
+                )
             self._end_sessions(spec.iam_user, spec.target)
         else:
             raise ProviderError(f"Unknown access kind {spec.kind!r}", retryable=False)
@@ -300,8 +358,53 @@ class IamAccess:
             return f"IAM user {user} or group {group} does not exist"
         return f"IAM user {user} does not exist"
 
+    def _trust(self, spec: GrantSpec, add: bool) -> None:
+        """Put the grant's statement in the role's trust policy, or take it out. Written
+        again when another process changed the policy in between (IAM has no conditional
+        write); one process's grants of a role take turns."""
+        role = self._role_name(spec.target)
+        if role is None:
+            if add:
+                raise ProviderError(f"IAM role {spec.target} does not exist", retryable=False)
+            return  # a role that is gone trusts nobody
+        statement = trust_statement(spec.grant_id, self._user_arn(spec.iam_user),
+                                    spec.expires_at, spec.source_ips, spec.require_mfa) \
+            if add else None
+        doing = f"changing the trust policy of IAM role {role} for grant #{spec.grant_id}"
+        with self._trust_locks[role]:
+            for _ in range(TRUST_WRITES):
+                try:
+                    changed = trust_changed(self._trust_policy(role), spec.grant_id, statement,
+                                            self._clock())
+                    if changed is None:
+                        return
+                    self._iam.update_assume_role_policy(
+                        RoleName=role, PolicyDocument=json.dumps(changed, separators=(",", ":")))
+                except (ClientError, BotoCoreError) as exc:
+                    if _is_missing(exc) and not add:
+                        return
+                    raise provider_error(exc, doing) from exc
+        raise ProviderError(f"{doing}: it kept changing under us; will retry", retryable=True)
+
+    def _trust_policy(self, role: str) -> dict:
+        document = self._iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        # boto3 decodes it; a raw answer is URL-encoded JSON
+        return json.loads(unquote(document)) if isinstance(document, str) else document
+
+    def _user_arn(self, iam_user: str) -> str:
+        try:
+            return self._iam.get_user(UserName=iam_user)["User"]["Arn"]
+        except (ClientError, BotoCoreError) as exc:
+            if _is_missing(exc):
+                raise ProviderError(f"IAM user {iam_user} does not exist",
+                                    retryable=False) from exc
+            raise provider_error(exc, f"looking up IAM user {iam_user}") from exc
+
     def _allow_assume_role(self, spec: GrantSpec) -> str:
         arn = self.role_arn(spec.target)
+        if self._role_grants == TRUST_POLICY:
+            self._trust(spec, add=True)
+            return arn
         name = policy_name(spec.grant_id)
         try:
             self._iam.put_user_policy(

@@ -104,7 +104,9 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                                            account=i) for i, client in account_iam.items()}
     providers: dict[str, AccessProvider] = dict.fromkeys(
         (ResourceKind.IAM_GROUP, ResourceKind.IAM_ROLE),
-        IamByAccount(IamAccess(iam), {i: IamAccess(c) for i, c in account_iam.items()}))
+        IamByAccount(IamAccess(iam, role_grants=catalog.role_grants),
+                     {i: IamAccess(c, role_grants=catalog.role_grants)
+                      for i, c in account_iam.items()}))
     identity_center = None
     if catalog.uses_identity_center():
         identity_center = make_identity_center(catalog.identity_center,

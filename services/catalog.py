@@ -27,6 +27,9 @@ IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 IAM_PATH = re.compile(r"^/([\x21-\x7e]{0,510}/)?$")
+# how an iam_role grant lets the user assume the role (aws/iam.py): an inline policy on the
+# user, or a statement naming the user in the role's trust policy
+ROLE_GRANTS = ("user_policy", "trust_policy")
 PERMISSION_SET_NAME = re.compile(r"^[\w+=,.@-]{1,32}$")
 PERMISSION_SET_ARN = re.compile(r"^arn:aws[\w-]*:sso:::permissionSet/ssoins-[0-9a-f]{16}/"
                                 r"ps-[0-9a-f]{16}$")
@@ -162,6 +165,7 @@ class Catalog:
     accounts: dict[str, Account] = field(default_factory=dict)
     identity_center: IdentityCenter = IdentityCenter()
     iam_user_path: str = "/"  # only IAM users under this path are matched and granted
+    role_grants: str = "user_policy"  # or trust_policy: how an iam_role grant is made
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -210,7 +214,8 @@ class Catalog:
 
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
-             "resources", "hygiene", "accounts", "identity_center", "iam_user_path"}
+             "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
+             "role_grants"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -284,8 +289,12 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
     if not (isinstance(path, str) and IAM_PATH.match(path)):
         raise fail("iam_user_path", f"'{path}' is not an IAM path like /people/ (it starts "
                    "and ends with '/')")
+    role_grants = raw.get("role_grants", "user_policy")
+    if role_grants not in ROLE_GRANTS:
+        raise fail("role_grants", f"'{role_grants}' is not one of {', '.join(ROLE_GRANTS)}")
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
                    hygiene=hygiene, accounts=accounts, iam_user_path=path,
+                   role_grants=role_grants,
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
                    **channels)
 

@@ -28,15 +28,24 @@ def allowed_actions() -> set[str]:
     """What the shipped policies allow: the bot's own, Identity Center's, and the role of
     the member-account template."""
     statements = [s for path in POLICIES for s in json.loads(path.read_text())["Statement"]]
-    template = yaml.safe_load(MEMBER_ACCOUNT.read_text())
-    for policy in template["Resources"]["AccessbotRole"]["Properties"]["Policies"]:
-        statements += policy["PolicyDocument"]["Statement"]
+    statements += member_account_statements()
     actions: set[str] = set()
     for statement in statements:
         if statement.get("Sid") != FOR_IDENTITY_CENTER:
             found = statement["Action"]
             actions |= {found} if isinstance(found, str) else set(found)
     return actions
+
+
+def member_account_statements() -> list[dict]:
+    """The statements of the member-account template's role, both sides of each Fn::If."""
+    template = yaml.safe_load(MEMBER_ACCOUNT.read_text())
+    found = []
+    for policy in template["Resources"]["AccessbotRole"]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            sides = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+            found += [side for side in sides if "Ref" not in side]  # AWS::NoValue
+    return found
 
 
 def called_actions() -> set[str]:

@@ -32,14 +32,23 @@ def test_the_member_account_role_trusts_only_the_bot_with_its_external_id():
 def test_the_member_account_role_allows_what_hygiene_does_in_every_account():
     import json
 
-    import yaml
-
     own = json.loads((least_privilege.ROOT / "iam-policy.json").read_text())["Statement"]
     hygiene = {a for s in own if s["Sid"].startswith("CredentialHygiene") for a in s["Action"]}
-    template = yaml.safe_load(least_privilege.MEMBER_ACCOUNT.read_text())
-    [policy] = template["Resources"]["AccessbotRole"]["Properties"]["Policies"]
-    member = {s["Sid"]: s["Action"] for s in policy["PolicyDocument"]["Statement"]}
+    member = {s["Sid"]: s["Action"] for s in least_privilege.member_account_statements()}
     allowed = {a for actions in member.values()
                for a in ([actions] if isinstance(actions, str) else actions)}
     assert hygiene and hygiene <= allowed
     assert "iam:GetAccountAuthorizationDetails" in allowed  # owners' tags, administrators
+
+
+def test_the_member_account_role_for_trust_policy_grants_changes_no_user():
+    import yaml
+
+    template = yaml.safe_load(least_privilege.MEMBER_ACCOUNT.read_text())
+    [policy] = template["Resources"]["AccessbotRole"]["Properties"]["Policies"]
+    trust_side = [s["Fn::If"][1] if "Fn::If" in s else s  # RoleGrants: trust_policy
+                  for s in policy["PolicyDocument"]["Statement"]]
+    actions = {a for s in trust_side for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                               else s["Action"])}
+    assert "iam:UpdateAssumeRolePolicy" in actions and "iam:GetUser" in actions
+    assert not {"iam:PutUserPolicy", "iam:DeleteUserPolicy"} & actions

@@ -579,3 +579,63 @@ def test_an_iam_endpoint_that_does_not_answer_raises_botocores_error_and_is_coun
     with pytest.raises(EndpointConnectionError):
         client.get_group(GroupName="ops")
     assert counted._value.get() == before + 1  # once, after botocore gave up retrying
+
+
+# -- role_grants: trust_policy ------------------------------------------------------------
+
+@pytest.fixture
+def trusting(iam: BaseClient, clock: Clock) -> IamAccess:
+    return IamAccess(iam, clock=clock, role_grants="trust_policy")
+
+
+def trust_policy(admin: BaseClient, role: str = "deployer") -> list[dict]:
+    return admin.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"]
+
+
+def test_a_trust_policy_grant_names_the_user_in_the_role_and_changes_no_user(
+        trusting: IamAccess, admin: BaseClient, alice: str, role_arn: str) -> None:
+    from accessbot.services.ports import GrantSpec as Spec
+
+    spec = Spec(7, "alice", "iam_role", "deployer", EXPIRES, source_ips=("10.0.0.0/8",),
+                require_mfa=True)
+    assert trusting.grant(spec) == role_arn
+    trusting.grant(spec)  # again (a retry after a crash): one statement
+
+    original, ours = trust_policy(admin)
+    assert original["Principal"] == {"AWS": "*"}  # what the role trusted stays
+    assert ours["Sid"] == "accessbotgrant7"
+    assert ours["Principal"] == {"AWS": admin.get_user(UserName="alice")["User"]["Arn"]}
+    assert ours["Condition"] == {
+        "DateLessThan": {"aws:CurrentTime": "2026-11-28T10:00:00Z"},
+        "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+        "IpAddress": {"aws:SourceIp": ["10.0.0.0/8"]},
+        "Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    assert user_policies(admin, "alice") == []
+
+    trusting.revoke(spec)
+    assert trust_policy(admin) == [original]
+    assert role_policies(admin) == [revoke_policy_name("alice")]  # live sessions end too
+    trusting.revoke(spec)  # gone already: success
+
+
+def test_a_trust_policy_grant_keeps_the_others_and_prunes_expired_ones(
+        trusting: IamAccess, admin: BaseClient, alice: str, role_arn: str,
+        clock: Clock) -> None:
+    admin.create_user(UserName="bob")
+    trusting.grant(role_spec(grant_id=1, expires=clock() - timedelta(minutes=1)))  # ended
+    trusting.grant(role_spec(grant_id=2))
+    trusting.grant(role_spec(user="bob", grant_id=3))
+    assert [s.get("Sid") for s in trust_policy(admin)] == [None, "accessbotgrant2",
+                                                          "accessbotgrant3"]
+    trusting.revoke(role_spec(grant_id=2))
+    assert [s.get("Sid") for s in trust_policy(admin)] == [None, "accessbotgrant3"]
+
+
+def test_a_trust_policy_grant_of_a_missing_user_or_role_is_permanent(
+        trusting: IamAccess, alice: str, role_arn: str) -> None:
+    with pytest.raises(ProviderError, match="IAM user carol does not exist") as no_user:
+        trusting.grant(role_spec(user="carol"))
+    with pytest.raises(ProviderError, match="does not exist") as no_role:
+        trusting.grant(role_spec(target="ghost"))
+    assert not no_user.value.retryable and not no_role.value.retryable
+    trusting.revoke(role_spec(target="ghost"))  # a role that is gone trusts nobody

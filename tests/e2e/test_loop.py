@@ -111,6 +111,32 @@ def test_role_grant_has_a_time_bound_policy_and_is_revoked(bot, sender, slack, a
     slack.wait_for(lambda: not aws.list_user_policies(UserName="alice")["PolicyNames"])
 
 
+def test_role_grant_in_the_trust_policy_changes_no_user_and_is_revoked(
+        start_bot, slack, aws, tmp_path):
+    import yaml
+
+    from tests.e2e.conftest import E2E_CONFIG
+    from tests.fakes.harness import SlackSender
+
+    config = tmp_path / "trust.yaml"
+    config.write_text(yaml.safe_dump({**E2E_CONFIG, "role_grants": "trust_policy"}))
+    sender = SlackSender(start_bot(ACCESSBOT_CONFIG=str(config)).url, slack.url)
+
+    def trusted() -> list[dict]:
+        return aws.get_role(RoleName="ProdReadOnly")["Role"]["AssumeRolePolicyDocument"][
+            "Statement"]
+
+    request_id = request_via_command(sender, slack, text="prod-readonly 3s read the logs")
+    sender.click("U0BOB", ActionId.APPROVE, str(request_id))
+    dm_containing(slack, "U0ALICE", "You have prod-readonly until")
+    original, grant = trusted()
+    assert grant["Principal"] == {"AWS": aws.get_user(UserName="alice")["User"]["Arn"]}
+    assert "aws:CurrentTime" in grant["Condition"]["DateLessThan"]
+    assert aws.list_user_policies(UserName="alice")["PolicyNames"] == []
+    slack.wait_for(lambda: trusted() == [original], timeout=15)
+    dm_containing(slack, "U0ALICE", "ended")
+
+
 def test_deny_asks_for_a_reason_and_tells_the_requester(bot, sender, slack, aws, bot_env):
     request_id = request_via_command(sender, slack)
     assert sender.click("U0DAVE", ActionId.DENY, str(request_id)).status == 200

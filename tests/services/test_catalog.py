@@ -329,6 +329,14 @@ def test_role_condition_errors_name_the_path(changes, path):
     assert f": {path}: " in config_error({"resources": {"x": spec}})
 
 
+def test_role_grants_is_one_of_two_ways():
+    assert parse_catalog(CATALOG).role_grants == "user_policy"
+    assert parse_catalog({**CATALOG, "role_grants": "trust_policy"}).role_grants == \
+        "trust_policy"
+    assert ": role_grants: 'inline' is not one of user_policy, trust_policy" in config_error(
+        {**CATALOG, "role_grants": "inline"})
+
+
 def test_the_iam_user_path_is_checked():
     assert parse_catalog({**CATALOG, "iam_user_path": "/people/"}).iam_user_path == "/people/"
     assert parse_catalog(CATALOG).iam_user_path == "/"
