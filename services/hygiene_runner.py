@@ -89,11 +89,6 @@ class HygieneRunner:
         self.clock = clock
         self.owner = owner or worker_id()
 
-    @property
-    def source(self) -> CredentialSource:
-        """The bot's own account's."""
-        return self.sides[""].source
-
     def transaction(self):
         return transaction(self.sessions)
 
