@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast bench bench-hygiene lint lock migrate run clean
+.PHONY: demo test test-fast bench bench-edge bench-hygiene lint lock migrate run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-fast: $(STAMP)  ## everything but the end-to-end tests
 
 bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation lag
 	$(BIN)/python scripts/bench.py
+
+bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and waitress's floor
+	$(BIN)/python scripts/bench_edge.py
 
 bench-hygiene: $(STAMP)  ## parse + findings for a 10,000-user credential report: time, memory, calls
 	$(BIN)/python scripts/bench_hygiene.py
