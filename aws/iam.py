@@ -114,17 +114,20 @@ def trust_statement(grant_id: int, user_arn: str, expires_at: datetime,
 
 def trust_changed(document: dict, grant_id: int, add: dict | None,
                   now: datetime) -> dict | None:
-    """The trust policy with the grant's statement replaced by `add` (None: removed) and
-    this bot's expired statements pruned (they allow nothing any more); None when that is
-    the document as it is."""
+    """The trust policy with the grant's statement being `add` (None: absent) and this
+    bot's expired statements pruned (they allow nothing any more); None when the policy is
+    so already, wherever the statement stands among the others."""
     statements = document.get("Statement", [])
     if isinstance(statements, dict):
         statements = [statements]
-    kept = [s for s in statements if s.get("Sid") != trust_sid(grant_id)
-            and not _expired_grant(s, now)]
-    if add is not None:
-        kept.append(add)
-    return None if kept == statements else {**document, "Statement": kept}
+    sid = trust_sid(grant_id)
+    ours = [s for s in statements if s.get("Sid") == sid]
+    others = [s for s in statements if s.get("Sid") != sid]
+    kept = [s for s in others if not _expired_grant(s, now)]
+    wanted = [] if add is None else [add]
+    if ours == wanted and kept == others:
+        return None
+    return {**document, "Statement": kept + wanted}
 
 
 def _expired_grant(statement: dict, now: datetime) -> bool:

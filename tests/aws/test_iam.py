@@ -639,3 +639,18 @@ def test_a_trust_policy_grant_of_a_missing_user_or_role_is_permanent(
         trusting.grant(role_spec(target="ghost"))
     assert not no_user.value.retryable and not no_role.value.retryable
     trusting.revoke(role_spec(target="ghost"))  # a role that is gone trusts nobody
+
+
+def test_a_trust_policy_already_as_wanted_is_not_written_again_wherever_the_grant_stands():
+    from accessbot.aws.iam import trust_changed, trust_statement
+
+    now = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    ours = trust_statement(7, "arn:aws:iam::123456789012:user/alice", EXPIRES)
+    theirs = trust_statement(8, "arn:aws:iam::123456789012:user/bob", EXPIRES)
+    base = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+    written = {"Version": "2012-10-17", "Statement": [base, ours, theirs]}
+    assert trust_changed(written, 7, ours, now) is None  # another grant came after ours
+    assert trust_changed(written, 7, None, now)["Statement"] == [base, theirs]
+    ended = trust_statement(9, "arn:aws:iam::123456789012:user/carol", now)
+    assert trust_changed({"Statement": [base, ended, ours]}, 7, ours, now)["Statement"] == [
+        base, ours]  # an expired statement goes with the next write
