@@ -114,6 +114,24 @@ class StandingAccess(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ServiceUse:
+    """One AWS service a principal's policies grant, and when it was last used."""
+
+    namespace: str                 # "s3"
+    name: str                      # "Amazon S3"
+    last_accessed: datetime | None  # None: not used within IAM's tracking period
+
+
+class LastAccessed(Protocol):
+    """IAM's last-accessed data (access advisor) for a group, role or user."""
+
+    def services(self, arn: str) -> list[ServiceUse]:
+        """Every service the principal's policies grant, with its last use. Raises
+        ProviderError (retryable while IAM is still generating the report)."""
+        ...
+
+
 class Directory(Protocol):
     """Maps Slack users to IAM users."""
 
