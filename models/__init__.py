@@ -17,11 +17,16 @@ from accessbot.models.tables import (
     OutboxMessage,
     OutboxStatus,
     RequestStatus,
+    ReviewCopy,
+    ReviewItem,
+    ReviewRun,
+    ReviewStatus,
 )
 
 __all__ = [
     "AccessRequest", "AccountFault", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
-    "RequestStatus", "UtcDateTime", "make_engine", "make_session_factory", "transaction",
+    "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",
+    "make_engine", "make_session_factory", "transaction",
 ]

@@ -305,3 +305,82 @@ class InboxTask(Leased, Base):
               postgresql_where=text("status = 'PENDING'")),
         Index("ix_inbox_done_at", "status", "done_at"),
     )
+
+
+class ReviewStatus(StrEnum):
+    OPEN = "OPEN"                # asked, not decided
+    KEPT = "KEPT"                # a decider said Keep
+    REMOVED = "REMOVED"          # a decider said Remove, and the access was removed
+    GONE = "GONE"                # the access was no longer there (checked live, or not found)
+    UNANSWERED = "UNANSWERED"    # nobody decided before the review closed
+
+
+OPEN_REVIEW_ITEM = text("status = 'OPEN'")
+
+
+class ReviewRun(Base):
+    """One access review of one account ("": the bot's own): started, closed, and when the
+    admin channel was told the outcome."""
+
+    __tablename__ = "review_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome_posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_review_runs_open", "account", "closed_at"),)
+
+
+class ReviewItem(Base):
+    """One principal's standing access to one target, and the decision about it."""
+
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("review_runs.id"))
+    account: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    target_kind: Mapped[str] = mapped_column(String(32))   # services.reviews.TargetKind
+    target: Mapped[str] = mapped_column(String(600))       # group, role, permission set
+    resource: Mapped[str | None] = mapped_column(String(64))  # the catalog's, if any
+    principal_kind: Mapped[str] = mapped_column(String(32))  # iam_user, role_principal, ...
+    principal: Mapped[str] = mapped_column(String(600))    # name, ARN or id
+    principal_label: Mapped[str | None] = mapped_column(String(200))  # for people
+    principal_slack: Mapped[str | None] = mapped_column(String(32))  # never their own decider
+    via: Mapped[str] = mapped_column(String(600), default="", server_default="")  # the policy,
+    # the assignment's account: what Remove takes away
+    how: Mapped[str] = mapped_column(String(200))          # "member", "assigned", ...
+    last_activity: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    unused: Mapped[str | None] = mapped_column(Text)       # "grants 14 services, used 2 ..."
+    status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus),
+                                                 default=ReviewStatus.OPEN)
+    owner: Mapped[str] = mapped_column(String(400))        # deciders told: users, or a channel
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_told_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    detail: Mapped[str | None] = mapped_column(String(300))  # why GONE, what Remove did
+
+    __table_args__ = (
+        Index("ix_review_items_run", "run_id", "status"),
+        # one open item per access: a new run refreshes it instead of asking twice
+        Index("uq_review_items_open", "account", "target_kind", "target", "principal_kind",
+              "principal", "via", unique=True, sqlite_where=OPEN_REVIEW_ITEM,
+              postgresql_where=OPEN_REVIEW_ITEM),
+    )
+
+
+class ReviewCopy(Base):
+    """Where a review message that lists an item was posted: every copy updates in place."""
+
+    __tablename__ = "review_copies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (UniqueConstraint("item_id", "channel", "ts"),
+                      Index("ix_review_copies_message", "channel", "ts"))

@@ -153,6 +153,17 @@ class Hygiene:
     exclude: Exclusions = Exclusions()
 
 
+@dataclass(frozen=True)
+class Review:
+    """The `review:` section: the access review ("keep or remove?" for standing access).
+    Reminders and escalation use hygiene.reminder_interval and hygiene.escalate_after."""
+
+    interval: timedelta = timedelta(days=30)            # how often a review starts
+    groups: tuple[str, ...] = ()                         # extra IAM groups, own account
+    roles: tuple[str, ...] = ()                          # extra IAM roles, own account
+    unused_service_age: timedelta = timedelta(days=90)  # a service unused this long: said
+    enabled: bool = True
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -166,6 +177,7 @@ class Catalog:
     identity_center: IdentityCenter = IdentityCenter()
     iam_user_path: str = "/"  # only IAM users under this path are matched and granted
     role_grants: str = "user_policy"  # or trust_policy: how an iam_role grant is made
+    review: Review = Review()
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -215,7 +227,8 @@ class Catalog:
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
-             "role_grants"}
+             "role_grants", "review"}
+_REVIEW_KEYS = {"interval", "groups", "roles", "unused_service_age", "enabled"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -294,7 +307,7 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
         raise fail("role_grants", f"'{role_grants}' is not one of {', '.join(ROLE_GRANTS)}")
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
                    hygiene=hygiene, accounts=accounts, iam_user_path=path,
-                   role_grants=role_grants,
+                   role_grants=role_grants, review=_parse_review(raw.get("review"), fail),
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
                    **channels)
 
@@ -428,6 +441,36 @@ def _parse_hygiene(spec: Any, fail) -> Hygiene:
                    password_policy=_parse_password_policy(spec.get("password_policy"), fail),
                    enabled=enabled, mode=mode, exclude=_parse_exclusions(spec.get("exclude"), fail),
                    **given)
+
+
+def _parse_review(spec: Any, fail) -> Review:
+    if spec is None:
+        return Review()
+    if not isinstance(spec, dict):
+        raise fail("review", "expected a mapping")
+    _check_keys(spec, _REVIEW_KEYS, "review", fail)
+    interval = _duration(spec, "interval", Review.interval, "review.interval", fail)
+    unused = _duration(spec, "unused_service_age", Review.unused_service_age,
+                       "review.unused_service_age", fail)
+    for key, value in (("interval", interval), ("unused_service_age", unused)):
+        if value <= timedelta(0):
+            raise fail(f"review.{key}", "expected a duration above zero")
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("review.enabled", "expected true or false")
+    names = {}
+    for key in ("groups", "roles"):
+        value = spec.get(key, [])
+        if not isinstance(value, list):
+            raise fail(f"review.{key}", f"expected a list of IAM {key[:-1]} names")
+        for index, name in enumerate(value):
+            if not isinstance(name, str) or not IAM_NAME.match(name):
+                raise fail(f"review.{key}[{index}]",
+                           f"'{name}' is not an IAM {key[:-1]} name (in the bot's own account)")
+        if len(set(value)) != len(value):
+            raise fail(f"review.{key}", "names one twice")
+        names[key] = tuple(value)
+    return Review(interval=interval, unused_service_age=unused, enabled=enabled, **names)
 
 
 def _parse_exclusions(spec: Any, fail) -> Exclusions:
