@@ -189,6 +189,17 @@ class IdentityCenter:
         except (ClientError, BotoCoreError, KeyError):
             return user_id
 
+    # -- taking standing access away (the access review) ----------------------------------
+
+    def remove_assignment(self, permission_set: str, account: str, user_id: str) -> None:
+        """Delete the user's assignment of the permission set in the account; gone already
+        is success."""
+        self._assignment("delete", self.permission_set_arn(permission_set), account, user_id)
+
+    def remove_member(self, group: str, user_id: str) -> None:
+        """Take the user out of the group; not a member is success."""
+        self._remove_member(self.group_id(group), user_id, group)
+
     # -- helpers -----------------------------------------------------------------------
 
     def _assignment(self, action: str, permission_set: str, account: str, user: str) -> None:

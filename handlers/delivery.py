@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from accessbot.handlers import blocks, hygiene_blocks
+from accessbot.handlers import blocks, hygiene_blocks, review_blocks
 from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
-from accessbot.services import findings
+from accessbot.services import findings, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.account_audit import Deviation
@@ -87,6 +87,10 @@ class Delivery:
             Kind.FINDINGS_SUMMARY: self._findings_summary,
             Kind.FINDINGS_PREVIEW: self._findings_preview,
             Kind.ACCOUNT_AUDIT: self._account_audit,
+            Kind.REVIEW_ASK: self._review_ask,
+            Kind.REVIEW_UPDATE: self._review_update,
+            Kind.REVIEW_ESCALATED: self._review_escalated,
+            Kind.REVIEW_OUTCOME: self._review_outcome,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -292,6 +296,39 @@ class Delivery:
         deviations = [Deviation(*d) for d in args["deviations"]]
         return _post(channel, hygiene_blocks.account_audit(
             deviations, args.get("account", ""))) if channel else None
+
+    # -- the access review -----------------------------------------------------------------
+
+    def _review_ask(self, session, args, now):
+        rows = reviews.get_items(session, args["item_ids"])
+        if not rows:
+            return None
+        return _post(args["destination"], review_blocks.review_message(
+            rows, reminder=args.get("reminder", False)))
+
+    def _review_update(self, session, args, now):
+        channel, ts = args["channel"], args["ts"]
+        rows = reviews.in_message(session, channel, ts)
+        escalated = bool(rows) and channel == self.catalog.admin_channel and all(
+            r.escalated_at for r in rows)
+        text, body = (review_blocks.review_message(rows, escalated=escalated) if rows
+                      else review_blocks.review_gone())
+        return SlackCall(UPDATE, {"channel": channel, "ts": ts, "text": text, "blocks": body})
+
+    def _review_escalated(self, session, args, now):
+        channel = self._admin("access review escalation")
+        rows = reviews.get_items(session, args["item_ids"])
+        if not channel or not rows:
+            return None
+        return _post(channel, review_blocks.review_message(rows, escalated=True))
+
+    def _review_outcome(self, session, args, now):
+        channel = self._admin("access review outcome")
+        if not channel:
+            return None
+        run = reviews.get_run(session, args["run_id"])
+        return _post(channel, review_blocks.review_outcome(
+            reviews.outcome(session, run.id), reviews.run_items(session, run.id), run.account))
 
 
 def _post(channel: str, message: blocks.Message) -> SlackCall:

@@ -15,6 +15,8 @@ class ActionId(StrEnum):
     FINDING_DEACTIVATE = "accessbot.finding_deactivate"
     FINDING_FIX = "accessbot.finding_fix"
     FINDING_SNOOZE = "accessbot.finding_snooze"
+    REVIEW_KEEP = "accessbot.review_keep"
+    REVIEW_REMOVE = "accessbot.review_remove"
 
 
 class BlockId(StrEnum):

@@ -64,6 +64,8 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.FINDING_DEACTIVATE.value)(listeners.deactivate_key)
     app.action(ActionId.FINDING_FIX.value)(listeners.will_fix)
     app.action(ActionId.FINDING_SNOOZE.value)(listeners.snooze)
+    app.action(ActionId.REVIEW_KEEP.value)(listeners.review_keep)
+    app.action(ActionId.REVIEW_REMOVE.value)(listeners.review_remove)
     app.error(listeners.on_error)
 
 
@@ -204,6 +206,16 @@ class Listeners:
 
     def snooze(self, ack: Ack, body: dict) -> None:
         self._finding(Task.SNOOZE, click_input(body))
+        ack()
+
+    # -- the access review --------------------------------------------------------------
+
+    def review_keep(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.REVIEW_KEEP, click_input(body))
+        ack()
+
+    def review_remove(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.REVIEW_REMOVE, click_input(body))
         ack()
 
     def _finding(self, task: Task, click: ClickInput) -> None:

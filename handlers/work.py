@@ -34,6 +34,7 @@ from accessbot.services.commands import Draft, ExtensionDraft, parse_id
 from accessbot.services.errors import AccessBotError, NotFound
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.inbox import Claimed
+from accessbot.services.review_runner import ReviewRunner
 from accessbot.services.runner import AccessRunner
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class Task(StrEnum):
     DEACTIVATE_KEY = "deactivate_key"
     WILL_FIX = "will_fix"
     SNOOZE = "snooze"
+    REVIEW_KEEP = "review_keep"
+    REVIEW_REMOVE = "review_remove"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class WorkDeps:
     clock: Clock
     later: Callable[..., object]  # runs AWS work on the worker's bounded AWS pool
     owner: str  # this worker's name on inbox leases
+    review: ReviewRunner | None = None  # the access review (None: not wired)
 
 
 APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transaction
@@ -311,6 +315,35 @@ class Work:
         row = self._run(reply, use_case)
         if row is not None and row.message_ts:
             self.deps.hygiene.refresh_message(row.message_channel, row.message_ts)
+
+    # -- the access review --------------------------------------------------------------
+
+    def review_keep(self, value: str | None, user_id: str, channel_id: str | None,
+                    reply: ReplyTo) -> None:
+        """Keep: the message (every copy) shows it; a refusal is told to the clicker."""
+        self._run(reply, lambda session: self._review().keep_in(
+            session, parse_id(value), user_id, channel_id))
+
+    def review_remove(self, value: str | None, user_id: str, channel_id: str | None,
+                      reply: ReplyTo) -> None:
+        """Remove: decided (and this task done) in one transaction, then re-checked live
+        and removed; the clicker hears what happened."""
+        try:
+            said = self._review().remove(parse_id(value), user_id, channel_id,
+                                         finish=self._finish_task)
+        except _AlreadyDone:
+            return
+        except AccessBotError as exc:  # refused, decided already, or AWS said no
+            said = user_message(exc)
+        if getattr(self._local, "finished", False):
+            self._answer(reply, said)  # the task ended with the decision
+        else:
+            self._reply(reply, said)
+
+    def _review(self) -> ReviewRunner:
+        if self.deps.review is None:
+            raise NotFound("The access review is not set up in this process.")
+        return self.deps.review
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from accessbot.aws import (
     make_identity_center,
 )
 from accessbot.aws.accounts import AccountCredentials, assumed_session
+from accessbot.aws.review import AccountReview, IamReview
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
@@ -51,6 +52,7 @@ from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
 from accessbot.services.hygiene_runner import AccountSide, HygieneRunner
 from accessbot.services.ports import AccessProvider, ProviderError, ReportNotReady
+from accessbot.services.review_runner import ReviewRunner, ReviewSide
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
 
@@ -72,6 +74,7 @@ class Components:
     hygiene: HygieneRunner
     sender: Sender
     stopping: threading.Event
+    review: ReviewRunner | None = None
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -126,11 +129,19 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                                 Owners(account_directories[i], profiles),
                                 account_directories[i].refresh)
                                 for i in catalog.audited_accounts()})
+    review = ReviewRunner(sessions, catalog, identity_center=identity_center, sides={
+        "": ReviewSide(IamReview(iam), IamCredentials(iam, sleep=_sleep_unless(stopping)),
+                       Owners(directory, profiles)),
+        **{i: ReviewSide(AccountReview(IamReview(account_iam[i]), i),
+                         AccountCredentials(IamCredentials(
+                             account_iam[i], sleep=_sleep_unless(stopping)), i),
+                         Owners(account_directories[i], profiles))
+           for i in catalog.assumed_accounts()}})
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping)
+                      background, hygiene, sender, stopping, review)
 
 
 def _sleep_unless(stopping: threading.Event):
@@ -171,7 +182,7 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
-                                                   components.hygiene),
+                                                   components.hygiene, components.review),
                       {"sweep": components.catalog.sweep_interval})
     log.info("scheduler running; %d live grants have timers", live)
     return scheduler
@@ -194,7 +205,8 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     scheduler = start_scheduler(components)
     owner = worker_id()
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
-                         components.client, utcnow, components.background.submit, owner))
+                         components.client, utcnow, components.background.submit, owner,
+                         components.review))
     acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
     gc.freeze()  # as in the web process: collections stay short
     ready.set()

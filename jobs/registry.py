@@ -7,6 +7,7 @@ from datetime import timedelta
 from accessbot.services import inbox, outbox
 from accessbot.services.catalog import Hygiene
 from accessbot.services.hygiene_runner import HygieneRunner
+from accessbot.services.review_runner import ReviewRunner
 from accessbot.services.runner import AccessRunner
 
 
@@ -15,6 +16,7 @@ class JobContext:
     runner: AccessRunner
     refresh_directory: Callable[[], object]
     hygiene: HygieneRunner | None = None
+    review: ReviewRunner | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Job:
     # run in the bot's own account and in each of `accounts:` (run(context, account)),
     # each account's run due on its own
     per_account: bool = False
+    # what `run-job` does instead of the scheduled run, when the two differ
+    now: Callable[["JobContext"], object] | None = None
 
 
 def run_due(job: Job, context: JobContext, every: timedelta) -> object | None:
@@ -80,6 +84,26 @@ def _account_audit(context: JobContext, account: str):
     return context.hygiene.account_audit(account)
 
 
+def _access_review(context: JobContext, every: timedelta | None = None):
+    """In each account: a review when review.interval has passed since the last (or
+    `every`: timedelta(0) is now), else its reminders, escalation and closing."""
+    review = context.review
+    if review is None or (every is None and not review.settings.enabled):
+        return None
+    results = {}
+    for account in review.accounts():
+        started = context.hygiene.run_if_due(
+            "access-review", review.settings.interval if every is None else every,
+            lambda a=account: review.review(a), account=account)
+        results[account or "own"] = started if started is not None \
+            else review.follow_up(account)
+    return results
+
+
+def _access_review_now(context: JobContext):
+    return _access_review(context, timedelta(0))
+
+
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
 
 PERIODIC = [
@@ -102,6 +126,10 @@ PERIODIC = [
         "check the password policy, the number of administrators and members of managed "
         "groups without a grant (hygiene.audit_interval); in every account",
         period=lambda hygiene: hygiene.audit_interval, per_account=True),
+    Job("access-review", _access_review, timedelta(hours=1),
+        "ask approvers (or owners) to keep or remove standing access outside accessbot's "
+        "grants (review.interval, 30 days); every hour, remind, escalate and close; in every "
+        "account with catalog groups or roles", now=_access_review_now),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

@@ -344,6 +344,7 @@ class ReviewItem(Base):
     target_kind: Mapped[str] = mapped_column(String(32))   # services.reviews.TargetKind
     target: Mapped[str] = mapped_column(String(600))       # group, role, permission set
     resource: Mapped[str | None] = mapped_column(String(64))  # the catalog's, if any
+    target_note: Mapped[str | None] = mapped_column(Text)  # the target's last use, unused
     principal_kind: Mapped[str] = mapped_column(String(32))  # iam_user, role_principal, ...
     principal: Mapped[str] = mapped_column(String(600))    # name, ARN or id
     principal_label: Mapped[str | None] = mapped_column(String(200))  # for people

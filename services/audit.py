@@ -40,6 +40,11 @@ class Action(StrEnum):
     FINDING_RESOLVED = "finding_resolved"
     KEY_FINAL_WARNING = "key_final_warning"
     KEY_DEACTIVATED = "key_deactivated"
+    REVIEW_KEPT = "review_kept"
+    REVIEW_REMOVED = "review_removed"
+    REVIEW_GONE = "review_gone"
+    REVIEW_ESCALATED = "review_escalated"
+    REVIEW_UNANSWERED = "review_unanswered"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -108,6 +113,8 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
     action = Action(event.action)
     if finding is not None:
         return _finding_sentence(action, actor, finding, detail, name)
+    if action.value.startswith("review_"):
+        return _review_sentence(action, actor, detail)
     who = name(request.requester_id) if request else name(grant.requester_id) if grant else "?"
     resource = entry.resource or "?"
     number = f"request #{request.id if request else event.request_id}"
@@ -151,6 +158,22 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
     return f"{actor} {action.value.replace('_', ' ')} {resource}: {detail}"
+
+
+def _review_sentence(action: Action, actor: str, detail: str) -> str:
+    """The access review's decisions; the detail names the principal and the target."""
+    match action:
+        case Action.REVIEW_KEPT:
+            return f"{actor} kept, in the access review: {detail}"
+        case Action.REVIEW_REMOVED:
+            return f"{actor} removed, in the access review: {detail}"
+        case Action.REVIEW_GONE:
+            return f"{actor} chose Remove, but it was already gone (checked live): {detail}"
+        case Action.REVIEW_ESCALATED:
+            return f"accessbot told the admin channel, undecided in the access review: {detail}"
+        case Action.REVIEW_UNANSWERED:
+            return f"the access review closed with nobody deciding: {detail}"
+    return f"{actor} {action.value.replace('_', ' ')}: {detail}"
 
 
 def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, detail: str,

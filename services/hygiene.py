@@ -222,6 +222,11 @@ def _add_multiple_keys(row: CredentialRow, out: list[Finding]) -> None:
         out.append(Finding(row.user, FindingKind.MULTIPLE_KEYS, "keys", newest))
 
 
+def last_used(row: CredentialRow) -> datetime | None:
+    """The newest use of the user's password or of any of its keys; None if never used."""
+    return _last_activity(row)[0]
+
+
 def _last_activity(row: CredentialRow) -> tuple[datetime | None, str | None]:
     """The newest use of the password or of any key, active or not, and where (for a key);
     None if never used."""

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accessbot.models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
-from accessbot.services import findings
+from accessbot.services import findings, reviews
 from accessbot.services.account_audit import Deviation
 from accessbot.services.catalog import is_channel
 from accessbot.services.outbox import ADMINS, Kind, Owed, is_pending, owe
@@ -160,6 +160,34 @@ def account_audit(session: Session, deviations: list[Deviation], now: datetime,
         deviations=[[d.check, d.subject, d.detail] for d in deviations])
 
 
+# -- the access review --------------------------------------------------------------------
+
+def review_ask(session: Session, destination: str, item_ids: list[int], now: datetime,
+               reminder: bool = False) -> None:
+    """One target's rows (at most one message's worth), to one of its deciders."""
+    owe(session, Kind.REVIEW_ASK, destination, now, destination=destination,
+        item_ids=item_ids, reminder=reminder)
+
+
+def review_updated(session: Session, channel: str, ts: str, now: datetime) -> None:
+    key = f"review:{channel}:{ts}"
+    owe(session, Kind.REVIEW_UPDATE, key, now, target=key, channel=channel, ts=ts)
+
+
+def review_decided(session: Session, item_id: int, now: datetime) -> None:
+    """Every posted message listing the item shows the decision."""
+    for channel, ts in reviews.copies_of(session, item_id):
+        review_updated(session, channel, ts, now)
+
+
+def review_escalated(session: Session, item_ids: list[int], now: datetime) -> None:
+    owe(session, Kind.REVIEW_ESCALATED, ADMINS, now, item_ids=item_ids)
+
+
+def review_outcome(session: Session, run_id: int, now: datetime) -> None:
+    owe(session, Kind.REVIEW_OUTCOME, ADMINS, now, run_id=run_id)
+
+
 # -- what a delivery teaches the database ------------------------------------------------
 
 def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None,
@@ -192,3 +220,6 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
             findings_updated(session, old_channel, old_ts, now)  # they live in the new one
     elif owed.kind is Kind.KEY_FINAL_WARNING:
         findings.mark_final_warning(session, args["finding_id"], now)
+    elif owed.kind in (Kind.REVIEW_ASK, Kind.REVIEW_ESCALATED) and ts:
+        if reviews.mark_posted(session, args["item_ids"], channel, ts):
+            review_updated(session, channel, ts, now)  # decided while it was on its way

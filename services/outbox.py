@@ -57,6 +57,10 @@ class Kind(StrEnum):
     FINDINGS_SUMMARY = "findings_summary"
     FINDINGS_PREVIEW = "findings_preview"      # report mode: who would have been told what
     ACCOUNT_AUDIT = "account_audit"
+    REVIEW_ASK = "review_ask"                  # a target's rows, Keep / Remove, to a decider
+    REVIEW_UPDATE = "review_update"            # re-render a posted review message in place
+    REVIEW_ESCALATED = "review_escalated"      # undecided rows, to the admin channel
+    REVIEW_OUTCOME = "review_outcome"          # kept, removed, gone, unanswered
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

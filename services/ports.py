@@ -152,3 +152,67 @@ class Timers(Protocol):
     def schedule(self, job: str, grant_id: int, when: datetime) -> None: ...
 
     def cancel(self, job: str, grant_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class HeldGroup:
+    """An IAM group and its members, as the access review reads it."""
+
+    arn: str
+    members: frozenset[str]
+
+
+@dataclass(frozen=True)
+class HeldRole:
+    """An IAM role as the access review reads it: who its trust policy lets assume it
+    (accessbot's own grant statements and AWS services left out), when it was last used,
+    and its `owner` tag."""
+
+    arn: str
+    trustees: tuple[str, ...]
+    last_used: datetime | None
+    owner_tag: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectAdmin:
+    """An IAM user holding administrator access through a policy on the user itself."""
+
+    user: str
+    user_arn: str
+    policy: str  # a managed policy's ARN, or "inline:<name>"
+    how: str     # for people: "AdministratorAccess attached directly"
+
+
+class StandingReview(Protocol):
+    """Standing IAM access in one account, for the access review: read it, re-check it
+    live, take it away. Removals are idempotent ("not a member" is success)."""
+
+    def group(self, group: str) -> HeldGroup | None:
+        """The group and its members; None when there is no such group."""
+        ...
+
+    def role(self, role: str) -> HeldRole | None:
+        """The role (by name or ARN); None when there is no such role."""
+        ...
+
+    def direct_admins(self) -> list[DirectAdmin]:
+        """Users with AdministratorAccess, or a policy allowing * on *, attached to or
+        inline on the user (not through a group)."""
+        ...
+
+    def has_policy(self, user: str, policy: str) -> bool:
+        """Live: is this managed policy attached to (or this inline policy on) the user?"""
+        ...
+
+    def remove_member(self, group: str, user: str) -> None: ...
+
+    def detach_admin(self, user: str, policy: str) -> None: ...
+
+
+class IdentityCenterReview(StandingAccess, Protocol):
+    """StandingAccess, and taking it away (the revocation's own code)."""
+
+    def remove_assignment(self, permission_set: str, account: str, user_id: str) -> None: ...
+
+    def remove_member(self, group: str, user_id: str) -> None: ...

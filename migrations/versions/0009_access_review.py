@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column('target_kind', sa.String(length=32), nullable=False),
         sa.Column('target', sa.String(length=600), nullable=False),
         sa.Column('resource', sa.String(length=64), nullable=True),
+        sa.Column('target_note', sa.Text(), nullable=True),
         sa.Column('principal_kind', sa.String(length=32), nullable=False),
         sa.Column('principal', sa.String(length=600), nullable=False),
         sa.Column('principal_label', sa.String(length=200), nullable=True),
