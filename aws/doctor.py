@@ -26,6 +26,9 @@ HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
                    "iam:GetAccountPasswordPolicy", "iam:ListAccessKeys",
                    "iam:GetAccessKeyLastUsed")
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
+# the access review: re-check and remove administrator policies on users
+REVIEW_USER_ACTIONS = ("iam:ListAttachedUserPolicies", "iam:GetUserPolicy",
+                       "iam:DetachUserPolicy")
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
@@ -43,6 +46,7 @@ class Needs:
     hygiene: bool
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
     role_grants: str = "user_policy"
+    review: bool = False
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -81,6 +85,8 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+    if needs.review:
+        on.setdefault(any_user, []).extend(REVIEW_USER_ACTIONS)
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
     checks.append(_permissions(iam, arn, on))

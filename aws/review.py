@@ -105,7 +105,7 @@ class IamReview:
                     document = next((v["Document"] for v in policy.get("PolicyVersionList", ())
                                      if v.get("IsDefaultVersion")), None)
                     if document is not None and grants_admin(document):
-                        admin_policies[policy["Arn"]] = policy["PolicyName"]
+                        admin_policies[policy["Arn"]] = policy["Arn"].rsplit("/", 1)[-1]
         except (ClientError, BotoCoreError) as exc:
             raise provider_error(exc, "reading IAM users and policies") from exc
         found = []

@@ -223,3 +223,14 @@ def test_who_holds_it_is_read_for_the_account_audit(world):
     assert adapter.members("oncall") == {world["user"]}
     assert adapter.user_name(world["user"]) == "alice@example.com"
     assert adapter.user_name("no-such-user") == "no-such-user"
+
+
+def test_standing_access_is_taken_away_for_the_access_review(world):
+    adapter = world["adapter"]
+    adapter.grant(ps_spec(world, PROD))
+    adapter.grant(GrantSpec(2, world["user"], "sso_group", "oncall", EXPIRES))
+    adapter.remove_assignment("AdministratorAccess", PROD, world["user"])
+    adapter.remove_member("oncall", world["user"])
+    assert assignments(world, PROD) == [] and members(world) == set()
+    adapter.remove_assignment("AdministratorAccess", PROD, world["user"])  # gone: success
+    adapter.remove_member("oncall", world["user"])
