@@ -236,6 +236,38 @@ def test_hygiene_errors_name_the_path(hygiene, path):
     assert f"config: {path}:" in config_error({**CATALOG, "hygiene": hygiene})
 
 
+
+# -- review ----------------------------------------------------------------------------
+
+def test_review_defaults_and_settings():
+    review = parse_catalog(CATALOG).review
+    assert (review.interval, review.unused_service_age, review.enabled) == (
+        timedelta(days=30), timedelta(days=90), True)
+    assert review.groups == review.roles == ()
+    review = parse_catalog({**CATALOG, "review": {
+        "interval": "7d", "groups": ["break-glass"], "roles": ["Deploy"],
+        "unused_service_age": "30d", "enabled": False}}).review
+    assert (review.interval, review.groups, review.roles, review.unused_service_age,
+            review.enabled) == (timedelta(days=7), ("break-glass",), ("Deploy",),
+                                timedelta(days=30), False)
+
+
+@pytest.mark.parametrize("review, path", [
+    ("yes", "review"),
+    ({"every": "7d"}, "review.every"),
+    ({"interval": "soon"}, "review.interval"),
+    ({"interval": "0s"}, "review.interval"),
+    ({"unused_service_age": "-1d"}, "review.unused_service_age"),
+    ({"enabled": "no"}, "review.enabled"),
+    ({"groups": "admins"}, "review.groups"),
+    ({"groups": ["ok", "bad name!"]}, "review.groups[1]"),
+    ({"roles": [7]}, "review.roles[0]"),
+    ({"roles": ["Deploy", "Deploy"]}, "review.roles"),
+])
+def test_review_errors_name_the_path(review, path):
+    assert f"config: {path}:" in config_error({**CATALOG, "review": review})
+
+
 # -- accounts and IAM Identity Center ----------------------------------------------------
 
 ACCOUNTS = {"prod": {"id": "222222222222",
