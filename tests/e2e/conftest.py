@@ -25,6 +25,8 @@ E2E_CONFIG = {
             "kind": "iam_group", "group": "staging-admins", "approvers": ["U0BOB"],
         },
     },
+    # not scheduled: its DMs would mix with every test's (run-job still runs it)
+    "review": {"enabled": False},
 }
 
 
