@@ -107,6 +107,11 @@ class ReviewRunner:
             synced = reviews.sync(session, run, found, now)
             for row in synced.gone:
                 messages.review_decided(session, row.id, now)
+            if not synced.opened:  # nothing new: the earlier runs' rows are still asked
+                nothing = not synced.refreshed
+                reviews.close(session, run, now, told=nothing and self._admins())
+                if nothing and self._admins():
+                    messages.review_outcome(session, run.id, now)  # "none found"
             run_id = run.id
         told = self._tell(account, now)
         closed = self._close(account, now)
@@ -305,6 +310,9 @@ class ReviewRunner:
                                             now, reminder)
                         sent += 1
         return sent
+
+    def _admins(self) -> bool:
+        return bool(self.catalog.admin_channel)
 
     def _escalate(self, account: str, now: datetime) -> int:
         if not self.catalog.admin_channel:

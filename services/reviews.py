@@ -87,9 +87,9 @@ def _key(kind: str, target: str, principal_kind: str, principal: str, via: str) 
 
 def sync(session: Session, run: ReviewRun, found: dict[Target, list[Holder]],
          now: datetime) -> Synced:
-    """Make the account's open items those found: open the new, move the known open ones
-    into this run (refreshed), and end as GONE the open items of a target read now
-    whose access is no longer there."""
+    """Make the account's open items those found: open the new (in this run), refresh
+    the known open ones (they stay in the run that first asked), and end as GONE the open
+    items of a target read now whose access is no longer there."""
     open_rows = {_key(r.target_kind, r.target, r.principal_kind, r.principal, r.via): r
                  for r in session.scalars(select(ReviewItem).where(
                      ReviewItem.status == ReviewStatus.OPEN, ReviewItem.account == run.account))}
@@ -100,15 +100,16 @@ def sync(session: Session, run: ReviewRun, found: dict[Target, list[Holder]],
                        holder.via)
             row = open_rows.pop(key, None)
             if row is None:
-                row = ReviewItem(account=run.account, target_kind=target.kind.value,
-                                 target=target.name, principal_kind=holder.principal_kind.value,
+                row = ReviewItem(run_id=run.id, account=run.account,
+                                 target_kind=target.kind.value, target=target.name,
+                                 principal_kind=holder.principal_kind.value,
                                  principal=holder.principal, via=holder.via,
                                  status=ReviewStatus.OPEN, asked_at=now)
                 session.add(row)
                 result.opened.append(row)
-            else:
+            else:  # still the run that asked first: its outcome will say how it ended
                 result.refreshed.append(row)
-            row.run_id, row.resource, row.target_note = run.id, target.resource, target.note
+            row.resource, row.target_note = target.resource, target.note
             row.owner = ",".join(target.deciders)
             row.how, row.principal_label = holder.how, holder.label
             row.principal_slack = holder.slack
@@ -350,13 +351,16 @@ def closing_due(session: Session, account: str, now: datetime, close_after: time
     return due_runs
 
 
-def close(session: Session, run: ReviewRun, now: datetime) -> dict[str, int]:
-    """Unanswered items become UNANSWERED (the next review asks again); the run closes."""
+def close(session: Session, run: ReviewRun, now: datetime, told: bool = True
+          ) -> dict[str, int]:
+    """Unanswered items become UNANSWERED (the next review asks again); the run closes
+    (told: its outcome is owed to the admins)."""
     for row in session.scalars(select(ReviewItem).where(
             ReviewItem.run_id == run.id, ReviewItem.status == ReviewStatus.OPEN)):
         _decide(row, ReviewStatus.UNANSWERED, SYSTEM, now)
         audit.record(session, now, SYSTEM, Action.REVIEW_UNANSWERED, detail=describe(row))
-    run.closed_at = run.outcome_posted_at = now
+    run.closed_at = now
+    run.outcome_posted_at = now if told else None
     return outcome(session, run.id)
 
 

@@ -26,6 +26,8 @@ FINDING = CredentialFinding(id=5, iam_user="alice", kind="key_unused",
                             owner="U0ALICE")
 
 # (action, actor, the rows it is about, detail) -> the line `accessbot audit` prints
+REVIEWED = "IAM user carol: member, IAM group prod-admins"  # services/reviews.describe
+
 SENTENCES = [
     (Action.REQUESTED, "U0ALICE", (REQUEST, None), None,
      "Alice asked for prod-admins for 2h (request #7): “deploy hotfix 123”"),
@@ -81,6 +83,16 @@ SENTENCES = [
      "key (...WXYZ)"),
     (Action.KEY_DEACTIVATED, "U0BOB", FINDING, "alice's access key ...WXYZ",
      "Bob deactivated alice's access key ...WXYZ"),
+    (Action.REVIEW_KEPT, "U0BOB", (None, None), REVIEWED,
+     f"Bob kept, in the access review: {REVIEWED}"),
+    (Action.REVIEW_REMOVED, "U0BOB", (None, None), REVIEWED,
+     f"Bob removed, in the access review: {REVIEWED}"),
+    (Action.REVIEW_GONE, "U0BOB", (None, None), REVIEWED,
+     f"Bob chose Remove, but it was already gone (checked live): {REVIEWED}"),
+    (Action.REVIEW_ESCALATED, "accessbot", (None, None), REVIEWED,
+     f"accessbot told the admin channel, undecided in the access review: {REVIEWED}"),
+    (Action.REVIEW_UNANSWERED, "accessbot", (None, None), REVIEWED,
+     f"the access review closed with nobody deciding: {REVIEWED}"),
 ]
 
 

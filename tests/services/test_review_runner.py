@@ -104,8 +104,10 @@ def mail(sessions, clock):
 
 
 def items(sessions) -> dict[tuple[str, str], ReviewItem]:
+    """(target, principal) -> its latest item."""
     with sessions() as session:
-        return {(r.target, r.principal): r for r in session.scalars(select(ReviewItem))}
+        return {(r.target, r.principal): r
+                for r in session.scalars(select(ReviewItem).order_by(ReviewItem.id))}
 
 
 def decide(runner, sessions, how: str, item_id: int, user: str, channel: str | None = None):
@@ -184,10 +186,14 @@ def test_a_new_review_refreshes_open_items_instead_of_asking_twice(runner, mail,
     assert again["prod-admins", "carol"].status is ReviewStatus.OPEN
     assert again["prod-admins", "erin"].status is ReviewStatus.GONE
     assert len(mail.owed(Kind.REVIEW_ASK)) == asks  # told within reminder_interval: not again
-    # the old run had nothing left open: it closed, and the admins heard its outcome
+    # carol stays in the run that asked first; the second found nothing new and closed
+    # without a word (the first run's outcome will count carol)
+    assert again["prod-admins", "carol"].run_id == first["prod-admins", "carol"].run_id
     with sessions() as session:
         runs = session.scalars(select(ReviewRun).order_by(ReviewRun.id)).all()
-    assert runs[0].closed_at is not None and runs[1].closed_at is None
+    assert runs[0].closed_at is None
+    assert runs[1].closed_at is not None and runs[1].outcome_posted_at is None
+    assert mail.owed(Kind.REVIEW_OUTCOME) == []
 
 
 def test_keep_is_recorded_and_every_copy_updates(runner, mail, sessions):
@@ -349,9 +355,12 @@ def test_unanswered_rows_are_reminded_escalated_once_then_closed_with_the_outcom
         assert run.closed_at == run.outcome_posted_at == clock()
 
     # the next review asks again about what was unanswered
-    runner.review()
-    again = items(sessions)
-    assert len([r for r in again.values() if r.status is ReviewStatus.OPEN]) >= 4
+    # (and, as every review, about what was kept last time: a recertification)
+    assert runner.review()["new"] == 6
+    with sessions() as session:
+        reopened = session.scalars(select(ReviewItem.principal).where(
+            ReviewItem.status == ReviewStatus.OPEN)).all()
+    assert sorted(reopened) == sorted(["carol", "erin", "frank", TRUSTED, "ops", "sso-gina"])
 
 
 def test_a_review_with_everything_decided_closes_at_the_next_check(runner, mail, sessions,
@@ -373,6 +382,17 @@ def test_without_last_accessed_data_nothing_is_said_about_unused_services(make_r
     make_runner(last_accessed=None).review()
     assert all(r.unused is None for r in items(sessions).values())
     assert items(sessions)["prod-admins", "carol"].target_note is None
+
+
+def test_a_review_that_finds_nothing_says_so_once(runner, mail, sessions, standing,
+                                                  identity_center):
+    standing.groups, standing.roles, standing.admins = {}, {}, []
+    identity_center.assignments = {}
+    assert runner.review()["closed"] == 0  # closed as it started
+    [outcome] = mail.owed(Kind.REVIEW_OUTCOME)
+    mail.deliver()
+    [posted] = [p for p in mail.client.posted(ADMINS) if "closed" in p["text"]]
+    assert "0 kept" in posted["text"] and "No standing access" in str(posted["blocks"])
 
 
 def test_a_catalog_without_admin_channel_skips_the_administrators(make_runner, sessions):
