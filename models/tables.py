@@ -128,6 +128,12 @@ class Grant(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     dm_channel: Mapped[str | None] = mapped_column(String(32))
     dm_ts: Mapped[str | None] = mapped_column(String(32))
+    # what the grant was used for (services/grant_activity.py): looked up in CloudTrail
+    # from activity_due_at on, once it ended (REVOKED); the summary as JSON
+    activity_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    activity_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    activity_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    activity: Mapped[str | None] = mapped_column(Text)
 
     request: Mapped[AccessRequest] = relationship(back_populates="grant",
                                                   foreign_keys=[request_id])
@@ -135,6 +141,7 @@ class Grant(Base):
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_status_warn_at", "status", "warn_at"),
+        Index("ix_grants_activity_due_at", "activity_due_at"),
         # one live grant per IAM user and target: revoking an overlapping grant would
         # otherwise take away access that another grant still promises
         Index("uq_grants_live_access", "iam_user", "kind", "target", "accounts", unique=True,

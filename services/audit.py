@@ -40,6 +40,8 @@ class Action(StrEnum):
     FINDING_RESOLVED = "finding_resolved"
     KEY_FINAL_WARNING = "key_final_warning"
     KEY_DEACTIVATED = "key_deactivated"
+    ACTIVITY_SUMMARISED = "activity_summarised"
+    ACTIVITY_UNAVAILABLE = "activity_unavailable"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -150,6 +152,11 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
+        case Action.ACTIVITY_SUMMARISED:
+            return f"accessbot looked up what {who} did with {resource} in CloudTrail: {detail}"
+        case Action.ACTIVITY_UNAVAILABLE:
+            return (f"accessbot could not look up what {who} did with {resource} in "
+                    f"CloudTrail: {detail}")
     return f"{actor} {action.value.replace('_', ' ')} {resource}: {detail}"
 
 

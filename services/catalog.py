@@ -155,6 +155,15 @@ class Hygiene:
 
 
 @dataclass(frozen=True)
+class CloudTrail:
+    """The `cloudtrail:` section: what a grant was used for, looked up after it ends."""
+
+    enabled: bool = True
+    delay: timedelta = timedelta(minutes=15)  # CloudTrail delivers events within ~15 min
+    regions: tuple[str, ...] = ()  # empty: the bot's own region
+
+
+@dataclass(frozen=True)
 class Catalog:
     resources: dict[str, Resource]
     approval_channel: str | None = None
@@ -166,6 +175,7 @@ class Catalog:
     identity_center: IdentityCenter = IdentityCenter()
     iam_user_path: str = "/"  # only IAM users under this path are matched and granted
     role_grants: str = "user_policy"  # or trust_policy: how an iam_role grant is made
+    cloudtrail: CloudTrail = CloudTrail()
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -215,7 +225,7 @@ class Catalog:
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
-             "role_grants"}
+             "role_grants", "cloudtrail"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -239,6 +249,7 @@ _TARGET_TEXT = {
     ResourceKind.SSO_GROUP: "an Identity Center group's display name or id",
 }
 _ACCOUNT_KEYS = {"id", "role_arn", "external_id"}
+_CLOUDTRAIL_KEYS = {"enabled", "delay", "regions", "lake_event_data_store"}
 _IDENTITY_CENTER_KEYS = {"instance_arn", "identity_store_id", "region"}
 
 
@@ -296,7 +307,36 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
                    hygiene=hygiene, accounts=accounts, iam_user_path=path,
                    role_grants=role_grants,
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
+                   cloudtrail=_parse_cloudtrail(raw.get("cloudtrail"), fail),
                    **channels)
+
+
+def _parse_cloudtrail(spec: Any, fail) -> CloudTrail:
+    if spec is None:
+        return CloudTrail()
+    if not isinstance(spec, dict):
+        raise fail("cloudtrail", "expected a mapping")
+    _check_keys(spec, _CLOUDTRAIL_KEYS, "cloudtrail", fail)
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("cloudtrail.enabled", "expected true or false")
+    delay = _duration(spec, "delay", CloudTrail.delay, "cloudtrail.delay", fail)
+    if delay > timedelta(days=1):
+        raise fail("cloudtrail.delay", "at most 1d (CloudTrail delivers events within about "
+                   "15 minutes)")
+    regions = spec.get("regions", [])
+    if not isinstance(regions, list):
+        raise fail("cloudtrail.regions", "expected a list of region names like eu-west-1")
+    for index, region in enumerate(regions):
+        if not (isinstance(region, str) and REGION.match(region)):
+            raise fail(f"cloudtrail.regions[{index}]", f"'{region}' is not a region name like "
+                       "eu-west-1")
+    if len(set(regions)) != len(regions):
+        raise fail("cloudtrail.regions", "names one region twice")
+    if spec.get("lake_event_data_store") is not None:
+        raise fail("cloudtrail.lake_event_data_store", "CloudTrail Lake is not supported yet: "
+                   "remove the key (the lookup reads Event history, LookupEvents)")
+    return CloudTrail(enabled=enabled, delay=delay, regions=tuple(regions))
 
 
 def _parse_accounts(spec: Any, fail) -> dict[str, Account]:

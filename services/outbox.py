@@ -57,6 +57,8 @@ class Kind(StrEnum):
     FINDINGS_SUMMARY = "findings_summary"
     FINDINGS_PREVIEW = "findings_preview"      # report mode: who would have been told what
     ACCOUNT_AUDIT = "account_audit"
+    ACTIVITY_REPLY = "activity_reply"          # what a grant was used for, in the thread
+    ACTIVITY_DM = "activity_dm"                # the same, to the requester
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

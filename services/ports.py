@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Protocol
 
 from accessbot.services.account_audit import PasswordPolicy
+from accessbot.services.activity import Event
 from accessbot.services.errors import AccessBotError
 from accessbot.services.hygiene import AccessKey, CredentialRow
 
@@ -134,3 +135,22 @@ class Timers(Protocol):
     def schedule(self, job: str, grant_id: int, when: datetime) -> None: ...
 
     def cancel(self, job: str, grant_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ActivityEvents:
+    """The events a lookup found, in the regions it read."""
+
+    events: list[Event]
+    regions: tuple[str, ...]
+    truncated: bool = False  # more than the lookup reads: what it found is a floor
+
+
+class Activity(Protocol):
+    """What a user did in an account over a window (CloudTrail), for a grant that ended."""
+
+    def events(self, account: str, user_name: str, start: datetime,
+               end: datetime) -> ActivityEvents:
+        """The user's events in the account ('' = the bot's own) between start and end, in
+        every configured region. Raises ProviderError (retryable: throttled, no answer)."""
+        ...
