@@ -136,7 +136,8 @@ def run_job(settings: Settings, name: str) -> int:
     migrate(settings.database_url)
     components = build(settings, catalog)
     _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
-    context = JobContext(components.runner, components.refresh_directories, components.hygiene)
+    context = JobContext(components.runner, components.refresh_directories, components.hygiene,
+                         components.activity)
     if job.period is None:
         result = job.run(context)
     else:  # now, whatever the period, but never beside a run of the same job elsewhere

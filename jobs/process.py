@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
@@ -27,6 +28,7 @@ from accessbot.aws import (
     make_identity_center,
 )
 from accessbot.aws.accounts import AccountCredentials, assumed_session
+from accessbot.aws.cloudtrail import make_cloudtrail
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
@@ -49,13 +51,20 @@ from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_ca
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
+from accessbot.services.grant_activity import GrantActivity
 from accessbot.services.hygiene_runner import AccountSide, HygieneRunner
-from accessbot.services.ports import AccessProvider, ProviderError, ReportNotReady
+from accessbot.services.ports import (
+    AccessProvider,
+    ProviderError,
+    ReportNotReady,
+    StandingAccess,
+)
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
 
 log = logging.getLogger("accessbot")
 
+ACTIVITY_CHECK = timedelta(minutes=1)  # how often ended grants are looked for
 TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
 
 
@@ -72,6 +81,7 @@ class Components:
     hygiene: HygieneRunner
     sender: Sender
     stopping: threading.Event
+    activity: GrantActivity | None = None
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -130,7 +140,18 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping)
+                      background, hygiene, sender, stopping,
+                      _grant_activity(catalog, sessions, identity_center))
+
+
+def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],
+                    names: StandingAccess | None) -> GrantActivity | None:
+    """The CloudTrail lookup after grants end (cloudtrail.enabled), in every account."""
+    if not catalog.cloudtrail.enabled:
+        return None
+    accounts = {a.id: a for a in catalog.accounts.values() if a.role_arn}
+    activity = make_cloudtrail(accounts, catalog.cloudtrail.regions)
+    return GrantActivity(sessions, catalog, activity, worker_id(), names=names)
 
 
 def _sleep_unless(stopping: threading.Event):
@@ -171,10 +192,16 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
-                                                   components.hygiene),
-                      {"sweep": components.catalog.sweep_interval})
+                                                   components.hygiene, components.activity),
+                      {"sweep": components.catalog.sweep_interval,
+                       "grant-activity": _activity_interval(components.catalog)})
     log.info("scheduler running; %d live grants have timers", live)
     return scheduler
+
+
+def _activity_interval(catalog: Catalog) -> timedelta:
+    """Every minute; more often when cloudtrail.delay is shorter (a test's 1s)."""
+    return max(min(ACTIVITY_CHECK, catalog.cloudtrail.delay), timedelta(seconds=1))
 
 
 def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from accessbot.services import inbox, outbox
 from accessbot.services.catalog import Hygiene
+from accessbot.services.grant_activity import GrantActivity
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.runner import AccessRunner
 
@@ -15,6 +16,7 @@ class JobContext:
     runner: AccessRunner
     refresh_directory: Callable[[], object]
     hygiene: HygieneRunner | None = None
+    activity: GrantActivity | None = None  # None: cloudtrail.enabled is false
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ def _account_audit(context: JobContext, account: str):
     return context.hygiene.account_audit(account)
 
 
+def _grant_activity(context: JobContext):
+    return context.activity.run() if context.activity else None
+
+
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
 
 PERIODIC = [
@@ -102,6 +108,9 @@ PERIODIC = [
         "check the password policy, the number of administrators and members of managed "
         "groups without a grant (hygiene.audit_interval); in every account",
         period=lambda hygiene: hygiene.audit_interval, per_account=True),
+    Job("grant-activity", _grant_activity, timedelta(minutes=1),
+        "look up in CloudTrail what each ended grant was used for (cloudtrail.delay after "
+        "it ended) and post the summary in the request's thread and to the requester"),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),
