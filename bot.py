@@ -183,7 +183,7 @@ def doctor(settings: Settings) -> int:
     accounts = catalog.assumed_accounts() | catalog.audited_accounts()  # roles assumed
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
                   catalog.hygiene.enabled, tuple(a.role_arn for a in accounts.values()),
-                  catalog.role_grants)
+                  catalog.role_grants, activity=catalog.cloudtrail.enabled)
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
 

@@ -28,6 +28,7 @@ HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
+ACTIVITY_ACTIONS = ("cloudtrail:LookupEvents",)  # cloudtrail.enabled: what a grant was used for
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 MEMBER_ROLE = ("deploy deploy/member-account-role.yaml in that account, trusting the bot's "
@@ -43,6 +44,7 @@ class Needs:
     hygiene: bool
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
     role_grants: str = "user_policy"
+    activity: bool = False  # cloudtrail.enabled
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -81,6 +83,8 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+    if needs.activity:
+        on["*"].extend(ACTIVITY_ACTIONS)
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
     checks.append(_permissions(iam, arn, on))

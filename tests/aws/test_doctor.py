@@ -187,3 +187,10 @@ def test_each_account_is_checked_through_the_role_the_bot_assumes_there(iam, aws
     assert refused.line().startswith("✗ account prod (222222222222): cannot assume "
                                      "arn:aws:iam::222222222222:role/accessbot (AccessDenied")
     assert "deploy/member-account-role.yaml" in refused.line()
+
+
+def test_cloudtrail_enabled_checks_lookup_events_on_everything(iam, sts):
+    asked = answer_simulations(iam)
+    aws_checks(iam, sts, Needs((), (), hygiene=False, activity=True))
+    by_resource = {tuple(a.get("ResourceArns", ["*"])): a["ActionNames"] for a in asked}
+    assert "cloudtrail:LookupEvents" in by_resource[("*",)]
