@@ -1,5 +1,6 @@
 """The audit trail: every state change with who, when and why."""
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,11 +154,23 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
         case Action.ACTIVITY_SUMMARISED:
-            return f"accessbot looked up what {who} did with {resource} in CloudTrail: {detail}"
+            return (f"accessbot looked up in CloudTrail what {who} did with {resource}: "
+                    f"{_activity_counts(event.detail)}")
         case Action.ACTIVITY_UNAVAILABLE:
             return (f"accessbot could not look up what {who} did with {resource} in "
                     f"CloudTrail: {detail}")
     return f"{actor} {action.value.replace('_', ' ')} {resource}: {detail}"
+
+
+def _activity_counts(detail: str | None) -> str:
+    """The counts of an activity summary's audit detail (services/activity.py, compact)."""
+    try:
+        found = json.loads(detail or "")
+        counts = (f"{found['events']} events, {found['writes']} changes, "
+                  f"{found['denied']} denied, {found['sign_ins']} console sign-ins")
+    except (ValueError, KeyError, TypeError):
+        return detail or "?"
+    return ("at least " if found.get("truncated") else "") + counts
 
 
 def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, detail: str,
