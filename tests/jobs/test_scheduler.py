@@ -45,3 +45,18 @@ def test_timers_that_fire_together_run_as_one_batch():
     together(9)  # later: a batch of its own
 
     assert [sorted(batch) for batch in batches] == [[0, 1, 2, 3, 4], [9]]
+
+
+@pytest.mark.parametrize("delay, every", [("15m", 60), ("1s", 1), ("30s", 30)])
+def test_ended_grants_are_looked_for_every_minute_or_every_delay(delay, every):
+    from accessbot.jobs.process import _activity_interval
+
+    catalog = parse_catalog({**CATALOG, "cloudtrail": {"delay": delay}})
+    assert _activity_interval(catalog).total_seconds() == every
+
+
+def test_grant_activity_is_a_periodic_job():
+    scheduler = BackgroundScheduler()
+    add_periodic_jobs(scheduler, JobContext(runner=None, refresh_directory=lambda: None,
+                                            hygiene=None), {})
+    assert "grant-activity" in {job.id for job in scheduler.get_jobs()}
