@@ -31,9 +31,9 @@ def test_an_ended_grant_has_its_activity_told_in_the_approval_thread(
     config.write_text(yaml.safe_dump({**E2E_CONFIG, "cloudtrail": {"delay": "1s"}}))
     sender = SlackSender(start_bot(ACCESSBOT_CONFIG=str(config),
                                    AWS_ENDPOINT_URL_CLOUDTRAIL=trail.url).url, slack.url)
-    request_id = request_via_command(sender, slack, text="prod-admins 3s deploy hotfix 123")
+    request_id = request_via_command(sender, slack, text="prod-admins 4s deploy hotfix 123")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
-    soon = datetime.now(UTC) + timedelta(seconds=1)
+    soon = datetime.now(UTC) + timedelta(seconds=2)  # within the grant, applied by then
     trail.add("alice", soon, "s3.amazonaws.com", "PutObject", read_only=False,
               source_ip="203.0.113.9")
     trail.add("alice", soon, "ec2.amazonaws.com", "TerminateInstances", read_only=False,
