@@ -1,7 +1,7 @@
 """grant activity: when a grant ends, what its holder did during it is looked up in
 CloudTrail (after cloudtrail.delay) and kept on the grant
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-05
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from accessbot import models  # the custom column types
 
 
-revision: str = '0007'
+revision: str = '0006'
 down_revision: Union[str, None] = '0005'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
