@@ -27,6 +27,7 @@ from accessbot.aws import (
     make_identity_center,
 )
 from accessbot.aws.accounts import AccountCredentials, assumed_session
+from accessbot.aws.audit_archive import make_audit_archive
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
@@ -45,6 +46,7 @@ from accessbot.jobs.scheduler import (
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
@@ -72,6 +74,7 @@ class Components:
     hygiene: HygieneRunner
     sender: Sender
     stopping: threading.Event
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -129,8 +132,13 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))
+    audit_archiver = None
+    if catalog.audit.s3_bucket:
+        audit_archiver = AuditArchiver(runner.transaction,
+                                       make_audit_archive(catalog.audit.s3_bucket),
+                                       catalog.audit, utcnow)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping)
+                      background, hygiene, sender, stopping, audit_archiver)
 
 
 def _sleep_unless(stopping: threading.Event):
@@ -171,7 +179,8 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
-                                                   components.hygiene),
+                                                   components.hygiene,
+                                                   components.audit_archiver),
                       {"sweep": components.catalog.sweep_interval})
     log.info("scheduler running; %d live grants have timers", live)
     return scheduler

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from accessbot.services import inbox, outbox
+from accessbot.services import audit_chain, inbox, outbox
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import Hygiene
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.runner import AccessRunner
@@ -15,6 +16,7 @@ class JobContext:
     runner: AccessRunner
     refresh_directory: Callable[[], object]
     hygiene: HygieneRunner | None = None
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Job:
     # run in the bot's own account and in each of `accounts:` (run(context, account)),
     # each account's run due on its own
     per_account: bool = False
+    # whether the worker schedules a job with a period (default: with hygiene.enabled)
+    scheduled: Callable[[JobContext], bool] | None = None
 
 
 def run_due(job: Job, context: JobContext, every: timedelta) -> object | None:
@@ -80,6 +84,16 @@ def _account_audit(context: JobContext, account: str):
     return context.hygiene.account_audit(account)
 
 
+def _seal_audit(context: JobContext):
+    return audit_chain.seal_pending(context.runner.transaction)
+
+
+def _audit_s3_export(context: JobContext):
+    if context.audit_archiver is None:
+        return {"skipped": "audit.s3_bucket is not set"}
+    return context.audit_archiver.export_days()
+
+
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
 
 PERIODIC = [
@@ -102,6 +116,13 @@ PERIODIC = [
         "check the password policy, the number of administrators and members of managed "
         "groups without a grant (hygiene.audit_interval); in every account",
         period=lambda hygiene: hygiene.audit_interval, per_account=True),
+    Job("seal-audit", _seal_audit, timedelta(seconds=15),
+        "extend the audit trail's hash chain with the rows recorded since"),
+    # hourly, so that a day is uploaded within the hour after it is complete and sealed
+    Job("audit-s3-export", _audit_s3_export, CHECK,
+        "upload each complete UTC day of the audit trail to audit.s3_bucket, once "
+        "(days missed while the bot was down too)", period=lambda _: timedelta(hours=1),
+        scheduled=lambda context: context.audit_archiver is not None),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

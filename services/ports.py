@@ -134,3 +134,10 @@ class Timers(Protocol):
     def schedule(self, job: str, grant_id: int, when: datetime) -> None: ...
 
     def cancel(self, job: str, grant_id: int) -> None: ...
+
+
+class AuditArchive(Protocol):
+    """Where the daily files of the audit trail go (audit.s3_bucket): write-once storage.
+    Raises ProviderError when the object could not be stored."""
+
+    def put(self, key: str, body: bytes) -> None: ...
