@@ -186,7 +186,8 @@ def doctor(settings: Settings) -> int:
     accounts = catalog.assumed_accounts() | catalog.audited_accounts()  # roles assumed
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
                   catalog.hygiene.enabled, tuple(a.role_arn for a in accounts.values()),
-                  catalog.role_grants)
+                  catalog.role_grants, (catalog.audit.s3_bucket, catalog.audit.s3_prefix)
+                  if catalog.audit.s3_bucket else None)
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
 

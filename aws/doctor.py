@@ -28,6 +28,7 @@ HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
+AUDIT_ARCHIVE_ACTIONS = ("s3:PutObject",)  # with audit.s3_bucket, on its prefix's keys
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 MEMBER_ROLE = ("deploy deploy/member-account-role.yaml in that account, trusting the bot's "
@@ -43,6 +44,7 @@ class Needs:
     hygiene: bool
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
     role_grants: str = "user_policy"
+    audit_archive: tuple[str, str] | None = None  # audit.s3_bucket and s3_prefix
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -83,6 +85,10 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
+    if needs.audit_archive:
+        bucket, prefix = needs.audit_archive
+        on[f"arn:{partition}:s3:::{bucket}/{prefix}2026/01/01.jsonl"] = list(
+            AUDIT_ARCHIVE_ACTIONS)
     checks.append(_permissions(iam, arn, on))
     return checks
 
