@@ -29,6 +29,7 @@ HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
 ACTIVITY_ACTIONS = ("cloudtrail:LookupEvents",)  # cloudtrail.enabled: what a grant was used for
+AUDIT_ARCHIVE_ACTIONS = ("s3:PutObject",)  # with audit.s3_bucket, on its prefix's keys
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 MEMBER_ROLE = ("deploy deploy/member-account-role.yaml in that account, trusting the bot's "
@@ -45,6 +46,7 @@ class Needs:
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
     role_grants: str = "user_policy"
     activity: bool = False  # cloudtrail.enabled
+    audit_archive: tuple[str, str] | None = None  # audit.s3_bucket and s3_prefix
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -87,6 +89,10 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
         on["*"].extend(ACTIVITY_ACTIONS)
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
+    if needs.audit_archive:
+        bucket, prefix = needs.audit_archive
+        on[f"arn:{partition}:s3:::{bucket}/{prefix}2026/01/01.jsonl"] = list(
+            AUDIT_ARCHIVE_ACTIONS)
     checks.append(_permissions(iam, arn, on))
     return checks
 

@@ -122,16 +122,24 @@ def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
     return f"found {_age(row.first_seen_at, now)}"
 
 
+def snoozes(row: CredentialFinding) -> str | None:
+    """"snoozed 3 times", or None for a finding never snoozed."""
+    count = row.snooze_count or 0
+    return None if count == 0 else "snoozed once" if count == 1 else f"snoozed {count} times"
+
+
 def _status(row: CredentialFinding, now: datetime) -> str | None:
     if row.status is FindingStatus.RESOLVED:
         return (f":white_check_mark: Resolved {slack_time(row.resolved_at)}: "
                 f"{escape_except_mentions(row.resolution or '')}")
+    times = snoozes(row)
     if _snoozed(row, now):
         return (f":zzz: Snoozed by {mention(row.snoozed_by)} until "
-                f"{slack_time(row.snoozed_until)}")
+                f"{slack_time(row.snoozed_until)}" + (f" ({times})" if times else ""))
     if row.fixing_by:
-        return f":wrench: {mention(row.fixing_by)} will fix it ({slack_time(row.fixing_at)})"
-    return None
+        return (f":wrench: {mention(row.fixing_by)} will fix it ({slack_time(row.fixing_at)})"
+                + (f" · {times}" if times else ""))
+    return f":zzz: {times[0].upper()}{times[1:]}, still open" if times else None
 
 
 def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
@@ -201,8 +209,10 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
                                    "Please follow up:")]
     for row in rows[:ESCALATED_LINES]:
         owner = mention(row.owner) if row.owner and not is_channel(row.owner) else "no owner"
+        times = snoozes(row)
         blocks.append(section(
-            f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}"))
+            f"{finding_line(row, now)}\nOwner: {owner} · " + (f"{times}, " if times else "")
+            + f"open {_age(row.first_seen_at, now)}"))
     if len(rows) > ESCALATED_LINES:  # one message, whatever the count
         blocks.append(context(f"And {len(rows) - ESCALATED_LINES:,} more: "
                               "`accessbot audit --since 1d` names every one."))

@@ -28,6 +28,7 @@ from accessbot.aws import (
     make_identity_center,
 )
 from accessbot.aws.accounts import AccountCredentials, assumed_session
+from accessbot.aws.audit_archive import make_audit_archive
 from accessbot.aws.cloudtrail import make_cloudtrail
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
@@ -47,6 +48,7 @@ from accessbot.jobs.scheduler import (
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
@@ -82,6 +84,7 @@ class Components:
     sender: Sender
     stopping: threading.Event
     activity: GrantActivity | None = None
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -139,9 +142,14 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))
+    audit_archiver = None
+    if catalog.audit.s3_bucket:
+        audit_archiver = AuditArchiver(runner.transaction,
+                                       make_audit_archive(catalog.audit.s3_bucket),
+                                       catalog.audit, utcnow)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
                       background, hygiene, sender, stopping,
-                      _grant_activity(catalog, sessions, identity_center))
+                      _grant_activity(catalog, sessions, identity_center), audit_archiver)
 
 
 def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],
@@ -192,7 +200,9 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
-                                                   components.hygiene, components.activity),
+                                                   components.hygiene,
+                                                   activity=components.activity,
+                                                   audit_archiver=components.audit_archiver),
                       {"sweep": components.catalog.sweep_interval,
                        "grant-activity": _activity_interval(components.catalog)})
     log.info("scheduler running; %d live grants have timers", live)

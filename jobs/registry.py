@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from accessbot.services import inbox, outbox
+from accessbot.services import audit_chain, inbox, outbox
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import Hygiene
 from accessbot.services.grant_activity import GrantActivity
 from accessbot.services.hygiene_runner import HygieneRunner
@@ -17,6 +18,7 @@ class JobContext:
     refresh_directory: Callable[[], object]
     hygiene: HygieneRunner | None = None
     activity: GrantActivity | None = None  # None: cloudtrail.enabled is false
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Job:
     # run in the bot's own account and in each of `accounts:` (run(context, account)),
     # each account's run due on its own
     per_account: bool = False
+    # whether the worker schedules a job with a period (default: with hygiene.enabled)
+    scheduled: Callable[[JobContext], bool] | None = None
 
 
 def run_due(job: Job, context: JobContext, every: timedelta) -> object | None:
@@ -84,6 +88,14 @@ def _account_audit(context: JobContext, account: str):
 
 def _grant_activity(context: JobContext):
     return context.activity.run() if context.activity else None
+def _seal_audit(context: JobContext):
+    return audit_chain.seal_pending(context.runner.transaction)
+
+
+def _audit_s3_export(context: JobContext):
+    if context.audit_archiver is None:
+        return {"skipped": "audit.s3_bucket is not set"}
+    return context.audit_archiver.export_days()
 
 
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
@@ -111,6 +123,13 @@ PERIODIC = [
     Job("grant-activity", _grant_activity, timedelta(minutes=1),
         "look up in CloudTrail what each ended grant was used for (cloudtrail.delay after "
         "it ended) and post the summary in the request's thread and to the requester"),
+    Job("seal-audit", _seal_audit, timedelta(seconds=15),
+        "extend the audit trail's hash chain with the rows recorded since"),
+    # hourly, so that a day is uploaded within the hour after it is complete and sealed
+    Job("audit-s3-export", _audit_s3_export, CHECK,
+        "upload each complete UTC day of the audit trail to audit.s3_bucket, once "
+        "(days missed while the bot was down too)", period=lambda _: timedelta(hours=1),
+        scheduled=lambda context: context.audit_archiver is not None),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

@@ -164,6 +164,15 @@ class CloudTrail:
 
 
 @dataclass(frozen=True)
+class Audit:
+    """The `audit:` section: where the daily files of the audit trail go (nowhere unless
+    s3_bucket is set)."""
+
+    s3_bucket: str | None = None
+    s3_prefix: str = "accessbot/audit/"
+
+
+@dataclass(frozen=True)
 class Catalog:
     resources: dict[str, Resource]
     approval_channel: str | None = None
@@ -176,6 +185,7 @@ class Catalog:
     iam_user_path: str = "/"  # only IAM users under this path are matched and granted
     role_grants: str = "user_policy"  # or trust_policy: how an iam_role grant is made
     cloudtrail: CloudTrail = CloudTrail()
+    audit: Audit = Audit()
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -225,7 +235,7 @@ class Catalog:
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
-             "role_grants", "cloudtrail"}
+             "role_grants", "cloudtrail", "audit"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
@@ -305,7 +315,7 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
         raise fail("role_grants", f"'{role_grants}' is not one of {', '.join(ROLE_GRANTS)}")
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
                    hygiene=hygiene, accounts=accounts, iam_user_path=path,
-                   role_grants=role_grants,
+                   role_grants=role_grants, audit=_parse_audit(raw.get("audit"), fail),
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
                    cloudtrail=_parse_cloudtrail(raw.get("cloudtrail"), fail),
                    **channels)
@@ -369,6 +379,27 @@ def _parse_accounts(spec: Any, fail) -> dict[str, Account]:
     if len(set(ids)) != len(ids):
         raise fail("accounts", "two accounts have the same id")
     return accounts
+
+
+S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+S3_PREFIX = re.compile(r"^(?!/)[A-Za-z0-9!_.*'()/-]{0,512}$")
+
+
+def _parse_audit(spec: Any, fail) -> Audit:
+    if spec is None:
+        return Audit()
+    if not isinstance(spec, dict):
+        raise fail("audit", "expected a mapping (s3_bucket, s3_prefix)")
+    _check_keys(spec, {"s3_bucket", "s3_prefix"}, "audit", fail)
+    bucket = spec.get("s3_bucket")
+    if bucket is not None and not (isinstance(bucket, str) and S3_BUCKET.match(bucket)):
+        raise fail("audit.s3_bucket", f"'{bucket}' is not an S3 bucket name (3 to 63 "
+                   "lowercase letters, digits, '.' and '-')")
+    prefix = spec.get("s3_prefix", Audit.s3_prefix)
+    if not (isinstance(prefix, str) and S3_PREFIX.match(prefix)):
+        raise fail("audit.s3_prefix", f"'{prefix}' is not a key prefix like accessbot/audit/ "
+                   "(letters, digits, '/', '-', '_', '.'; not starting with '/')")
+    return Audit(bucket, prefix)
 
 
 def _parse_identity_center(spec: Any, fail) -> IdentityCenter:

@@ -195,6 +195,7 @@ def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | No
     row = _open_for(session, finding_id, user_id, channel_id)
     for each in _open_of_same_key(session, row):
         each.snoozed_by, each.snoozed_until = user_id, now + length
+        each.snooze_count = CredentialFinding.snooze_count + 1  # in SQL: no lost click
         audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=each.id,
                      detail=f"until {each.snoozed_until:%Y-%m-%d %H:%M} UTC")
     return row
@@ -251,11 +252,12 @@ def key_gone(session: Session, finding_id: int, now: datetime) -> None:
 
 def escalation_due(session: Session, now: datetime, after: timedelta, account: str = ""
                    ) -> list[CredentialFinding]:
-    """The account's open findings older than `after`, not escalated yet, not snoozed."""
+    """The account's open findings older than `after`, not escalated yet, snoozed or not:
+    a snooze quiets the owner's reminders, it cannot keep a finding from the admins."""
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == account,
         CredentialFinding.first_seen_at <= now - after,
-        CredentialFinding.escalated_at.is_(None), _awake(now))
+        CredentialFinding.escalated_at.is_(None))
         .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
 
 

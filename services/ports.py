@@ -154,3 +154,10 @@ class Activity(Protocol):
         """The user's events in the account ('' = the bot's own) between start and end, in
         every configured region. Raises ProviderError (retryable: throttled, no answer)."""
         ...
+
+
+class AuditArchive(Protocol):
+    """Where the daily files of the audit trail go (audit.s3_bucket): write-once storage.
+    Raises ProviderError when the object could not be stored."""
+
+    def put(self, key: str, body: bytes) -> None: ...

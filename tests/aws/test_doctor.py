@@ -69,6 +69,16 @@ def test_an_account_with_everything_passes(iam, admin, sts):
     assert set(by_resource[("*",)]) == {*doctor.ACCOUNT_ACTIONS, *doctor.HYGIENE_ACTIONS}
 
 
+def test_with_an_audit_bucket_the_upload_to_its_prefix_is_simulated(iam, sts):
+    asked = answer_simulations(iam, denied=frozenset({"s3:PutObject"}))
+    checks = aws_checks(iam, sts, Needs((), (), hygiene=False,
+                                        audit_archive=("acme-evidence", "accessbot/audit/")))
+    on_s3 = [a for a in asked if a.get("ResourceArns", [""])[0].startswith("arn:aws:s3")]
+    assert [(a["ResourceArns"], a["ActionNames"]) for a in on_s3] == [
+        (["arn:aws:s3:::acme-evidence/accessbot/audit/2026/01/01.jsonl"], ["s3:PutObject"])]
+    assert not checks[-1].ok and "s3:PutObject on arn:aws:s3:::acme-evidence/" in checks[-1].line()
+
+
 def test_a_missing_group_and_a_missing_role_are_each_a_cross(iam, admin, sts):
     answer_simulations(iam)
     lines = [c.line() for c in aws_checks(iam, sts, Needs(("ops",), ("Db",), hygiene=False))]

@@ -25,6 +25,20 @@ def test_hygiene_enabled_false_schedules_no_hygiene_job(enabled):
     assert (scheduled & HYGIENE_JOBS) == (HYGIENE_JOBS if enabled else set())
 
 
+@pytest.mark.parametrize("bucket", [None, "evidence"])
+def test_the_audit_chain_is_always_sealed_and_uploaded_only_with_a_bucket(bucket):
+    catalog = parse_catalog({**CATALOG, "hygiene": {"enabled": False},
+                             "audit": {"s3_bucket": bucket} if bucket else {}})
+    scheduler = BackgroundScheduler()
+    context = JobContext(runner=None, refresh_directory=lambda: None,
+                         hygiene=SimpleNamespace(settings=catalog.hygiene),
+                         audit_archiver=object() if catalog.audit.s3_bucket else None)
+    add_periodic_jobs(scheduler, context, {})
+    scheduled = {job.id for job in scheduler.get_jobs()}
+    assert "seal-audit" in scheduled
+    assert ("audit-s3-export" in scheduled) == (bucket is not None)
+
+
 def test_timers_that_fire_together_run_as_one_batch():
     import threading
 

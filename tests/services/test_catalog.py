@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from accessbot.services.catalog import ResourceKind, load_catalog, parse_catalog
+from accessbot.services.catalog import Audit, ResourceKind, load_catalog, parse_catalog
 from accessbot.services.errors import ConfigError
 from tests.conftest import CATALOG
 
@@ -234,6 +234,25 @@ def test_hygiene_settings_can_be_set():
 ])
 def test_hygiene_errors_name_the_path(hygiene, path):
     assert f"config: {path}:" in config_error({**CATALOG, "hygiene": hygiene})
+
+
+def test_the_audit_archive_is_off_unless_a_bucket_is_given():
+    assert parse_catalog(CATALOG).audit == Audit(None, "accessbot/audit/")
+    audit = parse_catalog({**CATALOG, "audit": {"s3_bucket": "acme-evidence",
+                                                "s3_prefix": "bots/accessbot/"}}).audit
+    assert audit == Audit("acme-evidence", "bots/accessbot/")
+
+
+@pytest.mark.parametrize("audit, path", [
+    ("acme-evidence", "audit"),
+    ({"bucket": "acme-evidence"}, "audit.bucket"),
+    ({"s3_bucket": "Acme_Evidence"}, "audit.s3_bucket"),
+    ({"s3_bucket": "ab"}, "audit.s3_bucket"),
+    ({"s3_bucket": "acme-evidence", "s3_prefix": "/audit/"}, "audit.s3_prefix"),
+    ({"s3_bucket": "acme-evidence", "s3_prefix": 7}, "audit.s3_prefix"),
+])
+def test_audit_errors_name_the_path(audit, path):
+    assert f"config: {path}:" in config_error({**CATALOG, "audit": audit})
 
 
 # -- accounts and IAM Identity Center ----------------------------------------------------
