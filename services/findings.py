@@ -18,10 +18,12 @@ from accessbot.services import audit
 from accessbot.services.audit import SYSTEM, Action
 from accessbot.services.catalog import is_channel
 from accessbot.services.errors import Conflict, NotAuthorized, NotFound
-from accessbot.services.hygiene import KEY_KINDS, Finding, describe
+from accessbot.services.hygiene import KEY_KINDS, REPORT_KINDS, ROLE_KINDS, Finding, describe
 
 GONE = "no longer in the credential report"
 EXCLUDED = "the user is excluded (hygiene.exclude)"
+ROLE_EXCLUDED = "the role is excluded (hygiene.exclude)"
+ROLE_GONE = "fixed, or the role is gone (checked in IAM)"
 
 
 @dataclass
@@ -31,15 +33,20 @@ class Synced:
 
 
 def sync(session: Session, found: list[Finding], now: datetime,
-         excluded: Set[str] = frozenset(), account: str = "") -> Synced:
-    """Make the account's open findings those of its latest report: open the new, refresh
-    the known, resolve the ones that are gone (those of `excluded` users quietly: nobody
-    fixed them)."""
+         excluded: Set[str] = frozenset(), account: str = "",
+         kinds: Set[str] = REPORT_KINDS) -> Synced:
+    """Make the account's open findings of `kinds` (those one evaluation decides: the
+    credential report's, or the roles') those it found: open the new, refresh the known,
+    resolve the ones that are gone (those of `excluded` users quietly: nobody fixed them).
+    Findings of other kinds are left alone."""
     open_rows = {_identity(row): row for row in session.scalars(
         select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN,
-                                        CredentialFinding.account == account))}
+                                        CredentialFinding.account == account,
+                                        CredentialFinding.kind.in_(sorted(kinds))))}
     result = Synced()
     for finding in found:
+        if finding.kind not in kinds:
+            raise ValueError(f"sync of {sorted(kinds)} was given a {finding.kind} finding")
         row = open_rows.pop(finding.key, None)
         if row is None:
             row = CredentialFinding(account=account, iam_user=finding.iam_user,
@@ -51,12 +58,13 @@ def sync(session: Session, found: list[Finding], now: datetime,
             result.opened.append(row)
         row.last_seen_at = now
         row.since, row.last_used = finding.since, finding.last_used
-        row.last_used_where = finding.last_used_where
+        row.last_used_where, row.detail = finding.last_used_where, finding.detail
     for row in open_rows.values():
         if row.iam_user in excluded:
-            _resolve(session, row, now, SYSTEM, EXCLUDED)
+            _resolve(session, row, now, SYSTEM,
+                     ROLE_EXCLUDED if row.kind in ROLE_KINDS else EXCLUDED)
             continue
-        _resolve(session, row, now, SYSTEM, GONE)
+        _resolve(session, row, now, SYSTEM, ROLE_GONE if row.kind in ROLE_KINDS else GONE)
         result.resolved.append(row)
     session.flush()
     for row in result.opened:
