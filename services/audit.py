@@ -40,6 +40,7 @@ class Action(StrEnum):
     FINDING_RESOLVED = "finding_resolved"
     KEY_FINAL_WARNING = "key_final_warning"
     KEY_DEACTIVATED = "key_deactivated"
+    ROLE_SESSION_CAPPED = "role_session_capped"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,

@@ -18,7 +18,14 @@ from accessbot.services import audit
 from accessbot.services.audit import SYSTEM, Action
 from accessbot.services.catalog import is_channel
 from accessbot.services.errors import Conflict, NotAuthorized, NotFound
-from accessbot.services.hygiene import KEY_KINDS, REPORT_KINDS, ROLE_KINDS, Finding, describe
+from accessbot.services.hygiene import (
+    KEY_KINDS,
+    REPORT_KINDS,
+    ROLE_KINDS,
+    Finding,
+    FindingKind,
+    describe,
+)
 
 GONE = "no longer in the credential report"
 EXCLUDED = "the user is excluded (hygiene.exclude)"
@@ -255,6 +262,42 @@ def key_gone(session: Session, finding_id: int, now: datetime) -> None:
     row = get_finding(session, finding_id)
     if row.status is FindingStatus.OPEN:
         _resolve(session, row, now, SYSTEM, "the key is no longer active (checked live)")
+
+
+@dataclass(frozen=True)
+class RoleToCap:
+    finding_id: int
+    role: str
+    account: str = ""
+
+
+def role_to_cap(session: Session, finding_id: int, user_id: str,
+                channel_id: str | None) -> RoleToCap:
+    """Check that this clicker may cap this finding's role's maximum session."""
+    row = _open_for(session, finding_id, user_id, channel_id)
+    if row.kind != FindingKind.ROLE_LONG_SESSION:
+        raise Conflict("Only a role's maximum session can be capped from here.")
+    return RoleToCap(row.id, row.iam_user, row.account)
+
+
+def session_capped(session: Session, finding_id: int, by: str, cap: str,
+                   now: datetime) -> CredentialFinding:
+    """The role's maximum session is `cap` now: its finding is resolved."""
+    row = get_finding(session, finding_id)
+    audit.record(session, now, by, Action.ROLE_SESSION_CAPPED, finding_id=row.id,
+                 detail=f"role {row.iam_user}: maximum session set to {cap}")
+    if row.status is FindingStatus.OPEN:  # a click at the same moment may have done it
+        _resolve(session, row, now, by, f"session capped at {cap} by <@{by}>")
+    return row
+
+
+def role_checked(session: Session, finding_id: int, why: str, now: datetime
+                 ) -> CredentialFinding:
+    """The live re-check found nothing to do (already capped, or the role is gone)."""
+    row = get_finding(session, finding_id)
+    if row.status is FindingStatus.OPEN:
+        _resolve(session, row, now, SYSTEM, why)
+    return row
 
 
 def escalation_due(session: Session, now: datetime, after: timedelta, account: str = ""
