@@ -285,7 +285,7 @@ def session_capped(session: Session, finding_id: int, by: str, cap: str,
     """The role's maximum session is `cap` now: its finding is resolved."""
     row = get_finding(session, finding_id)
     audit.record(session, now, by, Action.ROLE_SESSION_CAPPED, finding_id=row.id,
-                 detail=f"role {row.iam_user}: maximum session set to {cap}")
+                 detail=f"role {row.iam_user}'s maximum session at {cap}")
     if row.status is FindingStatus.OPEN:  # a click at the same moment may have done it
         _resolve(session, row, now, by, f"session capped at {cap} by <@{by}>")
     return row

@@ -236,7 +236,7 @@ def test_the_owner_caps_the_session_and_the_card_updates(runner, roles, sessions
     with sessions() as session:
         trail = session.scalars(select(AuditEvent.detail).where(
             AuditEvent.finding_id == ci.id, AuditEvent.action == "role_session_capped")).all()
-    assert trail == ["role ci: maximum session set to 1h"]
+    assert trail == ["role ci's maximum session at 1h"]
 
 
 def test_the_cap_is_the_configured_one(make_runner, roles, sessions):
