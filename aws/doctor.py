@@ -24,8 +24,9 @@ TRUST_USER_ACTIONS = ("iam:GetUser",)  # and on the requester (its ARN, for the 
 ACCOUNT_ACTIONS = ("iam:GetAccountAuthorizationDetails",)
 HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
                    "iam:GetAccountPasswordPolicy", "iam:ListAccessKeys",
-                   "iam:GetAccessKeyLastUsed")
+                   "iam:GetAccessKeyLastUsed", "iam:ListRoles")
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
+HYGIENE_ROLE_ACTIONS = ("iam:GetRole", "iam:UpdateRole")  # a role's session capped, any role
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
 ACTIVITY_ACTIONS = ("cloudtrail:LookupEvents",)  # cloudtrail.enabled: what a grant was used for
@@ -85,6 +86,8 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+        on.setdefault(f"arn:{partition}:iam::{account}:role/*", []).extend(
+            HYGIENE_ROLE_ACTIONS)
     if needs.activity:
         on["*"].extend(ACTIVITY_ACTIONS)
     for role_arn in needs.assumed_roles:

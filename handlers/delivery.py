@@ -260,7 +260,8 @@ class Delivery:
     def _findings_digest(self, session, args, now):
         rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
         return _post(args["owner"], hygiene_blocks.findings_digest(
-            rows, now, self._snooze, to_channel=is_channel(args["owner"])))
+            rows, now, self._snooze, to_channel=is_channel(args["owner"]),
+            cap=self.catalog.hygiene.policy.max_role_session))
 
     def _findings_list(self, session, args, now):
         rows = [row for row in findings.get_findings(session, args["finding_ids"])
@@ -275,8 +276,9 @@ class Delivery:
     def _findings_update(self, session, args, now):
         channel, ts = args["channel"], args["ts"]
         rows = findings.in_message(session, channel, ts)
-        text, body = (hygiene_blocks.findings_digest(rows, now, self._snooze,
-                                                     to_channel=is_channel(channel))
+        text, body = (hygiene_blocks.findings_digest(
+                          rows, now, self._snooze, to_channel=is_channel(channel),
+                          cap=self.catalog.hygiene.policy.max_role_session)
                       if rows else hygiene_blocks.findings_superseded())
         return SlackCall(UPDATE, {"channel": channel, "ts": ts, "text": text, "blocks": body})
 

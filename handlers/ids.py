@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     FINDING_DEACTIVATE = "accessbot.finding_deactivate"
     FINDING_FIX = "accessbot.finding_fix"
     FINDING_SNOOZE = "accessbot.finding_snooze"
+    FINDING_CAP_SESSION = "accessbot.finding_cap_session"
 
 
 class BlockId(StrEnum):

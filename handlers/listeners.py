@@ -64,6 +64,7 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.FINDING_DEACTIVATE.value)(listeners.deactivate_key)
     app.action(ActionId.FINDING_FIX.value)(listeners.will_fix)
     app.action(ActionId.FINDING_SNOOZE.value)(listeners.snooze)
+    app.action(ActionId.FINDING_CAP_SESSION.value)(listeners.cap_session)
     app.error(listeners.on_error)
 
 
@@ -204,6 +205,10 @@ class Listeners:
 
     def snooze(self, ack: Ack, body: dict) -> None:
         self._finding(Task.SNOOZE, click_input(body))
+        ack()
+
+    def cap_session(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.CAP_SESSION, click_input(body))
         ack()
 
     def _finding(self, task: Task, click: ClickInput) -> None:

@@ -55,6 +55,7 @@ class Task(StrEnum):
     DEACTIVATE_KEY = "deactivate_key"
     WILL_FIX = "will_fix"
     SNOOZE = "snooze"
+    CAP_SESSION = "cap_session"
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,14 @@ class Work:
         try:
             self._reply(reply, self.deps.hygiene.deactivate(parse_id(value), user_id,
                                                             channel_id))
+        except AccessBotError as exc:  # refused, already resolved, or AWS said no
+            self._reply(reply, user_message(exc))
+
+    def cap_session(self, value: str | None, user_id: str, channel_id: str | None,
+                    reply: ReplyTo) -> None:
+        try:
+            self._reply(reply, self.deps.hygiene.cap_session(parse_id(value), user_id,
+                                                             channel_id))
         except AccessBotError as exc:  # refused, already resolved, or AWS said no
             self._reply(reply, user_message(exc))
 

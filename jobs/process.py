@@ -129,16 +129,17 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                           profiles=profiles, sso_directory=identity_center,
                           account_directories=account_directories)
     stopping = threading.Event()
-    hygiene = HygieneRunner(sessions, catalog,
-                            IamCredentials(iam, sleep=_sleep_unless(stopping)),
+    own_credentials = IamCredentials(iam, sleep=_sleep_unless(stopping))
+    account_credentials = {i: AccountCredentials(IamCredentials(
+        account_iam[i], sleep=_sleep_unless(stopping)), i) for i in catalog.audited_accounts()}
+    hygiene = HygieneRunner(sessions, catalog, own_credentials,
                             owners=Owners(directory, profiles),
                             refresh_owners=directory.refresh, standing=identity_center,
                             accounts={i: AccountSide(
-                                AccountCredentials(IamCredentials(
-                                    account_iam[i], sleep=_sleep_unless(stopping)), i),
-                                Owners(account_directories[i], profiles),
-                                account_directories[i].refresh)
-                                for i in catalog.audited_accounts()})
+                                credentials, Owners(account_directories[i], profiles),
+                                account_directories[i].refresh, roles=credentials)
+                                for i, credentials in account_credentials.items()},
+                            roles=own_credentials)
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))

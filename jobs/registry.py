@@ -109,7 +109,8 @@ PERIODIC = [
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
     Job("stale-credentials", _stale_credentials, CHECK,
-        "read the IAM credential report, tell owners about stale credentials, escalate, "
+        "read the IAM credential report and the roles, tell owners about stale credentials "
+        "and risky roles, escalate, "
         "auto-disable keys when configured (hygiene.interval, daily); in every account",
         period=lambda hygiene: hygiene.interval, per_account=True),
     Job("hygiene-summary", _summary, CHECK,

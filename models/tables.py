@@ -227,6 +227,7 @@ class CredentialFinding(Base):
     key_slot: Mapped[int | None] = mapped_column(Integer)
     key_created: Mapped[datetime | None] = mapped_column(UtcDateTime)
     key_id: Mapped[str | None] = mapped_column(String(32))  # matched via ListAccessKeys
+    detail: Mapped[str | None] = mapped_column(String(200))  # a role's session, who it trusts
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     owner: Mapped[str | None] = mapped_column(String(32))   # Slack user or channel told

@@ -43,6 +43,7 @@ class Action(StrEnum):
     KEY_DEACTIVATED = "key_deactivated"
     ACTIVITY_SUMMARISED = "activity_summarised"
     ACTIVITY_UNAVAILABLE = "activity_unavailable"
+    ROLE_SESSION_CAPPED = "role_session_capped"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -195,4 +196,6 @@ def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, de
             return f"accessbot warned {owner} that it will deactivate the key: {said}"
         case Action.KEY_DEACTIVATED:
             return f"{actor} deactivated {detail}" if detail else f"{actor} deactivated: {said}"
+        case Action.ROLE_SESSION_CAPPED:
+            return f"{actor} capped {detail}" if detail else f"{actor} capped: {said}"
     return f"{actor} {action.value.replace('_', ' ')}: {said}"

@@ -239,8 +239,9 @@ _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_inte
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
-    "final_warning", "summary_interval", "audit_interval",
+    "final_warning", "summary_interval", "audit_interval", "unused_role_age", "max_role_session",
 }
+ROLE_SESSION_LIMITS = (timedelta(hours=1), timedelta(hours=12))  # IAM's MaxSessionDuration
 _HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators", "enabled",
                                       "exclude", "mode"}
 HYGIENE_MODES = ("notify", "report")
@@ -484,6 +485,11 @@ def _parse_hygiene(spec: Any, fail) -> Hygiene:
         if key == "auto_disable_after" and spec[key] in (None, False, "off"):
             continue
         given[key] = _duration(spec, key, timedelta(0), f"hygiene.{key}", fail)
+    low, high = ROLE_SESSION_LIMITS
+    if "max_role_session" in given and not low <= given["max_role_session"] <= high:
+        raise fail("hygiene.max_role_session", f"IAM allows a role's maximum session from "
+                   f"{format_duration(low)} to {format_duration(high)}, not "
+                   f"{format_duration(given['max_role_session'])}")
     policy = HygienePolicy(**{k: given.pop(k) for k in list(given)
                               if k in HygienePolicy.__dataclass_fields__})
     minimum = spec.get("min_administrators", Hygiene.min_administrators)

@@ -8,6 +8,7 @@ from accessbot.services.account_audit import PasswordPolicy
 from accessbot.services.activity import Event
 from accessbot.services.errors import AccessBotError
 from accessbot.services.hygiene import AccessKey, CredentialRow
+from accessbot.services.role_hygiene import RoleFacts
 
 
 class ProviderError(AccessBotError):
@@ -97,6 +98,19 @@ class CredentialSource(Protocol):
 
     def group_members(self, group: str) -> set[str]:
         """IAM user names in the group; empty set if the group does not exist."""
+
+
+class RoleSource(Protocol):
+    """The account's IAM roles, for role hygiene."""
+
+    def roles(self) -> list[RoleFacts]:
+        """Every role with its last use, trust policy, tags and maximum session."""
+
+    def max_session(self, role: str) -> int | None:
+        """The role's MaxSessionDuration in seconds, live (GetRole); None if it is gone."""
+
+    def cap_session(self, role: str, seconds: int) -> bool:
+        """Set the role's MaxSessionDuration (UpdateRole); False if the role is gone."""
 
 
 class StandingAccess(Protocol):

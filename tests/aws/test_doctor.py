@@ -58,7 +58,7 @@ def test_an_account_with_everything_passes(iam, admin, sts):
         f"✓ AWS identity: arn:aws:sts::{ACCOUNT}:user/moto",
         "✓ IAM group ops exists",
         "✓ IAM role Db exists",
-        f"✓ IAM permissions: all 17 the bot uses are allowed to "
+        f"✓ IAM permissions: all 20 the bot uses are allowed to "
         f"arn:aws:iam::{ACCOUNT}:user/moto",
     ]
     by_resource = {tuple(a.get("ResourceArns", ["*"])): a["ActionNames"] for a in asked}
@@ -67,6 +67,8 @@ def test_an_account_with_everything_passes(iam, admin, sts):
     assert set(by_resource[(f"arn:aws:iam::{ACCOUNT}:user/*",)]) == \
         {*doctor.ROLE_GRANT_ACTIONS, *doctor.HYGIENE_USER_ACTIONS}
     assert set(by_resource[("*",)]) == {*doctor.ACCOUNT_ACTIONS, *doctor.HYGIENE_ACTIONS}
+    assert by_resource[(f"arn:aws:iam::{ACCOUNT}:role/*",)] == sorted(
+        doctor.HYGIENE_ROLE_ACTIONS)
 
 
 def test_with_an_audit_bucket_the_upload_to_its_prefix_is_simulated(iam, sts):

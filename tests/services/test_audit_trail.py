@@ -90,6 +90,8 @@ SENTENCES = [
      "key (...WXYZ)"),
     (Action.KEY_DEACTIVATED, "U0BOB", FINDING, "alice's access key ...WXYZ",
      "Bob deactivated alice's access key ...WXYZ"),
+    (Action.ROLE_SESSION_CAPPED, "U0BOB", FINDING, "role ci's maximum session at 1h",
+     "Bob capped role ci's maximum session at 1h"),
 ]
 
 

@@ -255,6 +255,24 @@ def test_audit_errors_name_the_path(audit, path):
     assert f"config: {path}:" in config_error({**CATALOG, "audit": audit})
 
 
+def test_role_hygiene_defaults_and_settings():
+    policy = parse_catalog(CATALOG).hygiene.policy
+    assert (policy.unused_role_age, policy.max_role_session) == (timedelta(days=90),
+                                                                 timedelta(hours=1))
+    policy = parse_catalog({**CATALOG, "hygiene": {"unused_role_age": "30d",
+                                                   "max_role_session": "12h"}}).hygiene.policy
+    assert (policy.unused_role_age, policy.max_role_session) == (timedelta(days=30),
+                                                                 timedelta(hours=12))
+
+
+@pytest.mark.parametrize("session", ["59m", "12h1s", "1d", "soon"])
+def test_max_role_session_is_within_iams_limits(session):
+    error = config_error({**CATALOG, "hygiene": {"max_role_session": session}})
+    assert "config: hygiene.max_role_session:" in error
+    if session != "soon":
+        assert "from 1h to 12h" in error
+
+
 # -- accounts and IAM Identity Center ----------------------------------------------------
 
 ACCOUNTS = {"prod": {"id": "222222222222",
