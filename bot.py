@@ -9,6 +9,9 @@
     python bot.py doctor          check live what the bot needs: Slack, AWS, the database
     python bot.py audit [--since 7d] [--user U] [--resource R] [--request N] [--json]
                                   print the audit trail
+    python bot.py audit verify    check the audit trail's hash chain; exit 1 if broken
+    python bot.py audit export --since DATE [--format jsonl|csv] [--output FILE]
+                                  write the audit trail for a SIEM
     python bot.py --version
 
 Installed, the same commands are `accessbot serve`, `accessbot migrate`, ...
@@ -137,7 +140,8 @@ def run_job(settings: Settings, name: str) -> int:
     components = build(settings, catalog)
     _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
     context = JobContext(components.runner, components.refresh_directories, components.hygiene,
-                         components.review)
+                         review=components.review, activity=components.activity,
+                         audit_archiver=components.audit_archiver)
     if job.now is not None:
         result = job.now(context)
     elif job.period is None:
@@ -185,7 +189,10 @@ def doctor(settings: Settings) -> int:
     accounts = catalog.assumed_accounts() | catalog.audited_accounts()  # roles assumed
     needs = Needs(kinds[ResourceKind.IAM_GROUP], kinds[ResourceKind.IAM_ROLE],
                   catalog.hygiene.enabled, tuple(a.role_arn for a in accounts.values()),
-                  catalog.role_grants, catalog.review.enabled)
+                  catalog.role_grants, review=catalog.review.enabled,
+                  activity=catalog.cloudtrail.enabled,
+                  audit_archive=(catalog.audit.s3_bucket, catalog.audit.s3_prefix)
+                  if catalog.audit.s3_bucket else None)
     checks = [Check(True, f"config {settings.config_path}: {len(catalog.resources)} resources")]
     print(checks[0].line(), flush=True)
 
@@ -279,6 +286,63 @@ def print_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_database(read):
+    """Run read(session) on the database of DATABASE_URL, or one clear line."""
+    from sqlalchemy.exc import OperationalError
+
+    from accessbot.models import make_engine, make_session_factory
+
+    settings = load_settings(need_slack=False)
+    engine = make_engine(settings.database_url, connect_timeout=5)
+    try:
+        with make_session_factory(engine)() as session:
+            return read(session)
+    except OperationalError as exc:  # unreachable, or never migrated (no table)
+        raise ConfigError(f"DATABASE_URL ({_where(settings.database_url)}): "
+                          f"{_first_line(exc, settings.database_url)}") from None
+    finally:
+        engine.dispose()
+
+
+def verify_audit() -> int:
+    """One line if the chain is intact (exit 0), else one line per problem (exit 1)."""
+    from accessbot.services import audit_chain
+
+    result = _audit_database(audit_chain.verify)
+    for problem in result.problems:
+        print(f"audit trail: {problem.text}")
+    if result.problems:
+        return 1
+    newest = (f" (newest at {result.newest_unsealed_at:%Y-%m-%d %H:%M:%S} UTC)"
+              if result.newest_unsealed_at else "")
+    print(f"audit trail intact: {result.sealed} rows sealed, {result.unsealed} not sealed "
+          f"yet{newest}")
+    return 0
+
+
+def export_audit(args: argparse.Namespace) -> int:
+    """Every row since --since, oldest first, streamed to --output (default stdout)."""
+    from accessbot.services import audit_export
+    from accessbot.services.errors import InvalidInput
+
+    try:
+        since = audit_export.parse_since(args.export_since)
+    except InvalidInput as exc:
+        print(f"accessbot: audit export: {exc}", file=sys.stderr)
+        return 2
+
+    def export(session) -> int:
+        found = audit_export.rows(session, since)
+        if not args.output:
+            return audit_export.write(found, sys.stdout, args.format)
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            return audit_export.write(found, out, args.format)
+
+    count = _audit_database(export)
+    print(f"accessbot: audit export: {count} rows", file=sys.stderr)
+    return 0
+
+
 def _since(text: str) -> datetime | None:
     """--since: a duration back from now (7d, 12h), a date or a time (ISO 8601), or 'all'."""
     from accessbot.services.clock import utcnow
@@ -332,11 +396,24 @@ def main(argv: list[str] | None = None) -> int:
     trail.add_argument("--request", type=int, help="a request number")
     trail.add_argument("--limit", type=int, default=1000, help="the most recent this many")
     trail.add_argument("--json", action="store_true", help="JSON lines, for machines")
+    evidence = trail.add_subparsers(dest="audit_command")
+    evidence.add_parser("verify", help="check the hash chain: exit 0 if intact, else 1 and "
+                        "one line per edited, missing or reordered row")
+    export = evidence.add_parser("export", help="write every row since a date, oldest first, "
+                                 "with its seq and hashes (for a SIEM)")
+    export.add_argument("--since", dest="export_since", required=True,
+                        help="a date (2026-12-01) or an ISO 8601 time")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--output", help="a file (default: standard output)")
     args = parser.parse_args(argv)
     configure_logging()
     try:
         if args.command == "check-config":
             return check_config(args.file or config_path())
+        if args.command == "audit" and args.audit_command == "verify":
+            return verify_audit()
+        if args.command == "audit" and args.audit_command == "export":
+            return export_audit(args)
         if args.command == "audit":
             return print_audit(args)
         if args.command == "migrate":

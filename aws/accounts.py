@@ -22,6 +22,7 @@ from accessbot.services.account_audit import PasswordPolicy
 from accessbot.services.catalog import Account
 from accessbot.services.hygiene import AccessKey, CredentialRow
 from accessbot.services.ports import AccountUnreachable, GrantSpec, ProviderError
+from accessbot.services.role_hygiene import RoleFacts
 
 T = TypeVar("T")
 
@@ -134,3 +135,12 @@ class AccountCredentials:
 
     def group_members(self, group: str) -> set[str]:
         return self._call(self._source.group_members, group)
+
+    def roles(self) -> list[RoleFacts]:
+        return self._call(self._source.roles)
+
+    def max_session(self, role: str) -> int | None:
+        return self._call(self._source.max_session, role)
+
+    def cap_session(self, role: str, seconds: int) -> bool:
+        return self._call(self._source.cap_session, role, seconds)

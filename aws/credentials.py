@@ -2,7 +2,8 @@
 
 The bot's own IAM policy needs iam:GenerateCredentialReport, iam:GetCredentialReport,
 iam:ListAccessKeys, iam:GetAccessKeyLastUsed, iam:UpdateAccessKey,
-iam:GetAccountPasswordPolicy, iam:GetAccountAuthorizationDetails and iam:GetGroup.
+iam:GetAccountPasswordPolicy, iam:GetAccountAuthorizationDetails and iam:GetGroup; for role
+hygiene iam:ListRoles, iam:GetRole and iam:UpdateRole.
 """
 
 import csv
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from accessbot.aws.iam import AWSError, error_code, provider_error
 from accessbot.services.hygiene import AccessKey, CredentialRow, KeySlot
 from accessbot.services.ports import PasswordPolicy, ProviderError, ReportNotReady
+from accessbot.services.role_hygiene import RoleFacts
 
 # Report cells that mean "nothing here": never used, not applicable, or not tracked.
 _ABSENT = frozenset({"", "N/A", "no_information", "not_supported"})
@@ -202,6 +204,29 @@ def _principal(detail: dict[str, Any], name_key: str, inline_key: str) -> _Princ
     )
 
 
+# Roles
+
+_DEFAULT_SESSION = 3600  # IAM's MaxSessionDuration when a role was created without one
+
+
+def _role(detail: dict[str, Any], max_session: int) -> RoleFacts:
+    """A RoleDetail of GetAccountAuthorizationDetails, with ListRoles' MaxSessionDuration."""
+    used = detail.get("RoleLastUsed") or {}
+    last_used = used.get("LastUsedDate")
+    document = detail.get("AssumeRolePolicyDocument")
+    return RoleFacts(
+        name=detail["RoleName"],
+        arn=detail["Arn"],
+        path=detail.get("Path", "/"),
+        created=detail["CreateDate"].astimezone(UTC),
+        last_used=last_used.astimezone(UTC) if last_used else None,
+        last_used_region=used.get("Region") if last_used else None,
+        trust_policy=policy_document(document) if document else {},
+        max_session=max_session,
+        tags={tag["Key"].lower(): tag["Value"].strip() for tag in detail.get("Tags", ())},
+    )
+
+
 # The adapter
 
 
@@ -331,6 +356,53 @@ class IamCredentials:
             if error_code(exc) == "NoSuchEntity":
                 return set()
             raise provider_error(exc, f"listing members of IAM group {group}") from exc
+
+    # -- roles ------------------------------------------------------------------------
+
+    def roles(self) -> list[RoleFacts]:
+        """Every role: last use, trust policy and tags from GetAccountAuthorizationDetails;
+        MaxSessionDuration (which its RoleDetail lacks) from ListRoles, read first, so a
+        role created between the two calls is left to the next run."""
+        try:
+            sessions = {
+                role["RoleName"]: role.get("MaxSessionDuration", _DEFAULT_SESSION)
+                for page in self._pages("list_roles", PaginationConfig={"PageSize": 1000})
+                for role in page["Roles"]
+            }
+            details = [
+                role
+                for page in self._pages(
+                    "get_account_authorization_details",
+                    Filter=["Role"],
+                    PaginationConfig={"PageSize": _DETAILS_PAGE_SIZE},
+                )
+                for role in page.get("RoleDetailList", ())
+            ]
+        except (ClientError, BotoCoreError) as exc:
+            raise provider_error(exc, "reading IAM roles") from exc
+        return [_role(d, sessions[d["RoleName"]]) for d in details if d["RoleName"] in sessions]
+
+    def max_session(self, role: str) -> int | None:
+        self.api_calls += 1
+        try:
+            found = self._iam.get_role(RoleName=role)["Role"]
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise provider_error(exc, f"reading IAM role {role}") from exc
+        return found.get("MaxSessionDuration", _DEFAULT_SESSION)
+
+    def cap_session(self, role: str, seconds: int) -> bool:
+        self.api_calls += 1
+        try:
+            self._iam.update_role(RoleName=role, MaxSessionDuration=seconds)
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return False
+            raise provider_error(
+                exc, f"setting the maximum session of IAM role {role} to {seconds} s"
+            ) from exc
+        return True
 
     @staticmethod
     def _is_admin_policy(policy: dict[str, Any]) -> bool:

@@ -24,13 +24,19 @@ TRUST_USER_ACTIONS = ("iam:GetUser",)  # and on the requester (its ARN, for the 
 ACCOUNT_ACTIONS = ("iam:GetAccountAuthorizationDetails",)
 HYGIENE_ACTIONS = ("iam:GenerateCredentialReport", "iam:GetCredentialReport",
                    "iam:GetAccountPasswordPolicy", "iam:ListAccessKeys",
-                   "iam:GetAccessKeyLastUsed")
+                   "iam:GetAccessKeyLastUsed", "iam:ListRoles")
 HYGIENE_USER_ACTIONS = ("iam:UpdateAccessKey",)
 # the access review: re-check and remove administrator policies on users
 REVIEW_USER_ACTIONS = ("iam:ListAttachedUserPolicies", "iam:GetUserPolicy",
                        "iam:DetachUserPolicy")
+# the access review's unused services: IAM's last-accessed data (no resource narrows reads)
+REVIEW_ADVISOR_ACTIONS = ("iam:GenerateServiceLastAccessedDetails",
+                          "iam:GetServiceLastAccessedDetails")
+HYGIENE_ROLE_ACTIONS = ("iam:GetRole", "iam:UpdateRole")  # a role's session capped, any role
 DOCTOR_ACTIONS = ("iam:SimulatePrincipalPolicy",)  # on the bot's own ARN
 ASSUME_ACTIONS = ("sts:AssumeRole",)  # on the role of each account of accounts:
+ACTIVITY_ACTIONS = ("cloudtrail:LookupEvents",)  # cloudtrail.enabled: what a grant was used for
+AUDIT_ARCHIVE_ACTIONS = ("s3:PutObject",)  # with audit.s3_bucket, on its prefix's keys
 POLICY_IC = "attach deploy/iam-policy-identity-center.json to the bot"
 POLICY = "attach iam-policy.json to the bot (with your account id and the catalog's ARNs)"
 MEMBER_ROLE = ("deploy deploy/member-account-role.yaml in that account, trusting the bot's "
@@ -47,6 +53,8 @@ class Needs:
     assumed_roles: tuple[str, ...] = ()  # accounts.NAME.role_arn the grants need
     role_grants: str = "user_policy"
     review: bool = False
+    activity: bool = False  # cloudtrail.enabled
+    audit_archive: tuple[str, str] | None = None  # audit.s3_bucket and s3_prefix
 
 
 def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
@@ -85,10 +93,19 @@ def aws_checks(iam: BaseClient, sts: BaseClient, needs: Needs) -> list[Check]:
     if needs.hygiene:
         on["*"].extend(HYGIENE_ACTIONS)
         on.setdefault(any_user, []).extend(HYGIENE_USER_ACTIONS)
+        on.setdefault(f"arn:{partition}:iam::{account}:role/*", []).extend(
+            HYGIENE_ROLE_ACTIONS)
     if needs.review:
         on.setdefault(any_user, []).extend(REVIEW_USER_ACTIONS)
+        on["*"].extend(REVIEW_ADVISOR_ACTIONS)
+    if needs.activity:
+        on["*"].extend(ACTIVITY_ACTIONS)
     for role_arn in needs.assumed_roles:
         on.setdefault(role_arn, []).extend(ASSUME_ACTIONS)
+    if needs.audit_archive:
+        bucket, prefix = needs.audit_archive
+        on[f"arn:{partition}:s3:::{bucket}/{prefix}2026/01/01.jsonl"] = list(
+            AUDIT_ARCHIVE_ACTIONS)
     checks.append(_permissions(iam, arn, on))
     return checks
 

@@ -73,12 +73,15 @@ def make_iam_client(region: str | None = None, connections: int = 32) -> BaseCli
 
 
 def make_client(service: str, region: str | None = None, connections: int = 32,
-                session: boto3.Session | None = None) -> BaseClient:
+                session: boto3.Session | None = None, config: Config | None = None
+                ) -> BaseClient:
     """A client of `service` with the retries, timeouts and call counting above; on the
-    bot's own credentials, or on `session` (an account's assumed role, aws/accounts.py)."""
+    bot's own credentials, or on `session` (an account's assumed role, aws/accounts.py);
+    `config` overrides (e.g. the retries of an adapter that does its own)."""
+    merged = CLIENT_CONFIG.merge(Config(max_pool_connections=connections))
     client = (session or boto3.session.Session()).client(
         service, region_name=region or default_region(),
-        config=CLIENT_CONFIG.merge(Config(max_pool_connections=connections)))
+        config=merged.merge(config) if config else merged)
     event = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register(f"after-call.{event}", _count_call)
     client.meta.events.register(f"after-call-error.{event}", _count_failed_call)

@@ -4,6 +4,7 @@ Rendering happens at send time, from the database: what a message says is how th
 stand when it leaves (services/outbox.py).
 """
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from accessbot.handlers import blocks, hygiene_blocks, review_blocks
+from accessbot.handlers import activity_blocks, blocks, hygiene_blocks, review_blocks
 from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
 from accessbot.services import findings, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.account_audit import Deviation
+from accessbot.services.activity import Summary
 from accessbot.services.catalog import Catalog, is_channel
 from accessbot.services.errors import NotFound
 from accessbot.services.outbox import Kind, Owed
@@ -91,6 +93,8 @@ class Delivery:
             Kind.REVIEW_UPDATE: self._review_update,
             Kind.REVIEW_ESCALATED: self._review_escalated,
             Kind.REVIEW_OUTCOME: self._review_outcome,
+            Kind.ACTIVITY_REPLY: self._activity_reply,
+            Kind.ACTIVITY_DM: self._activity_dm,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -216,6 +220,23 @@ class Delivery:
             return None  # it has ended while the warning waited: the end DM says so
         return _post(grant.requester_id, blocks.expiry_warning(grant, now))
 
+    def _activity(self, session, args):
+        grant = grant_ops.get_grant(session, args["grant_id"])
+        if not grant.activity:
+            raise NotFound(f"grant #{grant.id} has no activity summary")
+        return grant, Summary.from_json(json.loads(grant.activity))
+
+    def _activity_reply(self, session, args, now):
+        message = self._copy(session, args)
+        text, body = activity_blocks.activity_summary(*self._activity(session, args))
+        return SlackCall(POST, {"channel": message.channel, "thread_ts": message.ts,
+                                "text": text, "blocks": body})
+
+    def _activity_dm(self, session, args, now):
+        grant, summary = self._activity(session, args)
+        return _post(grant.requester_id,
+                     activity_blocks.activity_summary(grant, summary, to_requester=True))
+
     # -- people and admins --------------------------------------------------------------
 
     def _admin(self, what: str) -> str | None:
@@ -243,7 +264,8 @@ class Delivery:
     def _findings_digest(self, session, args, now):
         rows = [findings.get_finding(session, i) for i in args["finding_ids"]]
         return _post(args["owner"], hygiene_blocks.findings_digest(
-            rows, now, self._snooze, to_channel=is_channel(args["owner"])))
+            rows, now, self._snooze, to_channel=is_channel(args["owner"]),
+            cap=self.catalog.hygiene.policy.max_role_session))
 
     def _findings_list(self, session, args, now):
         rows = [row for row in findings.get_findings(session, args["finding_ids"])
@@ -258,8 +280,9 @@ class Delivery:
     def _findings_update(self, session, args, now):
         channel, ts = args["channel"], args["ts"]
         rows = findings.in_message(session, channel, ts)
-        text, body = (hygiene_blocks.findings_digest(rows, now, self._snooze,
-                                                     to_channel=is_channel(channel))
+        text, body = (hygiene_blocks.findings_digest(
+                          rows, now, self._snooze, to_channel=is_channel(channel),
+                          cap=self.catalog.hygiene.policy.max_role_session)
                       if rows else hygiene_blocks.findings_superseded())
         return SlackCall(UPDATE, {"channel": channel, "ts": ts, "text": text, "blocks": body})
 

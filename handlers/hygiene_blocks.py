@@ -23,7 +23,7 @@ from accessbot.services.account_audit import Deviation
 from accessbot.services.catalog import is_channel
 from accessbot.services.durations import format_duration
 from accessbot.services.findings import Summary
-from accessbot.services.hygiene import KEY_KINDS, ROOT_USER, FindingKind
+from accessbot.services.hygiene import KEY_KINDS, ROLE_KINDS, ROOT_USER, FindingKind
 
 _WHAT = {
     FindingKind.KEY_TOO_OLD: ("Access key not rotated", "Rotate it: create a new key, move "
@@ -42,6 +42,13 @@ _WHAT = {
                               "for the root account."),
     FindingKind.ROOT_USED: ("Root account used", "Check who used the root account and why; "
                             "use IAM users or roles instead."),
+    FindingKind.ROLE_UNUSED: ("Role unused", "If nothing needs this role any more, delete "
+                              "it (or ask an admin to)."),
+    FindingKind.ROLE_LONG_SESSION: ("Role sessions too long", "Cap the role's maximum session "
+                                    "duration; people and tools sign in again more often."),
+    FindingKind.ROLE_OPEN_TRUST: ("Role trust policy too open", "Name the principals that may "
+                                  "assume the role, and require an sts:ExternalId or your "
+                                  "organization (aws:PrincipalOrgID) for other accounts."),
 }
 
 
@@ -95,7 +102,8 @@ def finding_line(row: CredentialFinding, now: datetime,
     kind = FindingKind(row.kind)
     title, todo = _WHAT[kind]
     titles = [title] + [_title(other.kind).lower() for other in also]
-    who = "the root account" if row.iam_user == ROOT_USER else f"IAM user {_user(row)}"
+    who = ("the root account" if row.iam_user == ROOT_USER else _user(row)
+           if row.kind in ROLE_KINDS else f"IAM user {_user(row)}")
     if row.iam_user == ROOT_USER and row.account:
         who += f" of account {row.account}"
     subject = f"{_key_name(row)} of {who}" if row.kind in KEY_KINDS else who
@@ -119,24 +127,45 @@ def _facts(row: CredentialFinding, kind: FindingKind, now: datetime) -> str:
         return f"second key created {_age(row.since, now)}"
     if kind is FindingKind.ROOT_USED:
         return used
+    if kind is FindingKind.ROLE_UNUSED:
+        return used if row.last_used else f"created {_age(row.since, now)} · never used"
+    if kind in ROLE_KINDS:
+        return f"{escape(row.detail or '')} · {used}"
     return f"found {_age(row.first_seen_at, now)}"
+
+
+def snoozes(row: CredentialFinding) -> str | None:
+    """"snoozed 3 times", or None for a finding never snoozed."""
+    count = row.snooze_count or 0
+    return None if count == 0 else "snoozed once" if count == 1 else f"snoozed {count} times"
 
 
 def _status(row: CredentialFinding, now: datetime) -> str | None:
     if row.status is FindingStatus.RESOLVED:
         return (f":white_check_mark: Resolved {slack_time(row.resolved_at)}: "
                 f"{escape_except_mentions(row.resolution or '')}")
+    times = snoozes(row)
     if _snoozed(row, now):
         return (f":zzz: Snoozed by {mention(row.snoozed_by)} until "
-                f"{slack_time(row.snoozed_until)}")
+                f"{slack_time(row.snoozed_until)}" + (f" ({times})" if times else ""))
     if row.fixing_by:
-        return f":wrench: {mention(row.fixing_by)} will fix it ({slack_time(row.fixing_at)})"
-    return None
+        return (f":wrench: {mention(row.fixing_by)} will fix it ({slack_time(row.fixing_at)})"
+                + (f" · {times}" if times else ""))
+    return f":zzz: {times[0].upper()}{times[1:]}, still open" if times else None
 
 
-def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
+def _buttons(row: CredentialFinding, snooze: timedelta,
+             cap: timedelta = timedelta(hours=1)) -> ActionsBlock:
     value = str(row.id)
     elements = []
+    if row.kind == FindingKind.ROLE_LONG_SESSION:
+        elements.append(ButtonElement(
+            text=f"Cap at {format_duration(cap)}", action_id=ActionId.FINDING_CAP_SESSION,
+            value=value, style="primary",
+            confirm=confirm(f"Cap sessions at {format_duration(cap)}?",
+                            f"New sessions of {_user(row, code=False)} last at most "
+                            f"{format_duration(cap)}; sessions already started keep theirs.",
+                            "Cap", "Cancel")))
     if row.kind in KEY_KINDS and row.key_id:
         elements.append(ButtonElement(
             text="Deactivate now", action_id=ActionId.FINDING_DEACTIVATE, value=value,
@@ -154,7 +183,7 @@ def _buttons(row: CredentialFinding, snooze: timedelta) -> ActionsBlock:
 
 
 def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timedelta,
-                    to_channel: bool = False) -> Message:
+                    to_channel: bool = False, cap: timedelta = timedelta(hours=1)) -> Message:
     """The owner's message: every finding, its status, and buttons while it is open.
     A channel gets it for service users nobody owns by name, and for the root account."""
     cards = _cards(rows)
@@ -164,9 +193,15 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
     intro = ("These credentials belong to no one by name (service users, the root account), "
              "so this channel owns them. Anyone here may act on them:" if to_channel else
              "These credentials are yours; please fix them (or tell us when you will):")
+    read = "the IAM credential report"
+    if any(row.kind in ROLE_KINDS for row in rows):  # roles: what they are, who owns them
+        read += " and the IAM roles"
+        intro = intro.replace("These credentials", "These credentials and roles").replace(
+            "(service users, the root account)", "(service users, untagged roles, the root "
+            "account)")
     blocks: list[Block] = [
         header("Stale AWS credentials"),
-        section(f"accessbot reads the IAM credential report regularly. {intro}"),
+        section(f"accessbot reads {read} regularly. {intro}"),
     ]
     for row, *also in cards:
         blocks.append(section(finding_line(row, now, also)))
@@ -174,7 +209,7 @@ def findings_digest(rows: list[CredentialFinding], now: datetime, snooze: timede
         if status:
             blocks.append(context(status))
         if row.status is FindingStatus.OPEN and not _snoozed(row, now):
-            blocks.append(_buttons(row, snooze))
+            blocks.append(_buttons(row, snooze, cap))
     return message(text, blocks)  # at most 15 findings (the runner's PER_MESSAGE): 47 blocks
 
 
@@ -201,8 +236,10 @@ def findings_escalated(rows: list[CredentialFinding], now: datetime) -> Message:
                                    "Please follow up:")]
     for row in rows[:ESCALATED_LINES]:
         owner = mention(row.owner) if row.owner and not is_channel(row.owner) else "no owner"
+        times = snoozes(row)
         blocks.append(section(
-            f"{finding_line(row, now)}\nOwner: {owner} · open {_age(row.first_seen_at, now)}"))
+            f"{finding_line(row, now)}\nOwner: {owner} · " + (f"{times}, " if times else "")
+            + f"open {_age(row.first_seen_at, now)}"))
     if len(rows) > ESCALATED_LINES:  # one message, whatever the count
         blocks.append(context(f"And {len(rows) - ESCALATED_LINES:,} more: "
                               "`accessbot audit --since 1d` names every one."))
@@ -321,6 +358,8 @@ def _csv(rows: list[CredentialFinding]) -> str:
 def _user(row: CredentialFinding, code: bool = True) -> str:
     """The finding's IAM user, with its account when that is not the bot's own."""
     name = f"`{escape(row.iam_user)}`" if code else escape(row.iam_user)
+    if row.kind in ROLE_KINDS:
+        name = f"role {name}"
     return f"{name} in account {row.account}" if row.account else name
 
 

@@ -17,6 +17,7 @@ class ActionId(StrEnum):
     FINDING_SNOOZE = "accessbot.finding_snooze"
     REVIEW_KEEP = "accessbot.review_keep"
     REVIEW_REMOVE = "accessbot.review_remove"
+    FINDING_CAP_SESSION = "accessbot.finding_cap_session"
 
 
 class BlockId(StrEnum):

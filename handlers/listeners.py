@@ -66,6 +66,7 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.FINDING_SNOOZE.value)(listeners.snooze)
     app.action(ActionId.REVIEW_KEEP.value)(listeners.review_keep)
     app.action(ActionId.REVIEW_REMOVE.value)(listeners.review_remove)
+    app.action(ActionId.FINDING_CAP_SESSION.value)(listeners.cap_session)
     app.error(listeners.on_error)
 
 
@@ -216,6 +217,10 @@ class Listeners:
 
     def review_remove(self, ack: Ack, body: dict) -> None:
         self._finding(Task.REVIEW_REMOVE, click_input(body))
+        ack()
+
+    def cap_session(self, ack: Ack, body: dict) -> None:
+        self._finding(Task.CAP_SESSION, click_input(body))
         ack()
 
     def _finding(self, task: Task, click: ClickInput) -> None:

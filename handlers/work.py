@@ -58,6 +58,7 @@ class Task(StrEnum):
     SNOOZE = "snooze"
     REVIEW_KEEP = "review_keep"
     REVIEW_REMOVE = "review_remove"
+    CAP_SESSION = "cap_session"
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,14 @@ class Work:
         try:
             self._reply(reply, self.deps.hygiene.deactivate(parse_id(value), user_id,
                                                             channel_id))
+        except AccessBotError as exc:  # refused, already resolved, or AWS said no
+            self._reply(reply, user_message(exc))
+
+    def cap_session(self, value: str | None, user_id: str, channel_id: str | None,
+                    reply: ReplyTo) -> None:
+        try:
+            self._reply(reply, self.deps.hygiene.cap_session(parse_id(value), user_id,
+                                                             channel_id))
         except AccessBotError as exc:  # refused, already resolved, or AWS said no
             self._reply(reply, user_message(exc))
 

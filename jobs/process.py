@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
@@ -26,7 +27,10 @@ from accessbot.aws import (
     make_iam_client,
     make_identity_center,
 )
+from accessbot.aws.access_advisor import AccessAdvisor
 from accessbot.aws.accounts import AccountCredentials, assumed_session
+from accessbot.aws.audit_archive import make_audit_archive
+from accessbot.aws.cloudtrail import make_cloudtrail
 from accessbot.aws.review import AccountReview, IamReview
 from accessbot.aws.session import make_client
 from accessbot.handlers.client import slack_client
@@ -46,18 +50,26 @@ from accessbot.jobs.scheduler import (
 from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import SSO_KINDS, Catalog, ResourceKind, load_catalog
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import utcnow
 from accessbot.services.errors import ConfigError
+from accessbot.services.grant_activity import GrantActivity
 from accessbot.services.hygiene_runner import AccountSide, HygieneRunner
-from accessbot.services.ports import AccessProvider, ProviderError, ReportNotReady
+from accessbot.services.ports import (
+    AccessProvider,
+    ProviderError,
+    ReportNotReady,
+    StandingAccess,
+)
 from accessbot.services.review_runner import ReviewRunner, ReviewSide
 from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
 from accessbot.settings import Settings
 
 log = logging.getLogger("accessbot")
 
+ACTIVITY_CHECK = timedelta(minutes=1)  # how often ended grants are looked for
 TASK_WORKERS = 16  # acknowledged tasks run side by side (database work; AWS has its own pool)
 
 
@@ -75,6 +87,8 @@ class Components:
     sender: Sender
     stopping: threading.Event
     review: ReviewRunner | None = None
+    activity: GrantActivity | None = None
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -119,29 +133,46 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                           profiles=profiles, sso_directory=identity_center,
                           account_directories=account_directories)
     stopping = threading.Event()
-    hygiene = HygieneRunner(sessions, catalog,
-                            IamCredentials(iam, sleep=_sleep_unless(stopping)),
+    own_credentials = IamCredentials(iam, sleep=_sleep_unless(stopping))
+    account_credentials = {i: AccountCredentials(IamCredentials(
+        account_iam[i], sleep=_sleep_unless(stopping)), i) for i in catalog.audited_accounts()}
+    hygiene = HygieneRunner(sessions, catalog, own_credentials,
                             owners=Owners(directory, profiles),
                             refresh_owners=directory.refresh, standing=identity_center,
                             accounts={i: AccountSide(
-                                AccountCredentials(IamCredentials(
-                                    account_iam[i], sleep=_sleep_unless(stopping)), i),
-                                Owners(account_directories[i], profiles),
-                                account_directories[i].refresh)
-                                for i in catalog.audited_accounts()})
+                                credentials, Owners(account_directories[i], profiles),
+                                account_directories[i].refresh, roles=credentials)
+                                for i, credentials in account_credentials.items()},
+                            roles=own_credentials)
     review = ReviewRunner(sessions, catalog, identity_center=identity_center, sides={
-        "": ReviewSide(IamReview(iam), IamCredentials(iam, sleep=_sleep_unless(stopping)),
-                       Owners(directory, profiles)),
-        **{i: ReviewSide(AccountReview(IamReview(account_iam[i]), i),
-                         AccountCredentials(IamCredentials(
-                             account_iam[i], sleep=_sleep_unless(stopping)), i),
-                         Owners(account_directories[i], profiles))
+        "": ReviewSide(IamReview(iam), own_credentials, Owners(directory, profiles),
+                       AccessAdvisor(iam)),
+        **{i: ReviewSide(AccountReview(IamReview(account_iam[i]), i), account_credentials[i],
+                         Owners(account_directories[i], profiles),
+                         AccessAdvisor(account_iam[i]))
            for i in catalog.assumed_accounts()}})
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
                                        catalog))
+    audit_archiver = None
+    if catalog.audit.s3_bucket:
+        audit_archiver = AuditArchiver(runner.transaction,
+                                       make_audit_archive(catalog.audit.s3_bucket),
+                                       catalog.audit, utcnow)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping, review)
+                      background, hygiene, sender, stopping, review=review,
+                      activity=_grant_activity(catalog, sessions, identity_center),
+                      audit_archiver=audit_archiver)
+
+
+def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],
+                    names: StandingAccess | None) -> GrantActivity | None:
+    """The CloudTrail lookup after grants end (cloudtrail.enabled), in every account."""
+    if not catalog.cloudtrail.enabled:
+        return None
+    accounts = {a.id: a for a in catalog.accounts.values() if a.role_arn}
+    activity = make_cloudtrail(accounts, catalog.cloudtrail.regions)
+    return GrantActivity(sessions, catalog, activity, worker_id(), names=names)
 
 
 def _sleep_unless(stopping: threading.Event):
@@ -182,10 +213,19 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,
-                                                   components.hygiene, components.review),
-                      {"sweep": components.catalog.sweep_interval})
+                                                   components.hygiene,
+                                                   review=components.review,
+                                                   activity=components.activity,
+                                                   audit_archiver=components.audit_archiver),
+                      {"sweep": components.catalog.sweep_interval,
+                       "grant-activity": _activity_interval(components.catalog)})
     log.info("scheduler running; %d live grants have timers", live)
     return scheduler
+
+
+def _activity_interval(catalog: Catalog) -> timedelta:
+    """Every minute; more often when cloudtrail.delay is shorter (a test's 1s)."""
+    return max(min(ACTIVITY_CHECK, catalog.cloudtrail.delay), timedelta(seconds=1))
 
 
 def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:

@@ -4,8 +4,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from accessbot.services import inbox, outbox
+from accessbot.services import audit_chain, inbox, outbox
+from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import Hygiene
+from accessbot.services.grant_activity import GrantActivity
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.review_runner import ReviewRunner
 from accessbot.services.runner import AccessRunner
@@ -17,6 +19,8 @@ class JobContext:
     refresh_directory: Callable[[], object]
     hygiene: HygieneRunner | None = None
     review: ReviewRunner | None = None
+    activity: GrantActivity | None = None  # None: cloudtrail.enabled is false
+    audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Job:
     per_account: bool = False
     # what `run-job` does instead of the scheduled run, when the two differ
     now: Callable[["JobContext"], object] | None = None
+    # whether the worker schedules a job with a period (default: with hygiene.enabled)
+    scheduled: Callable[[JobContext], bool] | None = None
 
 
 def run_due(job: Job, context: JobContext, every: timedelta) -> object | None:
@@ -104,6 +110,20 @@ def _access_review_now(context: JobContext):
     return _access_review(context, timedelta(0))
 
 
+def _grant_activity(context: JobContext):
+    return context.activity.run() if context.activity else None
+
+
+def _seal_audit(context: JobContext):
+    return audit_chain.seal_pending(context.runner.transaction)
+
+
+def _audit_s3_export(context: JobContext):
+    if context.audit_archiver is None:
+        return {"skipped": "audit.s3_bucket is not set"}
+    return context.audit_archiver.export_days()
+
+
 CHECK = timedelta(minutes=5)  # how soon a report AWS was still generating is tried again
 
 PERIODIC = [
@@ -115,7 +135,8 @@ PERIODIC = [
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
     Job("stale-credentials", _stale_credentials, CHECK,
-        "read the IAM credential report, tell owners about stale credentials, escalate, "
+        "read the IAM credential report and the roles, tell owners about stale credentials "
+        "and risky roles, escalate, "
         "auto-disable keys when configured (hygiene.interval, daily); in every account",
         period=lambda hygiene: hygiene.interval, per_account=True),
     Job("hygiene-summary", _summary, CHECK,
@@ -130,6 +151,16 @@ PERIODIC = [
         "ask approvers (or owners) to keep or remove standing access outside accessbot's "
         "grants (review.interval, 30 days); every hour, remind, escalate and close; in every "
         "account with catalog groups or roles", now=_access_review_now),
+    Job("grant-activity", _grant_activity, timedelta(minutes=1),
+        "look up in CloudTrail what each ended grant was used for (cloudtrail.delay after "
+        "it ended) and post the summary in the request's thread and to the requester"),
+    Job("seal-audit", _seal_audit, timedelta(seconds=15),
+        "extend the audit trail's hash chain with the rows recorded since"),
+    # hourly, so that a day is uploaded within the hour after it is complete and sealed
+    Job("audit-s3-export", _audit_s3_export, CHECK,
+        "upload each complete UTC day of the audit trail to audit.s3_bucket, once "
+        "(days missed while the bot was down too)", period=lambda _: timedelta(hours=1),
+        scheduled=lambda context: context.audit_archiver is not None),
 ]
 ON_DEMAND = [
     Job("expire-requests", _expire_requests, timedelta(0), "expire undecided requests"),

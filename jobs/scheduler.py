@@ -70,14 +70,21 @@ def make_scheduler(workers: int = 16) -> BackgroundScheduler:
 def add_periodic_jobs(scheduler: BackgroundScheduler, context: JobContext,
                       intervals: dict[str, timedelta]) -> None:
     for job in PERIODIC:
-        if job.period is not None and (context.hygiene is None
-                                       or not context.hygiene.settings.enabled):
+        if job.period is not None and not _scheduled(job, context):
             continue  # hygiene.enabled: false (run-job still runs them by hand)
         every = intervals.get(job.name, job.every)
         scheduler.add_job(_measured(job.name, _when_due(job, context) if job.period
                                     else job.run), "interval",
                           seconds=every.total_seconds(), args=[context], id=job.name,
                           replace_existing=True, next_run_time=datetime.now().astimezone())
+
+
+def _scheduled(job: Job, context: JobContext) -> bool:
+    if context.hygiene is None:
+        return False
+    if job.scheduled is not None:
+        return job.scheduled(context)
+    return context.hygiene.settings.enabled
 
 
 def _measured(name: str, run: Callable[[JobContext], object]) -> Callable[[JobContext], object]:

@@ -6,7 +6,9 @@ from accessbot.models.tables import (
     AccessRequest,
     AccountFault,
     ApprovalMessage,
+    AuditChain,
     AuditEvent,
+    AuditExport,
     CredentialFinding,
     FindingStatus,
     Grant,
@@ -24,7 +26,8 @@ from accessbot.models.tables import (
 )
 
 __all__ = [
-    "AccessRequest", "AccountFault", "ApprovalMessage", "AuditEvent", "Base", "CredentialFinding",
+    "AccessRequest", "AccountFault", "ApprovalMessage", "AuditChain", "AuditEvent",
+    "AuditExport", "Base", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
     "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",

@@ -1,7 +1,8 @@
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -35,6 +36,7 @@ class GrantStatus(StrEnum):
 
 LIVE_GRANT = text("status IN ('PENDING', 'ACTIVE')")
 PENDING_REQUEST = text("status = 'PENDING'")
+UNSEALED = text("seq IS NULL")
 
 
 def _enum(cls) -> Enum:
@@ -128,6 +130,12 @@ class Grant(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     dm_channel: Mapped[str | None] = mapped_column(String(32))
     dm_ts: Mapped[str | None] = mapped_column(String(32))
+    # what the grant was used for (services/grant_activity.py): looked up in CloudTrail
+    # from activity_due_at on, once it ended (REVOKED); the summary as JSON
+    activity_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    activity_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    activity_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    activity: Mapped[str | None] = mapped_column(Text)
 
     request: Mapped[AccessRequest] = relationship(back_populates="grant",
                                                   foreign_keys=[request_id])
@@ -135,6 +143,7 @@ class Grant(Base):
     __table_args__ = (
         Index("ix_grants_status_expires_at", "status", "expires_at"),
         Index("ix_grants_status_warn_at", "status", "warn_at"),
+        Index("ix_grants_activity_due_at", "activity_due_at"),
         # one live grant per IAM user and target: revoking an overlapping grant would
         # otherwise take away access that another grant still promises
         Index("uq_grants_live_access", "iam_user", "kind", "target", "accounts", unique=True,
@@ -155,6 +164,40 @@ class AuditEvent(Base):
     grant_id: Mapped[int | None] = mapped_column(Integer, index=True)
     finding_id: Mapped[int | None] = mapped_column(Integer, index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+    # the hash chain (services/audit_chain.py): set by the sealer, never by record()
+    seq: Mapped[int | None] = mapped_column(Integer, unique=True)  # position in the chain
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # the sealer's work: the unsealed rows, in id order
+        Index("ix_audit_events_unsealed", "id", sqlite_where=UNSEALED,
+              postgresql_where=UNSEALED),
+    )
+
+
+class AuditChain(Base):
+    """The chain's head, one row (id 1): the last sealed row's seq and hash. Sealers
+    advance it compare-and-set, so only one extends the chain at a time; verify compares
+    it with the last row, so rows deleted at the end are found."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditExport(Base):
+    """A UTC day of the audit trail uploaded to audit.s3_bucket: each day once."""
+
+    __tablename__ = "audit_exports"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024))
+    rows: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str | None] = mapped_column(String(64))  # None: a day without rows
+    exported_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class FindingStatus(StrEnum):
@@ -184,6 +227,7 @@ class CredentialFinding(Base):
     key_slot: Mapped[int | None] = mapped_column(Integer)
     key_created: Mapped[datetime | None] = mapped_column(UtcDateTime)
     key_id: Mapped[str | None] = mapped_column(String(32))  # matched via ListAccessKeys
+    detail: Mapped[str | None] = mapped_column(String(200))  # a role's session, who it trusts
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     owner: Mapped[str | None] = mapped_column(String(32))   # Slack user or channel told
@@ -195,6 +239,7 @@ class CredentialFinding(Base):
     snoozed_by: Mapped[str | None] = mapped_column(String(32))
     snoozed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    snooze_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     final_warning_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # auto-disable
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(64))  # Slack user or "accessbot"

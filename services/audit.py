@@ -1,5 +1,6 @@
 """The audit trail: every state change with who, when and why."""
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ class Action(StrEnum):
     REVIEW_GONE = "review_gone"
     REVIEW_ESCALATED = "review_escalated"
     REVIEW_UNANSWERED = "review_unanswered"
+    ACTIVITY_SUMMARISED = "activity_summarised"
+    ACTIVITY_UNAVAILABLE = "activity_unavailable"
+    ROLE_SESSION_CAPPED = "role_session_capped"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -157,6 +161,12 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
+        case Action.ACTIVITY_SUMMARISED:
+            return (f"accessbot looked up in CloudTrail what {who} did with {resource}: "
+                    f"{_activity_counts(event.detail)}")
+        case Action.ACTIVITY_UNAVAILABLE:
+            return (f"accessbot could not look up what {who} did with {resource} in "
+                    f"CloudTrail: {detail}")
     return f"{actor} {action.value.replace('_', ' ')} {resource}: {detail}"
 
 
@@ -174,6 +184,17 @@ def _review_sentence(action: Action, actor: str, detail: str) -> str:
         case Action.REVIEW_UNANSWERED:
             return f"the access review closed with nobody deciding: {detail}"
     return f"{actor} {action.value.replace('_', ' ')}: {detail}"
+
+
+def _activity_counts(detail: str | None) -> str:
+    """The counts of an activity summary's audit detail (services/activity.py, compact)."""
+    try:
+        found = json.loads(detail or "")
+        counts = (f"{found['events']} events, {found['writes']} changes, "
+                  f"{found['denied']} denied, {found['sign_ins']} console sign-ins")
+    except (ValueError, KeyError, TypeError):
+        return detail or "?"
+    return ("at least " if found.get("truncated") else "") + counts
 
 
 def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, detail: str,
@@ -198,4 +219,6 @@ def _finding_sentence(action: Action, actor: str, finding: CredentialFinding, de
             return f"accessbot warned {owner} that it will deactivate the key: {said}"
         case Action.KEY_DEACTIVATED:
             return f"{actor} deactivated {detail}" if detail else f"{actor} deactivated: {said}"
+        case Action.ROLE_SESSION_CAPPED:
+            return f"{actor} capped {detail}" if detail else f"{actor} capped: {said}"
     return f"{actor} {action.value.replace('_', ' ')}: {said}"

@@ -166,6 +166,24 @@ class Review:
 
 
 @dataclass(frozen=True)
+class CloudTrail:
+    """The `cloudtrail:` section: what a grant was used for, looked up after it ends."""
+
+    enabled: bool = True
+    delay: timedelta = timedelta(minutes=15)  # CloudTrail delivers events within ~15 min
+    regions: tuple[str, ...] = ()  # empty: the bot's own region
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The `audit:` section: where the daily files of the audit trail go (nowhere unless
+    s3_bucket is set)."""
+
+    s3_bucket: str | None = None
+    s3_prefix: str = "accessbot/audit/"
+
+
+@dataclass(frozen=True)
 class Catalog:
     resources: dict[str, Resource]
     approval_channel: str | None = None
@@ -178,6 +196,8 @@ class Catalog:
     iam_user_path: str = "/"  # only IAM users under this path are matched and granted
     role_grants: str = "user_policy"  # or trust_policy: how an iam_role grant is made
     review: Review = Review()
+    cloudtrail: CloudTrail = CloudTrail()
+    audit: Audit = Audit()
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -227,13 +247,14 @@ class Catalog:
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
-             "role_grants", "review"}
+             "role_grants", "review", "cloudtrail", "audit"}
 _REVIEW_KEYS = {"interval", "groups", "roles", "unused_service_age", "enabled"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
     "interval", "reminder_interval", "escalate_after", "snooze", "auto_disable_after",
-    "final_warning", "summary_interval", "audit_interval",
+    "final_warning", "summary_interval", "audit_interval", "unused_role_age", "max_role_session",
 }
+ROLE_SESSION_LIMITS = (timedelta(hours=1), timedelta(hours=12))  # IAM's MaxSessionDuration
 _HYGIENE_KEYS = _HYGIENE_DURATIONS | {"password_policy", "min_administrators", "enabled",
                                       "exclude", "mode"}
 HYGIENE_MODES = ("notify", "report")
@@ -252,6 +273,7 @@ _TARGET_TEXT = {
     ResourceKind.SSO_GROUP: "an Identity Center group's display name or id",
 }
 _ACCOUNT_KEYS = {"id", "role_arn", "external_id"}
+_CLOUDTRAIL_KEYS = {"enabled", "delay", "regions", "lake_event_data_store"}
 _IDENTITY_CENTER_KEYS = {"instance_arn", "identity_store_id", "region"}
 
 
@@ -308,8 +330,38 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
     return Catalog(resources=resources, request_timeout=timeout, sweep_interval=sweep,
                    hygiene=hygiene, accounts=accounts, iam_user_path=path,
                    role_grants=role_grants, review=_parse_review(raw.get("review"), fail),
+                   audit=_parse_audit(raw.get("audit"), fail),
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
+                   cloudtrail=_parse_cloudtrail(raw.get("cloudtrail"), fail),
                    **channels)
+
+
+def _parse_cloudtrail(spec: Any, fail) -> CloudTrail:
+    if spec is None:
+        return CloudTrail()
+    if not isinstance(spec, dict):
+        raise fail("cloudtrail", "expected a mapping")
+    _check_keys(spec, _CLOUDTRAIL_KEYS, "cloudtrail", fail)
+    enabled = spec.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise fail("cloudtrail.enabled", "expected true or false")
+    delay = _duration(spec, "delay", CloudTrail.delay, "cloudtrail.delay", fail)
+    if delay > timedelta(days=1):
+        raise fail("cloudtrail.delay", "at most 1d (CloudTrail delivers events within about "
+                   "15 minutes)")
+    regions = spec.get("regions", [])
+    if not isinstance(regions, list):
+        raise fail("cloudtrail.regions", "expected a list of region names like eu-west-1")
+    for index, region in enumerate(regions):
+        if not (isinstance(region, str) and REGION.match(region)):
+            raise fail(f"cloudtrail.regions[{index}]", f"'{region}' is not a region name like "
+                       "eu-west-1")
+    if len(set(regions)) != len(regions):
+        raise fail("cloudtrail.regions", "names one region twice")
+    if spec.get("lake_event_data_store") is not None:
+        raise fail("cloudtrail.lake_event_data_store", "CloudTrail Lake is not supported yet: "
+                   "remove the key (the lookup reads Event history, LookupEvents)")
+    return CloudTrail(enabled=enabled, delay=delay, regions=tuple(regions))
 
 
 def _parse_accounts(spec: Any, fail) -> dict[str, Account]:
@@ -342,6 +394,27 @@ def _parse_accounts(spec: Any, fail) -> dict[str, Account]:
     if len(set(ids)) != len(ids):
         raise fail("accounts", "two accounts have the same id")
     return accounts
+
+
+S3_BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+S3_PREFIX = re.compile(r"^(?!/)[A-Za-z0-9!_.*'()/-]{0,512}$")
+
+
+def _parse_audit(spec: Any, fail) -> Audit:
+    if spec is None:
+        return Audit()
+    if not isinstance(spec, dict):
+        raise fail("audit", "expected a mapping (s3_bucket, s3_prefix)")
+    _check_keys(spec, {"s3_bucket", "s3_prefix"}, "audit", fail)
+    bucket = spec.get("s3_bucket")
+    if bucket is not None and not (isinstance(bucket, str) and S3_BUCKET.match(bucket)):
+        raise fail("audit.s3_bucket", f"'{bucket}' is not an S3 bucket name (3 to 63 "
+                   "lowercase letters, digits, '.' and '-')")
+    prefix = spec.get("s3_prefix", Audit.s3_prefix)
+    if not (isinstance(prefix, str) and S3_PREFIX.match(prefix)):
+        raise fail("audit.s3_prefix", f"'{prefix}' is not a key prefix like accessbot/audit/ "
+                   "(letters, digits, '/', '-', '_', '.'; not starting with '/')")
+    return Audit(bucket, prefix)
 
 
 def _parse_identity_center(spec: Any, fail) -> IdentityCenter:
@@ -426,6 +499,11 @@ def _parse_hygiene(spec: Any, fail) -> Hygiene:
         if key == "auto_disable_after" and spec[key] in (None, False, "off"):
             continue
         given[key] = _duration(spec, key, timedelta(0), f"hygiene.{key}", fail)
+    low, high = ROLE_SESSION_LIMITS
+    if "max_role_session" in given and not low <= given["max_role_session"] <= high:
+        raise fail("hygiene.max_role_session", f"IAM allows a role's maximum session from "
+                   f"{format_duration(low)} to {format_duration(high)}, not "
+                   f"{format_duration(given['max_role_session'])}")
     policy = HygienePolicy(**{k: given.pop(k) for k in list(given)
                               if k in HygienePolicy.__dataclass_fields__})
     minimum = spec.get("min_administrators", Hygiene.min_administrators)

@@ -18,10 +18,19 @@ from accessbot.services import audit
 from accessbot.services.audit import SYSTEM, Action
 from accessbot.services.catalog import is_channel
 from accessbot.services.errors import Conflict, NotAuthorized, NotFound
-from accessbot.services.hygiene import KEY_KINDS, Finding, describe
+from accessbot.services.hygiene import (
+    KEY_KINDS,
+    REPORT_KINDS,
+    ROLE_KINDS,
+    Finding,
+    FindingKind,
+    describe,
+)
 
 GONE = "no longer in the credential report"
 EXCLUDED = "the user is excluded (hygiene.exclude)"
+ROLE_EXCLUDED = "the role is excluded (hygiene.exclude)"
+ROLE_GONE = "fixed, or the role is gone (checked in IAM)"
 
 
 @dataclass
@@ -31,15 +40,20 @@ class Synced:
 
 
 def sync(session: Session, found: list[Finding], now: datetime,
-         excluded: Set[str] = frozenset(), account: str = "") -> Synced:
-    """Make the account's open findings those of its latest report: open the new, refresh
-    the known, resolve the ones that are gone (those of `excluded` users quietly: nobody
-    fixed them)."""
+         excluded: Set[str] = frozenset(), account: str = "",
+         kinds: Set[str] = REPORT_KINDS) -> Synced:
+    """Make the account's open findings of `kinds` (those one evaluation decides: the
+    credential report's, or the roles') those it found: open the new, refresh the known,
+    resolve the ones that are gone (those of `excluded` users quietly: nobody fixed them).
+    Findings of other kinds are left alone."""
     open_rows = {_identity(row): row for row in session.scalars(
         select(CredentialFinding).where(CredentialFinding.status == FindingStatus.OPEN,
-                                        CredentialFinding.account == account))}
+                                        CredentialFinding.account == account,
+                                        CredentialFinding.kind.in_(sorted(kinds))))}
     result = Synced()
     for finding in found:
+        if finding.kind not in kinds:
+            raise ValueError(f"sync of {sorted(kinds)} was given a {finding.kind} finding")
         row = open_rows.pop(finding.key, None)
         if row is None:
             row = CredentialFinding(account=account, iam_user=finding.iam_user,
@@ -51,12 +65,13 @@ def sync(session: Session, found: list[Finding], now: datetime,
             result.opened.append(row)
         row.last_seen_at = now
         row.since, row.last_used = finding.since, finding.last_used
-        row.last_used_where = finding.last_used_where
+        row.last_used_where, row.detail = finding.last_used_where, finding.detail
     for row in open_rows.values():
         if row.iam_user in excluded:
-            _resolve(session, row, now, SYSTEM, EXCLUDED)
+            _resolve(session, row, now, SYSTEM,
+                     ROLE_EXCLUDED if row.kind in ROLE_KINDS else EXCLUDED)
             continue
-        _resolve(session, row, now, SYSTEM, GONE)
+        _resolve(session, row, now, SYSTEM, ROLE_GONE if row.kind in ROLE_KINDS else GONE)
         result.resolved.append(row)
     session.flush()
     for row in result.opened:
@@ -195,6 +210,7 @@ def snooze(session: Session, finding_id: int, user_id: str, channel_id: str | No
     row = _open_for(session, finding_id, user_id, channel_id)
     for each in _open_of_same_key(session, row):
         each.snoozed_by, each.snoozed_until = user_id, now + length
+        each.snooze_count = CredentialFinding.snooze_count + 1  # in SQL: no lost click
         audit.record(session, now, user_id, Action.FINDING_SNOOZED, finding_id=each.id,
                      detail=f"until {each.snoozed_until:%Y-%m-%d %H:%M} UTC")
     return row
@@ -249,13 +265,50 @@ def key_gone(session: Session, finding_id: int, now: datetime) -> None:
         _resolve(session, row, now, SYSTEM, "the key is no longer active (checked live)")
 
 
+@dataclass(frozen=True)
+class RoleToCap:
+    finding_id: int
+    role: str
+    account: str = ""
+
+
+def role_to_cap(session: Session, finding_id: int, user_id: str,
+                channel_id: str | None) -> RoleToCap:
+    """Check that this clicker may cap this finding's role's maximum session."""
+    row = _open_for(session, finding_id, user_id, channel_id)
+    if row.kind != FindingKind.ROLE_LONG_SESSION:
+        raise Conflict("Only a role's maximum session can be capped from here.")
+    return RoleToCap(row.id, row.iam_user, row.account)
+
+
+def session_capped(session: Session, finding_id: int, by: str, cap: str,
+                   now: datetime) -> CredentialFinding:
+    """The role's maximum session is `cap` now: its finding is resolved."""
+    row = get_finding(session, finding_id)
+    audit.record(session, now, by, Action.ROLE_SESSION_CAPPED, finding_id=row.id,
+                 detail=f"role {row.iam_user}'s maximum session at {cap}")
+    if row.status is FindingStatus.OPEN:  # a click at the same moment may have done it
+        _resolve(session, row, now, by, f"session capped at {cap} by <@{by}>")
+    return row
+
+
+def role_checked(session: Session, finding_id: int, why: str, now: datetime
+                 ) -> CredentialFinding:
+    """The live re-check found nothing to do (already capped, or the role is gone)."""
+    row = get_finding(session, finding_id)
+    if row.status is FindingStatus.OPEN:
+        _resolve(session, row, now, SYSTEM, why)
+    return row
+
+
 def escalation_due(session: Session, now: datetime, after: timedelta, account: str = ""
                    ) -> list[CredentialFinding]:
-    """The account's open findings older than `after`, not escalated yet, not snoozed."""
+    """The account's open findings older than `after`, not escalated yet, snoozed or not:
+    a snooze quiets the owner's reminders, it cannot keep a finding from the admins."""
     return list(session.scalars(select(CredentialFinding).where(
         CredentialFinding.status == FindingStatus.OPEN, CredentialFinding.account == account,
         CredentialFinding.first_seen_at <= now - after,
-        CredentialFinding.escalated_at.is_(None), _awake(now))
+        CredentialFinding.escalated_at.is_(None))
         .order_by(CredentialFinding.first_seen_at, CredentialFinding.id)))
 
 

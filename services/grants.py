@@ -101,8 +101,11 @@ def finish_revoke(session: Session, grant_id: int, owner: str, now: datetime) ->
 
 
 def finish_all_revoked(session: Session, grant_ids: Sequence[int], owner: str,
-                       now: datetime) -> list[Grant]:
-    """finish_revoke for many grants in a few statements: those still ours, in id order."""
+                       now: datetime, activity_after: timedelta | None = None) -> list[Grant]:
+    """finish_revoke for many grants in a few statements: those still ours, in id order.
+
+    A grant that was in place (REVOKED) is due for its activity lookup `activity_after`
+    from now (services/grant_activity.py); None: no lookup."""
     ends: dict[tuple[GrantStatus, GrantStatus, str], list[int]] = {}
     for grant in _reload(session, grant_ids):
         if grant.lease_owner != owner:
@@ -119,7 +122,9 @@ def finish_all_revoked(session: Session, grant_ids: Sequence[int], owner: str,
             update(Grant)
             .where(Grant.id.in_(ids), Grant.lease_owner == owner, Grant.status == status)
             .values(lease_owner=None, lease_until=None, status=final, revoked_at=now,
-                    end_reason=reason, next_attempt_at=None)
+                    end_reason=reason, next_attempt_at=None,
+                    activity_due_at=(now + activity_after if activity_after is not None
+                                     and final is GrantStatus.REVOKED else None))
             .returning(Grant.id)
             .execution_options(synchronize_session=False)).all()
     done = _reload(session, finished)

@@ -21,9 +21,17 @@ class FindingKind(StrEnum):
     ROOT_KEYS = "root_keys"              # the root user has access keys
     ROOT_NO_MFA = "root_no_mfa"          # the root user has no MFA
     ROOT_USED = "root_used"              # the root user was used recently
+    ROLE_UNUSED = "role_unused"          # a role unused (or never used) for unused_role_age
+    ROLE_LONG_SESSION = "role_long_session"  # MaxSessionDuration above max_role_session
+    ROLE_OPEN_TRUST = "role_open_trust"  # trusts anyone, or another account unconditioned
 
 
 KEY_KINDS = frozenset({FindingKind.KEY_TOO_OLD, FindingKind.KEY_UNUSED})
+# findings about IAM roles (services/role_hygiene.py): their iam_user is the role's name
+ROLE_KINDS = frozenset({FindingKind.ROLE_UNUSED, FindingKind.ROLE_LONG_SESSION,
+                        FindingKind.ROLE_OPEN_TRUST})
+# the findings of the credential report (evaluate below)
+REPORT_KINDS = frozenset(FindingKind) - ROLE_KINDS
 
 # what each finding is, as a sentence's object, for the audit trail
 WHAT = {
@@ -36,6 +44,9 @@ WHAT = {
     FindingKind.ROOT_KEYS: "root user access keys",
     FindingKind.ROOT_NO_MFA: "a root user without MFA",
     FindingKind.ROOT_USED: "a recent use of the root user",
+    FindingKind.ROLE_UNUSED: "not been used for a long time",
+    FindingKind.ROLE_LONG_SESSION: "a maximum session duration above the cap",
+    FindingKind.ROLE_OPEN_TRUST: "a trust policy open to anyone or another account",
 }
 
 
@@ -86,6 +97,8 @@ class HygienePolicy:
     unused_credential_age: timedelta = timedelta(days=45)
     unused_user_age: timedelta = timedelta(days=90)
     root_used_within: timedelta = timedelta(days=1)
+    unused_role_age: timedelta = timedelta(days=90)
+    max_role_session: timedelta = timedelta(hours=1)  # IAM allows 1h to 12h
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,7 @@ class Finding:
     last_used_where: str | None = None  # e.g. "s3 in eu-west-1"
     key_slot: int | None = None         # for key findings
     key_created: datetime | None = None # for key findings: matches the key's CreateDate
+    detail: str | None = None           # for role findings: the session length, who is trusted
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -116,8 +130,11 @@ def key_subject(created: datetime) -> str:
 
 
 def describe(iam_user: str, kind: str, subject: str, key_id: str | None = None) -> str:
-    """A finding in words, e.g. "alice has an unused access key (created 2026-01-05)"."""
+    """A finding in words, e.g. "alice has an unused access key (created 2026-01-05)",
+    "role deploy has not been used for a long time"."""
     said = f"{iam_user} has {WHAT[FindingKind(kind)]}"
+    if kind in ROLE_KINDS:
+        return f"role {said}"
     if key_id:
         return f"{said} (...{key_id[-4:]})"
     if subject.startswith("key:"):

@@ -33,15 +33,18 @@ from accessbot.services.catalog import (
     is_channel,
 )
 from accessbot.services.clock import Clock, utcnow
+from accessbot.services.durations import format_duration
 from accessbot.services.findings import KeyToDeactivate
-from accessbot.services.hygiene import ROOT_USER, FindingKind, evaluate, match_key
+from accessbot.services.hygiene import ROLE_KINDS, ROOT_USER, FindingKind, evaluate, match_key
 from accessbot.services.ports import (
     AccountUnreachable,
     CredentialSource,
     LookupFailed,
     ProviderError,
+    RoleSource,
     StandingAccess,
 )
+from accessbot.services.role_hygiene import RoleFacts, evaluate_roles
 from accessbot.services.runner import worker_id
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class AccountSide:
     source: CredentialSource
     owners: Owners
     refresh_owners: Callable[[], object] = lambda: None
+    roles: RoleSource | None = None  # its IAM roles (role hygiene); None: not looked at
 
 
 class HygieneRunner:
@@ -80,12 +84,14 @@ class HygieneRunner:
                  source: CredentialSource, owners: Owners,
                  refresh_owners: Callable[[], object] = lambda: None, clock: Clock = utcnow,
                  owner: str | None = None, standing: StandingAccess | None = None,
-                 accounts: dict[str, AccountSide] | None = None):
+                 accounts: dict[str, AccountSide] | None = None,
+                 roles: RoleSource | None = None):
         self.sessions = sessions
         self.standing = standing  # Identity Center: who holds the catalog's sso_ access
         self.catalog = catalog
         self.settings = catalog.hygiene
-        self.sides = {"": AccountSide(source, owners, refresh_owners), **(accounts or {})}
+        self.sides = {"": AccountSide(source, owners, refresh_owners, roles),
+                      **(accounts or {})}
         self.clock = clock
         self.owner = owner or worker_id()
 
@@ -110,14 +116,23 @@ class HygieneRunner:
         excluded = {row.user for row in rows if self._excluded(row.user, side.owners)}
         found = [f for f in evaluate(rows, self.settings.policy, now)
                  if f.iam_user not in excluded]
+        roles = self._read_roles(side, account)
+        role_found, role_excluded = self._role_findings(roles, now)
         notify = self.settings.mode == "notify"  # else report: the admins' one preview only
         with self.transaction() as session:
             synced = findings.sync(session, found, now, excluded, account)
+            if roles is not None:  # not read: the role findings stay as they are
+                role_synced = findings.sync(session, role_found, now, role_excluded, account,
+                                            kinds=ROLE_KINDS)
+                synced.opened += role_synced.opened
+                synced.resolved += role_synced.resolved
             if notify:
                 self._thank(session, [r for r in synced.resolved
                                       if r.owner and r.last_told_at], now)
         self._match_keys(account)
-        told = self._tell(now, account) if notify else self._preview(now, account)
+        role_tags = None if roles is None else {role.name: role.tags for role in roles}
+        told = self._tell(now, account, role_tags) if notify \
+            else self._preview(now, account, role_tags)
         escalated = self._escalate(now, account) if notify else 0
         disabled = self._auto_disable(now, account) \
             if notify and self.settings.auto_disable_after else 0
@@ -125,7 +140,32 @@ class HygieneRunner:
                 "findings": len(found),
                 "mode": self.settings.mode, "new": len(synced.opened),
                 "resolved": len(synced.resolved), "owners_told": told, "escalated": escalated,
-                "auto_disabled": disabled, "aws_calls": getattr(side.source, "api_calls", None)}
+                "auto_disabled": disabled, "aws_calls": getattr(side.source, "api_calls", None),
+                "roles": "not read" if roles is None else len(roles),
+                "role_findings": len(role_found)}
+
+    def _read_roles(self, side: AccountSide, account: str) -> list[RoleFacts] | None:
+        """The account's roles; None when it has no role source or IAM would not say (the
+        credential findings go on; the role findings wait for the next run)."""
+        if side.roles is None:
+            return None
+        try:
+            return side.roles.roles()
+        except ProviderError as exc:
+            log.warning("account %s: could not read its IAM roles (%s); role findings are "
+                        "checked at the next run", account or "own", exc)
+            return None
+
+    def _role_findings(self, roles: list[RoleFacts] | None, now: datetime
+                       ) -> tuple[list, set[str]]:
+        """The roles' findings, and the roles hygiene.exclude leaves alone."""
+        if roles is None:
+            return [], set()
+        exclude = self.settings.exclude
+        excluded = {role.name for role in roles
+                    if exclude and exclude.covers(role.name, role.path, role.tags)}
+        return [f for f in evaluate_roles(roles, self.settings.policy, now)
+                if f.iam_user not in excluded], excluded
 
     def _excluded(self, iam_user: str, owners: Owners) -> bool:
         exclude = self.settings.exclude
@@ -160,11 +200,12 @@ class HygieneRunner:
             for finding_id, key_id in matched.items():
                 findings.set_key_id(session, finding_id, key_id)
 
-    def _tell(self, now: datetime, account: str) -> int:
+    def _tell(self, now: datetime, account: str,
+              role_tags: dict[str, dict[str, str]] | None = None) -> int:
         """One message per owner listing all of their open findings, when any is due (more
         only past PER_MESSAGE findings: Slack allows 50 blocks in a message). A channel
         with more than CHANNEL_CARDS gets one summary and the full list as a CSV file."""
-        by_owner = self._due_by_owner(now, account)
+        by_owner = self._due_by_owner(now, account, role_tags)
         with self.transaction() as session:
             for owner, ids in by_owner.items():
                 findings.mark_told(session, ids, owner, now)
@@ -176,31 +217,42 @@ class HygieneRunner:
                                              now)
         return len(by_owner)
 
-    def _preview(self, now: datetime, account: str) -> int:
+    def _preview(self, now: datetime, account: str,
+                 role_tags: dict[str, dict[str, str]] | None = None) -> int:
         """Report mode: what _tell would send, as one message to the admins; nobody is
         marked told, so switching to notify tells everyone then."""
-        by_owner = self._due_by_owner(now, account)
+        by_owner = self._due_by_owner(now, account, role_tags)
         if by_owner:
             with self.transaction() as session:
                 messages.findings_preview(session, by_owner, now)
         return 0
 
-    def _due_by_owner(self, now: datetime, account: str) -> dict[str, list[int]]:
+    def _due_by_owner(self, now: datetime, account: str,
+                      role_tags: dict[str, dict[str, str]] | None = None
+                      ) -> dict[str, list[int]]:
+        """Owner -> the due findings they are told about: an IAM user's by its tags, a
+        role's by the role's tags as read in this run (`role_tags`; without them, the
+        role's findings wait for a run that read them)."""
         with self.transaction() as session:
-            due = {user: [r.id for r in rows] for user, rows in findings.due(
-                session, now, self.settings.reminder_interval, account).items()}
+            due: dict[tuple[str, bool], list[int]] = {}
+            for name, rows in findings.due(session, now, self.settings.reminder_interval,
+                                           account).items():
+                for row in rows:
+                    due.setdefault((name, row.kind in ROLE_KINDS), []).append(row.id)
         by_owner: dict[str, list[int]] = {}
         emails: dict[str, str | None] = {}  # one Slack lookup per address per run
-        for iam_user, ids in due.items():
+        for (name, is_role), ids in due.items():
+            if is_role and (role_tags is None or name not in role_tags):
+                continue  # the roles were not read this run
             try:
-                owner = self.owner_of(iam_user, emails, account)
+                owner = self.role_owner(role_tags[name], emails, account) if is_role \
+                    else self.owner_of(name, emails, account)
             except LookupFailed as exc:  # never the admin channel by mistake
                 log.warning("could not look up the owner of %s in Slack (%s); told at the "
-                            "next run", iam_user, exc)
+                            "next run", name, exc)
                 continue
             if owner is None:
-                log.warning("%s has stale credentials and no owner (no admin_channel set)",
-                            iam_user)
+                log.warning("%s has findings and no owner (no admin_channel set)", name)
                 continue
             by_owner.setdefault(owner, []).extend(ids)
         return by_owner
@@ -213,7 +265,15 @@ class HygieneRunner:
         if iam_user == ROOT_USER:
             return self.catalog.admin_channel
         owners = self._side(account).owners
-        tags = owners.tags_of(iam_user)
+        return self._owner_by_tags(owners.tags_of(iam_user), emails, owners)
+
+    def role_owner(self, tags: dict[str, str], emails: dict[str, str | None] | None = None,
+                   account: str = "") -> str | None:
+        """A role's owner, by the role's tags (keys lowercased), as owner_of by a user's."""
+        return self._owner_by_tags(tags, emails, self._side(account).owners)
+
+    def _owner_by_tags(self, tags: dict[str, str], emails: dict[str, str | None] | None,
+                       owners: Owners) -> str | None:
         candidates = [tags.get(SLACK_TAG), tags.get(EMAIL_TAG), tags.get(OWNER_TAG)]
         emails = {} if emails is None else emails
         for value in filter(None, candidates):
@@ -323,6 +383,39 @@ class HygieneRunner:
         if row.message_ts:
             self.refresh_message(row.message_channel, row.message_ts)
         return ("deactivated" if active else "gone"), (live.key_id if live else target.key_id)
+
+    def cap_session(self, finding_id: int, user_id: str, channel_id: str | None) -> str:
+        """'Cap at 1h': re-read the role's maximum session live, lower it to
+        hygiene.max_role_session if it is still above, say what happened."""
+        with self.transaction() as session:
+            target = findings.role_to_cap(session, finding_id, user_id, channel_id)
+        source = self._side(target.account).roles
+        if source is None:
+            raise ProviderError("Roles are not looked at in this account.", retryable=False)
+        cap = self.settings.policy.max_role_session
+        seconds, said = int(cap.total_seconds()), format_duration(cap)
+        live = source.max_session(target.role)
+        if live is not None and live > seconds and not source.cap_session(target.role,
+                                                                          seconds):
+            live = None  # deleted between the two calls
+        with self.transaction() as session:
+            if live is None:
+                why = "the role no longer exists (checked live)"
+                row = findings.role_checked(session, finding_id, why, self.clock())
+                answer = f"Nothing to do: role {target.role} no longer exists."
+            elif live <= seconds:
+                why = f"already capped at {format_duration(timedelta(seconds=live))} " \
+                      "(checked live)"
+                row = findings.role_checked(session, finding_id, why, self.clock())
+                answer = (f"Nothing to do: role {target.role} already allows sessions of "
+                          f"at most {format_duration(timedelta(seconds=live))}.")
+            else:
+                row = findings.session_capped(session, finding_id, user_id, said,
+                                              self.clock())
+                answer = f"Done: role {target.role} now allows sessions of up to {said}."
+        if row.message_ts:
+            self.refresh_message(row.message_channel, row.message_ts)
+        return answer
 
     def refresh_message(self, channel: str, ts: str) -> None:
         """Re-render a findings message from the database, after a click or a change; one

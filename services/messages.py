@@ -88,6 +88,15 @@ def grant_partly(session: Session, grant: Grant, done: tuple[str, ...],
         done=list(done), failed=failed)
 
 
+def grant_activity(session: Session, grant: Grant, now: datetime) -> None:
+    """What the grant was used for: a reply in the thread of each copy of its request, and
+    a DM to the requester."""
+    for message in grant.request.messages:
+        owe(session, Kind.ACTIVITY_REPLY, copy_queue(grant.request_id, message.destination),
+            now, message_id=message.id, grant_id=grant.id)
+    owe(session, Kind.ACTIVITY_DM, grant.requester_id, now, grant_id=grant.id)
+
+
 def grant_dm_updated(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_DM_UPDATE, grant.requester_id, now, target=f"grant-dm:{grant.id}",
         grant_id=grant.id)

@@ -61,6 +61,8 @@ class Kind(StrEnum):
     REVIEW_UPDATE = "review_update"            # re-render a posted review message in place
     REVIEW_ESCALATED = "review_escalated"      # undecided rows, to the admin channel
     REVIEW_OUTCOME = "review_outcome"          # kept, removed, gone, unanswered
+    ACTIVITY_REPLY = "activity_reply"          # what a grant was used for, in the thread
+    ACTIVITY_DM = "activity_dm"                # the same, to the requester
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

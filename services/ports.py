@@ -5,8 +5,10 @@ from datetime import datetime
 from typing import Protocol
 
 from accessbot.services.account_audit import PasswordPolicy
+from accessbot.services.activity import Event
 from accessbot.services.errors import AccessBotError
 from accessbot.services.hygiene import AccessKey, CredentialRow
+from accessbot.services.role_hygiene import RoleFacts
 
 
 class ProviderError(AccessBotError):
@@ -96,6 +98,19 @@ class CredentialSource(Protocol):
 
     def group_members(self, group: str) -> set[str]:
         """IAM user names in the group; empty set if the group does not exist."""
+
+
+class RoleSource(Protocol):
+    """The account's IAM roles, for role hygiene."""
+
+    def roles(self) -> list[RoleFacts]:
+        """Every role with its last use, trust policy, tags and maximum session."""
+
+    def max_session(self, role: str) -> int | None:
+        """The role's MaxSessionDuration in seconds, live (GetRole); None if it is gone."""
+
+    def cap_session(self, role: str, seconds: int) -> bool:
+        """Set the role's MaxSessionDuration (UpdateRole); False if the role is gone."""
 
 
 class StandingAccess(Protocol):
@@ -216,3 +231,29 @@ class IdentityCenterReview(StandingAccess, Protocol):
     def remove_assignment(self, permission_set: str, account: str, user_id: str) -> None: ...
 
     def remove_member(self, group: str, user_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ActivityEvents:
+    """The events a lookup found, in the regions it read."""
+
+    events: list[Event]
+    regions: tuple[str, ...]
+    truncated: bool = False  # more than the lookup reads: what it found is a floor
+
+
+class Activity(Protocol):
+    """What a user did in an account over a window (CloudTrail), for a grant that ended."""
+
+    def events(self, account: str, user_name: str, start: datetime,
+               end: datetime) -> ActivityEvents:
+        """The user's events in the account ('' = the bot's own) between start and end, in
+        every configured region. Raises ProviderError (retryable: throttled, no answer)."""
+        ...
+
+
+class AuditArchive(Protocol):
+    """Where the daily files of the audit trail go (audit.s3_bucket): write-once storage.
+    Raises ProviderError when the object could not be stored."""
+
+    def put(self, key: str, body: bytes) -> None: ...

@@ -58,18 +58,18 @@ class ReviewSide:
     standing: StandingReview
     credentials: CredentialSource  # the credential report: IAM users' last activity
     owners: Owners
+    last_accessed: LastAccessed | None = None  # IAM's access advisor, for unused services
 
 
 class ReviewRunner:
     def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
                  sides: dict[str, ReviewSide], identity_center: IdentityCenterReview | None = None,
-                 last_accessed: LastAccessed | None = None, clock: Clock = utcnow):
+                 clock: Clock = utcnow):
         self.sessions = sessions
         self.catalog = catalog
         self.settings = catalog.review
         self.sides = sides  # account id ("" for the bot's own) -> its side
         self.identity_center = identity_center
-        self.last_accessed = last_accessed
         self.clock = clock
 
     def transaction(self):
@@ -141,7 +141,7 @@ class ReviewRunner:
                             account or "own")
                 continue
             target = Target(TargetKind.IAM_GROUP, name, self._deciders(resource, None),
-                            resource.name if resource else None, self._unused(held.arn, now))
+                            resource.name if resource else None, self._unused(side, held.arn, now))
             found[target] = [Holder(PrincipalKind.IAM_USER, user, "member",
                                     slack=self._slack_of(side, user, emails))
                              for user in sorted(held.members - granted.get(name, set()))]
@@ -154,7 +154,7 @@ class ReviewRunner:
             note = "; ".join(filter(None, [
                 f"role last used {held.last_used:%Y-%m-%d}" if held.last_used
                 else "role not used lately (RoleLastUsed is empty)",
-                self._unused(held.arn, now)]))
+                self._unused(side, held.arn, now)]))
             target = Target(TargetKind.IAM_ROLE, name,
                             self._deciders(resource, self._owner(side, held.owner_tag, emails)),
                             resource.name if resource else None, note)
@@ -166,7 +166,7 @@ class ReviewRunner:
                             (self.catalog.admin_channel,))
             found[target] = [Holder(PrincipalKind.IAM_USER, a.user, a.how, via=a.policy,
                                     slack=self._slack_of(side, a.user, emails),
-                                    unused=self._unused(a.user_arn, now)) for a in admins]
+                                    unused=self._unused(side, a.user_arn, now)) for a in admins]
         if account == "" and self.identity_center is not None:
             found |= self._identity_center(granted_sso)
         self._add_last_activity(side, found)
@@ -236,12 +236,12 @@ class ReviewRunner:
                              if h.principal_kind is PrincipalKind.IAM_USER else h
                              for h in holders]
 
-    def _unused(self, arn: str, now: datetime) -> str | None:
+    def _unused(self, side: ReviewSide, arn: str, now: datetime) -> str | None:
         """"grants 14 services, used 2 in 90d: s3, logs"; None when unknown or nothing."""
-        if self.last_accessed is None:
+        if side.last_accessed is None:
             return None
         try:
-            uses = self.last_accessed.services(arn)
+            uses = side.last_accessed.services(arn)
         except ProviderError as exc:
             log.info("access review: no last-accessed data for %s: %s", arn, exc)
             return None

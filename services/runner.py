@@ -190,7 +190,8 @@ class AccessRunner:
             if not ok:
                 continue
             with self.transaction() as session:
-                done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock())
+                done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock(),
+                                                    self._activity_after())
                 account_faults.answered(session, _assumed_accounts(done), self.clock())
                 for grant in done:
                     messages.grant_ended(session, grant, self.clock())
@@ -253,6 +254,11 @@ class AccessRunner:
             return iam_user
         email = self.profiles.email_of(slack_user_id)
         return directory.iam_user_for(slack_user_id, email) if email else None
+
+    def _activity_after(self) -> timedelta | None:
+        """How long after a grant ends its activity is looked up (None: it is not)."""
+        cloudtrail = self.catalog.cloudtrail
+        return cloudtrail.delay if cloudtrail.enabled else None
 
     def _spec(self, grant: Grant) -> GrantSpec:
         return grant_ops.spec_of(grant, self.catalog.resources.get(grant.resource))

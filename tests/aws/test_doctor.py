@@ -58,7 +58,7 @@ def test_an_account_with_everything_passes(iam, admin, sts):
         f"✓ AWS identity: arn:aws:sts::{ACCOUNT}:user/moto",
         "✓ IAM group ops exists",
         "✓ IAM role Db exists",
-        f"✓ IAM permissions: all 17 the bot uses are allowed to "
+        f"✓ IAM permissions: all 20 the bot uses are allowed to "
         f"arn:aws:iam::{ACCOUNT}:user/moto",
     ]
     by_resource = {tuple(a.get("ResourceArns", ["*"])): a["ActionNames"] for a in asked}
@@ -67,6 +67,18 @@ def test_an_account_with_everything_passes(iam, admin, sts):
     assert set(by_resource[(f"arn:aws:iam::{ACCOUNT}:user/*",)]) == \
         {*doctor.ROLE_GRANT_ACTIONS, *doctor.HYGIENE_USER_ACTIONS}
     assert set(by_resource[("*",)]) == {*doctor.ACCOUNT_ACTIONS, *doctor.HYGIENE_ACTIONS}
+    assert by_resource[(f"arn:aws:iam::{ACCOUNT}:role/*",)] == sorted(
+        doctor.HYGIENE_ROLE_ACTIONS)
+
+
+def test_with_an_audit_bucket_the_upload_to_its_prefix_is_simulated(iam, sts):
+    asked = answer_simulations(iam, denied=frozenset({"s3:PutObject"}))
+    checks = aws_checks(iam, sts, Needs((), (), hygiene=False,
+                                        audit_archive=("acme-evidence", "accessbot/audit/")))
+    on_s3 = [a for a in asked if a.get("ResourceArns", [""])[0].startswith("arn:aws:s3")]
+    assert [(a["ResourceArns"], a["ActionNames"]) for a in on_s3] == [
+        (["arn:aws:s3:::acme-evidence/accessbot/audit/2026/01/01.jsonl"], ["s3:PutObject"])]
+    assert not checks[-1].ok and "s3:PutObject on arn:aws:s3:::acme-evidence/" in checks[-1].line()
 
 
 def test_a_missing_group_and_a_missing_role_are_each_a_cross(iam, admin, sts):
@@ -189,9 +201,17 @@ def test_each_account_is_checked_through_the_role_the_bot_assumes_there(iam, aws
     assert "deploy/member-account-role.yaml" in refused.line()
 
 
-def test_the_access_review_needs_its_user_actions(iam, admin, sts):
+def test_the_access_review_needs_its_user_actions_and_last_accessed_data(iam, admin, sts):
     asked = answer_simulations(iam)
     aws_checks(iam, sts, Needs((), (), hygiene=False, review=True))
     by_resource = {tuple(a.get("ResourceArns", ["*"])): a["ActionNames"] for a in asked}
     assert set(by_resource[(f"arn:aws:iam::{ACCOUNT}:user/*",)]) == \
         set(doctor.REVIEW_USER_ACTIONS)
+    assert set(doctor.REVIEW_ADVISOR_ACTIONS) <= set(by_resource[("*",)])
+
+
+def test_cloudtrail_enabled_checks_lookup_events_on_everything(iam, sts):
+    asked = answer_simulations(iam)
+    aws_checks(iam, sts, Needs((), (), hygiene=False, activity=True))
+    by_resource = {tuple(a.get("ResourceArns", ["*"])): a["ActionNames"] for a in asked}
+    assert "cloudtrail:LookupEvents" in by_resource[("*",)]

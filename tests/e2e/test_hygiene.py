@@ -181,6 +181,7 @@ def test_stale_key_is_told_once_and_deactivated_by_its_owner(start_bot, hygiene_
             assert set(left["buttons"]) == {ActionId.FINDING_DEACTIVATE, ActionId.FINDING_SNOOZE}
     # snoozed: the card (both of the key's findings) has no buttons until the snooze ends
     assert "Snoozed by @U0ALICE until" in render_text(slack.dm("U0ALICE")[0])
+    assert "(snoozed once)" in render_text(slack.dm("U0ALICE")[0])
     assert findings_in(slack.dm("U0ALICE")[0]) == {}
 
     # at once again: still open, already told within reminder_interval, so nobody is told

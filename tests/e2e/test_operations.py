@@ -337,6 +337,9 @@ def test_the_audit_command_tells_the_loop_in_sentences(bot, sender, slack, aws, 
     assert rows[2]["actor"] == "U0BOB" and rows[2]["text"].startswith("Bob approved")
     assert run_bot_command(bot_env, "audit", "--user", "U0CAROL").stdout == ""
 
+    verified = run_bot_command(bot_env, "audit", "verify")  # the worker seals every 15 s
+    assert verified.returncode == 0 and verified.stdout.startswith("audit trail intact: ")
+
     bad = run_bot_command(bot_env, "audit", "--since", "last tuesday")
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "accessbot: configuration error: --since: 'last tuesday' is neither a duration "

@@ -83,6 +83,26 @@ def test_the_message_shows_who_snoozed_who_fixes_and_what_resolved():
                                               ActionId.FINDING_SNOOZE]}
 
 
+def test_a_card_says_how_often_its_finding_was_snoozed():
+    again = a_finding(snoozed_by="U0ALICE", snoozed_until=NOW + WEEK, snooze_count=3)
+    awake = a_finding(id=12, snoozed_by="U0ALICE", snoozed_until=NOW - WEEK, snooze_count=1)
+    never = a_finding(id=13)
+    _, blocks = findings_digest([again, awake, never], NOW, WEEK)
+    statuses = [b["elements"][0]["text"] for b in blocks if b["type"] == "context"]
+    assert statuses[0].startswith(":zzz: Snoozed by <@U0ALICE> until ")
+    assert statuses[0].endswith(" (snoozed 3 times)")
+    assert statuses[1:] == [":zzz: Snoozed once, still open"]  # never snoozed: no status
+
+
+def test_an_escalation_says_how_often_each_finding_was_snoozed():
+    rows = [a_finding(snooze_count=3, first_seen_at=NOW - timedelta(days=16)),
+            a_finding(id=12, first_seen_at=NOW - timedelta(days=15))]
+    _, blocks = findings_escalated(rows, NOW)
+    owners = [b["text"]["text"].rsplit("\n", 1)[1] for b in blocks[1:]]
+    assert owners == ["Owner: <@U0ALICE> · snoozed 3 times, open 16d ago",
+                      "Owner: <@U0ALICE> · open 15d ago"]
+
+
 def test_all_resolved_reads_as_thanks():
     text, _ = findings_digest([a_finding(status=FindingStatus.RESOLVED, resolved_at=NOW,
                                          resolution="gone")], NOW, WEEK)

@@ -87,6 +87,7 @@ def test_a_click_that_opens_a_form_hands_over_its_trigger(app, handoffs, action_
     (ActionId.FINDING_DEACTIVATE, Task.DEACTIVATE_KEY),
     (ActionId.FINDING_FIX, Task.WILL_FIX),
     (ActionId.FINDING_SNOOZE, Task.SNOOZE),
+    (ActionId.FINDING_CAP_SESSION, Task.CAP_SESSION),
 ])
 def test_a_finding_click_hands_over_the_channel_it_came_from(app, handoffs, action_id, task):
     assert dispatch(app, click(action_id, "5")).status == 200

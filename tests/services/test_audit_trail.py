@@ -61,6 +61,15 @@ SENTENCES = [
      "accessbot revoked Alice's prod-admins (expired)"),
     (Action.ADMINS_ALERTED, "accessbot", (REQUEST, GRANT), None,
      "accessbot alerted the admin channel: prod-admins for Alice keeps failing"),
+    (Action.ACTIVITY_SUMMARISED, "accessbot", (REQUEST, GRANT),
+     '{"user_name":"alice","events":12,"by_service":{"s3":12},"writes":3,"denied":1,'
+     '"sign_ins":0,"source_ips":["203.0.113.9"],"truncated":false}',
+     "accessbot looked up in CloudTrail what Alice did with prod-admins: 12 events, 3 changes, "
+     "1 denied, 0 console sign-ins"),
+    (Action.ACTIVITY_UNAVAILABLE, "accessbot", (REQUEST, GRANT),
+     "gave up after 30 attempts: Rate exceeded",
+     "accessbot could not look up what Alice did with prod-admins in CloudTrail: gave up "
+     "after 30 attempts: Rate exceeded"),
     (Action.FINDING_OPENED, "accessbot", FINDING, "alice has an unused access key",
      "accessbot found that alice has an unused access key (...WXYZ)"),
     (Action.FINDING_TOLD, "accessbot", FINDING, "told U0ALICE",
@@ -93,6 +102,8 @@ SENTENCES = [
      f"accessbot told the admin channel, undecided in the access review: {REVIEWED}"),
     (Action.REVIEW_UNANSWERED, "accessbot", (None, None), REVIEWED,
      f"the access review closed with nobody deciding: {REVIEWED}"),
+    (Action.ROLE_SESSION_CAPPED, "U0BOB", FINDING, "role ci's maximum session at 1h",
+     "Bob capped role ci's maximum session at 1h"),
 ]
 
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 
-from accessbot.services.catalog import ResourceKind, load_catalog, parse_catalog
+from accessbot.services.catalog import Audit, ResourceKind, load_catalog, parse_catalog
 from accessbot.services.errors import ConfigError
 from tests.conftest import CATALOG
 
@@ -266,6 +266,43 @@ def test_review_defaults_and_settings():
 ])
 def test_review_errors_name_the_path(review, path):
     assert f"config: {path}:" in config_error({**CATALOG, "review": review})
+
+
+def test_the_audit_archive_is_off_unless_a_bucket_is_given():
+    assert parse_catalog(CATALOG).audit == Audit(None, "accessbot/audit/")
+    audit = parse_catalog({**CATALOG, "audit": {"s3_bucket": "acme-evidence",
+                                                "s3_prefix": "bots/accessbot/"}}).audit
+    assert audit == Audit("acme-evidence", "bots/accessbot/")
+
+
+@pytest.mark.parametrize("audit, path", [
+    ("acme-evidence", "audit"),
+    ({"bucket": "acme-evidence"}, "audit.bucket"),
+    ({"s3_bucket": "Acme_Evidence"}, "audit.s3_bucket"),
+    ({"s3_bucket": "ab"}, "audit.s3_bucket"),
+    ({"s3_bucket": "acme-evidence", "s3_prefix": "/audit/"}, "audit.s3_prefix"),
+    ({"s3_bucket": "acme-evidence", "s3_prefix": 7}, "audit.s3_prefix"),
+])
+def test_audit_errors_name_the_path(audit, path):
+    assert f"config: {path}:" in config_error({**CATALOG, "audit": audit})
+
+
+def test_role_hygiene_defaults_and_settings():
+    policy = parse_catalog(CATALOG).hygiene.policy
+    assert (policy.unused_role_age, policy.max_role_session) == (timedelta(days=90),
+                                                                 timedelta(hours=1))
+    policy = parse_catalog({**CATALOG, "hygiene": {"unused_role_age": "30d",
+                                                   "max_role_session": "12h"}}).hygiene.policy
+    assert (policy.unused_role_age, policy.max_role_session) == (timedelta(days=30),
+                                                                 timedelta(hours=12))
+
+
+@pytest.mark.parametrize("session", ["59m", "12h1s", "1d", "soon"])
+def test_max_role_session_is_within_iams_limits(session):
+    error = config_error({**CATALOG, "hygiene": {"max_role_session": session}})
+    assert "config: hygiene.max_role_session:" in error
+    if session != "soon":
+        assert "from 1h to 12h" in error
 
 
 # -- accounts and IAM Identity Center ----------------------------------------------------

@@ -258,8 +258,7 @@ def _finding(sessions, user: str, kind: str) -> CredentialFinding:
     return load(sessions)[(user, kind)]
 
 
-def test_snooze_silences_reminders_and_escalation_until_it_ends(runner, sessions, notifier,
-                                                                clock):
+def test_snooze_silences_reminders_until_it_ends(runner, sessions, notifier, clock):
     runner.stale_credentials()
     alice = _finding(sessions, "alice", "key_too_old")
     with sessions.begin() as session:
@@ -348,6 +347,25 @@ def test_deactivate_is_refused_to_others_and_for_non_keys(runner, sessions, acco
 
 
 # -- escalation and auto-disable ---------------------------------------------------------
+
+
+def test_a_finding_snoozed_past_escalate_after_escalates_anyway(runner, sessions, notifier,
+                                                                 clock):
+    runner.stale_credentials()
+    alice = _finding(sessions, "alice", "key_too_old")
+    escalated = []
+    for _ in range(3):  # snoozed again before each snooze ends: days 0, 6 and 12
+        with sessions.begin() as session:
+            findings.snooze(session, alice.id, "U0ALICE", "D0ALICE", clock(), timedelta(days=7))
+        clock.advance(days=6)
+        runner.stale_credentials()
+        escalated.append({i for sent in notifier.of("escalated") for i in sent.ids})
+    assert [alice.id in ids for ids in escalated] == [False, False, True]  # on day 18
+    snoozed = _finding(sessions, "alice", "key_too_old")
+    assert snoozed.snoozed_until > clock() and snoozed.snooze_count == 3
+
+    assert runner.stale_credentials()["escalated"] == 0  # once
+    assert len(notifier.of("digest", "U0ALICE")) == 1  # the reminders respect the snooze
 
 
 def test_open_findings_escalate_once_after_escalate_after(runner, notifier, clock):

@@ -87,9 +87,8 @@ def last_accessed(clock):
 def make_runner(sessions, standing, credentials, owners, identity_center, last_accessed, clock):
     def make(catalog=None, last_accessed=last_accessed) -> ReviewRunner:
         return ReviewRunner(sessions, catalog or _catalog(),
-                            {"": ReviewSide(standing, credentials, owners)},
-                            identity_center=identity_center, last_accessed=last_accessed,
-                            clock=clock)
+                            {"": ReviewSide(standing, credentials, owners, last_accessed)},
+                            identity_center=identity_center, clock=clock)
     return make
 
 
