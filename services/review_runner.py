@@ -40,6 +40,9 @@ from accessbot.services.unused import unused_summary
 log = logging.getLogger(__name__)
 
 ROWS_PER_MESSAGE = 20  # two blocks a row, within Slack's 50 blocks a message
+# a removal decided this long ago and not recorded: its worker died (AWS calls time out
+# within a minute), so the follow-up carries it out
+INTERRUPTED_AFTER = timedelta(minutes=5)
 SLACK_TAG, EMAIL_TAG = "slack-user-id", "email"
 
 
@@ -120,9 +123,11 @@ class ReviewRunner:
                 "gone": len(synced.gone), "messages": told, "closed": closed}
 
     def follow_up(self, account: str = "") -> dict:
-        """Remind, escalate, close: for the account's open items (run every check)."""
+        """Finish interrupted removals; remind, escalate, close: for the account's open
+        items (run every check)."""
         now = self.clock()
-        return {"account": account or "own", "messages": self._tell(account, now),
+        return {"account": account or "own", "finished": self._finish_removals(account, now),
+                "messages": self._tell(account, now),
                 "escalated": self._escalate(account, now),
                 "closed": self._close(account, now)}
 
@@ -364,23 +369,44 @@ class ReviewRunner:
                                            self.catalog.admin_channel, self.clock())
             finish(session)
         try:
-            still = self._still_there(target)
-            if still:
-                self._take_away(target)
+            still = self._carry_out(target, user_id)
         except ProviderError:
             with self.transaction() as session:
                 reviews.released(session, item_id, user_id)
             raise
-        with self.transaction() as session:
-            now = self.clock()
-            if still:
-                reviews.removed(session, item_id, user_id, now)
-            else:
-                reviews.gone(session, item_id, user_id, now)
-            messages.review_decided(session, item_id, now)
         if still:
             return f"Removed: {target.said}."
         return f"Nothing to remove, it was already gone (checked live): {target.said}."
+
+    def _carry_out(self, target: reviews.ToRemove, user_id: str) -> bool:
+        """Re-check live, take the access away if it is still there, record which; whether
+        it was. Idempotent: "not a member" is success."""
+        still = self._still_there(target)
+        if still:
+            self._take_away(target)
+        with self.transaction() as session:
+            now = self.clock()
+            if still:
+                reviews.removed(session, target.item_id, user_id, now)
+            else:
+                reviews.gone(session, target.item_id, user_id, now)
+            messages.review_decided(session, target.item_id, now)
+        return still
+
+    def _finish_removals(self, account: str, now: datetime) -> int:
+        """Removals a dead worker decided but never finished: the decision stands (it was
+        committed, and the clicker told nothing yet), so carry it out now."""
+        with self.transaction() as session:
+            stuck = reviews.interrupted_removals(session, account, now, INTERRUPTED_AFTER)
+        finished = 0
+        for target, user_id in stuck:
+            try:
+                self._carry_out(target, user_id)
+                finished += 1
+            except ProviderError as exc:  # the next check tries again
+                log.warning("access review: finishing the removal of %s failed: %s",
+                            target.said, exc)
+        return finished
 
     def _still_there(self, target: reviews.ToRemove) -> bool:
         if target.target_kind is TargetKind.IAM_GROUP:

@@ -40,6 +40,7 @@ REMOVABLE = frozenset({(TargetKind.IAM_GROUP, PrincipalKind.IAM_USER),
                        (TargetKind.SSO_PERMISSION_SET, PrincipalKind.SSO_USER),
                        (TargetKind.SSO_GROUP, PrincipalKind.SSO_USER)})
 ADMINISTRATORS = "administrator policies on users"  # the target name of that kind
+REMOVING = "removing"  # the detail of a removal decided, its AWS call not yet recorded
 
 
 @dataclass(frozen=True)
@@ -243,10 +244,25 @@ def claim_removal(session: Session, item_id: int, user_id: str, channel_id: str 
     if (kind, PrincipalKind(row.principal_kind)) not in REMOVABLE:
         raise Conflict("accessbot does not change trust policies: remove it from the role's "
                        "trust policy yourself, or choose Keep.")
-    row = _compare_and_set(session, item_id, ReviewStatus.REMOVED, user_id, now, "removing",
+    row = _compare_and_set(session, item_id, ReviewStatus.REMOVED, user_id, now, REMOVING,
                            ReviewStatus.OPEN)
-    return ToRemove(row.id, row.account, kind, row.target, row.principal, row.via,
-                    describe(row))
+    return _to_remove(row)
+
+
+def _to_remove(row: ReviewItem) -> ToRemove:
+    return ToRemove(row.id, row.account, TargetKind(row.target_kind), row.target, row.principal,
+                    row.via, describe(row))
+
+
+def interrupted_removals(session: Session, account: str, now: datetime,
+                         after: timedelta) -> list[tuple[ToRemove, str]]:
+    """Removals decided at least `after` ago whose result was never recorded (the worker
+    died between the decision and AWS, or before recording): (what to remove, who chose)."""
+    rows = session.scalars(select(ReviewItem).where(
+        ReviewItem.account == account, ReviewItem.status == ReviewStatus.REMOVED,
+        ReviewItem.detail == REMOVING, ReviewItem.decided_at <= now - after)
+        .order_by(ReviewItem.id))
+    return [(_to_remove(row), row.decided_by) for row in rows]
 
 
 def removed(session: Session, item_id: int, user_id: str, now: datetime) -> ReviewItem:
@@ -267,7 +283,7 @@ def released(session: Session, item_id: int, user_id: str) -> None:
     """Removing failed: the item is open again (unless something else moved it)."""
     session.execute(update(ReviewItem).where(
         ReviewItem.id == item_id, ReviewItem.status == ReviewStatus.REMOVED,
-        ReviewItem.decided_by == user_id, ReviewItem.detail == "removing").values(
+        ReviewItem.decided_by == user_id, ReviewItem.detail == REMOVING).values(
         status=ReviewStatus.OPEN, decided_by=None, decided_at=None, detail=None)
         .execution_options(synchronize_session=False))
 

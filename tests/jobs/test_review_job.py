@@ -24,7 +24,7 @@ def test_a_review_when_due_else_the_follow_up_and_run_job_starts_one_now(session
     first = job.run(jobs)["own"]
     assert first["new"] == 1 and "run" in first
     clock.advance(hours=1)
-    assert set(job.run(jobs)["own"]) == {"account", "messages", "escalated", "closed"}
+    assert set(job.run(jobs)["own"]) == {"account", "finished", "messages", "escalated", "closed"}
     now = job.now(jobs)["own"]
     assert "run" in now and now["new"] == 0  # carol is asked already: not twice
     clock.advance(days=30)  # review.interval

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from accessbot.models import AuditEvent, ReviewCopy, ReviewItem, ReviewRun, ReviewStatus
+from accessbot.services import reviews
 from accessbot.services.errors import Conflict, NotAuthorized
 from accessbot.services.outbox import Kind
 from accessbot.services.ports import DirectAdmin, HeldRole, ProviderError, ServiceUse
-from accessbot.services.review_runner import ReviewRunner, ReviewSide
+from accessbot.services.review_runner import INTERRUPTED_AFTER, ReviewRunner, ReviewSide
 from tests.factories import active_grant, make_catalog
 from tests.fakes.hygiene import FakeAccount, FakeOwners, row
 from tests.fakes.outbox import Mailroom
@@ -270,6 +271,23 @@ def test_a_failed_removal_leaves_the_item_open(runner, sessions, standing):
     assert items(sessions)["prod-admins", "carol"].status is ReviewStatus.OPEN
 
 
+def test_a_removal_cut_off_by_a_crash_is_carried_out_by_the_follow_up(runner, sessions,
+                                                                      standing, clock):
+    runner.review()
+    carol = items(sessions)["prod-admins", "carol"]
+    with runner.transaction() as session:  # decided and committed; the worker died here
+        reviews.claim_removal(session, carol.id, "U0BOB", None, ADMINS, clock())
+    assert runner.follow_up()["finished"] == 0  # not yet: it may still be under way
+    assert standing.calls == []
+    clock.advance(seconds=INTERRUPTED_AFTER.total_seconds())
+    assert runner.follow_up()["finished"] == 1
+    assert standing.calls == [("remove_member", "prod-admins", "carol")]
+    carol = items(sessions)["prod-admins", "carol"]
+    assert (carol.status, carol.decided_by, carol.detail) == (ReviewStatus.REMOVED, "U0BOB",
+                                                              "removed")
+    assert runner.follow_up()["finished"] == 0  # recorded: never twice
+
+
 def test_identity_center_assignment_is_removed(runner, sessions, identity_center):
     runner.review()
     gina = items(sessions)["AdminPS", "sso-gina"]
@@ -322,7 +340,7 @@ def test_unanswered_rows_are_reminded_escalated_once_then_closed_with_the_outcom
 
     clock.advance(hours=1)  # nothing due yet
     assert runner.follow_up() == {"account": "own", "messages": 0, "escalated": 0,
-                                  "closed": 0}
+                                  "closed": 0, "finished": 0}
 
     clock.advance(days=3)  # hygiene.reminder_interval: the open rows again, as reminders
     assert runner.follow_up()["messages"] == 6
