@@ -17,11 +17,19 @@ from accessbot.services.hygiene import HygienePolicy
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 
 
 def is_channel(slack_id: str) -> bool:
     """A channel people share (C..., G...): not a user (U..., W...), nor a DM (D...)."""
     return slack_id[:1] in ("C", "G")
+
+
+def is_usergroup(slack_id: str) -> bool:
+    """A Slack user group (S...), whose members services/people.py resolves."""
+    return bool(SLACK_USERGROUP_ID.match(slack_id))
+
+
 RESOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -85,6 +93,18 @@ class Resource:
     accounts: tuple[str, ...] = ()
     source_ips: tuple[str, ...] = ()  # iam_role: the role may be assumed from these CIDRs only
     require_mfa: bool = False         # iam_role: only by sessions signed in with MFA
+    approval_channel: str | None = None      # overrides the catalog's for this resource
+    approvals_required: int = 1               # N of the approvers (N-of-M)
+    approval: str = "required"                # "none": granted at once, announced and audited
+    remind_after: timedelta = timedelta(minutes=15)  # first reminder to silent approvers
+    max_total_duration: timedelta | None = None      # a grant's whole life, extensions included
+    break_glass: bool = False                 # the requester may grant themselves, loudly
+    break_glass_max_duration: timedelta = timedelta(hours=1)
+    break_glass_review_within: timedelta = timedelta(hours=24)
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval != "none"
 
     def conditions_text(self) -> str:
         """The conditions on the role, as the approval message and the grant DM say them."""
@@ -99,6 +119,7 @@ class Resource:
         return not self.requesters or user_id in self.requesters
 
     def may_approve(self, user_id: str, requester_id: str) -> bool:
+        """Listed by id (user groups: services/people.py expands them); never the requester."""
         return user_id in self.approvers and user_id != requester_id
 
     def check_duration(self, duration: timedelta) -> None:
@@ -198,6 +219,11 @@ class Catalog:
     review: Review = Review()
     cloudtrail: CloudTrail = CloudTrail()
     audit: Audit = Audit()
+    admins: tuple[str, ...] = ()  # users and user groups who may revoke any grant, see all
+
+    def approval_channel_for(self, resource: Resource) -> str | None:
+        """Where a resource's requests are posted: its own channel, else the catalog's."""
+        return resource.approval_channel or self.approval_channel
 
     def assumed_accounts(self) -> dict[str, Account]:
         """Account id -> account, for the accounts whose IAM the catalog's resources change."""
@@ -247,7 +273,7 @@ class Catalog:
 
 _TOP_KEYS = {"approval_channel", "admin_channel", "request_timeout", "sweep_interval",
              "resources", "hygiene", "accounts", "identity_center", "iam_user_path",
-             "role_grants", "review", "cloudtrail", "audit"}
+             "role_grants", "review", "cloudtrail", "audit", "admins"}
 _REVIEW_KEYS = {"interval", "groups", "roles", "unused_service_age", "enabled"}
 _HYGIENE_DURATIONS = {
     "access_key_max_age", "unused_credential_age", "unused_user_age", "root_used_within",
@@ -262,8 +288,11 @@ _PASSWORD_KEYS = set(PasswordPolicy.__dataclass_fields__)
 _RESOURCE_KEYS = {
     "description", "kind", "group", "role", "permission_set", "account", "accounts",
     "approvers", "requesters", "default_duration", "min_duration", "max_duration",
-    "expiry_warning", "source_ips", "require_mfa",
+    "expiry_warning", "source_ips", "require_mfa", "approval_channel", "approvals_required",
+    "approval", "remind_after", "max_total_duration", "break_glass",
+    "break_glass_max_duration", "break_glass_review_within",
 }
+APPROVAL_MODES = ("required", "none")
 _TARGET_KEY = {ResourceKind.IAM_GROUP: "group", ResourceKind.IAM_ROLE: "role",
                ResourceKind.SSO_PERMISSION_SET: "permission_set", ResourceKind.SSO_GROUP: "group"}
 _TARGET_TEXT = {
@@ -309,6 +338,8 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
         if value is not None and not SLACK_CHANNEL_ID.match(str(value)):
             raise fail(key, f"'{value}' is not a Slack channel id (like C0123ABCD)")
         channels[key] = value
+    admins = _user_ids(raw, "admins", "admins", fail, required=False, groups=True) \
+        if "admins" in raw else ()
 
     timeout = _duration(raw, "request_timeout", timedelta(hours=24), "request_timeout", fail)
     sweep = _duration(raw, "sweep_interval", timedelta(seconds=10), "sweep_interval", fail)
@@ -333,7 +364,7 @@ def parse_catalog(raw: Any, source: str = "config") -> Catalog:
                    audit=_parse_audit(raw.get("audit"), fail),
                    identity_center=_parse_identity_center(raw.get("identity_center"), fail),
                    cloudtrail=_parse_cloudtrail(raw.get("cloudtrail"), fail),
-                   **channels)
+                   admins=admins, **channels)
 
 
 def _parse_cloudtrail(spec: Any, fail) -> CloudTrail:
@@ -621,7 +652,12 @@ def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) ->
     account_ids = _account_ids(spec, kind, accounts, where, fail)
     source_ips, require_mfa = _conditions(spec, kind, where, fail)
 
-    approvers = _user_ids(spec, "approvers", where, fail, required=True)
+    approval = spec.get("approval", "required")
+    if approval not in APPROVAL_MODES:
+        raise fail(f"{where}.approval", f"expected one of {list(APPROVAL_MODES)}, not "
+                   f"{approval!r}")
+    approvers = _user_ids(spec, "approvers", where, fail, required=approval != "none",
+                          groups=True)
     requesters = _user_ids(spec, "requesters", where, fail, required=False)
 
     max_d = _duration(spec, "max_duration", timedelta(hours=4), f"{where}.max_duration", fail)
@@ -640,10 +676,11 @@ def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) ->
                    f"{format_duration(warning)} is not shorter than max_duration "
                    f"({format_duration(max_d)}): every grant would be warned as it starts")
     for requester in requesters:
-        if set(approvers) <= {requester}:
+        if approvers and set(approvers) <= {requester}:
             raise fail(f"{where}.approvers",
                        f"{requester} is the only approver and may request it, but nobody "
                        "approves their own request: add another approver")
+    policy = _approval_policy(spec, where, approvers, max_d, fail)
 
     description = spec.get("description", "")
     if not isinstance(description, str) or len(description) > 300:
@@ -652,8 +689,55 @@ def _parse_resource(name: str, spec: Any, accounts: dict[str, Account], fail) ->
         name=name, kind=kind, target=target, approvers=approvers, requesters=requesters,
         description=description, default_duration=default_d, min_duration=min_d,
         max_duration=max_d, expiry_warning=warning, accounts=account_ids,
-        source_ips=source_ips, require_mfa=require_mfa,
+        source_ips=source_ips, require_mfa=require_mfa, approval=approval, **policy,
     )
+
+
+def _approval_policy(spec: dict, where: str, approvers: tuple[str, ...], max_d: timedelta,
+                     fail) -> dict[str, Any]:
+    """approval_channel, approvals_required (N-of-M), remind_after, max_total_duration and
+    break-glass, checked against each other."""
+    found: dict[str, Any] = {}
+    channel = spec.get("approval_channel")
+    if channel is not None:
+        if not SLACK_CHANNEL_ID.match(str(channel)) or not is_channel(str(channel)):
+            raise fail(f"{where}.approval_channel",
+                       f"'{channel}' is not a Slack channel id (like C0123ABCD)")
+        found["approval_channel"] = str(channel)
+    required = spec.get("approvals_required", 1)
+    if isinstance(required, bool) or not isinstance(required, int) or required < 1:
+        raise fail(f"{where}.approvals_required", "expected a whole number, 1 or more")
+    people = [a for a in approvers if not is_usergroup(a)]
+    if required > 1 and len(people) == len(approvers) and required > len(people):
+        raise fail(f"{where}.approvals_required", f"{required} approvals, but only "
+                   f"{len(people)} approver(s) are listed: nobody could ever grant it")
+    found["approvals_required"] = required
+    found["remind_after"] = _duration(spec, "remind_after", timedelta(minutes=15),
+                                      f"{where}.remind_after", fail)
+    if "max_total_duration" in spec:
+        total = _duration(spec, "max_total_duration", max_d, f"{where}.max_total_duration",
+                          fail)
+        if total < max_d:
+            raise fail(f"{where}.max_total_duration",
+                       f"{format_duration(total)} is shorter than max_duration "
+                       f"({format_duration(max_d)})")
+        found["max_total_duration"] = total
+    glass = spec.get("break_glass", False)
+    if not isinstance(glass, bool):
+        raise fail(f"{where}.break_glass", "expected true or false")
+    found["break_glass"] = glass
+    found["break_glass_max_duration"] = _duration(
+        spec, "break_glass_max_duration", min(timedelta(hours=1), max_d),
+        f"{where}.break_glass_max_duration", fail)
+    if found["break_glass_max_duration"] > max_d:
+        raise fail(f"{where}.break_glass_max_duration", "is above max_duration")
+    found["break_glass_review_within"] = _duration(
+        spec, "break_glass_review_within", timedelta(hours=24),
+        f"{where}.break_glass_review_within", fail)
+    for key in ("break_glass_max_duration", "break_glass_review_within"):
+        if key in spec and not glass:
+            raise fail(f"{where}.{key}", "set only with break_glass: true")
+    return found
 
 
 def _conditions(spec: dict, kind: ResourceKind, where: str, fail) -> tuple[tuple[str, ...], bool]:
@@ -686,16 +770,21 @@ def _valid_target(kind: ResourceKind, target: str) -> bool:
                                            and ROLE_ARN.match(target)))
 
 
-def _user_ids(spec: dict, key: str, where: str, fail, required: bool) -> tuple[str, ...]:
+def _user_ids(spec: dict, key: str, where: str, fail, required: bool,
+              groups: bool = False) -> tuple[str, ...]:
+    """Slack user ids (U..., W...); with `groups`, user group ids (S...) too."""
     value = spec.get(key)
+    path = key if where == key else f"{where}.{key}"
     if value is None and not required:
         return ()
+    what = "Slack user or user group ids" if groups else "Slack user ids"
     if not isinstance(value, list) or not value:
-        raise fail(f"{where}.{key}", "expected a non-empty list of Slack user ids")
+        raise fail(path, f"expected a non-empty list of {what}")
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not SLACK_USER_ID.match(item):
-            raise fail(f"{where}.{key}[{index}]",
-                       f"'{item}' is not a Slack user id (like U0123ABCD)")
+        if not isinstance(item, str) or not (
+                SLACK_USER_ID.match(item) or (groups and SLACK_USERGROUP_ID.match(item))):
+            like = "U0123ABCD, or a user group like S0123ABCD" if groups else "U0123ABCD"
+            raise fail(f"{path}[{index}]", f"'{item}' is not a Slack user id (like {like})")
     return tuple(value)
 
 

@@ -411,3 +411,62 @@ def test_the_iam_user_path_is_checked():
     assert parse_catalog(CATALOG).iam_user_path == "/"
     for bad in ("people", "/people", "", 3):
         assert ": iam_user_path: " in config_error({**CATALOG, "iam_user_path": bad})
+
+
+# -- approval policy (N-of-M, user groups, reminders, lifetime, break-glass) --------------
+
+def resource_with(**spec):
+    return parse_catalog({"resources": {"r": {**MINIMAL, **spec}}}).get("r")
+
+
+def test_approval_policy_defaults():
+    r = resource_with()
+    assert (r.approvals_required, r.approval, r.approval_channel, r.remind_after,
+            r.max_total_duration, r.break_glass) == (1, "required", None,
+                                                     timedelta(minutes=15), None, False)
+    assert r.needs_approval
+    assert (r.break_glass_max_duration, r.break_glass_review_within) == (
+        timedelta(hours=1), timedelta(hours=24))
+
+
+def test_the_issue_example_parses():
+    catalog = parse_catalog({"admins": ["U0SECLEAD", "S0SECURITY"], "approval_channel": "C0ALL",
+                             "resources": {
+        "prod-admins": {"kind": "iam_group", "group": "prod-admins",
+                        "approvers": ["U0BOB", "S0SRE"], "approval_channel": "C0PRODAPPROVALS",
+                        "approvals_required": 2, "remind_after": "15m",
+                        "max_total_duration": "12h", "break_glass": True,
+                        "break_glass_max_duration": "1h", "break_glass_review_within": "24h"},
+        "sandbox": {"kind": "iam_group", "group": "sandbox", "approval": "none"}}})
+    prod, sandbox = catalog.get("prod-admins"), catalog.get("sandbox")
+    assert catalog.admins == ("U0SECLEAD", "S0SECURITY")
+    assert (prod.approvers, prod.approvals_required, prod.max_total_duration) == (
+        ("U0BOB", "S0SRE"), 2, timedelta(hours=12))
+    assert catalog.approval_channel_for(prod) == "C0PRODAPPROVALS"
+    assert catalog.approval_channel_for(sandbox) == "C0ALL"
+    assert prod.break_glass and not sandbox.needs_approval and sandbox.approvers == ()
+
+
+@pytest.mark.parametrize("spec, path, says", [
+    ({"approvals_required": 0}, "approvals_required", "1 or more"),
+    ({"approvals_required": True}, "approvals_required", "whole number"),
+    ({"approvals_required": 2}, "approvals_required", "only 1 approver"),
+    ({"approval": "maybe"}, "approval", "expected one of"),
+    ({"approval_channel": "U0BOB"}, "approval_channel", "channel id"),
+    ({"remind_after": "soon"}, "remind_after", ""),
+    ({"max_total_duration": "1h"}, "max_total_duration", "shorter than max_duration"),
+    ({"break_glass": "yes"}, "break_glass", "true or false"),
+    ({"break_glass_max_duration": "30m"}, "break_glass_max_duration", "break_glass: true"),
+    ({"break_glass": True, "break_glass_max_duration": "5h"}, "break_glass_max_duration",
+     "above max_duration"),
+    ({"approvers": ["C0TEAM"]}, "approvers[0]", "user group like S0123ABCD"),
+])
+def test_approval_policy_errors_name_the_path(spec, path, says):
+    error = config_error({"resources": {"r": {**MINIMAL, **spec}}})
+    assert f"config: resources.r.{path}:" in error and says in error
+
+
+def test_a_user_group_may_make_up_the_approvals_and_approval_none_needs_no_approvers():
+    assert resource_with(approvers=["U0BOB", "S0SRE"], approvals_required=3).approvals_required == 3
+    assert resource_with(approval="none", approvers=None).approvers == ()
+    assert "approvers" in config_error({"resources": {"r": {"kind": "iam_group", "group": "g"}}})
