@@ -7,6 +7,7 @@ from datetime import UTC
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from accessbot.aws.iam import provider_error
 from accessbot.services.ports import ProviderError, ServiceUse
@@ -28,11 +29,9 @@ class AccessAdvisor:
     def services(self, arn: str) -> list[ServiceUse]:
         """GenerateServiceLastAccessedDetails for the principal, polled until IAM is done,
         then every page of its services."""
-        try:
-            job = self.iam.generate_service_last_accessed_details(
-                Arn=arn, Granularity="SERVICE_LEVEL")["JobId"]
-        except (ClientError, BotoCoreError) as exc:
-            raise provider_error(exc, f"asking for the last-accessed data of {arn}") from exc
+        job = _call(self.iam.generate_service_last_accessed_details,
+                    f"asking for the last-accessed data of {arn}",
+                    Arn=arn, Granularity="SERVICE_LEVEL")["JobId"]
         page = self._finished(job, arn)
         uses = _uses(page)
         while page.get("IsTruncated"):
@@ -60,10 +59,19 @@ class AccessAdvisor:
             self.sleep(POLL_EVERY)
 
     def _get(self, job: str, arn: str, **marker: str) -> dict:
-        try:
-            return self.iam.get_service_last_accessed_details(JobId=job, MaxItems=PAGE, **marker)
-        except (ClientError, BotoCoreError) as exc:
-            raise provider_error(exc, f"reading the last-accessed data of {arn}") from exc
+        return _call(self.iam.get_service_last_accessed_details,
+                     f"reading the last-accessed data of {arn}", JobId=job, MaxItems=PAGE,
+                     **marker)
+
+
+def _call(operation: Callable[..., dict], doing: str, **kwargs) -> dict:
+    try:
+        return operation(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise provider_error(exc, doing) from exc
+    except ResponseParserError as exc:  # not IAM's answer: an endpoint without the call
+        raise ProviderError(f"AWS IAM gave no readable answer while {doing}",
+                            retryable=True) from exc
 
 
 def _uses(page: dict) -> list[ServiceUse]:

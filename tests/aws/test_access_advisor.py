@@ -114,3 +114,15 @@ def test_a_refusal_is_a_provider_error_that_is_not_retried(iam):
     with pytest.raises(ProviderError, match="NoSuchEntity") as raised:
         AccessAdvisor(client).services(ARN)
     assert not raised.value.retryable
+
+
+def test_an_endpoint_without_the_call_is_a_retryable_error_not_a_crash(moto_server,
+                                                                        monkeypatch):
+    """moto's server has no access advisor: its 500 page is what any endpoint without the
+    call gives, and the review goes on without the sentence."""
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    client = make_client("iam", connections=2)
+    with pytest.raises(ProviderError, match="no readable answer") as raised:
+        AccessAdvisor(client).services(ARN)
+    assert raised.value.retryable
