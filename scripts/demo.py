@@ -92,12 +92,12 @@ def iam_state(iam) -> str:
 
 
 def main() -> int:
-    # moto answers the calls it lacks (IAM's last-accessed data, read by the access review)
-    # with a 500 and logs the traceback; the bot copes, the transcript need not show it
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="accessbot-demo-"))
     (workdir / "accessbot.yaml").write_text(yaml.safe_dump(CONFIG))
     moto = MotoServer().start()
+    # moto answers the calls it lacks (IAM's last-accessed data, read by the access review)
+    # with a 500 and logs the traceback; the bot copes, the transcript need not show it
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     iam = moto.iam()
     iam.create_user(UserName="alice", Tags=[{"Key": "slack-user-id", "Value": "U0ALICE"}])
     iam.create_group(GroupName="prod-admins")
