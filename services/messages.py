@@ -30,6 +30,7 @@ def request_copies(session: Session, request: AccessRequest, destinations: list[
     for destination in destinations:
         owe(session, Kind.REQUEST_COPY, copy_queue(request.id, destination), now,
             request_id=request.id, destination=destination)
+    home_refresh(session, destinations, now)  # approvers' "waiting for your decision"
 
 
 def request_submitted(session: Session, request: AccessRequest, now: datetime) -> None:
@@ -39,6 +40,7 @@ def request_submitted(session: Session, request: AccessRequest, now: datetime) -
 
 def request_failed(session: Session, request: AccessRequest, why: str, now: datetime) -> None:
     owe(session, Kind.REQUEST_FAILED, request.requester_id, now, request_id=request.id, why=why)
+    home_refresh(session, [request.requester_id], now)
 
 
 def request_decided(session: Session, request: AccessRequest, now: datetime) -> None:

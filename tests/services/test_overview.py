@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from accessbot.models import OutboxMessage
+from accessbot.models import AccessRequest, OutboxMessage
 from accessbot.services import grants, messages, overview
 from accessbot.services.outbox import Kind
 from tests.factories import (
@@ -103,3 +103,18 @@ def test_home_refreshes_are_owed_only_to_those_who_opened_home(sessions, catalog
         assert rows and {(r.queue, r.target) for r in rows} == \
             {(f"home:{REQUESTER}", f"home:{REQUESTER}")}
         assert overview.home_viewers(session, {REQUESTER, "U0USER1"}) == [REQUESTER]
+
+
+def test_an_approver_who_opened_home_is_refreshed_when_a_request_reaches_them(
+        sessions, catalog, clock):
+    now = clock()
+    with sessions() as session, session.begin():
+        overview.home_opened(session, APPROVER, now)
+    request_id = create_request(sessions, catalog, now)
+    with sessions() as session, session.begin():
+        request = session.get(AccessRequest, request_id)
+        messages.request_copies(session, request, ["C0APPROVALS", APPROVER, OTHER_APPROVER],
+                                now)
+    with sessions() as session:
+        assert session.scalars(select(OutboxMessage.queue).where(
+            OutboxMessage.kind == Kind.HOME_REFRESH.value)).all() == [f"home:{APPROVER}"]
