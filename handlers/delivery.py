@@ -16,8 +16,9 @@ from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from accessbot.handlers import activity_blocks, blocks, hygiene_blocks, review_blocks
+from accessbot.handlers.overview_blocks import home_view, overview_message
 from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
-from accessbot.services import findings, reviews
+from accessbot.services import findings, overview, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.account_audit import Deviation
@@ -25,11 +26,13 @@ from accessbot.services.activity import Summary
 from accessbot.services.catalog import Catalog, is_channel
 from accessbot.services.errors import NotFound
 from accessbot.services.outbox import Kind, Owed
+from accessbot.services.people import UserGroups
 
 log = logging.getLogger(__name__)
 
 POST, UPDATE, RESPONSE_URL = "chat.postMessage", "chat.update", "response_url"
 UPLOAD = "files.uploadV2"  # a file with a comment: three calls (files:write)
+PUBLISH = "views.publish"  # a user's App Home tab
 
 # Slack error codes that say "not now" rather than "never"
 TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
@@ -61,9 +64,10 @@ class DeliveryFailed(Exception):
 
 
 class Delivery:
-    def __init__(self, client: WebClient, catalog: Catalog):
+    def __init__(self, client: WebClient, catalog: Catalog, groups: UserGroups | None = None):
         self.client = client
         self.catalog = catalog
+        self.groups = groups  # user groups in approvers and admins (None: not resolved)
         self._render: dict[Kind, Callable[[Session, dict, datetime], SlackCall | None]] = {
             Kind.REQUEST_COPY: self._request_copy,
             Kind.REQUEST_COPY_UPDATE: self._copy_update,
@@ -95,6 +99,8 @@ class Delivery:
             Kind.REVIEW_OUTCOME: self._review_outcome,
             Kind.ACTIVITY_REPLY: self._activity_reply,
             Kind.ACTIVITY_DM: self._activity_dm,
+            Kind.OVERVIEW: self._overview,
+            Kind.HOME_REFRESH: self._home_refresh,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -109,6 +115,9 @@ class Delivery:
                 return self._respond(call.args)
             if call.method == UPDATE:
                 answer = self.client.chat_update(**call.args)
+            elif call.method == PUBLISH:
+                self.client.views_publish(**call.args)
+                return Sent(None, None)
             elif call.method == UPLOAD:
                 self.client.files_upload_v2(**call.args, request_file_info=False)
                 return Sent(call.args["channel"], None)
@@ -254,6 +263,23 @@ class Delivery:
                                             "response_type": "ephemeral",
                                             "replace_original": False})
         return SlackCall(POST, {"channel": args["user_id"], "text": args["text"]})
+
+    # -- the overview: /request-access list and App Home -----------------------------------
+
+    def _user_overview(self, session, args, now):
+        return overview.overview(session, self.catalog, args["user_id"], self.groups, now)
+
+    def _overview(self, session, args, now):
+        text, body = overview_message(self._user_overview(session, args, now))
+        if args.get("response_url"):
+            return SlackCall(RESPONSE_URL, {"url": args["response_url"], "text": text,
+                                            "blocks": body, "response_type": "ephemeral",
+                                            "replace_original": False})
+        return SlackCall(POST, {"channel": args["user_id"], "text": text, "blocks": body})
+
+    def _home_refresh(self, session, args, now):
+        return SlackCall(PUBLISH, {"user_id": args["user_id"], "view": home_view(
+            self._user_overview(session, args, now))})
 
     # -- credential hygiene ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class ActionId(StrEnum):
     REVIEW_KEEP = "accessbot.review_keep"
     REVIEW_REMOVE = "accessbot.review_remove"
     FINDING_CAP_SESSION = "accessbot.finding_cap_session"
+    OPEN_REQUEST_FORM = "accessbot.open_request_form"  # App Home's Request access button
 
 
 class BlockId(StrEnum):

@@ -26,6 +26,7 @@ from accessbot.handlers.payloads import (
     click_input,
     command_input,
     form_input,
+    home_input,
     input_of,
 )
 from accessbot.handlers.work import ReplyTo, Task
@@ -35,6 +36,7 @@ from accessbot.services.commands import (
     FieldError,
     OpenForm,
     ShowHelp,
+    ShowList,
     make_draft,
     make_extension_draft,
     parse_command,
@@ -67,6 +69,8 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.REVIEW_KEEP.value)(listeners.review_keep)
     app.action(ActionId.REVIEW_REMOVE.value)(listeners.review_remove)
     app.action(ActionId.FINDING_CAP_SESSION.value)(listeners.cap_session)
+    app.event("app_home_opened")(listeners.home_opened)
+    app.action(ActionId.OPEN_REQUEST_FORM.value)(listeners.open_request_form)
     app.error(listeners.on_error)
 
 
@@ -114,6 +118,9 @@ class Listeners:
         if isinstance(parsed, ShowHelp):
             text, body_blocks = blocks.help_message(self.catalog.requestable_by(user_id))
             ack(text=text, blocks=body_blocks, response_type="ephemeral")
+        elif isinstance(parsed, ShowList):  # answered through the response_url
+            self.handoff(Task.SHOW_LIST, user_id, ReplyTo(user_id, command.response_url))
+            ack()
         elif isinstance(parsed, OpenForm):
             self.handoff(Task.OPEN_VIEW, command.trigger_id,
                          blocks.request_form(self.catalog, user_id),
@@ -225,6 +232,21 @@ class Listeners:
 
     def _finding(self, task: Task, click: ClickInput) -> None:
         self.handoff(task, click.value, click.user_id, click.channel_id, _reply_to(click))
+
+    # -- App Home ---------------------------------------------------------------------------
+
+    def home_opened(self, ack: Ack, body: dict) -> None:
+        opened = home_input(body)
+        if opened.tab == "home":  # the Messages tab has nothing of ours to publish
+            self.handoff(Task.HOME_OPENED, opened.user_id)
+        ack()
+
+    def open_request_form(self, ack: Ack, body: dict) -> None:
+        """Home's Request access button: the form the bare slash command opens."""
+        click = click_input(body)
+        self.handoff(Task.OPEN_VIEW, click.trigger_id,
+                     blocks.request_form(self.catalog, click.user_id), _reply_to(click))
+        ack()
 
     def on_error(self, error: Exception, body: dict, logger) -> BoltResponse | None:
         if isinstance(error, HandoffFailed):  # nothing recorded: say so, never "got it"

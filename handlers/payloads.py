@@ -66,6 +66,19 @@ class FormInput:
         return self.fields.get((block_id, action_id))
 
 
+@dataclass(frozen=True)
+class HomeOpened:
+    """An app_home_opened event: whose App Home, and which tab ("home" or "messages")."""
+
+    user_id: str
+    tab: str
+
+
+def home_input(body: dict) -> HomeOpened:
+    event = _object(body, "event")
+    return HomeOpened(user_id=_user_id(event.get("user")), tab=_text(event, "tab", 32))
+
+
 def command_input(body: dict) -> CommandInput:
     return CommandInput(
         user_id=_user_id(body.get("user_id")),
@@ -240,4 +253,6 @@ def input_of(body: dict) -> Callable[[dict], object] | None:
         return click_input
     if kind == "view_submission":
         return form_input
+    if kind == "event_callback" and (body.get("event") or {}).get("type") == "app_home_opened":
+        return home_input
     return None

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accessbot.handlers import blocks
 from accessbot.handlers.errors import UNEXPECTED, user_message
 from accessbot.models import Grant, transaction
-from accessbot.services import extensions, findings, inbox, messages, metrics
+from accessbot.services import extensions, findings, inbox, messages, metrics, overview
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.catalog import Catalog
@@ -59,6 +59,8 @@ class Task(StrEnum):
     REVIEW_KEEP = "review_keep"
     REVIEW_REMOVE = "review_remove"
     CAP_SESSION = "cap_session"
+    SHOW_LIST = "show_list"
+    HOME_OPENED = "home_opened"
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,22 @@ class Work:
         if self.deps.review is None:
             raise NotFound("The access review is not set up in this process.")
         return self.deps.review
+
+    # -- the overview: /request-access list and App Home -----------------------------------
+
+    def show_list(self, user_id: str, reply: ReplyTo) -> None:
+        """Rendered when sent (services/outbox.py), so it shows how things stand then."""
+        self._run(reply, lambda session: messages.overview_reply(
+            session, user_id, reply.response_url, self.deps.clock()))
+
+    def home_opened(self, user_id: str) -> None:
+        """Remember the Home tab (kept up to date from now on) and publish it."""
+        def publish(session: Session) -> None:
+            now = self.deps.clock()
+            overview.home_opened(session, user_id, now)
+            messages.home_refresh(session, [user_id], now)
+
+        self._run(ReplyTo(user_id), publish)
 
     # -- helpers -----------------------------------------------------------------------
 

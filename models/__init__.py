@@ -13,6 +13,7 @@ from accessbot.models.tables import (
     FindingStatus,
     Grant,
     GrantStatus,
+    HomeViewer,
     InboxStatus,
     InboxTask,
     JobRun,
@@ -28,7 +29,7 @@ from accessbot.models.tables import (
 __all__ = [
     "AccessRequest", "AccountFault", "ApprovalMessage", "AuditChain", "AuditEvent",
     "AuditExport", "Base", "CredentialFinding",
-    "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
+    "FindingStatus", "Grant", "GrantStatus", "HomeViewer", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
     "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",
     "make_engine", "make_session_factory", "transaction",

@@ -430,3 +430,13 @@ class ReviewCopy(Base):
 
     __table_args__ = (UniqueConstraint("item_id", "channel", "ts"),
                       Index("ix_review_copies_message", "channel", "ts"))
+
+
+class HomeViewer(Base):
+    """Someone who has opened the bot's App Home tab: their Home is republished when their
+    grants or requests change (services/overview.py)."""
+
+    __tablename__ = "home_viewers"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    first_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)

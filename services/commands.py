@@ -10,6 +10,7 @@ from accessbot.services.errors import InvalidInput, NotAuthorized
 MAX_REASON = 500
 MAX_COMMAND = 800
 USAGE = "Usage: `/request-access <resource> <duration> <reason>`, `/request-access help`, " \
+        "`/request-access list` (your access and requests), " \
         "or `/request-access` alone for a form."
 
 
@@ -49,7 +50,12 @@ class OpenForm:
     pass
 
 
-Command = Draft | ShowHelp | OpenForm
+@dataclass(frozen=True)
+class ShowList:
+    """`/request-access list`: my grants and requests, and what waits for my decision."""
+
+
+Command = Draft | ShowHelp | OpenForm | ShowList
 
 
 def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
@@ -62,6 +68,8 @@ def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
     parts = text.split(maxsplit=2)
     if parts[0].lower() in ("help", "-h", "--help", "?"):
         return ShowHelp()
+    if parts[0].lower() == "list" and len(parts) == 1:
+        return ShowList()
     if len(parts) < 2:
         raise InvalidInput(f"Say how long you need `{parts[0]}` and why. {USAGE}")
     reason = parts[2] if len(parts) > 2 else ""

@@ -5,13 +5,14 @@ the other half: what the database learns when Slack has taken a message (where a
 was posted, so that it can be updated in place later).
 """
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accessbot.models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
-from accessbot.services import findings, reviews
+from accessbot.services import findings, overview, reviews
 from accessbot.services.account_audit import Deviation
 from accessbot.services.catalog import is_channel
 from accessbot.services.outbox import ADMINS, Kind, Owed, is_pending, owe
@@ -29,14 +30,17 @@ def request_copies(session: Session, request: AccessRequest, destinations: list[
     for destination in destinations:
         owe(session, Kind.REQUEST_COPY, copy_queue(request.id, destination), now,
             request_id=request.id, destination=destination)
+    home_refresh(session, destinations, now)  # approvers' "waiting for your decision"
 
 
 def request_submitted(session: Session, request: AccessRequest, now: datetime) -> None:
     owe(session, Kind.REQUEST_SUBMITTED, request.requester_id, now, request_id=request.id)
+    home_refresh(session, [request.requester_id], now)
 
 
 def request_failed(session: Session, request: AccessRequest, why: str, now: datetime) -> None:
     owe(session, Kind.REQUEST_FAILED, request.requester_id, now, request_id=request.id, why=why)
+    home_refresh(session, [request.requester_id], now)
 
 
 def request_decided(session: Session, request: AccessRequest, now: datetime) -> None:
@@ -48,6 +52,8 @@ def request_decided(session: Session, request: AccessRequest, now: datetime) -> 
             message_id=message.id)
     if request.status in (RequestStatus.DENIED, RequestStatus.EXPIRED):
         owe(session, Kind.REQUEST_DECIDED, request.requester_id, now, request_id=request.id)
+    home_refresh(session, [request.requester_id, request.decided_by or request.requester_id,
+                           *(m.destination for m in request.messages)], now)
 
 
 def copy_updated(session: Session, message: ApprovalMessage, now: datetime) -> None:
@@ -59,12 +65,14 @@ def copy_updated(session: Session, message: ApprovalMessage, now: datetime) -> N
 
 def grant_active(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_ACTIVE, grant.requester_id, now, grant_id=grant.id)
+    home_refresh(session, [grant.requester_id], now)
 
 
 def grant_extended(session: Session, grant: Grant, request: AccessRequest,
                    now: datetime) -> None:
     owe(session, Kind.GRANT_EXTENDED, grant.requester_id, now, grant_id=grant.id,
         request_id=request.id)
+    home_refresh(session, [grant.requester_id], now)
     grant_dm_updated(session, grant, now)  # the grant DM shows the new expiry
 
 
@@ -74,11 +82,13 @@ def grant_expiring(session: Session, grant: Grant, now: datetime) -> None:
 
 def grant_ended(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_ENDED, grant.requester_id, now, grant_id=grant.id)
+    home_refresh(session, [grant.requester_id], now)
     grant_dm_updated(session, grant, now)  # takes "I'm done" off the grant DM
 
 
 def grant_failed(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_FAILED, grant.requester_id, now, grant_id=grant.id)
+    home_refresh(session, [grant.requester_id], now)
 
 
 def grant_partly(session: Session, grant: Grant, done: tuple[str, ...],
@@ -114,6 +124,22 @@ def reply(session: Session, user_id: str, response_url: str | None, text: str,
     """A short answer to someone who acted: ephemeral through the response_url, else a DM."""
     owe(session, Kind.REPLY, user_id, now, user_id=user_id, response_url=response_url,
         text=text)
+
+
+# -- the overview: /request-access list and the App Home tab ---------------------------
+
+def overview_reply(session: Session, user_id: str, response_url: str | None,
+                   now: datetime) -> None:
+    """The user's grants and requests, rendered when sent: ephemeral, else a DM."""
+    owe(session, Kind.OVERVIEW, user_id, now, user_id=user_id, response_url=response_url)
+
+
+def home_refresh(session: Session, user_ids: Iterable[str], now: datetime) -> None:
+    """Republish the Home tab of those of `user_ids` who have opened it (channels and
+    people who never opened it are skipped); pending refreshes of one Home coalesce."""
+    for user_id in overview.home_viewers(session, {u for u in user_ids if not is_channel(u)}):
+        key = f"home:{user_id}"
+        owe(session, Kind.HOME_REFRESH, key, now, target=key, user_id=user_id)
 
 
 # -- credential hygiene ------------------------------------------------------------------

@@ -63,6 +63,8 @@ class Kind(StrEnum):
     REVIEW_OUTCOME = "review_outcome"          # kept, removed, gone, unanswered
     ACTIVITY_REPLY = "activity_reply"          # what a grant was used for, in the thread
     ACTIVITY_DM = "activity_dm"                # the same, to the requester
+    OVERVIEW = "overview"                      # /request-access list: grants and requests
+    HOME_REFRESH = "home_refresh"              # republish a user's App Home tab
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

@@ -36,10 +36,18 @@ AUTH = {"url": "https://fake.slack.com/", "team": "Fake", "user": "accessbot",
         "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT"}
 
 
+def _manifest() -> dict:
+    return yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yml").read_text())
+
+
 def manifest_scopes() -> list[str]:
     """The bot scopes slack-manifest.yml asks for: what an app installed from it holds."""
-    manifest = yaml.safe_load((Path(__file__).parents[2] / "slack-manifest.yml").read_text())
-    return list(manifest["oauth_config"]["scopes"]["bot"])
+    return list(_manifest()["oauth_config"]["scopes"]["bot"])
+
+
+def manifest_home_tab() -> bool:
+    """Whether an app installed from slack-manifest.yml has its Home tab enabled."""
+    return bool((_manifest()["features"].get("app_home") or {}).get("home_tab_enabled"))
 
 
 @dataclass
@@ -77,7 +85,9 @@ class FakeSlack(HttpBackgroundServer):
         self._response_targets: dict[str, tuple[str, str]] = {}
         self._users: dict[str, dict] = {}
         self._uploads: dict[str, bytes | None] = {}  # file id -> its bytes, once uploaded
+        self._homes: dict[str, dict] = {}  # user id -> the App Home view last published
         self.scopes = manifest_scopes()  # auth.test's X-OAuth-Scopes header
+        self.home_tab = manifest_home_tab()  # views.publish of a home view: not_enabled
         self.missing_channels: set[str] = set()     # conversations.info: channel_not_found
         self.channels_without_bot: set[str] = set()  # conversations.info: is_member false
         self._seq = 0
@@ -147,6 +157,7 @@ class FakeSlack(HttpBackgroundServer):
             self._channels.clear()
             self._failures.clear()
             self._response_targets.clear()
+            self._homes.clear()
 
     def messages(self, channel: str) -> list[dict]:
         with self._lock:
@@ -154,6 +165,11 @@ class FakeSlack(HttpBackgroundServer):
 
     def dm(self, user_id: str) -> list[dict]:
         return self.messages(dm_channel(user_id))
+
+    def home(self, user_id: str) -> dict | None:
+        """The App Home view last published for the user (views.publish), if any."""
+        with self._lock:
+            return copy.deepcopy(self._homes.get(user_id))
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0,
                  interval: float = 0.02) -> T:
@@ -331,7 +347,22 @@ class FakeSlack(HttpBackgroundServer):
         self._seq += 1
         return {"view": {**view, "id": view_id}}
 
-    _api_views_update = _api_views_push = _api_views_publish = _api_views_open
+    _api_views_update = _api_views_push = _api_views_open
+
+    def _api_views_publish(self, args: dict) -> dict:
+        """Slack's views.publish: a view of type home for user_id, kept per user."""
+        view, user_id = args.get("view"), args.get("user_id", "")
+        if not isinstance(view, dict) or view.get("type") != "home" or not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        if user_id not in self._users:  # Slack: invalid_arguments, "invalid `user_id`"
+            return {"ok": False, "error": "invalid_arguments"}
+        if not self.home_tab:
+            return {"ok": False, "error": "not_enabled"}
+        self._seq += 1
+        published = {**view, "id": f"V{self._seq:08d}", "team_id": "T0FAKE",
+                     "hash": f"{self._seq}.fake"}
+        self._homes[user_id] = published
+        return {"view": copy.deepcopy(published)}
 
     def _api_users_info(self, args: dict) -> dict:
         user = self._users.get(args.get("user", ""))

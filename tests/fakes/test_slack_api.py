@@ -139,3 +139,19 @@ def test_render_text():
         "[Approve] [Deny]\nid 42"
     )
     assert render_text({"text": "hi <@U0BOB>", "blocks": []}) == "hi @U0BOB"
+
+
+def test_views_publish_keeps_each_users_home(client, fake):
+    view = {"type": "home", "blocks": [{"type": "section",
+                                        "text": {"type": "mrkdwn", "text": "hi"}}]}
+    assert fake.home("U0BOB") is None
+    answer = client.views_publish(user_id="U0BOB", view=view)
+    assert answer["view"]["type"] == "home" and answer["view"]["id"].startswith("V")
+    assert fake.home("U0BOB")["blocks"] == view["blocks"]
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        client.views_publish(user_id="U0BOB", view={"type": "modal", "blocks": []})
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        client.views_publish(user_id="U0NOBODY", view=view)
+    fake.home_tab = False  # an app whose manifest does not enable the Home tab
+    with pytest.raises(SlackApiError, match="not_enabled"):
+        client.views_publish(user_id="U0BOB", view=view)
