@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from accessbot.handlers.ids import ActionId
 from accessbot.services.commands import parse_id
 from accessbot.services.errors import InvalidInput
 
@@ -111,7 +112,13 @@ def _form_fields(values: dict) -> dict[tuple[str, str], str | None]:
 
 
 def _element_value(element: dict) -> str | None:
-    """A plain_text_input's value, or a static_select's selected option's value."""
+    """A plain_text_input's value, a static_select's selected option's value, or the
+    checked checkboxes' values (comma-separated; None when none is checked)."""
+    if "selected_options" in element:
+        options = element["selected_options"]
+        if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+            raise MalformedPayload("selected_options: not a list of objects")
+        return ",".join(_text(o, "value", 150) for o in options) or None
     if "selected_option" in element:
         option = element["selected_option"]
         if option is None:
@@ -123,8 +130,12 @@ def _element_value(element: dict) -> str | None:
 
 
 def _button_value(action: dict) -> str:
-    """Our buttons carry only an id: anything else is tampering or a bug."""
+    """Our buttons carry only an id: anything else is tampering or a bug. One exception:
+    the break-glass confirmation carries what its requester typed, validated again on
+    the click exactly as if typed again (services/break_glass.py: unpack)."""
     value = _text(action, "value", MAX_VALUE)
+    if action.get("action_id") == ActionId.BREAK_GLASS_NOW:
+        return value
     try:
         parse_id(value)
     except InvalidInput:

@@ -49,6 +49,10 @@ class Action(StrEnum):
     ACTIVITY_SUMMARISED = "activity_summarised"
     ACTIVITY_UNAVAILABLE = "activity_unavailable"
     ROLE_SESSION_CAPPED = "role_session_capped"
+    BREAK_GLASS_USED = "break_glass_used"
+    BREAK_GLASS_REMINDED = "break_glass_reminded"
+    BREAK_GLASS_ESCALATED = "break_glass_escalated"
+    BREAK_GLASS_REVIEWED = "break_glass_reviewed"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,

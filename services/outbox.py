@@ -63,6 +63,8 @@ class Kind(StrEnum):
     REVIEW_OUTCOME = "review_outcome"          # kept, removed, gone, unanswered
     ACTIVITY_REPLY = "activity_reply"          # what a grant was used for, in the thread
     ACTIVITY_DM = "activity_dm"                # the same, to the requester
+    BREAK_GLASS_REMINDER = "break_glass_reminder"  # an unreviewed break-glass, to an approver
+    BREAK_GLASS_ESCALATED = "break_glass_escalated"  # not reviewed in time: the admin channel
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)
