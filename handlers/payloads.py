@@ -7,6 +7,7 @@ as a frozen dataclass; a payload without it is MalformedPayload, which the middl
 is acknowledged) and which no listener ever sees.
 """
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -135,12 +136,24 @@ def _button_value(action: dict) -> str:
     the click exactly as if typed again (services/break_glass.py: unpack)."""
     value = _text(action, "value", MAX_VALUE)
     if action.get("action_id") == ActionId.BREAK_GLASS_NOW:
+        if not is_packed_break_glass(value):
+            raise MalformedPayload("value: not a break-glass request")
         return value
     try:
         parse_id(value)
     except InvalidInput:
         raise MalformedPayload("value: not an id") from None
     return value
+
+
+def is_packed_break_glass(value: str) -> bool:
+    """[resource, duration or null, reason]: what services.break_glass.pack writes."""
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return False
+    return (isinstance(items, list) and len(items) == 3 and isinstance(items[0], str)
+            and isinstance(items[1], str | None) and isinstance(items[2], str))
 
 
 def _channel_of(body: dict) -> str | None:

@@ -37,7 +37,7 @@ BREAK_GLASS = "break-glass"
 def pack(resource: str, duration_text: str | None, reason: str) -> str:
     """A break-glass request as typed, for the confirmation's button or modal to carry; it
     is validated again on confirm, as if typed again (it grants nothing by itself)."""
-    return json.dumps([resource, duration_text, reason])
+    return json.dumps([resource, duration_text, reason], ensure_ascii=False)
 
 
 def unpack(catalog: Catalog, user_id: str, packed: str) -> BreakGlass:
