@@ -216,3 +216,16 @@ def test_a_reviewed_item_is_neither_reminded_nor_escalated(sessions, catalog, cl
     with sessions() as session, session.begin():
         assert break_glass.follow_up(session, catalog, None, clock()) == {
             "reminded": [], "escalated": []}
+
+
+def test_the_job_follows_up(sessions, catalog, clock, runner):
+    from accessbot.jobs.registry import JOBS, JobContext
+
+    request_id = broke_glass(sessions, catalog, clock)
+    runner.announce(request_id)
+    clock.advance(hours=25)
+
+    result = JOBS["break-glass-reviews"].run(JobContext(runner, lambda: None))
+
+    review_id = review_of(sessions, request_id).id
+    assert result == {"reminded": [], "escalated": [review_id]}
