@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    CheckboxesElement,
     ConfirmObject,
     ContextBlock,
     HeaderBlock,
@@ -351,8 +352,25 @@ def request_form(catalog: Catalog, user_id: str) -> dict:
                        element=PlainTextInputElement(action_id=ActionId.REASON_INPUT,
                                                      multiline=True, max_length=MAX_REASON,
                                                      placeholder="What will you do with it?")),
+            *_break_glass_field(resources),
         ],
     ).to_dict()
+
+
+BREAK_GLASS_CHECKED = "break_glass"  # the value of the request form's checkbox
+
+
+def _break_glass_field(resources: list[Resource]) -> list[Block]:
+    """The request form's "Break glass" checkbox, when any resource offered allows it."""
+    names = [r.name for r in resources if r.break_glass]
+    if not names:
+        return []
+    return [InputBlock(
+        block_id=BlockId.BREAK_GLASS, label="Emergency", optional=True,
+        hint=cut(f"Only for {', '.join(names)}: granted at once, and security is alerted.",
+                 150),
+        element=CheckboxesElement(action_id=ActionId.BREAK_GLASS_CHECK, options=[
+            Option(value=BREAK_GLASS_CHECKED, label="Break glass: grant it to me now")]))]
 
 
 def deny_form(request: AccessRequest) -> dict:

@@ -15,10 +15,16 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from accessbot.handlers import activity_blocks, blocks, hygiene_blocks, review_blocks
+from accessbot.handlers import (
+    activity_blocks,
+    blocks,
+    break_glass_blocks,
+    hygiene_blocks,
+    review_blocks,
+)
 from accessbot.handlers.overview_blocks import home_view, overview_message
 from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
-from accessbot.services import findings, overview, reviews
+from accessbot.services import break_glass, findings, overview, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.account_audit import Deviation
@@ -101,6 +107,8 @@ class Delivery:
             Kind.ACTIVITY_DM: self._activity_dm,
             Kind.OVERVIEW: self._overview,
             Kind.HOME_REFRESH: self._home_refresh,
+            Kind.BREAK_GLASS_REMINDER: self._break_glass_reminder,
+            Kind.BREAK_GLASS_ESCALATED: self._break_glass_escalated,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -142,7 +150,10 @@ class Delivery:
     # -- requests --------------------------------------------------------------------
 
     def _request_message(self, request):
-        return blocks.request_message(request, self.catalog.resources.get(request.resource))
+        resource = self.catalog.resources.get(request.resource)
+        if request.break_glass:  # its loud copy, and its review
+            return break_glass_blocks.break_glass_message(request, resource)
+        return blocks.request_message(request, resource)
 
     def _request_copy(self, session, args, now):
         request = request_ops.get_request(session, args["request_id"])
@@ -163,8 +174,12 @@ class Delivery:
 
     def _decision_reply(self, session, args, now):
         message = self._copy(session, args)
+        request = message.request
+        review = request.break_glass_review
+        text = break_glass_blocks.review_text(review) if review is not None \
+            else blocks.decision_text(request)
         return SlackCall(POST, {"channel": message.channel, "thread_ts": message.ts,
-                                "text": blocks.decision_text(message.request)})
+                                "text": text})
 
     def _request_submitted(self, session, args, now):
         request = request_ops.get_request(session, args["request_id"])
@@ -378,6 +393,23 @@ class Delivery:
         run = reviews.get_run(session, args["run_id"])
         return _post(channel, review_blocks.review_outcome(
             reviews.outcome(session, run.id), reviews.run_items(session, run.id), run.account))
+
+    # -- break-glass ------------------------------------------------------------------------
+
+    def _break_glass_reminder(self, session, args, now):
+        review = break_glass.get_review(session, args["review_id"])
+        if review.reviewed_at is not None:
+            return None  # reviewed while this waited
+        return _post(args["approver_id"],
+                     break_glass_blocks.reminder(review))
+
+    def _break_glass_escalated(self, session, args, now):
+        channel = self._admin("break-glass escalation")
+        review = break_glass.get_review(session, args["review_id"])
+        resource = self.catalog.resources.get(review.request.resource)
+        approvers = sorted(resource.approvers) if resource else []
+        return _post(channel, break_glass_blocks.escalated(review, approvers)) \
+            if channel else None
 
 
 def _post(channel: str, message: blocks.Message) -> SlackCall:

@@ -19,6 +19,10 @@ class ActionId(StrEnum):
     REVIEW_REMOVE = "accessbot.review_remove"
     FINDING_CAP_SESSION = "accessbot.finding_cap_session"
     OPEN_REQUEST_FORM = "accessbot.open_request_form"  # App Home's Request access button
+    BREAK_GLASS_CHECK = "accessbot.break_glass_check"        # the request form's checkbox
+    BREAK_GLASS_NOW = "accessbot.break_glass_now"            # the command's confirmation
+    BREAK_GLASS_REVIEWED = "accessbot.break_glass_reviewed"  # value: the review id
+    BREAK_GLASS_NOTE_INPUT = "accessbot.break_glass_note_input"
 
 
 class BlockId(StrEnum):
@@ -28,12 +32,17 @@ class BlockId(StrEnum):
     DENY_REASON = "deny_reason"
     DECISION = "decision"
     GRANT_ACTIONS = "grant_actions"
+    BREAK_GLASS = "break_glass"
+    BREAK_GLASS_NOTE = "break_glass_note"
+    BREAK_GLASS_REVIEW = "break_glass_review"
 
 
 class ViewId(StrEnum):
     REQUEST_FORM = "accessbot.request_form"
     DENY_FORM = "accessbot.deny_form"
     EXTEND_FORM = "accessbot.extend_form"
+    BREAK_GLASS_FORM = "accessbot.break_glass_form"          # the "are you sure" step
+    BREAK_GLASS_REVIEW_FORM = "accessbot.break_glass_review_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.webhook import WebhookClient
 
-from accessbot.handlers import blocks
+from accessbot.handlers import blocks, break_glass_blocks
 from accessbot.handlers.errors import user_message
 from accessbot.handlers.handoff import NOT_RECORDED, HandoffFailed
 from accessbot.handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from accessbot.handlers.payloads import (
     ClickInput,
+    FormInput,
     MalformedPayload,
     click_input,
     command_input,
@@ -30,13 +31,15 @@ from accessbot.handlers.payloads import (
     input_of,
 )
 from accessbot.handlers.work import ReplyTo, Task
-from accessbot.services import metrics
+from accessbot.services import break_glass, metrics
 from accessbot.services.catalog import Catalog
 from accessbot.services.commands import (
+    BreakGlass,
     FieldError,
     OpenForm,
     ShowHelp,
     ShowList,
+    make_break_glass,
     make_draft,
     make_extension_draft,
     parse_command,
@@ -71,6 +74,10 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.FINDING_CAP_SESSION.value)(listeners.cap_session)
     app.event("app_home_opened")(listeners.home_opened)
     app.action(ActionId.OPEN_REQUEST_FORM.value)(listeners.open_request_form)
+    app.view(ViewId.BREAK_GLASS_FORM.value)(listeners.submit_break_glass_form)
+    app.action(ActionId.BREAK_GLASS_NOW.value)(listeners.break_glass_now)
+    app.action(ActionId.BREAK_GLASS_REVIEWED.value)(listeners.break_glass_reviewed)
+    app.view(ViewId.BREAK_GLASS_REVIEW_FORM.value)(listeners.submit_break_glass_review)
     app.error(listeners.on_error)
 
 
@@ -115,7 +122,10 @@ class Listeners:
         except AccessBotError as exc:
             ack(text=user_message(exc), response_type="ephemeral")
             return
-        if isinstance(parsed, ShowHelp):
+        if isinstance(parsed, BreakGlass):  # confirm first: it alerts security
+            text, body_blocks = break_glass_blocks.confirm_message(parsed, _packed(parsed))
+            ack(text=text, blocks=body_blocks, response_type="ephemeral")
+        elif isinstance(parsed, ShowHelp):
             text, body_blocks = blocks.help_message(self.catalog.requestable_by(user_id))
             ack(text=text, blocks=body_blocks, response_type="ephemeral")
         elif isinstance(parsed, ShowList):  # answered through the response_url
@@ -133,6 +143,9 @@ class Listeners:
 
     def submit_request_form(self, ack: Ack, body: dict) -> None:
         form = form_input(body)
+        if form.field(BlockId.BREAK_GLASS, ActionId.BREAK_GLASS_CHECK):
+            self._confirm_break_glass(ack, form)
+            return
         try:
             draft = make_draft(
                 self.catalog, form.user_id,
@@ -146,6 +159,58 @@ class Listeners:
             ack(response_action="errors", errors={BlockId.RESOURCE: str(exc)})
             return
         self.handoff(Task.SUBMIT_REQUEST, form.user_id, draft, ReplyTo(form.user_id))
+        ack()
+
+    # -- break-glass -------------------------------------------------------------------
+
+    def _confirm_break_glass(self, ack: Ack, form: FormInput) -> None:
+        """The form's break-glass: checked, then a second step that asks to confirm."""
+        try:
+            glass = make_break_glass(
+                self.catalog, form.user_id,
+                form.field(BlockId.RESOURCE, ActionId.RESOURCE_SELECT) or "",
+                form.field(BlockId.DURATION, ActionId.DURATION_INPUT),
+                form.field(BlockId.REASON, ActionId.REASON_INPUT) or "")
+        except FieldError as exc:
+            ack(response_action="errors", errors={FIELD_BLOCKS[exc.field]: str(exc)})
+            return
+        except AccessBotError as exc:
+            ack(response_action="errors", errors={BlockId.RESOURCE: str(exc)})
+            return
+        ack(response_action="update",
+            view=break_glass_blocks.confirm_form(glass, _packed(glass)))
+
+    def submit_break_glass_form(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
+        self.handoff(Task.SUBMIT_BREAK_GLASS, form.user_id, form.private_metadata,
+                     ReplyTo(form.user_id))
+        ack()
+
+    def break_glass_now(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.SUBMIT_BREAK_GLASS, click.user_id, click.value, _reply_to(click))
+        ack()
+
+    def break_glass_reviewed(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.OPEN_BREAK_GLASS_REVIEW, click.value, click.user_id,
+                     click.trigger_id, _reply_to(click))
+        ack()
+
+    def submit_break_glass_review(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
+        try:
+            parse_id(form.private_metadata)  # the review id the form was opened for
+        except AccessBotError as exc:
+            ack(response_action="errors", errors={BlockId.BREAK_GLASS_NOTE: str(exc)})
+            return
+        note = form.field(BlockId.BREAK_GLASS_NOTE, ActionId.BREAK_GLASS_NOTE_INPUT)
+        if not (note or "").strip():
+            ack(response_action="errors",
+                errors={BlockId.BREAK_GLASS_NOTE: "Please write what you checked."})
+            return
+        self.handoff(Task.BREAK_GLASS_REVIEWED, form.private_metadata, form.user_id, note,
+                     ReplyTo(form.user_id))
         ack()
 
     # -- decisions ---------------------------------------------------------------------
@@ -281,6 +346,11 @@ def _tell(url: str) -> None:
 def _json(body: dict) -> BoltResponse:
     return BoltResponse(status=200, body=json.dumps(body),
                         headers={"content-type": "application/json;charset=utf-8"})
+
+
+def _packed(glass: BreakGlass) -> str:
+    draft = glass.draft
+    return break_glass.pack(draft.resource.name, glass.duration_text, draft.reason)
 
 
 def _reply_to(click: ClickInput) -> ReplyTo:

@@ -7,12 +7,14 @@ as a frozen dataclass; a payload without it is MalformedPayload, which the middl
 is acknowledged) and which no listener ever sees.
 """
 
+import json
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from accessbot.handlers.ids import ActionId
 from accessbot.services.commands import parse_id
 from accessbot.services.errors import InvalidInput
 
@@ -124,7 +126,13 @@ def _form_fields(values: dict) -> dict[tuple[str, str], str | None]:
 
 
 def _element_value(element: dict) -> str | None:
-    """A plain_text_input's value, or a static_select's selected option's value."""
+    """A plain_text_input's value, a static_select's selected option's value, or the
+    checked checkboxes' values (comma-separated; None when none is checked)."""
+    if "selected_options" in element:
+        options = element["selected_options"]
+        if not isinstance(options, list) or not all(isinstance(o, dict) for o in options):
+            raise MalformedPayload("selected_options: not a list of objects")
+        return ",".join(_text(o, "value", 150) for o in options) or None
     if "selected_option" in element:
         option = element["selected_option"]
         if option is None:
@@ -136,13 +144,29 @@ def _element_value(element: dict) -> str | None:
 
 
 def _button_value(action: dict) -> str:
-    """Our buttons carry only an id: anything else is tampering or a bug."""
+    """Our buttons carry only an id: anything else is tampering or a bug. One exception:
+    the break-glass confirmation carries what its requester typed, validated again on
+    the click exactly as if typed again (services/break_glass.py: unpack)."""
     value = _text(action, "value", MAX_VALUE)
+    if action.get("action_id") == ActionId.BREAK_GLASS_NOW:
+        if not is_packed_break_glass(value):
+            raise MalformedPayload("value: not a break-glass request")
+        return value
     try:
         parse_id(value)
     except InvalidInput:
         raise MalformedPayload("value: not an id") from None
     return value
+
+
+def is_packed_break_glass(value: str) -> bool:
+    """[resource, duration or null, reason]: what services.break_glass.pack writes."""
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return False
+    return (isinstance(items, list) and len(items) == 3 and isinstance(items[0], str)
+            and isinstance(items[1], str | None) and isinstance(items[2], str))
 
 
 def _channel_of(body: dict) -> str | None:

@@ -22,10 +22,18 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from accessbot.handlers import blocks
+from accessbot.handlers import blocks, break_glass_blocks
 from accessbot.handlers.errors import UNEXPECTED, user_message
 from accessbot.models import Grant, transaction
-from accessbot.services import extensions, findings, inbox, messages, metrics, overview
+from accessbot.services import (
+    break_glass,
+    extensions,
+    findings,
+    inbox,
+    messages,
+    metrics,
+    overview,
+)
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.catalog import Catalog
@@ -34,6 +42,7 @@ from accessbot.services.commands import Draft, ExtensionDraft, parse_id
 from accessbot.services.errors import AccessBotError, NotFound
 from accessbot.services.hygiene_runner import HygieneRunner
 from accessbot.services.inbox import Claimed
+from accessbot.services.people import UserGroups
 from accessbot.services.review_runner import ReviewRunner
 from accessbot.services.runner import AccessRunner
 
@@ -61,6 +70,9 @@ class Task(StrEnum):
     CAP_SESSION = "cap_session"
     SHOW_LIST = "show_list"
     HOME_OPENED = "home_opened"
+    SUBMIT_BREAK_GLASS = "submit_break_glass"
+    OPEN_BREAK_GLASS_REVIEW = "open_break_glass_review"
+    BREAK_GLASS_REVIEWED = "break_glass_reviewed"
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class WorkDeps:
     later: Callable[..., object]  # runs AWS work on the worker's bounded AWS pool
     owner: str  # this worker's name on inbox leases
     review: ReviewRunner | None = None  # the access review (None: not wired)
+    groups: UserGroups | None = None  # Slack user groups in approvers (None: not wired)
 
 
 APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transaction
@@ -270,6 +283,41 @@ class Work:
              reply: ReplyTo) -> None:
         self._run(reply, lambda session: request_ops.deny(
             session, self.deps.catalog, parse_id(value), approver_id, reason, self._now()))
+
+    # -- break-glass -------------------------------------------------------------------
+
+    def submit_break_glass(self, user_id: str, packed: str, reply: ReplyTo) -> None:
+        """Confirmed: recorded (validated again, as typed) and announced, which grants it."""
+        def submit(session: Session):
+            glass = break_glass.unpack(self.deps.catalog, user_id, packed)
+            request = break_glass.create(session, self.deps.catalog, user_id, glass,
+                                         self._now())
+            messages.reply(session, user_id, reply.response_url,
+                           break_glass.submitted_text(request, glass), self.deps.clock())
+            return request
+
+        request = self._run(reply, submit)
+        if request is not None:
+            self.deps.later(self.deps.runner.announce, request.id)
+
+    def open_break_glass_review(self, value: str | None, user_id: str, trigger_id: str,
+                                reply: ReplyTo) -> None:
+        review = self._run(reply, lambda session: break_glass.check_can_review(
+            session, self.deps.catalog, self.deps.groups, parse_id(value), user_id))
+        if review is not None:
+            self.open_view(trigger_id, break_glass_blocks.review_form(review), reply)
+
+    def break_glass_reviewed(self, value: str | None, user_id: str, note: str | None,
+                             reply: ReplyTo) -> None:
+        def reviewed(session: Session):
+            review = break_glass.mark_reviewed(session, self.deps.catalog, self.deps.groups,
+                                               parse_id(value), user_id, note, self._now())
+            messages.reply(session, user_id, reply.response_url,
+                           f"Break-glass #{review.request_id} is marked reviewed.",
+                           self.deps.clock())
+            return review
+
+        self._run(reply, reviewed)
 
     # -- a grant's own buttons -----------------------------------------------------------
 

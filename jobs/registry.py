@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from accessbot.services import audit_chain, inbox, outbox
+from accessbot.services import audit_chain, break_glass, inbox, outbox
 from accessbot.services.audit_export import AuditArchiver
 from accessbot.services.catalog import Hygiene
 from accessbot.services.grant_activity import GrantActivity
@@ -114,6 +114,12 @@ def _grant_activity(context: JobContext):
     return context.activity.run() if context.activity else None
 
 
+def _break_glass_reviews(context: JobContext):
+    runner = context.runner
+    with runner.transaction() as session:
+        return break_glass.follow_up(session, runner.catalog, runner.groups, runner.clock())
+
+
 def _seal_audit(context: JobContext):
     return audit_chain.seal_pending(context.runner.transaction)
 
@@ -154,6 +160,9 @@ PERIODIC = [
     Job("grant-activity", _grant_activity, timedelta(minutes=1),
         "look up in CloudTrail what each ended grant was used for (cloudtrail.delay after "
         "it ended) and post the summary in the request's thread and to the requester"),
+    Job("break-glass-reviews", _break_glass_reviews, timedelta(minutes=1),
+        "remind the approvers of a break-glass grant nobody has reviewed (half way to "
+        "break_glass_review_within), and tell the admin channel once when it is overdue"),
     Job("seal-audit", _seal_audit, timedelta(seconds=15),
         "extend the audit trail's hash chain with the rows recorded since"),
     # hourly, so that a day is uploaded within the hour after it is complete and sealed

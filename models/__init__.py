@@ -9,6 +9,7 @@ from accessbot.models.tables import (
     AuditChain,
     AuditEvent,
     AuditExport,
+    BreakGlassReview,
     CredentialFinding,
     FindingStatus,
     Grant,
@@ -28,7 +29,7 @@ from accessbot.models.tables import (
 
 __all__ = [
     "AccessRequest", "AccountFault", "ApprovalMessage", "AuditChain", "AuditEvent",
-    "AuditExport", "Base", "CredentialFinding",
+    "AuditExport", "Base", "BreakGlassReview", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "HomeViewer", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
     "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",

@@ -2,6 +2,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Enum,
     ForeignKey,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -65,6 +67,8 @@ class AccessRequest(Base):
     # set for "more time" on a live grant: approving it moves that grant's expiry instead
     # of creating a grant; use_alter because grants refers back to access_requests
     extends_grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", use_alter=True))
+    # the requester granted it to themselves (break_glass: true), loudly, reviewed later
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     messages: Mapped[list["ApprovalMessage"]] = relationship(
         back_populates="request", order_by="ApprovalMessage.id"
@@ -74,6 +78,9 @@ class AccessRequest(Base):
     # loaded with the request: every approval message of an extension shows the grant's expiry
     extended_grant: Mapped["Grant | None"] = relationship(foreign_keys=[extends_grant_id],
                                                           lazy="joined")
+    # loaded with the request: a break-glass copy shows its review
+    break_glass_review: Mapped["BreakGlassReview | None"] = relationship(
+        back_populates="request", lazy="selectin")
 
     __table_args__ = (
         Index("ix_access_requests_status_decide_by", "status", "decide_by"),
@@ -440,3 +447,31 @@ class HomeViewer(Base):
 
     user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     first_opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+OPEN_BREAK_GLASS = text("reviewed_at IS NULL")
+
+
+class BreakGlassReview(Base):
+    """A break-glass grant an approver must mark Reviewed (with a note) by due_at."""
+
+    __tablename__ = "break_glass_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), unique=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)   # when it was granted
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)      # + break_glass_review_within
+    remind_at: Mapped[datetime] = mapped_column(UtcDateTime)   # half way to due_at
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[AccessRequest] = relationship(back_populates="break_glass_review")
+
+    __table_args__ = (
+        Index("ix_break_glass_reviews_open", "due_at", sqlite_where=OPEN_BREAK_GLASS,
+              postgresql_where=OPEN_BREAK_GLASS),
+    )

@@ -49,6 +49,10 @@ class Action(StrEnum):
     ACTIVITY_SUMMARISED = "activity_summarised"
     ACTIVITY_UNAVAILABLE = "activity_unavailable"
     ROLE_SESSION_CAPPED = "role_session_capped"
+    BREAK_GLASS_USED = "break_glass_used"
+    BREAK_GLASS_REMINDED = "break_glass_reminded"
+    BREAK_GLASS_ESCALATED = "break_glass_escalated"
+    BREAK_GLASS_REVIEWED = "break_glass_reviewed"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -161,6 +165,17 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
+        case Action.BREAK_GLASS_USED:
+            return f"{actor} broke the glass ({number}): {detail}"
+        case Action.BREAK_GLASS_REMINDED:
+            return (f"accessbot reminded {detail or 'the approvers'} to review {who}'s "
+                    f"break-glass {number}")
+        case Action.BREAK_GLASS_ESCALATED:
+            return (f"accessbot told the admin channel: {who}'s break-glass {number} was not "
+                    "reviewed in time")
+        case Action.BREAK_GLASS_REVIEWED:
+            return f"{actor} reviewed {who}'s break-glass {number}" + (
+                f": “{detail}”" if detail else "")
         case Action.ACTIVITY_SUMMARISED:
             return (f"accessbot looked up in CloudTrail what {who} did with {resource}: "
                     f"{_activity_counts(event.detail)}")

@@ -12,6 +12,7 @@ MAX_COMMAND = 800
 USAGE = "Usage: `/request-access <resource> <duration> <reason>`, `/request-access help`, " \
         "`/request-access list` (your access and requests), " \
         "or `/request-access` alone for a form."
+BREAK_GLASS_FLAG = "--break-glass"
 
 
 class FieldError(InvalidInput):
@@ -55,7 +56,21 @@ class ShowList:
     """`/request-access list`: my grants and requests, and what waits for my decision."""
 
 
-Command = Draft | ShowHelp | OpenForm | ShowList
+@dataclass(frozen=True)
+class BreakGlass:
+    """A validated break-glass request: the draft (its duration cut to the resource's
+    break_glass_max_duration) and what the requester typed, to confirm and to re-check."""
+
+    draft: Draft
+    asked: timedelta  # the duration asked for, before the cut
+    duration_text: str | None
+
+    @property
+    def cut(self) -> bool:
+        return self.asked > self.draft.duration
+
+
+Command = Draft | ShowHelp | OpenForm | ShowList | BreakGlass
 
 
 def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
@@ -65,7 +80,13 @@ def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
         return OpenForm()
     if len(text) > MAX_COMMAND:
         raise InvalidInput(f"That is too long ({len(text)} characters; at most {MAX_COMMAND}).")
+    words = text.split()
+    break_glass = BREAK_GLASS_FLAG in (w.lower() for w in words)
+    if break_glass:
+        text = " ".join(w for w in words if w.lower() != BREAK_GLASS_FLAG)
     parts = text.split(maxsplit=2)
+    if not parts:
+        raise InvalidInput(f"Say what you need, for how long and why. {USAGE}")
     if parts[0].lower() in ("help", "-h", "--help", "?"):
         return ShowHelp()
     if parts[0].lower() == "list" and len(parts) == 1:
@@ -73,7 +94,34 @@ def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
     if len(parts) < 2:
         raise InvalidInput(f"Say how long you need `{parts[0]}` and why. {USAGE}")
     reason = parts[2] if len(parts) > 2 else ""
+    if break_glass:
+        return make_break_glass(catalog, user_id, parts[0], parts[1], reason)
     return make_draft(catalog, user_id, parts[0], parts[1], reason)
+
+
+def make_break_glass(catalog: Catalog, user_id: str, resource_name: str,
+                     duration_text: str | None, reason: str) -> BreakGlass:
+    """Validate a break-glass request (the command's and the form's): the resource allows
+    it, a reason is given, and a longer duration than break_glass_max_duration is cut."""
+    try:
+        resource = catalog.get((resource_name or "").strip())
+    except InvalidInput as exc:
+        raise FieldError("resource", str(exc)) from None
+    if not resource.may_request(user_id):
+        raise NotAuthorized(f"You are not allowed to request {resource.name}.")
+    if not resource.break_glass:
+        raise FieldError("resource", f"{resource.name} does not allow break-glass; ask for "
+                                     "it the usual way.")
+    try:
+        asked = _duration_field(duration_text) or resource.break_glass_max_duration
+        duration = min(asked, resource.break_glass_max_duration)
+        resource.check_duration(duration)
+    except InvalidInput as exc:
+        raise FieldError("duration", str(exc)) from None
+    draft = Draft(resource=resource, duration=duration,
+                  reason=_reason_field(reason, f"breaking the glass on {resource.name}"))
+    return BreakGlass(draft=draft, asked=asked,
+                      duration_text=(duration_text or "").strip() or None)
 
 
 def make_draft(catalog: Catalog, user_id: str, resource_name: str, duration_text: str | None,

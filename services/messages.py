@@ -223,6 +223,26 @@ def review_outcome(session: Session, run_id: int, now: datetime) -> None:
     owe(session, Kind.REVIEW_OUTCOME, ADMINS, now, run_id=run_id)
 
 
+# -- break-glass ----------------------------------------------------------------------------
+
+def break_glass_reminder(session: Session, approver_id: str, review_id: int,
+                         now: datetime) -> None:
+    owe(session, Kind.BREAK_GLASS_REMINDER, approver_id, now, approver_id=approver_id,
+        review_id=review_id)
+
+
+def break_glass_escalated(session: Session, review_id: int, now: datetime) -> None:
+    owe(session, Kind.BREAK_GLASS_ESCALATED, ADMINS, now, review_id=review_id)
+
+
+def break_glass_reviewed(session: Session, request: AccessRequest, now: datetime) -> None:
+    """Every posted copy of the break-glass shows the review (and gets it in its thread)."""
+    for message in request.messages:
+        copy_updated(session, message, now)
+        owe(session, Kind.DECISION_REPLY, copy_queue(request.id, message.destination), now,
+            message_id=message.id)
+
+
 # -- what a delivery teaches the database ------------------------------------------------
 
 def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None,
@@ -241,10 +261,14 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
         session.flush()
         # FOR SHARE: a decision committing meanwhile (its UPDATE) either sees this copy, or
         # is seen here; copies recorded side by side share the lock and do not deadlock
-        status = session.scalar(select(AccessRequest.status)
-                                .where(AccessRequest.id == args["request_id"])
-                                .with_for_update(read=True))
-        if status is not RequestStatus.PENDING:  # decided while this copy was on its way
+        status, decided_at = session.execute(
+            select(AccessRequest.status, AccessRequest.decided_at)
+            .where(AccessRequest.id == args["request_id"])
+            .with_for_update(read=True)).one()
+        if status is not RequestStatus.PENDING \
+                and not (decided_at and decided_at <= owed.created_at):
+            # decided while this copy was on its way (not: owed decided, approval: none or
+            # break-glass, and rendered so)
             copy_updated(session, message, now)
     elif owed.kind is Kind.GRANT_ACTIVE and ts:
         grant = session.get(Grant, args["grant_id"])

@@ -65,6 +65,8 @@ class Kind(StrEnum):
     ACTIVITY_DM = "activity_dm"                # the same, to the requester
     OVERVIEW = "overview"                      # /request-access list: grants and requests
     HOME_REFRESH = "home_refresh"              # republish a user's App Home tab
+    BREAK_GLASS_REMINDER = "break_glass_reminder"  # an unreviewed break-glass, to an approver
+    BREAK_GLASS_ESCALATED = "break_glass_escalated"  # not reviewed in time: the admin channel
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

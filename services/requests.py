@@ -191,6 +191,33 @@ def approve_many(session: Session, catalog: Catalog,
     return results
 
 
+def grant_at_once(session: Session, catalog: Catalog, request_id: int, actor: str,
+                  reason: str, now: datetime) -> Grant:
+    """PENDING -> APPROVED with no approver (approval: none, break-glass), and its PENDING
+    grant, whose clock starts now; the request row is locked from the read on."""
+    request = session.scalar(select(AccessRequest).where(AccessRequest.id == request_id)
+                             .with_for_update(of=AccessRequest)
+                             .execution_options(populate_existing=True))
+    if request is None:
+        raise NotFound(f"Request #{request_id} does not exist.")
+    _require_pending(request)
+    resource = catalog.resources.get(request.resource)
+    if resource is None:
+        raise NotFound(f"{request.resource} is no longer in the catalog.")
+    if request.iam_user is None:
+        raise Conflict(f"Request #{request.id} is still being submitted.")
+    grant = _new_grant(request, resource, now, _live_targets(session, {request.iam_user}))
+    results: list = [None]
+    _insert_grants(session, [(0, Approval(request.id, actor, now), grant)], results)
+    if results[0] is not None:
+        raise results[0]
+    request.status, request.decided_by = RequestStatus.APPROVED, actor
+    request.decided_at, request.decision_reason = now, reason
+    audit.record(session, now, actor, Action.APPROVED, request_id=request.id,
+                 grant_id=grant.id, detail=reason)
+    return grant
+
+
 def _may_decide(catalog: Catalog, request: AccessRequest, user_id: str) -> Resource:
     """The request's resource, unless this user may not decide it now (raises)."""
     resource = catalog.resources.get(request.resource)

@@ -17,12 +17,13 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from accessbot.models import Grant, GrantStatus, transaction
-from accessbot.services import account_faults, extensions, messages, metrics
+from accessbot.services import account_faults, break_glass, extensions, messages, metrics
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
 from accessbot.services.catalog import SSO_KINDS, Catalog, Resource
 from accessbot.services.clock import Clock, utcnow
+from accessbot.services.people import UserGroups
 from accessbot.services.ports import (
     AccessProvider,
     AccountUnreachable,
@@ -64,7 +65,8 @@ class AccessRunner:
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  timers: Timers | None = None, clock: Clock = utcnow,
                  owner: str | None = None, sso_directory: Directory | None = None,
-                 account_directories: dict[str, Directory] | None = None):
+                 account_directories: dict[str, Directory] | None = None,
+                 groups: UserGroups | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
@@ -76,6 +78,7 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
+        self.groups = groups  # Slack user groups in approvers (None: not wired)
 
     def transaction(self):
         return transaction(self.sessions)
@@ -119,10 +122,17 @@ class AccessRunner:
             request_ops.set_iam_user(session, request_id, iam_user)
             if resource is not None and not identity_center:  # its account answered
                 account_faults.answered(session, resource.accounts, self.clock())
+            granted = None
             if request_ops.mark_announced(session, request_id, self.clock()):
                 request = request_ops.get_request(session, request_id)
-                messages.request_copies(session, request, destinations, self.clock())
-                messages.request_submitted(session, request, self.clock())
+                if resource is not None and break_glass.grants_itself(request, resource):
+                    granted = break_glass.decide(session, self.catalog, self.groups, request,
+                                                 resource, self.clock())
+                else:
+                    messages.request_copies(session, request, destinations, self.clock())
+                    messages.request_submitted(session, request, self.clock())
+        if granted is not None:  # approval: none or break-glass: put in place now
+            self.apply_grant(granted.id)
         return True
 
     def expire_requests(self) -> list[int]:

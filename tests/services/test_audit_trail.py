@@ -70,6 +70,17 @@ SENTENCES = [
      "gave up after 30 attempts: Rate exceeded",
      "accessbot could not look up what Alice did with prod-admins in CloudTrail: gave up "
      "after 30 attempts: Rate exceeded"),
+    (Action.BREAK_GLASS_USED, "U0ALICE", (REQUEST, None),
+     "prod-admins for 1h (asked for 2h, cut to break_glass_max_duration): prod is down",
+     "Alice broke the glass (request #7): prod-admins for 1h (asked for 2h, cut to "
+     "break_glass_max_duration): prod is down"),
+    (Action.BREAK_GLASS_REMINDED, "accessbot", (REQUEST, GRANT), "U0BOB",
+     "accessbot reminded Bob to review Alice's break-glass request #7"),
+    (Action.BREAK_GLASS_ESCALATED, "accessbot", (REQUEST, GRANT), None,
+     "accessbot told the admin channel: Alice's break-glass request #7 was not reviewed in "
+     "time"),
+    (Action.BREAK_GLASS_REVIEWED, "U0BOB", (REQUEST, GRANT), "checked the CloudTrail",
+     "Bob reviewed Alice's break-glass request #7: “checked the CloudTrail”"),
     (Action.FINDING_OPENED, "accessbot", FINDING, "alice has an unused access key",
      "accessbot found that alice has an unused access key (...WXYZ)"),
     (Action.FINDING_TOLD, "accessbot", FINDING, "told U0ALICE",
