@@ -16,7 +16,13 @@ from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
 from accessbot.handlers import activity_blocks, blocks, hygiene_blocks, review_blocks
-from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
+from accessbot.models import (
+    ApprovalMessage,
+    CredentialFinding,
+    FindingStatus,
+    GrantStatus,
+    RequestStatus,
+)
 from accessbot.services import findings, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
@@ -95,6 +101,8 @@ class Delivery:
             Kind.REVIEW_OUTCOME: self._review_outcome,
             Kind.ACTIVITY_REPLY: self._activity_reply,
             Kind.ACTIVITY_DM: self._activity_dm,
+            Kind.WAITING_DM_UPDATE: self._waiting_dm_update,
+            Kind.REQUEST_REMINDER: self._request_reminder,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -162,8 +170,29 @@ class Delivery:
         resource = self.catalog.resources.get(request.resource)
         if resource is None:
             raise NotFound(f"resource {request.resource} is no longer in the catalog")
-        return SlackCall(POST, {"channel": request.requester_id,
-                                "text": blocks.submitted_text(request, resource)})
+        return _post(request.requester_id, blocks.submitted_message(request, resource))
+
+    def _waiting_dm_update(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        resource = self.catalog.resources.get(request.resource)
+        if not request.waiting_dm_ts or resource is None:
+            return None  # never posted (it will render the state it finds), or unsayable
+        text, body = blocks.submitted_message(request, resource)
+        return SlackCall(UPDATE, {"channel": request.waiting_dm_channel,
+                                  "ts": request.waiting_dm_ts, "text": text, "blocks": body})
+
+    def _request_reminder(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        if request.status is not RequestStatus.PENDING:
+            return None  # decided while the reminder waited: nothing to remind of
+        if args.get("message_id"):
+            copy = self._copy(session, args)
+            text, body = blocks.reminder_message(request, args["approvers"], args["number"],
+                                                 in_thread=True)
+            return SlackCall(POST, {"channel": copy.channel, "thread_ts": copy.ts,
+                                    "text": text, "blocks": body})
+        return _post(args["destination"], blocks.reminder_message(
+            request, args["approvers"], args["number"], in_thread=False))
 
     def _request_failed(self, session, args, now):
         request = request_ops.get_request(session, args["request_id"])

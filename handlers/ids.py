@@ -18,6 +18,9 @@ class ActionId(StrEnum):
     REVIEW_KEEP = "accessbot.review_keep"
     REVIEW_REMOVE = "accessbot.review_remove"
     FINDING_CAP_SESSION = "accessbot.finding_cap_session"
+    CANCEL_REQUEST = "accessbot.cancel_request"
+    REVOKE_GRANT = "accessbot.revoke_grant"
+    REVOKE_REASON_INPUT = "accessbot.revoke_reason_input"
 
 
 class BlockId(StrEnum):
@@ -27,12 +30,16 @@ class BlockId(StrEnum):
     DENY_REASON = "deny_reason"
     DECISION = "decision"
     GRANT_ACTIONS = "grant_actions"
+    WAITING_ACTIONS = "waiting_actions"
+    REVOKE = "revoke"
+    REVOKE_REASON = "revoke_reason"
 
 
 class ViewId(StrEnum):
     REQUEST_FORM = "accessbot.request_form"
     DENY_FORM = "accessbot.deny_form"
     EXTEND_FORM = "accessbot.extend_form"
+    REVOKE_FORM = "accessbot.revoke_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

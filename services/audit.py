@@ -49,6 +49,9 @@ class Action(StrEnum):
     ACTIVITY_SUMMARISED = "activity_summarised"
     ACTIVITY_UNAVAILABLE = "activity_unavailable"
     ROLE_SESSION_CAPPED = "role_session_capped"
+    CANCELLED = "cancelled"
+    REMINDED = "reminded"
+    REVOKED_BY_OTHER = "revoked_by_other"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -159,6 +162,12 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"{actor} ended their {resource} access early"
         case Action.REVOKED:
             return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
+        case Action.CANCELLED:
+            return f"{actor} cancelled their {number} for {resource}"
+        case Action.REMINDED:
+            return f"accessbot reminded {resource}'s approvers of {who}'s {number} ({detail})"
+        case Action.REVOKED_BY_OTHER:
+            return f"{actor} revoked {who}'s {resource}: {detail}"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
         case Action.ACTIVITY_SUMMARISED:

@@ -63,6 +63,8 @@ class Kind(StrEnum):
     REVIEW_OUTCOME = "review_outcome"          # kept, removed, gone, unanswered
     ACTIVITY_REPLY = "activity_reply"          # what a grant was used for, in the thread
     ACTIVITY_DM = "activity_dm"                # the same, to the requester
+    WAITING_DM_UPDATE = "waiting_dm_update"    # re-render the requester's "waiting" DM
+    REQUEST_REMINDER = "request_reminder"      # to approvers who have not answered
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

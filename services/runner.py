@@ -17,12 +17,13 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from accessbot.models import Grant, GrantStatus, transaction
-from accessbot.services import account_faults, extensions, messages, metrics
+from accessbot.services import account_faults, extensions, lifecycle, messages, metrics
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
 from accessbot.services.catalog import SSO_KINDS, Catalog, Resource
 from accessbot.services.clock import Clock, utcnow
+from accessbot.services.people import UserGroups
 from accessbot.services.ports import (
     AccessProvider,
     AccountUnreachable,
@@ -53,6 +54,7 @@ class SweepReport:
     granted: list[int] = field(default_factory=list)
     warned: list[int] = field(default_factory=list)
     revoked: list[int] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)
 
 
 def worker_id() -> str:
@@ -64,7 +66,8 @@ class AccessRunner:
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  timers: Timers | None = None, clock: Clock = utcnow,
                  owner: str | None = None, sso_directory: Directory | None = None,
-                 account_directories: dict[str, Directory] | None = None):
+                 account_directories: dict[str, Directory] | None = None,
+                 groups: UserGroups | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
@@ -76,6 +79,7 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
+        self.groups = groups  # Slack user groups in approvers (None: not resolved)
 
     def transaction(self):
         return transaction(self.sessions)
@@ -123,7 +127,15 @@ class AccessRunner:
                 request = request_ops.get_request(session, request_id)
                 messages.request_copies(session, request, destinations, self.clock())
                 messages.request_submitted(session, request, self.clock())
+                lifecycle.schedule_reminders(session, request, resource, self.clock())
         return True
+
+    def remind(self) -> list[int]:
+        """Remind the approvers of pending requests that are due a reminder."""
+        with self.transaction() as session:
+            sent = lifecycle.send_due_reminders(session, self.catalog, self.groups,
+                                                self.clock())
+        return [reminder.request_id for reminder in sent]
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:
@@ -234,6 +246,7 @@ class AccessRunner:
         report.granted = [g for g in to_grant if self.apply_grant(g)]
         report.warned = [g for g in to_warn if self.warn(g)]
         report.announced = [r for r in to_announce if self.announce(r)]
+        report.reminded = self.remind()
         return report
 
     # -- helpers ----------------------------------------------------------------
