@@ -167,7 +167,7 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
         case Action.REMINDED:
             return f"accessbot reminded {resource}'s approvers of {who}'s {number} ({detail})"
         case Action.REVOKED_BY_OTHER:
-            return f"{actor} revoked {who}'s {resource}: {detail}"
+            return f"{who}'s {resource} was {detail}"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
         case Action.ACTIVITY_SUMMARISED:
