@@ -92,6 +92,7 @@ _REQUEST_STATUS = {
     RequestStatus.DENIED: ":no_entry: *Denied* by {who} at {when}",
     RequestStatus.EXPIRED: ":hourglass: *Expired* at {when}: nobody decided in time",
     RequestStatus.FAILED: ":x: *Not submitted*: {reason}",
+    RequestStatus.CANCELLED: ":leftwards_arrow_with_hook: *Cancelled* by {who} at {when}",
 }
 
 
@@ -138,12 +139,33 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
         status_text = "waiting for approval"
     else:
         blocks.append(section(decision_text(request)))
+        blocks += _grant_lines(request.grant)
         status_text = request.status.value.lower()
     text = (f"{title}: {escape(request.requester_id)} {_asks(request)} "
             f"{asked.replace('*', '')}"
             + (f"; {_extension_text(request, _utc)}" if extension else "")
             + f" ({status_text})")
     return message(text, blocks)
+
+
+def _grant_lines(grant: Grant | None) -> list[Block]:
+    """Under an approved request: Revoke while its grant is live (approvers and admins may,
+    the worker checks), or who revoked it and why."""
+    if grant is None:
+        return []
+    if grant.revoked_by:
+        line = (f":no_entry_sign: Access revoked by {mention(grant.revoked_by)}"
+                + (f"\n{quoted(grant.revoke_reason)}" if grant.revoke_reason else ""))
+        return [section(line)]
+    if grant.status not in (GrantStatus.PENDING, GrantStatus.ACTIVE) or grant.end_reason:
+        return []
+    return [
+        ActionsBlock(block_id=BlockId.REVOKE, elements=[
+            ButtonElement(text="Revoke", action_id=ActionId.REVOKE_GRANT, value=str(grant.id),
+                          style="danger")]),
+        context(f"Access is live until {slack_time(grant.expires_at)}. The approvers and "
+                "the admins may revoke it now."),
+    ]
 
 
 def _asks(request: AccessRequest) -> str:
@@ -193,6 +215,35 @@ def submitted_text(request: AccessRequest, resource: Resource) -> str:
         else f"*{name}* ({duration})"
     return cut(f":hourglass_flowing_sand: Request #{request.id} for {asked} is waiting for "
                f"{approvers}. I'll message you here when it is decided.", MESSAGE_TEXT)
+
+
+def submitted_message(request: AccessRequest, resource: Resource) -> Message:
+    """The requester's "waiting" DM, for every status: Cancel only while pending."""
+    text = submitted_text(request, resource)
+    blocks: list[Block] = [section(text)]
+    if request.status is RequestStatus.PENDING:
+        blocks.append(ActionsBlock(block_id=BlockId.WAITING_ACTIONS, elements=[
+            ButtonElement(text="Cancel request", action_id=ActionId.CANCEL_REQUEST,
+                          value=str(request.id),
+                          confirm=confirm("Cancel this request?",
+                                          f"The approvers will see request #{request.id} "
+                                          "as cancelled.", "Cancel it", "Keep waiting"))]))
+    else:
+        blocks.append(context(decision_text(request)))
+    return message(text, blocks)
+
+
+def reminder_message(request: AccessRequest, approvers: list[str], number: int,
+                     in_thread: bool) -> Message:
+    """A reminder to approvers who have not answered a pending request."""
+    who = " ".join(mention(a) for a in approvers)
+    where = "above" if in_thread else "in the request message"
+    text = (f":bell: {who} reminder {number}: {mention(request.requester_id)} is waiting "
+            f"for a decision on request #{request.id} for {_subject(request)} "
+            f"({format_duration(request.duration)}), asked {slack_time(request.created_at)}. "
+            f"Approve or Deny it {where}; undecided, it expires at "
+            f"{slack_time(request.decide_by)}.")
+    return message(text, [section(text)])
 
 
 def _subject(request: AccessRequest) -> str:
@@ -262,7 +313,8 @@ def grant_message(grant: Grant, conditions: str = "") -> Message:
     elif grant.status is GrantStatus.REVOKED:
         text = (f":lock: Your access to *{name}* ended at "
                 f"{slack_time(grant.revoked_at or grant.expires_at)} "
-                f"({escape(grant.end_reason or '')}).")
+                + (_revoked_by_text(grant) if grant.revoked_by else
+                   f"({escape(grant.end_reason or '')})."))
         blocks = [section(text)]
     elif grant.status is GrantStatus.FAILED:
         text = (f":x: Your access to *{name}* could not be put in place: "
@@ -273,6 +325,12 @@ def grant_message(grant: Grant, conditions: str = "") -> Message:
         text = f":hourglass_flowing_sand: Approved; putting *{name}* in place..."
         blocks = [section(text)]
     return message(text, blocks)
+
+
+def _revoked_by_text(grant: Grant) -> str:
+    """Who revoked the holder's access, and why they said."""
+    return (f"(revoked by {mention(grant.revoked_by)})."
+            + (f"\n{quoted(grant.revoke_reason)}" if grant.revoke_reason else ""))
 
 
 MAX_WHY = 300  # characters of an AWS error said to the requester, per account
@@ -382,6 +440,24 @@ def deny_form(request: AccessRequest) -> dict:
                     f"for *{escape(request.resource)}*?"),
             InputBlock(block_id=BlockId.DENY_REASON, label="Reason (optional)", optional=True,
                        element=PlainTextInputElement(action_id=ActionId.DENY_REASON_INPUT,
+                                                     multiline=True, max_length=MAX_REASON)),
+        ],
+    ).to_dict()
+
+
+def revoke_form(grant: Grant) -> dict:
+    """Revoke a live grant (approvers, admins); private_metadata carries the grant id."""
+    return View(
+        type="modal", callback_id=ViewId.REVOKE_FORM, title="Revoke access",
+        submit="Revoke", close="Cancel", private_metadata=str(grant.id),
+        blocks=[
+            section(f"Revoke {mention(grant.requester_id)}'s access to "
+                    f"*{escape(grant.resource)}* now? It would run until "
+                    f"{slack_time(grant.expires_at)}. They will be told it was you, and "
+                    "why."),
+            InputBlock(block_id=BlockId.REVOKE_REASON, label="Reason (optional)",
+                       optional=True,
+                       element=PlainTextInputElement(action_id=ActionId.REVOKE_REASON_INPUT,
                                                      multiline=True, max_length=MAX_REASON)),
         ],
     ).to_dict()

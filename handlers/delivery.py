@@ -23,7 +23,13 @@ from accessbot.handlers import (
     review_blocks,
 )
 from accessbot.handlers.overview_blocks import home_view, overview_message
-from accessbot.models import ApprovalMessage, CredentialFinding, FindingStatus, GrantStatus
+from accessbot.models import (
+    ApprovalMessage,
+    CredentialFinding,
+    FindingStatus,
+    GrantStatus,
+    RequestStatus,
+)
 from accessbot.services import break_glass, findings, overview, reviews
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
@@ -109,6 +115,8 @@ class Delivery:
             Kind.HOME_REFRESH: self._home_refresh,
             Kind.BREAK_GLASS_REMINDER: self._break_glass_reminder,
             Kind.BREAK_GLASS_ESCALATED: self._break_glass_escalated,
+            Kind.WAITING_DM_UPDATE: self._waiting_dm_update,
+            Kind.REQUEST_REMINDER: self._request_reminder,
         }
 
     def render(self, session: Session, owed: Owed, now: datetime) -> SlackCall | None:
@@ -186,8 +194,29 @@ class Delivery:
         resource = self.catalog.resources.get(request.resource)
         if resource is None:
             raise NotFound(f"resource {request.resource} is no longer in the catalog")
-        return SlackCall(POST, {"channel": request.requester_id,
-                                "text": blocks.submitted_text(request, resource)})
+        return _post(request.requester_id, blocks.submitted_message(request, resource))
+
+    def _waiting_dm_update(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        resource = self.catalog.resources.get(request.resource)
+        if not request.waiting_dm_ts or resource is None:
+            return None  # never posted (it will render the state it finds), or unsayable
+        text, body = blocks.submitted_message(request, resource)
+        return SlackCall(UPDATE, {"channel": request.waiting_dm_channel,
+                                  "ts": request.waiting_dm_ts, "text": text, "blocks": body})
+
+    def _request_reminder(self, session, args, now):
+        request = request_ops.get_request(session, args["request_id"])
+        if request.status is not RequestStatus.PENDING:
+            return None  # decided while the reminder waited: nothing to remind of
+        if args.get("message_id"):
+            copy = self._copy(session, args)
+            text, body = blocks.reminder_message(request, args["approvers"], args["number"],
+                                                 in_thread=True)
+            return SlackCall(POST, {"channel": copy.channel, "thread_ts": copy.ts,
+                                    "text": text, "blocks": body})
+        return _post(args["destination"], blocks.reminder_message(
+            request, args["approvers"], args["number"], in_thread=False))
 
     def _request_failed(self, session, args, now):
         request = request_ops.get_request(session, args["request_id"])

@@ -23,6 +23,9 @@ class ActionId(StrEnum):
     BREAK_GLASS_NOW = "accessbot.break_glass_now"            # the command's confirmation
     BREAK_GLASS_REVIEWED = "accessbot.break_glass_reviewed"  # value: the review id
     BREAK_GLASS_NOTE_INPUT = "accessbot.break_glass_note_input"
+    CANCEL_REQUEST = "accessbot.cancel_request"
+    REVOKE_GRANT = "accessbot.revoke_grant"
+    REVOKE_REASON_INPUT = "accessbot.revoke_reason_input"
 
 
 class BlockId(StrEnum):
@@ -35,6 +38,9 @@ class BlockId(StrEnum):
     BREAK_GLASS = "break_glass"
     BREAK_GLASS_NOTE = "break_glass_note"
     BREAK_GLASS_REVIEW = "break_glass_review"
+    WAITING_ACTIONS = "waiting_actions"
+    REVOKE = "revoke"
+    REVOKE_REASON = "revoke_reason"
 
 
 class ViewId(StrEnum):
@@ -43,6 +49,7 @@ class ViewId(StrEnum):
     EXTEND_FORM = "accessbot.extend_form"
     BREAK_GLASS_FORM = "accessbot.break_glass_form"          # the "are you sure" step
     BREAK_GLASS_REVIEW_FORM = "accessbot.break_glass_review_form"
+    REVOKE_FORM = "accessbot.revoke_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

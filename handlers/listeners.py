@@ -78,6 +78,9 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.action(ActionId.BREAK_GLASS_NOW.value)(listeners.break_glass_now)
     app.action(ActionId.BREAK_GLASS_REVIEWED.value)(listeners.break_glass_reviewed)
     app.view(ViewId.BREAK_GLASS_REVIEW_FORM.value)(listeners.submit_break_glass_review)
+    app.action(ActionId.CANCEL_REQUEST.value)(listeners.cancel_request)
+    app.action(ActionId.REVOKE_GRANT.value)(listeners.revoke_grant)
+    app.view(ViewId.REVOKE_FORM.value)(listeners.submit_revoke_form)
     app.error(listeners.on_error)
 
 
@@ -265,6 +268,31 @@ class Listeners:
             ack(response_action="errors", errors={BlockId.REASON: str(exc)})
             return
         self.handoff(Task.SUBMIT_EXTENSION, form.user_id, draft, ReplyTo(form.user_id))
+        ack()
+
+    # -- a request's and a grant's life: Cancel, Revoke ------------------------------------
+
+    def cancel_request(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.CANCEL_REQUEST, click.value, click.user_id, _reply_to(click))
+        ack()
+
+    def revoke_grant(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.ASK_REVOKE_REASON, click.value, click.user_id, click.trigger_id,
+                     _reply_to(click))
+        ack()
+
+    def submit_revoke_form(self, ack: Ack, body: dict) -> None:
+        form = form_input(body)
+        try:
+            parse_id(form.private_metadata)  # the grant id the form was opened for
+        except AccessBotError as exc:
+            ack(response_action="errors", errors={BlockId.REVOKE_REASON: str(exc)})
+            return
+        reason = form.field(BlockId.REVOKE_REASON, ActionId.REVOKE_REASON_INPUT)
+        self.handoff(Task.REVOKE_GRANT, form.private_metadata, form.user_id, reason,
+                     ReplyTo(form.user_id))
         ack()
 
     # -- stale credentials ------------------------------------------------------------

@@ -26,8 +26,6 @@ from accessbot.models import AccessRequest, Grant, GrantStatus
 from accessbot.services.durations import format_duration
 from accessbot.services.overview import Overview
 
-CANCEL_REQUEST = "accessbot.cancel_request"  # (registered by the request lifecycle part)
-
 MAX_BLOCKS = 50
 MY_GRANTS = 6      # two blocks each (the grant, its buttons)
 MY_REQUESTS = 6    # one block each (Cancel beside it)
@@ -128,7 +126,7 @@ def _my_request(request: AccessRequest) -> Block:
             f"expires undecided at {slack_time(request.decide_by)}")
     block = section(text)
     block.accessory = ButtonElement(
-        text="Cancel", action_id=CANCEL_REQUEST, value=str(request.id),
+        text="Cancel", action_id=ActionId.CANCEL_REQUEST, value=str(request.id),
         confirm=confirm("Cancel this request?", f"Request #{request.id} will be withdrawn.",
                         "Cancel it", "Keep it"))
     return block

@@ -30,6 +30,7 @@ from accessbot.services import (
     extensions,
     findings,
     inbox,
+    lifecycle,
     messages,
     metrics,
     overview,
@@ -73,6 +74,9 @@ class Task(StrEnum):
     SUBMIT_BREAK_GLASS = "submit_break_glass"
     OPEN_BREAK_GLASS_REVIEW = "open_break_glass_review"
     BREAK_GLASS_REVIEWED = "break_glass_reviewed"
+    CANCEL_REQUEST = "cancel_request"
+    ASK_REVOKE_REASON = "ask_revoke_reason"
+    REVOKE_GRANT = "revoke_grant"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class WorkDeps:
     later: Callable[..., object]  # runs AWS work on the worker's bounded AWS pool
     owner: str  # this worker's name on inbox leases
     review: ReviewRunner | None = None  # the access review (None: not wired)
-    groups: UserGroups | None = None  # Slack user groups in approvers (None: not wired)
+    groups: UserGroups | None = None  # Slack user groups in approvers/admins (None: unresolved)
 
 
 APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transaction
@@ -340,6 +344,37 @@ class Work:
             session, self.deps.catalog, user_id, draft, self.deps.clock()))
         if request is not None:
             self.deps.later(self.deps.runner.announce, request.id)
+
+    # -- Cancel and Revoke (services/lifecycle.py) ----------------------------------------
+
+    def cancel_request(self, value: str | None, user_id: str, reply: ReplyTo) -> None:
+        """The requester withdraws a pending request; every copy and the DM say so."""
+        self._run(reply, lambda session: lifecycle.cancel_request(
+            session, parse_id(value), user_id, self._now()))
+
+    def ask_revoke_reason(self, value: str | None, user_id: str, trigger_id: str,
+                          reply: ReplyTo) -> None:
+        grant = self._run(reply, lambda session: lifecycle.check_can_revoke(
+            session, self.deps.catalog, self.deps.groups, parse_id(value), user_id,
+            self.deps.clock()))
+        if grant is not None:
+            self.open_view(trigger_id, blocks.revoke_form(grant), reply)
+
+    def revoke_grant(self, value: str | None, user_id: str, reason: str | None,
+                     reply: ReplyTo) -> None:
+        """An approver or an admin ends a live grant now: decided (expiry now, who, why),
+        then revoked like "I'm done"; the holder hears who and why."""
+        def revoke(session: Session) -> Grant:
+            grant = lifecycle.revoke_by(session, self.deps.catalog, self.deps.groups,
+                                        parse_id(value), user_id, reason, self.deps.clock())
+            messages.reply(session, user_id, reply.response_url,
+                           f"Revoking <@{grant.requester_id}>'s access to {grant.resource} "
+                           "now.", self.deps.clock())
+            return grant
+
+        grant = self._run(reply, revoke)
+        if grant is not None:
+            self.deps.later(self.deps.runner.revoke_grant, grant.id)
 
     # -- stale credentials ------------------------------------------------------------
 

@@ -27,6 +27,7 @@ class RequestStatus(StrEnum):
     DENIED = "DENIED"
     EXPIRED = "EXPIRED"      # nobody decided in time
     FAILED = "FAILED"        # could not be submitted (e.g. no IAM user for the requester)
+    CANCELLED = "CANCELLED"  # withdrawn by the requester while pending
 
 
 class GrantStatus(StrEnum):
@@ -69,6 +70,13 @@ class AccessRequest(Base):
     extends_grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", use_alter=True))
     # the requester granted it to themselves (break_glass: true), loudly, reviewed later
     break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # reminders to approvers who have not answered (services/lifecycle.py): how many were
+    # sent, and when the next is due (None: none is)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_reminder_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the requester's "waiting" DM, with Cancel: updated in place once the request is settled
+    waiting_dm_channel: Mapped[str | None] = mapped_column(String(32))
+    waiting_dm_ts: Mapped[str | None] = mapped_column(String(32))
 
     messages: Mapped[list["ApprovalMessage"]] = relationship(
         back_populates="request", order_by="ApprovalMessage.id"
@@ -84,6 +92,7 @@ class AccessRequest(Base):
 
     __table_args__ = (
         Index("ix_access_requests_status_decide_by", "status", "decide_by"),
+        Index("ix_access_requests_next_reminder_at", "next_reminder_at"),
         # one pending extension per grant, also when two submissions race
         Index("uq_access_requests_pending_extension", "extends_grant_id", unique=True,
               sqlite_where=PENDING_REQUEST, postgresql_where=PENDING_REQUEST),
@@ -128,6 +137,9 @@ class Grant(Base):
     warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # ended by an approver or an admin (the Revoke button), and why they said
+    revoked_by: Mapped[str | None] = mapped_column(String(32))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
     role_arn: Mapped[str | None] = mapped_column(String(600))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

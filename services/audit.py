@@ -53,6 +53,9 @@ class Action(StrEnum):
     BREAK_GLASS_REMINDED = "break_glass_reminded"
     BREAK_GLASS_ESCALATED = "break_glass_escalated"
     BREAK_GLASS_REVIEWED = "break_glass_reviewed"
+    CANCELLED = "cancelled"
+    REMINDED = "reminded"
+    REVOKED_BY_OTHER = "revoked_by_other"
 
 
 def record(session: Session, at: datetime, actor: str, action: Action, *,
@@ -163,6 +166,12 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"{actor} ended their {resource} access early"
         case Action.REVOKED:
             return f"accessbot revoked {who}'s {resource} ({detail or 'expired'})"
+        case Action.CANCELLED:
+            return f"{actor} cancelled their {number} for {resource}"
+        case Action.REMINDED:
+            return f"accessbot reminded {resource}'s approvers of {who}'s {number} ({detail})"
+        case Action.REVOKED_BY_OTHER:
+            return f"{who}'s {resource} was {detail}"
         case Action.ADMINS_ALERTED:
             return f"accessbot alerted the admin channel: {resource} for {who} keeps failing"
         case Action.BREAK_GLASS_USED:

@@ -5,7 +5,7 @@ in the approval's transaction it moves the existing grant's expiry. The runner t
 IAM (roles), the timers and the requester (AccessRunner.extend_grant).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +64,7 @@ def request_extension(session: Session, catalog: Catalog, user_id: str, draft: E
     grant, resource = check_can_extend(session, catalog, draft.grant_id, user_id, now)
     duration = draft.duration or resource.default_duration
     resource.check_duration(duration)
+    check_lifetime(grant, resource, grant.expires_at + duration)
     request = AccessRequest(
         requester_id=user_id, resource=grant.resource, duration=duration, reason=draft.reason,
         status=RequestStatus.PENDING, iam_user=grant.iam_user, extends_grant_id=grant.id,
@@ -94,6 +95,10 @@ def extend(session: Session, request: AccessRequest, resource: Resource, approve
     grant = get_grant(session, request.extends_grant_id)
     old, wanted = grant.expires_at, grant.expires_at + request.duration
     new = max(old, min(wanted, now + resource.max_duration))  # never shorter: max may shrink
+    try:
+        check_lifetime(grant, resource, new)  # again: the configuration may have changed
+    except InvalidInput as exc:
+        raise Conflict(f"{exc} Deny request #{request.id} or let it expire.") from None
     values = {"expires_at": new, "warn_at": _warn_at(new, resource, now), "warned_at": None}
     if grant.kind == ResourceKind.IAM_ROLE:
         values.update(_REAPPLY)
@@ -120,6 +125,16 @@ def extend(session: Session, request: AccessRequest, resource: Resource, approve
                  grant_id=grant.id,
                  detail=f"until {new:%Y-%m-%d %H:%M:%S} UTC" + (f"; {note}" if note else ""))
     return session.get(Grant, grant.id, populate_existing=True)
+
+
+def check_lifetime(grant: Grant, resource: Resource, new_expiry: datetime) -> None:
+    """Refuse more time that would run the grant past starts_at + max_total_duration."""
+    total = resource.max_total_duration
+    if total is None or new_expiry <= grant.starts_at + total:
+        return
+    left = max(grant.starts_at + total - grant.expires_at, timedelta(0))
+    raise InvalidInput(f"{resource.name} may last at most {format_duration(total)} in all; "
+                       f"this grant has {format_duration(left)} left of it.")
 
 
 def approved_extension(session: Session, grant_id: int) -> AccessRequest | None:

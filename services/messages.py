@@ -54,6 +54,24 @@ def request_decided(session: Session, request: AccessRequest, now: datetime) -> 
         owe(session, Kind.REQUEST_DECIDED, request.requester_id, now, request_id=request.id)
     home_refresh(session, [request.requester_id, request.decided_by or request.requester_id,
                            *(m.destination for m in request.messages)], now)
+    if request.waiting_dm_ts:  # its Cancel button goes (not posted yet: see after_sent)
+        waiting_dm_updated(session, request, now)
+
+
+def waiting_dm_updated(session: Session, request: AccessRequest, now: datetime) -> None:
+    """Re-render the requester's "waiting" DM in place (once it was posted)."""
+    owe(session, Kind.WAITING_DM_UPDATE, request.requester_id, now,
+        target=f"waiting-dm:{request.id}", request_id=request.id)
+
+
+def request_reminder(session: Session, request: AccessRequest, destination: str,
+                     approvers: list[str], message_id: int | None, number: int,
+                     now: datetime) -> None:
+    """A reminder to approvers who have not answered: a DM (message_id None), or a thread
+    reply mentioning them under the channel copy `message_id`."""
+    queue = copy_queue(request.id, destination) if message_id else destination
+    owe(session, Kind.REQUEST_REMINDER, queue, now, request_id=request.id,
+        destination=destination, approvers=approvers, message_id=message_id, number=number)
 
 
 def copy_updated(session: Session, message: ApprovalMessage, now: datetime) -> None:
@@ -84,6 +102,13 @@ def grant_ended(session: Session, grant: Grant, now: datetime) -> None:
     owe(session, Kind.GRANT_ENDED, grant.requester_id, now, grant_id=grant.id)
     home_refresh(session, [grant.requester_id], now)
     grant_dm_updated(session, grant, now)  # takes "I'm done" off the grant DM
+    grant_copies_updated(session, grant, now)  # and Revoke off the approval messages
+
+
+def grant_copies_updated(session: Session, grant: Grant, now: datetime) -> None:
+    """Every copy of the request that gave the grant shows how the grant stands."""
+    for message in grant.request.messages:
+        copy_updated(session, message, now)
 
 
 def grant_failed(session: Session, grant: Grant, now: datetime) -> None:
@@ -270,6 +295,14 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
             # decided while this copy was on its way (not: owed decided, approval: none or
             # break-glass, and rendered so)
             copy_updated(session, message, now)
+    elif owed.kind is Kind.REQUEST_SUBMITTED and ts:
+        request = session.get(AccessRequest, args["request_id"])
+        request.waiting_dm_channel, request.waiting_dm_ts = channel, ts
+        session.flush()  # the row is ours now: a decision reads the ts after us, or before
+        status = session.scalar(select(AccessRequest.status)
+                                .where(AccessRequest.id == request.id))
+        if status is not RequestStatus.PENDING:  # settled while it was on its way
+            waiting_dm_updated(session, request, now)
     elif owed.kind is Kind.GRANT_ACTIVE and ts:
         grant = session.get(Grant, args["grant_id"])
         grant.dm_channel, grant.dm_ts = channel, ts

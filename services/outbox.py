@@ -67,6 +67,8 @@ class Kind(StrEnum):
     HOME_REFRESH = "home_refresh"              # republish a user's App Home tab
     BREAK_GLASS_REMINDER = "break_glass_reminder"  # an unreviewed break-glass, to an approver
     BREAK_GLASS_ESCALATED = "break_glass_escalated"  # not reviewed in time: the admin channel
+    WAITING_DM_UPDATE = "waiting_dm_update"    # re-render the requester's "waiting" DM
+    REQUEST_REMINDER = "request_reminder"      # to approvers who have not answered
 
 
 ADMINS = "admins"  # the queue of admin channel messages (the channel is read when sending)

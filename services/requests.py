@@ -356,6 +356,8 @@ def describe_decision(request_id: int, status: RequestStatus, decided_by: str | 
         return f"Request #{request_id} was already denied by <@{decided_by}>."
     if status is RequestStatus.EXPIRED:
         return f"Request #{request_id} expired before anyone decided."
+    if status is RequestStatus.CANCELLED:
+        return f"Request #{request_id} was cancelled by <@{decided_by}>."
     return f"Request #{request_id} could not be submitted."
 
 

@@ -17,7 +17,14 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from accessbot.models import Grant, GrantStatus, transaction
-from accessbot.services import account_faults, break_glass, extensions, messages, metrics
+from accessbot.services import (
+    account_faults,
+    break_glass,
+    extensions,
+    lifecycle,
+    messages,
+    metrics,
+)
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
@@ -54,6 +61,7 @@ class SweepReport:
     granted: list[int] = field(default_factory=list)
     warned: list[int] = field(default_factory=list)
     revoked: list[int] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)
 
 
 def worker_id() -> str:
@@ -78,7 +86,7 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
-        self.groups = groups  # Slack user groups in approvers (None: not wired)
+        self.groups = groups  # Slack user groups in approvers (None: not resolved)
 
     def transaction(self):
         return transaction(self.sessions)
@@ -131,9 +139,17 @@ class AccessRunner:
                 else:
                     messages.request_copies(session, request, destinations, self.clock())
                     messages.request_submitted(session, request, self.clock())
+                    lifecycle.schedule_reminders(session, request, resource, self.clock())
         if granted is not None:  # approval: none or break-glass: put in place now
             self.apply_grant(granted.id)
         return True
+
+    def remind(self) -> list[int]:
+        """Remind the approvers of pending requests that are due a reminder."""
+        with self.transaction() as session:
+            sent = lifecycle.send_due_reminders(session, self.catalog, self.groups,
+                                                self.clock())
+        return [reminder.request_id for reminder in sent]
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:
@@ -244,6 +260,7 @@ class AccessRunner:
         report.granted = [g for g in to_grant if self.apply_grant(g)]
         report.warned = [g for g in to_warn if self.warn(g)]
         report.announced = [r for r in to_announce if self.announce(r)]
+        report.reminded = self.remind()
         return report
 
     # -- helpers ----------------------------------------------------------------

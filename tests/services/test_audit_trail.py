@@ -59,6 +59,13 @@ SENTENCES = [
      "Alice ended their prod-admins access early"),
     (Action.REVOKED, "accessbot", (REQUEST, GRANT), "expired",
      "accessbot revoked Alice's prod-admins (expired)"),
+    (Action.CANCELLED, "U0ALICE", (REQUEST, None), None,
+     "Alice cancelled their request #7 for prod-admins"),
+    (Action.REMINDED, "accessbot", (REQUEST, None), "reminder 2 of 3 to U0BOB",
+     "accessbot reminded prod-admins's approvers of Alice's request #7 (reminder 2 of 3 to "
+     "Bob)"),
+    (Action.REVOKED_BY_OTHER, "U0BOB", (REQUEST, GRANT), "revoked by U0BOB: done here",
+     "Alice's prod-admins was revoked by Bob: done here"),
     (Action.ADMINS_ALERTED, "accessbot", (REQUEST, GRANT), None,
      "accessbot alerted the admin channel: prod-admins for Alice keeps failing"),
     (Action.ACTIVITY_SUMMARISED, "accessbot", (REQUEST, GRANT),

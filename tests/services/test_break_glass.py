@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from accessbot.handlers.ids import ActionId
 from accessbot.models import BreakGlassReview, GrantStatus, RequestStatus
 from accessbot.services import break_glass
 from accessbot.services.commands import make_break_glass
@@ -90,7 +91,9 @@ def test_approval_none_is_granted_when_announced_and_posted_without_buttons(
     assert ("accessbot", "approved") in audit_trail(sessions, request_id=request_id)
     outbox.deliver()
     [copy] = outbox.client.posted("C0APPROVALS")
-    assert "actions" not in [b["type"] for b in copy["blocks"]]
+    buttons = [e["action_id"] for b in copy["blocks"] if b["type"] == "actions"
+               for e in b["elements"]]
+    assert buttons == [ActionId.REVOKE_GRANT]  # nothing to decide; admins may revoke
     assert "approval: none" in str(copy["blocks"])
 
 

@@ -452,7 +452,7 @@ def test_sweep_expires_overdue_requests_and_updates_their_messages(sessions, cat
     [decided] = outbox.owed(Kind.REQUEST_DECIDED)
     assert decided["request_id"] == request_id
     outbox.deliver()
-    assert len(outbox.client.updated()) == 3
+    assert len(outbox.client.updated()) == 4  # the three copies and the waiting DM
     assert all("Expired" in str(args["blocks"]) for args in outbox.client.updated())
 
 
