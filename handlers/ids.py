@@ -18,6 +18,7 @@ class ActionId(StrEnum):
     REVIEW_KEEP = "accessbot.review_keep"
     REVIEW_REMOVE = "accessbot.review_remove"
     FINDING_CAP_SESSION = "accessbot.finding_cap_session"
+    APPROVE_LESS = "accessbot.approve_less"
 
 
 class BlockId(StrEnum):
@@ -33,6 +34,7 @@ class ViewId(StrEnum):
     REQUEST_FORM = "accessbot.request_form"
     DENY_FORM = "accessbot.deny_form"
     EXTEND_FORM = "accessbot.extend_form"
+    APPROVE_LESS_FORM = "accessbot.approve_less_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

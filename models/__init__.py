@@ -18,6 +18,7 @@ from accessbot.models.tables import (
     JobRun,
     OutboxMessage,
     OutboxStatus,
+    RequestApproval,
     RequestStatus,
     ReviewCopy,
     ReviewItem,
@@ -30,6 +31,7 @@ __all__ = [
     "AuditExport", "Base", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
-    "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",
+    "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
+    "UtcDateTime",
     "make_engine", "make_session_factory", "transaction",
 ]

@@ -22,6 +22,7 @@ class Action(StrEnum):
     ANNOUNCED = "announced"
     REQUEST_FAILED = "request_failed"
     APPROVED = "approved"
+    APPROVAL_COUNTED = "approval_counted"  # N-of-M: an approval short of the last one
     EXTENDED = "extended"
     DENIED = "denied"
     REQUEST_EXPIRED = "request_expired"

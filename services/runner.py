@@ -17,12 +17,13 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from accessbot.models import Grant, GrantStatus, transaction
-from accessbot.services import account_faults, extensions, messages, metrics
+from accessbot.services import account_faults, extensions, messages, metrics, people
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
 from accessbot.services.audit import Action
 from accessbot.services.catalog import SSO_KINDS, Catalog, Resource
 from accessbot.services.clock import Clock, utcnow
+from accessbot.services.people import UserGroups
 from accessbot.services.ports import (
     AccessProvider,
     AccountUnreachable,
@@ -64,7 +65,8 @@ class AccessRunner:
                  provider: AccessProvider, directory: Directory, profiles: Profiles,
                  timers: Timers | None = None, clock: Clock = utcnow,
                  owner: str | None = None, sso_directory: Directory | None = None,
-                 account_directories: dict[str, Directory] | None = None):
+                 account_directories: dict[str, Directory] | None = None,
+                 groups: UserGroups | None = None):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
@@ -76,6 +78,7 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
+        self.groups = groups  # Slack user groups among approvers and admins
 
     def transaction(self):
         return transaction(self.sessions)
@@ -112,9 +115,15 @@ class AccessRunner:
                 with self.transaction() as session:
                     request_ops.fail_request(session, request_id, why, self.clock())
                 return False
-        destinations = [self.catalog.approval_channel] if self.catalog.approval_channel else []
-        destinations += [a for a in resource.approvers if a != request.requester_id] if resource \
-            else []
+        try:
+            destinations = self._destinations(resource, request.requester_id)
+        except LookupFailed as exc:  # a user group never read, and Slack not answering
+            log.warning("request #%s: approvers' user groups unknown: %s; will retry",
+                        request_id, exc)
+            with self.transaction() as session:
+                request_ops.release_announcement(session, request_id,
+                                                 self.clock() + LOOKUP_RETRY)
+            return False
         with self.transaction() as session:
             request_ops.set_iam_user(session, request_id, iam_user)
             if resource is not None and not identity_center:  # its account answered
@@ -124,6 +133,15 @@ class AccessRunner:
                 messages.request_copies(session, request, destinations, self.clock())
                 messages.request_submitted(session, request, self.clock())
         return True
+
+    def _destinations(self, resource: Resource | None, requester_id: str) -> list[str]:
+        """The resource's approval channel, then each approver (a user group's members
+        each get a copy), never the requester."""
+        if resource is None:
+            return [self.catalog.approval_channel] if self.catalog.approval_channel else []
+        channel = self.catalog.approval_channel_for(resource)
+        return ([channel] if channel else []) + sorted(
+            people.approvers(resource, self.groups, requester_id))
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:
