@@ -139,3 +139,11 @@ def test_render_text():
         "[Approve] [Deny]\nid 42"
     )
     assert render_text({"text": "hi <@U0BOB>", "blocks": []}) == "hi @U0BOB"
+
+
+def test_usergroups_users_list(client, fake):
+    fake.set_usergroup("S0SRE", ["U0BOB", "U0CAROL"])
+    assert client.usergroups_users_list(usergroup="S0SRE")["users"] == ["U0BOB", "U0CAROL"]
+    with pytest.raises(SlackApiError) as err:
+        client.usergroups_users_list(usergroup="S0NONE")
+    assert err.value.response["error"] == "no_such_subteam"
