@@ -370,7 +370,7 @@ def help_message(resources: list[Resource]) -> Message:
         return message(text, [section(text)])
     blocks: list[Block] = [section("*Resources you may request*")]
     for resource in sorted(resources, key=lambda r: r.name)[:47]:  # 50 blocks at most
-        approvers = ", ".join(mention(a) for a in resource.approvers)
+        approvers = ", ".join(approver_mention(a) for a in resource.approvers)
         blocks.append(section(
             f"*{escape(resource.name)}* ({resource.kind.value}: `{escape(resource.target)}`)\n"
             + (f"{escape(resource.description)}\n" if resource.description else "")
@@ -451,7 +451,8 @@ def approve_less_metadata(text: str) -> tuple[int, timedelta]:
 
 def extend_form(grant: Grant, resource: Resource) -> dict:
     """The "Ask for more time" modal; private_metadata carries the grant id."""
-    approvers = ", ".join(mention(a) for a in resource.approvers if a != grant.requester_id)
+    approvers = ", ".join(approver_mention(a) for a in resource.approvers
+                          if a != grant.requester_id)
     return View(
         type="modal", callback_id=ViewId.EXTEND_FORM, title="Ask for more time",
         submit="Ask", close="Cancel", private_metadata=str(grant.id),

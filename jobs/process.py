@@ -147,7 +147,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                                 account_directories[i].refresh, roles=credentials)
                                 for i, credentials in account_credentials.items()},
                             roles=own_credentials)
-    review = ReviewRunner(sessions, catalog, identity_center=identity_center, sides={
+    review = ReviewRunner(sessions, catalog, identity_center=identity_center, groups=user_groups,
+                          sides={
         "": ReviewSide(IamReview(iam), own_credentials, Owners(directory, profiles),
                        AccessAdvisor(iam)),
         **{i: ReviewSide(AccountReview(IamReview(account_iam[i]), i), account_credentials[i],

@@ -289,3 +289,12 @@ def test_a_batch_of_clicks_counts_n_of_m_requests_and_grants_the_others(sessions
     assert load_request(sessions, two[0]).status is RequestStatus.APPROVED
     assert load_request(sessions, two[1]).status is RequestStatus.PENDING
     assert approvals_of(sessions, one) == [(APPROVER, None)]  # every approval is a row
+
+
+def test_in_order_puts_each_group_s_members_in_its_place_once():
+    from accessbot.services.people import in_order
+
+    groups = FakeUserGroups({SRE: {THIRD, APPROVER, "U0ZED"}})
+    assert in_order([APPROVER, SRE, "U0ALPHA"], groups) == (
+        APPROVER, THIRD, "U0ZED", "U0ALPHA")
+    assert in_order([APPROVER, SRE], None) == (APPROVER,)
