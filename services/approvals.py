@@ -55,7 +55,7 @@ def _count(session: Session, catalog: Catalog, request: AccessRequest, resource:
     from accessbot.services import requests as request_ops  # it imports this module
 
     if approval.duration is not None:
-        check_less(request, approval.duration)
+        check_less(request, approval.duration, resource)
     required = resource.approvals_required
     if any(a.approver == approval.approver_id for a in request.approvals):
         raise Conflict(f"You have already approved request #{request.id} "
@@ -90,14 +90,17 @@ def _count(session: Session, catalog: Catalog, request: AccessRequest, resource:
     return grant
 
 
-def check_less(request: AccessRequest, duration: timedelta) -> None:
-    """An approval for less: longer than nothing, and at most what was asked."""
+def check_less(request: AccessRequest, duration: timedelta, resource: Resource) -> None:
+    """An approval for less: at most what was asked, at least the resource's minimum."""
     if request.extends_grant_id is not None:
         raise InvalidInput("Approve for less is for new requests; approve this extension "
                            "or deny it.")
     if duration <= timedelta(0) or duration > request.duration:
         raise InvalidInput(f"Approve for at most the {format_duration(request.duration)} "
                            f"asked (you said {format_duration(duration)}).")
+    if duration < resource.min_duration:
+        raise InvalidInput(f"{resource.name} is granted for at least "
+                           f"{format_duration(resource.min_duration)}.")
 
 
 def less_duration(text: str | None, asked: timedelta) -> timedelta:

@@ -140,8 +140,8 @@ class AccessRunner:
         if resource is None:
             return [self.catalog.approval_channel] if self.catalog.approval_channel else []
         channel = self.catalog.approval_channel_for(resource)
-        return ([channel] if channel else []) + sorted(
-            people.approvers(resource, self.groups, requester_id))
+        return ([channel] if channel else []) + [
+            a for a in people.in_order(resource.approvers, self.groups) if a != requester_id]
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:

@@ -220,6 +220,15 @@ def test_approve_for_more_than_asked_or_nothing_is_refused(sessions, catalog, cl
     assert load_request(sessions, request_id).status is RequestStatus.PENDING
 
 
+def test_approve_for_less_than_the_resource_s_minimum_is_refused(sessions, catalog, clock):
+    request_id = create_request(sessions, catalog, clock())  # prod-admins: at least 5m
+
+    with pytest.raises(InvalidInput, match="at least 5m"):
+        decide(sessions, catalog, request_id, APPROVER, clock(), duration=timedelta(minutes=1))
+
+    assert approvals_of(sessions, request_id) == []
+
+
 def test_less_duration_checks_what_the_approver_typed():
     assert less_duration(" 30m ", timedelta(hours=2)) == timedelta(minutes=30)
     with pytest.raises(InvalidInput, match="not a duration"):
