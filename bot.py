@@ -141,7 +141,8 @@ def run_job(settings: Settings, name: str) -> int:
     _take_over_from_the_dead(components)  # e.g. the DM a killed bot was sending, before ours
     context = JobContext(components.runner, components.refresh_directories, components.hygiene,
                          review=components.review, activity=components.activity,
-                         audit_archiver=components.audit_archiver)
+                         audit_archiver=components.audit_archiver,
+                         user_groups=components.user_groups)
     if job.now is not None:
         result = job.now(context)
     elif job.period is None:

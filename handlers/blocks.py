@@ -5,7 +5,7 @@ descriptions) and that services/ wrote goes through handlers/mrkdwn.py on its wa
 escaped once, here, and cut to Block Kit's limits; mentions only of checked ids.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -39,9 +39,11 @@ from accessbot.handlers.mrkdwn import (
     mention,
 )
 from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
-from accessbot.services.catalog import SSO_KINDS, Catalog, Resource, ResourceKind
-from accessbot.services.commands import MAX_REASON, USAGE, Draft
+from accessbot.services import approvals as approval_policy
+from accessbot.services.catalog import SSO_KINDS, Catalog, Resource, ResourceKind, is_usergroup
+from accessbot.services.commands import MAX_REASON, USAGE, Draft, parse_id
 from accessbot.services.durations import format_duration
+from accessbot.services.errors import InvalidInput
 
 Message = tuple[str, list[dict]]  # (fallback text, blocks)
 
@@ -126,10 +128,12 @@ def request_message(request: AccessRequest, resource: Resource | None) -> Messag
     if extension:
         blocks.append(section(_extension_text(request, slack_time)))
     blocks.append(section(f"*Reason*\n{quoted(request.reason)}"))
+    blocks += _approvals_blocks(request, resource)
     if request.status is RequestStatus.PENDING:
         blocks.append(ActionsBlock(block_id=BlockId.DECISION, elements=[
             ButtonElement(text="Approve", action_id=ActionId.APPROVE, value=str(request.id),
                           style="primary"),
+            *_approve_less_button(request),
             ButtonElement(text="Deny", action_id=ActionId.DENY, value=str(request.id),
                           style="danger"),
         ]))
@@ -168,6 +172,36 @@ def _grant_lines(grant: Grant | None) -> list[Block]:
     ]
 
 
+def _required(request: AccessRequest, resource: Resource | None) -> int:
+    return resource.approvals_required if resource else max(1, len(request.approvals))
+
+
+def approvals_text(request: AccessRequest, resource: Resource | None) -> str:
+    """N-of-M: '1 of 2 approvals: Bob' ('' for a request one approval decides)."""
+    required = _required(request, resource)
+    if required < 2:
+        return ""
+    names = ", ".join(mention(a.approver) for a in request.approvals)
+    return (f"{min(len(request.approvals), required)} of {required} approvals"
+            + (f": {names}" if names else ""))
+
+
+def _approvals_blocks(request: AccessRequest, resource: Resource | None) -> list[Block]:
+    """The approvals so far (N-of-M) and each approver's shorter duration, on every copy."""
+    line = approvals_text(request, resource)
+    if line and request.status is RequestStatus.PENDING and request.approved_duration:
+        line += f" (so far {approval_policy.less_text(request)})"
+    return [section(f":ballot_box_with_check: {line}")] if line else []
+
+
+def _approve_less_button(request: AccessRequest) -> list[ButtonElement]:
+    """Beside Approve on a new request (an extension's length is the requester's ask)."""
+    if request.extends_grant_id is not None:
+        return []
+    return [ButtonElement(text="Approve for less…", action_id=ActionId.APPROVE_LESS,
+                          value=str(request.id))]
+
+
 def _asks(request: AccessRequest) -> str:
     return "asks for" if request.extends_grant_id is not None else "requests"
 
@@ -193,10 +227,17 @@ def decision_text(request: AccessRequest) -> str:
         who=mention(request.decided_by),
         when=slack_time(request.decided_at or request.created_at),
         reason=escape(request.decision_reason or ""))
+    if request.status is RequestStatus.APPROVED and request.approved_duration:
+        line += f" ({_approved_less(request)})"
     if request.status in (RequestStatus.DENIED, RequestStatus.APPROVED) \
             and request.decision_reason:  # a denial's reason; a capped extension's note
         line += f"\n{quoted(request.decision_reason)}"
     return cut(line, SECTION_TEXT)
+
+
+def _approved_less(request: AccessRequest) -> str:
+    """'approved for 30m of the 2h asked'."""
+    return f"approved {approval_policy.less_text(request)}"
 
 
 def received_text(draft: Draft) -> str:
@@ -208,7 +249,10 @@ def received_text(draft: Draft) -> str:
 
 def submitted_text(request: AccessRequest, resource: Resource) -> str:
     """The requester's DM once every approver has the request."""
-    approvers = ", ".join(mention(a) for a in resource.approvers if a != request.requester_id)
+    approvers = ", ".join(approver_mention(a) for a in resource.approvers
+                          if a != request.requester_id)
+    if resource.approvals_required > 1:
+        approvers += f" ({resource.approvals_required} approvals needed)"
     duration = format_duration(request.duration)
     name = escape(request.resource)
     asked = f"{duration} more on *{name}*" if request.extends_grant_id is not None \
@@ -244,6 +288,13 @@ def reminder_message(request: AccessRequest, approvers: list[str], number: int,
             f"Approve or Deny it {where}; undecided, it expires at "
             f"{slack_time(request.decide_by)}.")
     return message(text, [section(text)])
+
+
+def approver_mention(slack_id: str) -> str:
+    """A user, or a user group (S...) as Slack shows it: @sre."""
+    if is_usergroup(slack_id):
+        return f"<!subteam^{slack_id}>"
+    return mention(slack_id)
 
 
 def _subject(request: AccessRequest) -> str:
@@ -295,6 +346,8 @@ def grant_message(grant: Grant, conditions: str = "") -> Message:
     if grant.status is GrantStatus.ACTIVE:
         text = (f":white_check_mark: You have *{name}* until "
                 f"{slack_time(grant.expires_at)} ({_granted_as(grant)}).")
+        if grant.request is not None and grant.request.approved_duration:
+            text += f"\n:scissors: {_approved_less(grant.request).capitalize()}."
         if grant.role_arn:
             text += (f"\nAssume the role `{escape(grant.role_arn)}` with a session name equal "
                      "to your IAM user name; IAM itself refuses after the expiry time"
@@ -376,7 +429,7 @@ def help_message(resources: list[Resource]) -> Message:
         return message(text, [section(text)])
     blocks: list[Block] = [section("*Resources you may request*")]
     for resource in sorted(resources, key=lambda r: r.name)[:47]:  # 50 blocks at most
-        approvers = ", ".join(mention(a) for a in resource.approvers)
+        approvers = ", ".join(approver_mention(a) for a in resource.approvers)
         blocks.append(section(
             f"*{escape(resource.name)}* ({resource.kind.value}: `{escape(resource.target)}`)\n"
             + (f"{escape(resource.description)}\n" if resource.description else "")
@@ -463,9 +516,37 @@ def revoke_form(grant: Grant) -> dict:
     ).to_dict()
 
 
+def approve_less_form(request: AccessRequest) -> dict:
+    """"Approve for less…": how long, at most the duration asked; private_metadata carries
+    the request id and the seconds asked (the listener checks the input against them)."""
+    asked = format_duration(request.duration)
+    return View(
+        type="modal", callback_id=ViewId.APPROVE_LESS_FORM, title="Approve for less",
+        submit="Approve", close="Cancel",
+        private_metadata=f"{request.id}:{int(request.duration.total_seconds())}",
+        blocks=[
+            section(f"Approve request #{request.id}: {mention(request.requester_id)} asked "
+                    f"for *{escape(request.resource)}* for *{asked}*."),
+            InputBlock(block_id=BlockId.DURATION, label="Approve for",
+                       hint=f"Like 30m or 1h; at most {asked}.",
+                       element=PlainTextInputElement(action_id=ActionId.DURATION_INPUT,
+                                                     max_length=20, placeholder="30m")),
+        ],
+    ).to_dict()
+
+
+def approve_less_metadata(text: str) -> tuple[int, timedelta]:
+    """The request id and the duration asked, from approve_less_form's private_metadata."""
+    request_id, _, seconds = text.partition(":")
+    if not seconds.isdigit():
+        raise InvalidInput("This form is out of date; click Approve for less… again.")
+    return parse_id(request_id), timedelta(seconds=int(seconds))
+
+
 def extend_form(grant: Grant, resource: Resource) -> dict:
     """The "Ask for more time" modal; private_metadata carries the grant id."""
-    approvers = ", ".join(mention(a) for a in resource.approvers if a != grant.requester_id)
+    approvers = ", ".join(approver_mention(a) for a in resource.approvers
+                          if a != grant.requester_id)
     return View(
         type="modal", callback_id=ViewId.EXTEND_FORM, title="Ask for more time",
         submit="Ask", close="Cancel", private_metadata=str(grant.id),

@@ -3,12 +3,12 @@
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from accessbot.services.catalog import Catalog, is_channel
+from accessbot.services.catalog import Catalog, is_channel, is_usergroup
 from accessbot.services.doctor import Check
 
 # The bot token scopes of slack-manifest.yml (tests/handlers/test_doctor.py holds them equal)
 BOT_SCOPES = ("commands", "chat:write", "users:read", "users:read.email", "channels:read",
-              "groups:read", "files:write")
+              "groups:read", "files:write", "usergroups:read")
 REINSTALL = ("add them under OAuth & Permissions (or update the app from slack-manifest.yml) "
              "and reinstall the app to the workspace")
 MEMBER_ID = "correct the config (a member id: the person's Slack profile, ⋮, Copy member ID)"
@@ -38,12 +38,38 @@ def slack_checks(client: WebClient, catalog: Catalog) -> list[Check]:
             checks.append(_channel(client, label, where) if is_channel(where)
                           else _people(client, {where: [label]}, label))
     named: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
     for resource in catalog.resources.values():
         for person in (*resource.approvers, *resource.requesters):
-            named.setdefault(person, []).append(resource.name)
+            (groups if is_usergroup(person) else named).setdefault(person, []).append(
+                resource.name)
+    for admin in filter(is_usergroup, catalog.admins):
+        groups.setdefault(admin, []).append("admins")
     if named:
         checks.append(_people(client, named, "approvers and requesters"))
+    if groups:
+        checks.append(_usergroups(client, groups))
     return checks
+
+
+def _usergroups(client: WebClient, groups: dict[str, list[str]]) -> Check:
+    """Each user group among approvers and admins exists and has members."""
+    wrong = []
+    for group, where in sorted(groups.items()):
+        try:
+            users = client.usergroups_users_list(usergroup=group).get("users") or []
+        except SlackApiError as exc:
+            wrong.append(f"{group} ({', '.join(where)}): Slack said {_error(exc)}")
+            continue
+        except (SlackClientError, OSError, ValueError) as exc:
+            wrong.append(f"{group}: no answer from Slack ({exc})")
+            continue
+        if not users:
+            wrong.append(f"{group} ({', '.join(where)}) has no members")
+    if wrong:
+        return Check(False, f"user groups: {'; '.join(wrong)}",
+                     "correct the config (a user group's id: S..., from its page in Slack)")
+    return Check(True, f"user groups: {len(groups)}, each with members")
 
 
 def _channel(client: WebClient, label: str, channel: str) -> Check:

@@ -26,6 +26,7 @@ class ActionId(StrEnum):
     CANCEL_REQUEST = "accessbot.cancel_request"
     REVOKE_GRANT = "accessbot.revoke_grant"
     REVOKE_REASON_INPUT = "accessbot.revoke_reason_input"
+    APPROVE_LESS = "accessbot.approve_less"
 
 
 class BlockId(StrEnum):
@@ -50,6 +51,7 @@ class ViewId(StrEnum):
     BREAK_GLASS_FORM = "accessbot.break_glass_form"          # the "are you sure" step
     BREAK_GLASS_REVIEW_FORM = "accessbot.break_glass_review_form"
     REVOKE_FORM = "accessbot.revoke_form"
+    APPROVE_LESS_FORM = "accessbot.approve_less_form"
 
 
 FIELD_BLOCKS = {"resource": BlockId.RESOURCE, "duration": BlockId.DURATION,

@@ -32,6 +32,7 @@ from accessbot.handlers.payloads import (
 )
 from accessbot.handlers.work import ReplyTo, Task
 from accessbot.services import break_glass, metrics
+from accessbot.services.approvals import less_duration
 from accessbot.services.catalog import Catalog
 from accessbot.services.commands import (
     BreakGlass,
@@ -62,6 +63,8 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.view(ViewId.REQUEST_FORM.value)(listeners.submit_request_form)
     app.action(ActionId.APPROVE.value)(listeners.approve)
     app.action(ActionId.DENY.value)(listeners.deny)
+    app.action(ActionId.APPROVE_LESS.value)(listeners.approve_less)
+    app.view(ViewId.APPROVE_LESS_FORM.value)(listeners.submit_approve_less_form)
     app.view(ViewId.DENY_FORM.value)(listeners.submit_deny_form)
     app.action(ActionId.END_GRANT.value)(listeners.end_grant)
     app.action(ActionId.EXTEND_GRANT.value)(listeners.extend_grant)
@@ -221,6 +224,27 @@ class Listeners:
     def approve(self, ack: Ack, body: dict) -> None:
         click = click_input(body)
         self.handoff(Task.APPROVE, click.value, click.user_id, _reply_to(click))
+        ack()
+
+    def approve_less(self, ack: Ack, body: dict) -> None:
+        click = click_input(body)
+        self.handoff(Task.ASK_APPROVE_DURATION, click.value, click.user_id, click.trigger_id,
+                     _reply_to(click))
+        ack()
+
+    def submit_approve_less_form(self, ack: Ack, body: dict) -> None:
+        """The duration checked here, in the modal (at most the one asked, which the form
+        carries), and again by the service."""
+        form = form_input(body)
+        try:
+            request_id, asked = blocks.approve_less_metadata(form.private_metadata)
+            duration = less_duration(form.field(BlockId.DURATION, ActionId.DURATION_INPUT),
+                                     asked)
+        except AccessBotError as exc:
+            ack(response_action="errors", errors={BlockId.DURATION: str(exc)})
+            return
+        self.handoff(Task.APPROVE_LESS, str(request_id), form.user_id,
+                     duration.total_seconds(), ReplyTo(form.user_id))
         ack()
 
     def deny(self, ack: Ack, body: dict) -> None:

@@ -58,6 +58,8 @@ class Task(StrEnum):
     OPEN_VIEW = "open_view"
     SUBMIT_REQUEST = "submit_request"
     APPROVE = "approve"
+    ASK_APPROVE_DURATION = "ask_approve_duration"  # "Approve for less…": the modal
+    APPROVE_LESS = "approve_less"
     ASK_DENY_REASON = "ask_deny_reason"
     DENY = "deny"
     END_GRANT = "end_grant"
@@ -99,7 +101,7 @@ class WorkDeps:
     later: Callable[..., object]  # runs AWS work on the worker's bounded AWS pool
     owner: str  # this worker's name on inbox leases
     review: ReviewRunner | None = None  # the access review (None: not wired)
-    groups: UserGroups | None = None  # Slack user groups in approvers/admins (None: unresolved)
+    groups: UserGroups | None = None  # Slack user groups among approvers and admins
 
 
 APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transaction
@@ -149,7 +151,8 @@ class Work:
         try:
             with transaction(self.deps.sessions) as session:
                 results = request_ops.approve_many(session, self.deps.catalog,
-                                                   [approval for _, approval, _ in clicks])
+                                                   [approval for _, approval, _ in clicks],
+                                                   self.deps.groups)
                 now = self.deps.clock()
                 for (_, _, reply), result in zip(clicks, results, strict=True):
                     if isinstance(result, AccessBotError):
@@ -259,15 +262,30 @@ class Work:
         if request is not None:
             self.deps.later(self.deps.runner.announce, request.id)
 
-    def approve(self, value: str | None, approver_id: str, reply: ReplyTo) -> None:
+    def approve(self, value: str | None, approver_id: str, reply: ReplyTo,
+                seconds: float | None = None) -> None:
         def approve(session: Session) -> tuple[int, Grant]:
             request_id = parse_id(value)
-            return request_id, request_ops.approve(session, self.deps.catalog, request_id,
-                                                   approver_id, self._now())
+            return request_id, request_ops.approve(
+                session, self.deps.catalog, request_id, approver_id, self._now(),
+                self.deps.groups, None if seconds is None else timedelta(seconds=seconds))
 
         decided = self._run(reply, approve)
-        if decided is not None:
+        if decided is not None and isinstance(decided[1], Grant):  # not one of N-of-M
             self._carry_out(*decided)
+
+    def ask_approve_duration(self, value: str | None, approver_id: str, trigger_id: str,
+                             reply: ReplyTo) -> None:
+        """"Approve for less…": the modal asking how long, for an approver of a pending
+        request."""
+        request = self._run(reply, lambda session: request_ops.check_can_decide(
+            session, self.deps.catalog, parse_id(value), approver_id, self.deps.groups))
+        if request is not None:
+            self.open_view(trigger_id, blocks.approve_less_form(request), reply)
+
+    def approve_less(self, value: str | None, approver_id: str, seconds: float,
+                     reply: ReplyTo) -> None:
+        self.approve(value, approver_id, reply, seconds)
 
     def _carry_out(self, request_id: int, grant: Grant) -> None:
         """After the decision's commit, on the AWS pool; if we die first, the sweep does it."""
@@ -279,14 +297,15 @@ class Work:
     def ask_deny_reason(self, value: str | None, approver_id: str, trigger_id: str,
                         reply: ReplyTo) -> None:
         request = self._run(reply, lambda session: request_ops.check_can_decide(
-            session, self.deps.catalog, parse_id(value), approver_id))
+            session, self.deps.catalog, parse_id(value), approver_id, self.deps.groups))
         if request is not None:
             self.open_view(trigger_id, blocks.deny_form(request), reply)
 
     def deny(self, value: str | None, approver_id: str, reason: str | None,
              reply: ReplyTo) -> None:
         self._run(reply, lambda session: request_ops.deny(
-            session, self.deps.catalog, parse_id(value), approver_id, reason, self._now()))
+            session, self.deps.catalog, parse_id(value), approver_id, reason, self._now(),
+            self.deps.groups))
 
     # -- break-glass -------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from accessbot.handlers.delivery import Delivery
 from accessbot.handlers.logs import configure_logging
 from accessbot.handlers.profiles import SlackProfiles
 from accessbot.handlers.sender import Sender
+from accessbot.handlers.usergroups import SlackUserGroups, configured_groups
 from accessbot.handlers.work import Work, WorkDeps
 from accessbot.jobs.background import Background
 from accessbot.jobs.registry import JobContext
@@ -89,6 +90,7 @@ class Components:
     review: ReviewRunner | None = None
     activity: GrantActivity | None = None
     audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
+    user_groups: SlackUserGroups | None = None  # approvers' and admins' Slack user groups
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -129,9 +131,10 @@ def build(settings: Settings, catalog: Catalog) -> Components:
         identity_center = make_identity_center(catalog.identity_center,
                                                2 * settings.aws_concurrency)
         providers |= dict.fromkeys(SSO_KINDS, identity_center)
+    user_groups = SlackUserGroups(client, configured_groups(catalog))
     runner = AccessRunner(sessions, catalog, provider=ByKind(providers), directory=directory,
                           profiles=profiles, sso_directory=identity_center,
-                          account_directories=account_directories)
+                          account_directories=account_directories, groups=user_groups)
     stopping = threading.Event()
     own_credentials = IamCredentials(iam, sleep=_sleep_unless(stopping))
     account_credentials = {i: AccountCredentials(IamCredentials(
@@ -144,7 +147,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                                 account_directories[i].refresh, roles=credentials)
                                 for i, credentials in account_credentials.items()},
                             roles=own_credentials)
-    review = ReviewRunner(sessions, catalog, identity_center=identity_center, sides={
+    review = ReviewRunner(sessions, catalog, identity_center=identity_center, groups=user_groups,
+                          sides={
         "": ReviewSide(IamReview(iam), own_credentials, Owners(directory, profiles),
                        AccessAdvisor(iam)),
         **{i: ReviewSide(AccountReview(IamReview(account_iam[i]), i), account_credentials[i],
@@ -162,7 +166,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     return Components(settings, catalog, engine, sessions, client, directory, runner,
                       background, hygiene, sender, stopping, review=review,
                       activity=_grant_activity(catalog, sessions, identity_center),
-                      audit_archiver=audit_archiver)
+                      audit_archiver=audit_archiver, user_groups=user_groups)
 
 
 def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],
@@ -216,7 +220,8 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
                                                    components.hygiene,
                                                    review=components.review,
                                                    activity=components.activity,
-                                                   audit_archiver=components.audit_archiver),
+                                                   audit_archiver=components.audit_archiver,
+                                                   user_groups=components.user_groups),
                       {"sweep": components.catalog.sweep_interval,
                        "grant-activity": _activity_interval(components.catalog)})
     log.info("scheduler running; %d live grants have timers", live)
@@ -246,7 +251,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     owner = worker_id()
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
                          components.client, utcnow, components.background.submit, owner,
-                         components.review))
+                         components.review, groups=components.user_groups))
     acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
     gc.freeze()  # as in the web process: collections stay short
     ready.set()

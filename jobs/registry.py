@@ -21,6 +21,7 @@ class JobContext:
     review: ReviewRunner | None = None
     activity: GrantActivity | None = None  # None: cloudtrail.enabled is false
     audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
+    user_groups: object | None = None  # handlers.usergroups.SlackUserGroups (refresh())
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ def _expire_requests(context: JobContext):
 
 def _refresh_directory(context: JobContext):
     return context.refresh_directory()
+
+
+def _refresh_user_groups(context: JobContext):
+    if context.user_groups is None:
+        return {"skipped": "no user groups in this process"}
+    return context.user_groups.refresh()
 
 
 KEEP_DELIVERED = timedelta(days=7)  # sent messages stay this long for looking into
@@ -140,6 +147,9 @@ PERIODIC = [
         "forget delivered outbox messages and finished inbox tasks after 7 days"),
     Job("refresh-iam-index", _refresh_directory, timedelta(minutes=10),
         "reload the Slack-to-IAM user index from GetAccountAuthorizationDetails"),
+    Job("refresh-user-groups", _refresh_user_groups, timedelta(minutes=10),
+        "read again the members of the Slack user groups among approvers and admins "
+        "(usergroups.users.list)"),
     Job("stale-credentials", _stale_credentials, CHECK,
         "read the IAM credential report and the roles, tell owners about stale credentials "
         "and risky roles, escalate, "

@@ -20,6 +20,7 @@ from accessbot.models.tables import (
     JobRun,
     OutboxMessage,
     OutboxStatus,
+    RequestApproval,
     RequestStatus,
     ReviewCopy,
     ReviewItem,
@@ -32,6 +33,7 @@ __all__ = [
     "AuditExport", "Base", "BreakGlassReview", "CredentialFinding",
     "FindingStatus", "Grant", "GrantStatus", "HomeViewer", "InboxStatus", "InboxTask", "JobRun",
     "OutboxMessage", "OutboxStatus",
-    "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus", "UtcDateTime",
+    "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
+    "UtcDateTime",
     "make_engine", "make_session_factory", "transaction",
 ]

@@ -77,10 +77,14 @@ class AccessRequest(Base):
     # the requester's "waiting" DM, with Cancel: updated in place once the request is settled
     waiting_dm_channel: Mapped[str | None] = mapped_column(String(32))
     waiting_dm_ts: Mapped[str | None] = mapped_column(String(32))
+    # "Approve for less": the shortest duration an approver approved (None: as asked)
+    approved_duration: Mapped[timedelta | None] = mapped_column(Interval())
 
     messages: Mapped[list["ApprovalMessage"]] = relationship(
         back_populates="request", order_by="ApprovalMessage.id"
     )
+    approvals: Mapped[list["RequestApproval"]] = relationship(
+        order_by="RequestApproval.id", cascade="all, delete-orphan", passive_deletes=True)
     grant: Mapped["Grant | None"] = relationship(back_populates="request",
                                                  foreign_keys="Grant.request_id")
     # loaded with the request: every approval message of an extension shows the grant's expiry
@@ -97,6 +101,20 @@ class AccessRequest(Base):
         Index("uq_access_requests_pending_extension", "extends_grant_id", unique=True,
               sqlite_where=PENDING_REQUEST, postgresql_where=PENDING_REQUEST),
     )
+
+
+class RequestApproval(Base):
+    """One approver's Approve of a request (N-of-M): a person counts once."""
+
+    __tablename__ = "request_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"))
+    approver: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration: Mapped[timedelta | None] = mapped_column(Interval())  # "Approve for less"
+
+    __table_args__ = (UniqueConstraint("request_id", "approver"),)
 
 
 class ApprovalMessage(Base):

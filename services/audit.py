@@ -22,6 +22,7 @@ class Action(StrEnum):
     ANNOUNCED = "announced"
     REQUEST_FAILED = "request_failed"
     APPROVED = "approved"
+    APPROVAL_COUNTED = "approval_counted"  # N-of-M: an approval short of the last one
     EXTENDED = "extended"
     DENIED = "denied"
     REQUEST_EXPIRED = "request_expired"
@@ -116,6 +117,15 @@ def trail(session: Session, wanted: TrailFilter) -> list[Entry]:
 SLACK_ID = re.compile(r"\b[UWCG](?=[0-9A-Z]*[0-9])[0-9A-Z]{4,}\b")  # in a detail: named
 
 
+APPROVAL_DETAIL = re.compile(r"approved(?: \((\d+ of \d+)\))?(?: (for .+ asked))?")
+
+
+def _approval_parts(detail: str) -> tuple[str | None, str | None]:
+    """services/approvals.py's detail: ('2 of 3', 'for 30m of the 2h asked'), each or None."""
+    found = APPROVAL_DETAIL.fullmatch(detail)
+    return (found[1], found[2]) if found else (None, None)
+
+
 def sentence(entry: Entry, name: Callable[[str], str]) -> str:
     """The event in words, with people's names (`name` maps a Slack id to one)."""
     event, request, grant, finding = entry.event, entry.request, entry.grant, entry.finding
@@ -142,9 +152,12 @@ def sentence(entry: Entry, name: Callable[[str], str]) -> str:
             return f"accessbot asked {resource}'s approvers to decide {who}'s {number}"
         case Action.REQUEST_FAILED:
             return f"{who}'s {number} for {resource} failed: {detail}"
-        case Action.APPROVED:
+        case Action.APPROVED | Action.APPROVAL_COUNTED:
             length = format_duration(request.duration) if request else "?"
-            return f"{actor} approved {who}'s {number}: {resource} for {length}"
+            count, less = _approval_parts(detail)
+            return (f"{actor} approved {who}'s {number}: {resource} {less or f'for {length}'}"
+                    + (f" ({count})" if count else "")
+                    + ("; more approvals needed" if action is Action.APPROVAL_COUNTED else ""))
         case Action.DENIED:
             return f"{actor} denied {who}'s {number} for {resource}" + (
                 f": “{detail}”" if detail else "")

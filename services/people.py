@@ -28,6 +28,17 @@ def expand(ids: Iterable[str], groups: UserGroups | None) -> frozenset[str]:
     return frozenset(users)
 
 
+def in_order(ids: Iterable[str], groups: UserGroups | None) -> tuple[str, ...]:
+    """Users in the order given, each user group's members in its place (sorted), once."""
+    users: dict[str, None] = {}
+    for slack_id in ids:
+        if not is_usergroup(slack_id):
+            users[slack_id] = None
+        elif groups is not None:
+            users |= dict.fromkeys(sorted(groups.members(slack_id)))
+    return tuple(users)
+
+
 def approvers(resource: Resource, groups: UserGroups | None, requester_id: str | None = None
               ) -> frozenset[str]:
     """The people who may decide the resource's requests; never the requester."""

@@ -8,8 +8,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from accessbot.models import AccessRequest, Grant, GrantStatus, RequestStatus
-from accessbot.services import audit, extensions, messages
+from accessbot.models import AccessRequest, Grant, GrantStatus, RequestApproval, RequestStatus
+from accessbot.services import approvals as approval_policy
+from accessbot.services import audit, extensions, messages, people
 from accessbot.services.audit import Action
 from accessbot.services.catalog import Catalog, Resource
 from accessbot.services.commands import Draft
@@ -99,10 +100,10 @@ def fail_request(session: Session, request_id: int, why: str, now: datetime) -> 
 
 
 def check_can_decide(session: Session, catalog: Catalog, request_id: int,
-                     user_id: str) -> AccessRequest:
+                     user_id: str, groups: people.UserGroups | None = None) -> AccessRequest:
     """Raise unless this user may decide this request now."""
     request = get_request(session, request_id)
-    _may_decide(catalog, request, user_id)
+    _may_decide(catalog, request, user_id, groups)
     return request
 
 
@@ -113,6 +114,7 @@ class Approval:
     request_id: int
     approver_id: str
     at: datetime
+    duration: timedelta | None = None  # "Approve for less": at most the one asked
 
 
 class Contended(Exception):
@@ -120,20 +122,24 @@ class Contended(Exception):
 
 
 def approve(session: Session, catalog: Catalog, request_id: int, approver_id: str,
-            now: datetime) -> Grant:
+            now: datetime, groups: people.UserGroups | None = None,
+            duration: timedelta | None = None) -> Grant | approval_policy.Counted:
     """PENDING -> APPROVED, exactly once, and the access it gives.
 
     A request gets a PENDING grant whose clock starts now; an extension returns the grant
     it extends, with its expiry moved (the caller tells them apart by grant.request_id).
+    With approvals_required > 1, an approval short of the last one is Counted.
     """
-    [result] = approve_many(session, catalog, [Approval(request_id, approver_id, now)])
+    [result] = approve_many(session, catalog, [Approval(request_id, approver_id, now, duration)],
+                            groups)
     if isinstance(result, AccessBotError):
         raise result
     return result
 
 
-def approve_many(session: Session, catalog: Catalog,
-                 approvals: Sequence[Approval]) -> list[Grant | AccessBotError]:
+def approve_many(session: Session, catalog: Catalog, approvals: Sequence[Approval],
+                 groups: people.UserGroups | None = None
+                 ) -> list[Grant | approval_policy.Counted | AccessBotError]:
     """Each approval decided once, in order, in the caller's transaction: its grant, or the
     error that refused it (and nothing of a refused approval is written).
 
@@ -142,10 +148,12 @@ def approve_many(session: Session, catalog: Catalog,
     read on (SQLite: the transaction's write lock; Postgres: FOR UPDATE), so what is read
     PENDING here is decided here. Raises Contended when a batch of several runs into a
     grant that another process inserted meanwhile (then the caller decides them singly).
+    An N-of-M request, an approval for less and a request approved in part already are
+    counted one by one (services/approvals.py), under the same lock.
     """
     found = {r.id: r for r in session.scalars(
         select(AccessRequest).where(AccessRequest.id.in_({a.request_id for a in approvals}))
-        .options(selectinload(AccessRequest.messages))
+        .options(selectinload(AccessRequest.messages), selectinload(AccessRequest.approvals))
         .with_for_update(of=AccessRequest).execution_options(populate_existing=True))}
     live = _live_targets(session, {r.iam_user for r in found.values() if r.iam_user})
     results: list[Grant | AccessBotError | None] = []
@@ -157,10 +165,14 @@ def approve_many(session: Session, catalog: Catalog,
         try:
             if request is None:
                 raise NotFound(f"Request #{approval.request_id} does not exist.")
-            resource = _may_decide(catalog, request, approval.approver_id)
+            resource = _may_decide(catalog, request, approval.approver_id, groups)
             if request.id in decided:
                 raise Conflict(describe_decision(request.id, RequestStatus.APPROVED,
                                                  decided[request.id]))
+            if approval_policy.counted(request, resource, approval):
+                results.append(approval_policy.count(session, catalog, request, resource, approval,
+                                                live))
+                continue
             if request.extends_grant_id is None:
                 grant = _new_grant(request, resource, approval.at, live)
                 new.append((len(results), approval, grant))
@@ -218,12 +230,14 @@ def grant_at_once(session: Session, catalog: Catalog, request_id: int, actor: st
     return grant
 
 
-def _may_decide(catalog: Catalog, request: AccessRequest, user_id: str) -> Resource:
+def _may_decide(catalog: Catalog, request: AccessRequest, user_id: str,
+                groups: people.UserGroups | None = None) -> Resource:
     """The request's resource, unless this user may not decide it now (raises)."""
     resource = catalog.resources.get(request.resource)
     if user_id == request.requester_id:
         raise NotAuthorized("You cannot approve or deny your own request.")
-    if resource is None or not resource.may_approve(user_id, request.requester_id):
+    if resource is None or not people.may_approve(resource, user_id, request.requester_id,
+                                                  groups):
         raise NotAuthorized(f"Only the approvers of {request.resource} can decide request "
                             f"#{request.id}.")
     _require_pending(request)
@@ -246,7 +260,7 @@ def _live_targets(session: Session, iam_users: set[str]) -> Live:
 
 
 def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
-               live: Live) -> Grant:
+               live: Live, duration: timedelta | None = None) -> Grant:
     """One live grant per IAM user and target (the database enforces it too)."""
     key = (request.iam_user, resource.kind.value, resource.target, ",".join(resource.accounts))
     if key in live:
@@ -257,12 +271,13 @@ def _new_grant(request: AccessRequest, resource: Resource, now: datetime,
                        f"grant #{holder.id} until {holder.expires_at:%H:%M:%S} UTC; decide "
                        "this request after that one has ended.")
     live[key] = None
+    duration = duration or request.duration
     return Grant(
         request_id=request.id, requester_id=request.requester_id, iam_user=request.iam_user,
         resource=resource.name, kind=resource.kind.value, target=resource.target,
         accounts=",".join(resource.accounts), status=GrantStatus.PENDING,
-        starts_at=now, expires_at=now + request.duration,
-        warn_at=_warn_at(now, request.duration, resource), attempts=0,
+        starts_at=now, expires_at=now + duration,
+        warn_at=_warn_at(now, duration, resource), attempts=0,
     )
 
 
@@ -279,6 +294,8 @@ def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
     try:
         with session.begin_nested():
             session.add_all([grant for _, _, grant in new])
+            session.add_all([RequestApproval(request_id=a.request_id, approver=a.approver_id,
+                                             at=a.at) for _, a, _ in new])
     except IntegrityError:
         if len(new) > 1:
             raise Contended() from None
@@ -302,8 +319,9 @@ def _approve_extension(session: Session, catalog: Catalog, request: AccessReques
 
 
 def deny(session: Session, catalog: Catalog, request_id: int, approver_id: str,
-         reason: str | None, now: datetime) -> AccessRequest:
-    request = check_can_decide(session, catalog, request_id, approver_id)
+         reason: str | None, now: datetime,
+         groups: people.UserGroups | None = None) -> AccessRequest:
+    request = check_can_decide(session, catalog, request_id, approver_id, groups)
     reason = " ".join((reason or "").split())[:500] or None
     if not _transition(session, request_id, RequestStatus.DENIED, approver_id, now, reason):
         session.refresh(request)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accessbot.models import ReviewItem, ReviewStatus, transaction
 from accessbot.services import grants as grant_ops
-from accessbot.services import messages, reviews
+from accessbot.services import messages, people, reviews
 from accessbot.services.catalog import (
     SLACK_CHANNEL_ID,
     SLACK_USER_ID,
@@ -26,6 +26,7 @@ from accessbot.services.catalog import (
 )
 from accessbot.services.clock import Clock, utcnow
 from accessbot.services.hygiene import last_used
+from accessbot.services.people import UserGroups
 from accessbot.services.ports import (
     CredentialSource,
     IdentityCenterReview,
@@ -67,8 +68,9 @@ class ReviewSide:
 class ReviewRunner:
     def __init__(self, sessions: sessionmaker[Session], catalog: Catalog,
                  sides: dict[str, ReviewSide], identity_center: IdentityCenterReview | None = None,
-                 clock: Clock = utcnow):
+                 clock: Clock = utcnow, groups: UserGroups | None = None):
         self.sessions = sessions
+        self.groups = groups  # approvers given as Slack user groups: each member decides
         self.catalog = catalog
         self.settings = catalog.review
         self.sides = sides  # account id ("" for the bot's own) -> its side
@@ -256,7 +258,7 @@ class ReviewRunner:
         """The resource's approvers, else the owner tag's Slack user or channel, else the
         admin channel (none: nobody can be asked)."""
         if resource is not None:
-            return resource.approvers
+            return people.in_order(resource.approvers, self.groups)
         if owner:
             return (owner,)
         return (self.catalog.admin_channel,) if self.catalog.admin_channel else ()

@@ -24,6 +24,7 @@ from accessbot.services import (
     lifecycle,
     messages,
     metrics,
+    people,
 )
 from accessbot.services import grants as grant_ops
 from accessbot.services import requests as request_ops
@@ -86,7 +87,7 @@ class AccessRunner:
         self.timers = timers
         self.clock = clock
         self.owner = owner or worker_id()
-        self.groups = groups  # Slack user groups in approvers (None: not resolved)
+        self.groups = groups  # Slack user groups among approvers and admins
 
     def transaction(self):
         return transaction(self.sessions)
@@ -123,9 +124,15 @@ class AccessRunner:
                 with self.transaction() as session:
                     request_ops.fail_request(session, request_id, why, self.clock())
                 return False
-        destinations = [self.catalog.approval_channel] if self.catalog.approval_channel else []
-        destinations += [a for a in resource.approvers if a != request.requester_id] if resource \
-            else []
+        try:
+            destinations = self._destinations(resource, request.requester_id)
+        except LookupFailed as exc:  # a user group never read, and Slack not answering
+            log.warning("request #%s: approvers' user groups unknown: %s; will retry",
+                        request_id, exc)
+            with self.transaction() as session:
+                request_ops.release_announcement(session, request_id,
+                                                 self.clock() + LOOKUP_RETRY)
+            return False
         with self.transaction() as session:
             request_ops.set_iam_user(session, request_id, iam_user)
             if resource is not None and not identity_center:  # its account answered
@@ -150,6 +157,15 @@ class AccessRunner:
             sent = lifecycle.send_due_reminders(session, self.catalog, self.groups,
                                                 self.clock())
         return [reminder.request_id for reminder in sent]
+
+    def _destinations(self, resource: Resource | None, requester_id: str) -> list[str]:
+        """The resource's approval channel, then each approver (a user group's members
+        each get a copy), never the requester."""
+        if resource is None:
+            return [self.catalog.approval_channel] if self.catalog.approval_channel else []
+        channel = self.catalog.approval_channel_for(resource)
+        return ([channel] if channel else []) + [
+            a for a in people.in_order(resource.approvers, self.groups) if a != requester_id]
 
     def expire_requests(self) -> list[int]:
         with self.transaction() as session:

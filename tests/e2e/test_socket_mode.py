@@ -58,7 +58,8 @@ def test_request_and_approval_over_socket_mode(socket_mode, start_bot, slack, aw
 
     approver_copy = slack.wait_for(lambda: slack.dm("U0BOB"))[-1]
     assert "@U0ALICE requests prod-admins for 1h" in read(approver_copy)
-    assert "via socket mode" in read(approver_copy) and "[Approve] [Deny]" in read(approver_copy)
+    assert "via socket mode" in read(approver_copy) and "[Approve] [Approve for less…] [Deny]" \
+        in read(approver_copy)
     waiting = dm_containing(slack, "U0ALICE", "for prod-admins (")
     request_id = int(waiting.split("Request #")[1].split()[0])
 

@@ -134,3 +134,18 @@ class FakeTimers:
     def cancel(self, job: str, grant_id: int) -> None:
         self.calls.append(("cancel", job, grant_id, None))
         self.scheduled.pop((job, grant_id), None)
+
+
+class FakeUserGroups:
+    """services.people.UserGroups: group id -> members; `failing` groups raise LookupFailed
+    (never read, and Slack not answering)."""
+
+    def __init__(self, groups: dict[str, set[str]] | None = None,
+                 failing: set[str] | None = None):
+        self.groups = {g: frozenset(m) for g, m in (groups or {}).items()}
+        self.failing = set(failing or ())
+
+    def members(self, group_id: str) -> frozenset[str]:
+        if group_id in self.failing:
+            raise LookupFailed(f"user group {group_id}: no answer")
+        return self.groups.get(group_id, frozenset())

@@ -90,6 +90,7 @@ class FakeSlack(HttpBackgroundServer):
         self.home_tab = manifest_home_tab()  # views.publish of a home view: not_enabled
         self.missing_channels: set[str] = set()     # conversations.info: channel_not_found
         self.channels_without_bot: set[str] = set()  # conversations.info: is_member false
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: id -> members
         self._seq = 0
         self.chaos = 0.0  # the share of calls answered 429, 500 or 503 (see make_chaotic)
         self.hangs = 0.0  # the share of calls that hang past the client's timeout
@@ -133,6 +134,11 @@ class FakeSlack(HttpBackgroundServer):
                 "id": user_id, "name": name, "real_name": name, "deleted": deleted,
                 "profile": {"email": email, "real_name": name, "display_name": name},
             }
+
+    def set_usergroup(self, group_id: str, members: list[str]) -> None:
+        """A Slack user group (S...) and its members, as usergroups.users.list answers."""
+        with self._lock:
+            self.usergroups[group_id] = list(members)
 
     def fail(self, method: str, error: str = "ratelimited", times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` answer ``ok: false``."""
@@ -363,6 +369,12 @@ class FakeSlack(HttpBackgroundServer):
                      "hash": f"{self._seq}.fake"}
         self._homes[user_id] = published
         return {"view": copy.deepcopy(published)}
+
+    def _api_usergroups_users_list(self, args: dict) -> dict:
+        members = self.usergroups.get(args.get("usergroup", ""))
+        if members is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"users": list(members)}
 
     def _api_users_info(self, args: dict) -> dict:
         user = self._users.get(args.get("user", ""))

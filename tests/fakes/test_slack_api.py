@@ -155,3 +155,11 @@ def test_views_publish_keeps_each_users_home(client, fake):
     fake.home_tab = False  # an app whose manifest does not enable the Home tab
     with pytest.raises(SlackApiError, match="not_enabled"):
         client.views_publish(user_id="U0BOB", view=view)
+
+
+def test_usergroups_users_list(client, fake):
+    fake.set_usergroup("S0SRE", ["U0BOB", "U0CAROL"])
+    assert client.usergroups_users_list(usergroup="S0SRE")["users"] == ["U0BOB", "U0CAROL"]
+    with pytest.raises(SlackApiError) as err:
+        client.usergroups_users_list(usergroup="S0NONE")
+    assert err.value.response["error"] == "no_such_subteam"

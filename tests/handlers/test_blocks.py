@@ -66,8 +66,9 @@ def test_pending_request_has_approve_and_deny_buttons(catalog):
     [actions] = of_type(blocks, "actions")
     assert actions["block_id"] == BlockId.DECISION
     buttons = {b["action_id"]: b for b in actions["elements"]}
-    assert set(buttons) == {ActionId.APPROVE, ActionId.DENY}
+    assert set(buttons) == {ActionId.APPROVE, ActionId.APPROVE_LESS, ActionId.DENY}
     assert buttons[ActionId.APPROVE]["value"] == buttons[ActionId.DENY]["value"] == "42"
+    assert buttons[ActionId.APPROVE_LESS]["value"] == "42"
     assert buttons[ActionId.APPROVE]["text"]["text"] == "Approve"
     assert buttons[ActionId.DENY]["text"]["text"] == "Deny"
     assert "waiting for approval" in text

@@ -88,3 +88,17 @@ def test_slack_unreachable_is_not_called_a_bad_token():
     [check] = slack_checks(client, parse_catalog(CONFIG))
     assert not check.ok and check.what.startswith(f"Slack: no answer at http://127.0.0.1:{port}")
     assert check.fix == "check this host's network access to Slack (or SLACK_API_URL)"
+
+
+def test_user_groups_among_approvers_and_admins_are_checked_for_members(slack):
+    slack.set_usergroup("S0SRE", ["U0BOB"])
+    slack.set_usergroup("S0EMPTY", [])
+    config = {**CONFIG, "admins": ["S0NONE"], "resources": {**CONFIG["resources"], "web": {
+        "kind": "iam_group", "group": "web", "approvers": ["S0SRE", "S0EMPTY"]}}}
+    assert lines(slack, config)[-2:] == [
+        "✓ approvers and requesters: 3 Slack users",
+        "✗ user groups: S0EMPTY (web) has no members; S0NONE (admins): Slack said "
+        "no_such_subteam: correct the config (a user group's id: S..., from its page in Slack)"]
+    slack.set_usergroup("S0EMPTY", ["U0DAVE"])
+    slack.set_usergroup("S0NONE", ["U0DAVE"])
+    assert lines(slack, config)[-1] == "✓ user groups: 3, each with members"

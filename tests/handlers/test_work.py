@@ -192,10 +192,10 @@ def test_a_batch_that_cannot_be_decided_together_is_decided_one_by_one(
 
     together = request_ops.approve_many
 
-    def contended(session, catalog, approvals):  # another process granted one meanwhile
+    def contended(session, catalog, approvals, groups=None):  # another process granted one
         if len(approvals) > 1:
             raise request_ops.Contended()
-        return together(session, catalog, approvals)
+        return together(session, catalog, approvals, groups)
 
     monkeypatch.setattr(request_ops, "approve_many", contended)
     ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(2)]
