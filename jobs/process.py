@@ -157,7 +157,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
            for i in catalog.assumed_accounts()}})
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
-                                       catalog))
+                                       catalog, groups=user_groups))
     audit_archiver = None
     if catalog.audit.s3_bucket:
         audit_archiver = AuditArchiver(runner.transaction,
