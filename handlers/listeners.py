@@ -198,9 +198,7 @@ class Listeners:
         ack()
 
     def break_glass_reviewed(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
-        self.handoff(Task.OPEN_BREAK_GLASS_REVIEW, click.value, click.user_id,
-                     click.trigger_id, _reply_to(click))
+        self._open_form(Task.OPEN_BREAK_GLASS_REVIEW, body)
         ack()
 
     def submit_break_glass_review(self, ack: Ack, body: dict) -> None:
@@ -227,9 +225,7 @@ class Listeners:
         ack()
 
     def approve_less(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
-        self.handoff(Task.ASK_APPROVE_DURATION, click.value, click.user_id, click.trigger_id,
-                     _reply_to(click))
+        self._open_form(Task.ASK_APPROVE_DURATION, body)
         ack()
 
     def submit_approve_less_form(self, ack: Ack, body: dict) -> None:
@@ -248,20 +244,29 @@ class Listeners:
         ack()
 
     def deny(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
-        self.handoff(Task.ASK_DENY_REASON, click.value, click.user_id, click.trigger_id,
-                     _reply_to(click))
+        self._open_form(Task.ASK_DENY_REASON, body)
         ack()
 
     def submit_deny_form(self, ack: Ack, body: dict) -> None:
+        self._submit_reason(ack, body, Task.DENY, BlockId.DENY_REASON,
+                            ActionId.DENY_REASON_INPUT)
+
+    def _open_form(self, task: Task, body: dict) -> None:
+        """A click that opens a modal: the worker opens it with the click's trigger."""
+        click = click_input(body)
+        self.handoff(task, click.value, click.user_id, click.trigger_id, _reply_to(click))
+
+    def _submit_reason(self, ack: Ack, body: dict, task: Task, block: str,
+                       action: str) -> None:
+        """A reason form for the id in its private_metadata (the request or the grant it
+        was opened for)."""
         form = form_input(body)
         try:
-            parse_id(form.private_metadata)  # the request id the form was opened for
+            parse_id(form.private_metadata)
         except AccessBotError as exc:
-            ack(response_action="errors", errors={BlockId.DENY_REASON: str(exc)})
+            ack(response_action="errors", errors={block: str(exc)})
             return
-        reason = form.field(BlockId.DENY_REASON, ActionId.DENY_REASON_INPUT)
-        self.handoff(Task.DENY, form.private_metadata, form.user_id, reason,
+        self.handoff(task, form.private_metadata, form.user_id, form.field(block, action),
                      ReplyTo(form.user_id))
         ack()
 
@@ -273,9 +278,7 @@ class Listeners:
         ack()
 
     def extend_grant(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
-        self.handoff(Task.OPEN_EXTEND_FORM, click.value, click.user_id, click.trigger_id,
-                     _reply_to(click))
+        self._open_form(Task.OPEN_EXTEND_FORM, body)
         ack()
 
     def submit_extend_form(self, ack: Ack, body: dict) -> None:
@@ -302,22 +305,12 @@ class Listeners:
         ack()
 
     def revoke_grant(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
-        self.handoff(Task.ASK_REVOKE_REASON, click.value, click.user_id, click.trigger_id,
-                     _reply_to(click))
+        self._open_form(Task.ASK_REVOKE_REASON, body)
         ack()
 
     def submit_revoke_form(self, ack: Ack, body: dict) -> None:
-        form = form_input(body)
-        try:
-            parse_id(form.private_metadata)  # the grant id the form was opened for
-        except AccessBotError as exc:
-            ack(response_action="errors", errors={BlockId.REVOKE_REASON: str(exc)})
-            return
-        reason = form.field(BlockId.REVOKE_REASON, ActionId.REVOKE_REASON_INPUT)
-        self.handoff(Task.REVOKE_GRANT, form.private_metadata, form.user_id, reason,
-                     ReplyTo(form.user_id))
-        ack()
+        self._submit_reason(ack, body, Task.REVOKE_GRANT, BlockId.REVOKE_REASON,
+                            ActionId.REVOKE_REASON_INPUT)
 
     # -- stale credentials ------------------------------------------------------------
 
