@@ -126,7 +126,10 @@ class Work:
             now = self.deps.clock()
             clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH, Task.APPROVE)
             rest = slots - 1 if clicks else slots
-            single = inbox.claim(session, self.deps.owner, now, rest) if rest else []
+            # not a click that came in since the line above: it waits for the next batch
+            # rather than taking a thread (and a transaction) of its own
+            single = inbox.claim(session, self.deps.owner, now, rest,
+                                 other_than=Task.APPROVE) if rest else []
         return ([clicks] if clicks else []) + [[task] for task in single]
 
     def run_all(self, claimed: list[Claimed]) -> None:

@@ -38,11 +38,14 @@ def add(session: Session, task: str, args: str, now: datetime) -> int:
 
 
 def claim(session: Session, owner: str, now: datetime, limit: int,
-          task: str | None = None) -> list[Claimed]:
-    """Lease up to `limit` due rows, oldest first (only rows of `task`, when given)."""
+          task: str | None = None, *, other_than: str | None = None) -> list[Claimed]:
+    """Lease up to `limit` due rows, oldest first (only rows of `task`, when given; none of
+    `other_than`)."""
     due = leases.due(InboxTask, InboxStatus.PENDING, now)
     if task is not None:
         due = and_(due, InboxTask.task == task)
+    if other_than is not None:
+        due = and_(due, InboxTask.task != other_than)
     ids = session.scalars(
         select(InboxTask.id).where(due)
         .order_by(InboxTask.id).limit(limit)

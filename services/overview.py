@@ -55,11 +55,27 @@ def home_opened(session: Session, user_id: str, now: datetime) -> None:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(insert(HomeViewer).values(user_id=user_id, first_opened_at=now)
                     .on_conflict_do_nothing(index_elements=["user_id"]))
+    session.info.pop(_VIEWERS, None)
 
 
 def home_viewers(session: Session, user_ids: set[str]) -> list[str]:
     """Those of `user_ids` who have opened the Home tab, in a stable order."""
     if not user_ids:
         return []
-    return sorted(session.scalars(select(HomeViewer.user_id)
-                                  .where(HomeViewer.user_id.in_(user_ids))))
+    return sorted(user_ids & _viewers(session))
+
+
+_VIEWERS = "accessbot.home_viewers"  # session.info: (transaction, everyone who opened Home)
+
+
+def _viewers(session: Session) -> set[str]:
+    """Everyone who has opened the Home tab, read once per transaction: a batch of decisions
+    or revocations asks once per row, and a query each time (with the autoflush before it)
+    cost more than the decision itself."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_VIEWERS)
+    if cached is None or cached[0] is not transaction:
+        with session.no_autoflush:  # viewers are only ever added by home_opened's INSERT
+            cached = (transaction, set(session.scalars(select(HomeViewer.user_id))))
+        session.info[_VIEWERS] = cached
+    return cached[1]

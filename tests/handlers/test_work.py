@@ -208,3 +208,15 @@ def test_a_batch_that_cannot_be_decided_together_is_decided_one_by_one(
     assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 2
     assert len(aws_calls) == 2
     assert status_of(sessions) == [InboxStatus.DONE] * 2
+
+
+def test_a_single_claim_leaves_approve_clicks_to_the_next_batch(sessions, clock):
+    # a click recorded between the batch's claim and the singles' claim waits for the next
+    # batch, instead of a thread and a transaction of its own
+    record(sessions, clock, Task.APPROVE, "1", APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.END_GRANT, "1", APPROVER, ReplyTo(APPROVER))
+    with transaction(sessions) as session:
+        claimed = inbox.claim(session, "worker-1", clock(), 10, other_than=Task.APPROVE)
+    assert [t.task for t in claimed] == ["end_grant"]
+    with transaction(sessions) as session:
+        assert [t.task for t in inbox.claim(session, "worker-1", clock(), 10)] == ["approve"]

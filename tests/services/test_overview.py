@@ -1,8 +1,9 @@
 """The overview (`/request-access list`, App Home) against SQLite and Postgres."""
 
+from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from accessbot.models import AccessRequest, OutboxMessage
 from accessbot.services import grants, messages, overview
@@ -118,3 +119,39 @@ def test_an_approver_who_opened_home_is_refreshed_when_a_request_reaches_them(
     with sessions() as session:
         assert session.scalars(select(OutboxMessage.queue).where(
             OutboxMessage.kind == Kind.HOME_REFRESH.value)).all() == [f"home:{APPROVER}"]
+
+
+@contextmanager
+def count_queries(session, table: str):
+    """How many statements reading `table` ran inside the block (call the yielded fn)."""
+    seen = []
+
+    def before(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and table in statement:
+            seen.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield lambda: len(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def test_who_opened_home_is_read_once_a_transaction_and_a_new_viewer_counts_at_once(
+        sessions, clock):
+    now = clock()
+    with sessions() as session, session.begin():
+        overview.home_opened(session, REQUESTER, now)
+    with sessions() as session, session.begin():
+        with count_queries(session, "home_viewers") as asked:
+            for user in (REQUESTER, APPROVER, REQUESTER, "U0USER1"):  # a batch, one per row
+                overview.home_viewers(session, {user})
+        assert asked() == 1
+        overview.home_opened(session, APPROVER, now)  # in the same transaction
+        assert overview.home_viewers(session, {REQUESTER, APPROVER}) == sorted(
+            [REQUESTER, APPROVER])
+    with sessions() as session, session.begin():  # another transaction reads again
+        with count_queries(session, "home_viewers") as asked:
+            assert overview.home_viewers(session, {APPROVER}) == [APPROVER]
+        assert asked() == 1
