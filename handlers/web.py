@@ -5,6 +5,7 @@ import contextlib
 import gc
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -111,7 +112,8 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
 
     _forget_old_metrics()
-    worker = WorkerProcess(worker_main, settings, on_exit=on_worker_exit)
+    go = multiprocessing.get_context("spawn").Event()  # the database is migrated
+    worker = WorkerProcess(worker_main, settings, go, on_exit=on_worker_exit)
     # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
     # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s)
     engine = make_engine(settings.database_url, busy_timeout=0, pool_size=4,
@@ -126,9 +128,12 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
     handoff = DurableHandoff(engine, nudge)
     try:
         app = build_app(settings, catalog, handoff)  # Slack answers, and takes the token...
+        worker.launch()  # (its imports while the preflight runs: a start takes 1 s less)
         failed = preflight()  # ...before anything changes in the database
         if failed:
+            worker.abandon()
             return failed
+        go.set()
         worker.start()
         try:
             return _serve_http(settings, app, worker, worker_gone, engine)

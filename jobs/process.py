@@ -48,7 +48,7 @@ from accessbot.jobs.scheduler import (
     add_periodic_jobs,
     make_scheduler,
 )
-from accessbot.jobs.worker import NICENESS, die_with_parent, serve_tasks
+from accessbot.jobs.worker import NICENESS, serve_tasks
 from accessbot.models import make_engine, make_session_factory, transaction
 from accessbot.services import leases
 from accessbot.services.audit_export import AuditArchiver
@@ -235,7 +235,6 @@ def _activity_interval(catalog: Catalog) -> timedelta:
 
 def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     """The worker process (started by serve): handed-over work, timers, periodic jobs."""
-    die_with_parent()
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the web process stops us
     os.nice(NICENESS)

@@ -36,11 +36,17 @@ STOP = None  # the message that ends the worker's loop
 WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
 
 
-def worker_main(settings, tasks: Connection, ready) -> None:
+def worker_main(settings, go, tasks: Connection, ready) -> None:
     """The worker process's entry. The web process names it without importing what the
-    worker needs (boto3, APScheduler...): jobs/process.py is imported here, in the worker."""
+    worker needs (boto3, APScheduler...): jobs/process.py is imported here, in the worker,
+    while the web process migrates the database; nothing is touched until `go` is set."""
+    die_with_parent()
     from accessbot.jobs.process import run_worker
 
+    parent = multiprocessing.parent_process()
+    while not go.wait(0.5):
+        if parent is not None and not parent.is_alive():
+            return  # the start failed, or the web process died (not Linux: no PDEATHSIG)
     run_worker(settings, tasks, ready)
 
 
@@ -67,11 +73,18 @@ class WorkerProcess:
         self._stopping = False
         self._on_exit = on_exit
 
-    def start(self, timeout: float = 120.0) -> None:
-        """Start the worker and wait until it is ready (its scheduler running)."""
+    def launch(self) -> None:
+        """Start the worker's process: its interpreter and imports take a second of CPU,
+        which the caller can spend on something else (serve: the migration)."""
         self._process.start()
         self._reader.close()  # only the worker holds the reading end: it sees EOF if we die
         threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the worker (unless launched) and wait until it is ready (its scheduler
+        running)."""
+        if self._process.pid is None:
+            self.launch()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
             if self._exited.is_set() or time.monotonic() > deadline:
@@ -101,6 +114,10 @@ class WorkerProcess:
         if not self._exited.wait(timeout):
             log.warning("the worker did not stop within %.0f s; terminating it", timeout)
             self._end()
+
+    def abandon(self) -> None:
+        """A launched worker that will not be started after all."""
+        self._end()
 
     def _end(self) -> None:
         self._stopping = True
