@@ -8,6 +8,7 @@ the admin channel hears of once.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import event
@@ -31,8 +32,11 @@ GATHER = 0.1  # seconds: with a backlog, claim a few rows at a time (services/cl
 
 class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
-                 clock: Clock = utcnow, workers: int = 8, owner: str | None = None):
+                 clock: Clock = utcnow, workers: int = 8, owner: str | None = None,
+                 hold: Callable[[], None] = lambda: None):
+        """hold: called before each claim (the worker's DecisionsFirst.hold)."""
         self.sessions = sessions
+        self.hold = hold
         self.delivery = delivery
         self.clock = clock
         self.workers = workers
@@ -58,6 +62,7 @@ class Sender:
             self._loop.stop(timeout)
 
     def _claim(self, slots: int) -> list[Owed]:
+        self.hold()
         with transaction(self.sessions) as session:
             return outbox.claim(session, self.owner, self.clock(), slots)
 

@@ -113,31 +113,83 @@ class _AlreadyDone(Exception):
     """Another worker finished this task while we ran it: roll ours back."""
 
 
+class DecisionsFirst:
+    """In the worker, Approve clicks go before the work that follows decisions.
+
+    One batch of clicks is decided at a time (clicks that arrive meanwhile wait for the
+    next: a burst is a few transactions, not one per thread, and on SQLite not a queue for
+    the write lock). While a batch is claimed or running, the AWS pool and the sender
+    `hold` new work, HOLD seconds at most: the grants and messages of the first batch,
+    dozens of threads in one interpreter, held the next batch's decisions for 0.2-1 s
+    (`make bench`, phase 4).
+    """
+
+    HOLD = 0.5  # seconds: AWS work and messages wait no longer than this for decisions
+
+    def __init__(self, hold: float = HOLD):
+        self._hold = hold
+        self._lock = threading.Lock()
+        self._deciding = False
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def may_decide(self) -> bool:
+        """No batch of clicks is being decided (the caller claims the next)."""
+        return not self._deciding
+
+    def claimed(self, clicks: bool) -> None:
+        """After each claim: whether it took clicks. A claim that found none while no batch
+        runs opens the way again; a batch's end alone does not (more may be waiting)."""
+        with self._lock:
+            if clicks:
+                self._deciding = True
+                self._idle.clear()
+            elif not self._deciding:
+                self._idle.set()
+
+    def decided(self) -> None:
+        with self._lock:
+            self._deciding = False
+
+    def hold(self) -> None:
+        """The AWS pool's and the sender's: wait while clicks are being decided."""
+        self._idle.wait(self._hold)
+
+
 class Work:
-    def __init__(self, deps: WorkDeps):
+    def __init__(self, deps: WorkDeps, decisions: DecisionsFirst | None = None):
         self.deps = deps
+        self.decisions = decisions or DecisionsFirst()
         self._local = threading.local()  # the task this thread is running
 
     def claim(self, slots: int) -> list[list[Claimed]]:
         """Lease work for `slots` free threads, one list each: every waiting Approve click
-        together (a burst of them is decided in one transaction, so decisions never queue
-        behind each other), and single tasks for the other threads."""
+        together, unless a batch of them is being decided (a burst of clicks is decided in
+        a few transactions, so decisions never queue behind each other), and single tasks
+        for the other threads."""
         with transaction(self.deps.sessions) as session:
             now = self.deps.clock()
-            clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH, Task.APPROVE)
+            clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH,
+                                 Task.APPROVE) if self.decisions.may_decide() else []
             rest = slots - 1 if clicks else slots
             # not a click that came in since the line above: it waits for the next batch
             # rather than taking a thread (and a transaction) of its own
             single = inbox.claim(session, self.deps.owner, now, rest,
                                  other_than=Task.APPROVE) if rest else []
+        self.decisions.claimed(bool(clicks))
         return ([clicks] if clicks else []) + [[task] for task in single]
 
     def run_all(self, claimed: list[Claimed]) -> None:
         """Run what `claim` leased to one thread."""
-        if len(claimed) == 1:
-            self.run(claimed[0])
-        else:
-            self._approve_all(claimed)
+        clicks = claimed[0].task == Task.APPROVE.value  # (single tasks are never clicks)
+        try:
+            if len(claimed) == 1:
+                self.run(claimed[0])
+            else:
+                self._approve_all(claimed)
+        finally:
+            if clicks:
+                self.decisions.decided()
 
     def _approve_all(self, claimed: list[Claimed]) -> None:
         """Approve clicks decided in one transaction. If the batch as a whole cannot be (a

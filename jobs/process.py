@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -39,7 +39,7 @@ from accessbot.handlers.logs import configure_logging
 from accessbot.handlers.profiles import SlackProfiles
 from accessbot.handlers.sender import Sender
 from accessbot.handlers.usergroups import SlackUserGroups, configured_groups
-from accessbot.handlers.work import Work, WorkDeps
+from accessbot.handlers.work import DecisionsFirst, Work, WorkDeps
 from accessbot.jobs.background import Background
 from accessbot.jobs.registry import JobContext
 from accessbot.jobs.scheduler import (
@@ -91,6 +91,7 @@ class Components:
     activity: GrantActivity | None = None
     audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
     user_groups: SlackUserGroups | None = None  # approvers' and admins' Slack user groups
+    decisions: DecisionsFirst = field(default_factory=DecisionsFirst)  # Background, Sender
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -112,7 +113,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     iam = make_iam_client(connections=2 * settings.aws_concurrency)  # AWS pool + timers
     directory = IamUserIndex(iam, grantable_path=catalog.iam_user_path)
     profiles = SlackProfiles(client)
-    background = Background(settings.aws_concurrency)  # AWS calls: bounded, off decisions
+    decisions = DecisionsFirst()  # a burst of Approve clicks before the work they owe
+    background = Background(settings.aws_concurrency, decisions.hold)  # bounded, off decisions
     # the accounts whose IAM the catalog changes or hygiene reads, through the role
     # assumed in each
     account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
@@ -157,7 +159,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
            for i in catalog.assumed_accounts()}})
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
-                                       catalog, groups=user_groups))
+                                       catalog, groups=user_groups), hold=decisions.hold)
     audit_archiver = None
     if catalog.audit.s3_bucket:
         audit_archiver = AuditArchiver(runner.transaction,
@@ -166,7 +168,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     return Components(settings, catalog, engine, sessions, client, directory, runner,
                       background, hygiene, sender, stopping, review=review,
                       activity=_grant_activity(catalog, sessions, identity_center),
-                      audit_archiver=audit_archiver, user_groups=user_groups)
+                      audit_archiver=audit_archiver, user_groups=user_groups,
+                      decisions=decisions)
 
 
 def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],
@@ -250,7 +253,8 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     owner = worker_id()
     work = Work(WorkDeps(components.sessions, catalog, components.runner, components.hygiene,
                          components.client, utcnow, components.background.submit, owner,
-                         components.review, groups=components.user_groups))
+                         components.review, groups=components.user_groups),
+                components.decisions)
     acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
     gc.freeze()  # as in the web process: collections stay short
     ready.set()

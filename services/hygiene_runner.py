@@ -43,6 +43,7 @@ from accessbot.services.ports import (
     ProviderError,
     RoleSource,
     StandingAccess,
+    side_of,
 )
 from accessbot.services.role_hygiene import RoleFacts, evaluate_roles
 from accessbot.services.runner import worker_id
@@ -99,11 +100,7 @@ class HygieneRunner:
         return transaction(self.sessions)
 
     def _side(self, account: str) -> AccountSide:
-        side = self.sides.get(account)
-        if side is None:
-            raise ProviderError(f"Account {account} is no longer configured (accounts: with "
-                                "a role_arn)", retryable=False)
-        return side
+        return side_of(self.sides, account)
 
     # -- the daily job ------------------------------------------------------------
 

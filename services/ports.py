@@ -1,8 +1,9 @@
 """Interfaces the services need from the outside world; aws/, handlers/ and jobs/ implement them."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from accessbot.services.account_audit import PasswordPolicy
 from accessbot.services.activity import Event
@@ -17,6 +18,19 @@ class ProviderError(AccessBotError):
     def __init__(self, message: str, retryable: bool = True):
         super().__init__(message)
         self.retryable = retryable
+
+
+T = TypeVar("T")
+
+
+def side_of(sides: Mapping[str, T], account: str) -> T:
+    """A job's adapters for one account ("" the bot's own); an account taken out of
+    `accounts:` since the work was queued is a final error, not a retry."""
+    side = sides.get(account)
+    if side is None:
+        raise ProviderError(f"Account {account} is no longer configured (accounts: with "
+                            "a role_arn)", retryable=False)
+    return side
 
 
 class AccountUnreachable(ProviderError):

@@ -34,6 +34,7 @@ from accessbot.services.ports import (
     LookupFailed,
     ProviderError,
     StandingReview,
+    side_of,
 )
 from accessbot.services.reviews import ADMINISTRATORS, Holder, PrincipalKind, Target, TargetKind
 from accessbot.services.unused import unused_summary
@@ -86,11 +87,7 @@ class ReviewRunner:
         return [a for a in self.sides if a == "" or a in self.catalog.assumed_accounts()]
 
     def _side(self, account: str) -> ReviewSide:
-        side = self.sides.get(account)
-        if side is None:
-            raise ProviderError(f"Account {account} is no longer configured (accounts: with "
-                                "a role_arn)", retryable=False)
-        return side
+        return side_of(self.sides, account)
 
     @property
     def _reminder(self) -> timedelta:

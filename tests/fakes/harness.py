@@ -178,18 +178,25 @@ class SlackSender:
 
 
 def post_together(posts: list[tuple[SlackSender, str]]) -> list[Reply]:
-    """Send every (sender, body) at the same moment; replies in order.
+    """Send every (sender, body) at the same moment; replies in order."""
+    return send_together([(sender.url, sender.prepare(body)) for sender, body in posts])[1]
+
+
+def send_together(prepared: list[tuple[str, bytes]]) -> tuple[float, list[Reply]]:
+    """Send every prepared (url, request) at the same moment: when the first connection
+    was opened (time.time()), and the replies in order.
 
     Each request is signed and encoded before the start, and one thread drives every
     socket (non-blocking, through a selector), so that the clock measures the bot's
     answer: not this process building requests, nor its own threads queueing for the
-    interpreter lock after each reply arrived.
+    interpreter lock after each reply arrived. (`make bench` runs it in a process of its
+    own, away from the fake Slack's and the proxy's threads.)
     """
-    prepared = [sender.prepare(body) for sender, body in posts]
     selector = selectors.DefaultSelector()
     started, chunks, replies = {}, {}, [None] * len(prepared)
-    for index, ((sender, _), raw) in enumerate(zip(posts, prepared, strict=True)):
-        address = urlsplit(sender.url)
+    began = time.time()
+    for index, (url, raw) in enumerate(prepared):
+        address = urlsplit(url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         started[index] = time.perf_counter()
@@ -218,7 +225,7 @@ def post_together(posts: list[tuple[SlackSender, str]]) -> list[Reply]:
         for key in list(selector.get_map().values()):
             key.fileobj.close()
         selector.close()
-    return replies
+    return began, replies
 
 
 def _reply(raw: bytes, seconds: float) -> Reply:

@@ -220,3 +220,50 @@ def test_a_single_claim_leaves_approve_clicks_to_the_next_batch(sessions, clock)
     assert [t.task for t in claimed] == ["end_grant"]
     with transaction(sessions) as session:
         assert [t.task for t in inbox.claim(session, "worker-1", clock(), 10)] == ["approve"]
+
+
+def test_one_batch_of_clicks_at_a_time_and_the_aws_pool_and_sender_wait_for_it(
+        work, sessions, catalog, clock, aws_calls):
+    import threading
+
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    record(sessions, clock, Task.APPROVE, str(ids[0]), APPROVER, ReplyTo(APPROVER))
+    [first] = work.claim(4)
+    held = threading.Thread(target=work.decisions.hold)  # a sender's claim, an AWS task
+    held.start()
+    record(sessions, clock, Task.APPROVE, str(ids[1]), APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.APPROVE, str(ids[2]), APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.END_GRANT, "1", APPROVER, ReplyTo(APPROVER))
+
+    # while the first is decided, the clicks that came meanwhile wait: other tasks do not
+    assert [[t.task for t in unit] for unit in work.claim(4)] == [["end_grant"]]
+    work.run_all(first)
+    held.join(0.2)
+    assert held.is_alive()  # decided, but more clicks may be waiting: still held
+    [second] = work.claim(4)
+    assert [t.task for t in second] == ["approve"] * 2  # the rest, as one batch
+    work.run_all(second)
+    assert work.claim(4) == []  # nothing waits: the way is open again
+    held.join(5)
+    assert not held.is_alive()
+    assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 3
+
+
+def test_the_aws_pool_and_the_sender_wait_for_decisions_only_so_long():
+    import time
+
+    from accessbot.handlers.work import DecisionsFirst
+
+    decisions = DecisionsFirst(hold=0.05)
+    started = time.monotonic()
+    decisions.hold()  # nothing is being decided: at once
+    assert time.monotonic() - started < 0.04
+    decisions.claimed(True)
+    started = time.monotonic()
+    decisions.hold()  # a batch that never ends holds the rest up for `hold`, no longer
+    assert 0.04 <= time.monotonic() - started < 5
+    assert not decisions.may_decide()
+    decisions.decided()
+    assert decisions.may_decide()
