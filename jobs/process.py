@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
@@ -87,11 +87,11 @@ class Components:
     hygiene: HygieneRunner
     sender: Sender
     stopping: threading.Event
+    decisions: DecisionsFirst  # Work's, and the AWS pool's and the sender's hold
     review: ReviewRunner | None = None
     activity: GrantActivity | None = None
     audit_archiver: AuditArchiver | None = None  # with audit.s3_bucket
     user_groups: SlackUserGroups | None = None  # approvers' and admins' Slack user groups
-    decisions: DecisionsFirst = field(default_factory=DecisionsFirst)  # Background, Sender
 
     def refresh_directories(self) -> None:
         """The IAM user indexes: the bot's own account's, then each other account's (one
@@ -166,10 +166,9 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                                        make_audit_archive(catalog.audit.s3_bucket),
                                        catalog.audit, utcnow)
     return Components(settings, catalog, engine, sessions, client, directory, runner,
-                      background, hygiene, sender, stopping, review=review,
+                      background, hygiene, sender, stopping, decisions, review=review,
                       activity=_grant_activity(catalog, sessions, identity_center),
-                      audit_archiver=audit_archiver, user_groups=user_groups,
-                      decisions=decisions)
+                      audit_archiver=audit_archiver, user_groups=user_groups)
 
 
 def _grant_activity(catalog: Catalog, sessions: sessionmaker[Session],

@@ -57,6 +57,7 @@ QUICK = dict(rounds=2, burst=20, users=20, approvals=5, grants=100, spread=8.0, 
              decisions=40)
 BURST_DURATION = timedelta(seconds=20)  # phase 4: each approved grant lasts this long
 SPAWN = multiprocessing.get_context("spawn")  # the load's and the watcher's processes
+WATCH_SECONDS = 120  # phase 4: how long the watcher waits for every decision
 
 
 def requester(i: int) -> str:
@@ -107,8 +108,7 @@ class Stack:
     def burst(self, posts: list[tuple[SlackSender, str]]) -> tuple[float, list[harness.Reply]]:
         """Every (sender, body) at once, from the load process: when the first was sent
         (time.time()), and the replies in order."""
-        prepared = [(sender.url, sender.prepare(body)) for sender, body in posts]
-        return self.load.submit(harness.send_together, prepared).result()
+        return self.load.submit(harness.send_together, harness.prepare_all(posts)).result()
 
     def start_bot(self, name: str, config: dict, aws_url: str,
                   url: str | None = None) -> tuple[harness.BotProcess, str]:
@@ -393,9 +393,10 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
         bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i)) for i in ids]
         clicked, replies = stack.burst([(sender, body) for body in bodies])
         clicked_at = datetime.fromtimestamp(clicked, UTC)
-        seen = report.get(timeout=130)
+        seen = report.get(timeout=WATCH_SECONDS + 10)
         if len(seen) < len(ids):
-            raise TimeoutError(f"bench: {len(ids) - len(seen)} decisions not recorded in 120 s")
+            raise TimeoutError(f"bench: {len(ids) - len(seen)} decisions not recorded in "
+                               f"{WATCH_SECONDS} s")
         live = select(func.count(Grant.id)).where(Grant.status != GrantStatus.REVOKED)
         wait_until(lambda: count(db, select(func.count(Grant.id))) >= len(ids)
                    and count(db, live) == 0, 300, "every burst grant to be revoked", 0.5)
@@ -418,11 +419,12 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
 
 def watch_decisions(url: str, ids: list[int], watching, report) -> None:
     """In a process of its own (phase 4): when each decision becomes visible to others,
-    committed; {request id: time.time()} onto `seen` once every one is."""
+    committed; {request id: time.time()} onto `report` once every one is (or
+    WATCH_SECONDS have passed)."""
     db, when = create_engine(url), {}
     decided = select(AccessRequest.id).where(AccessRequest.status == RequestStatus.APPROVED,
                                              AccessRequest.id.in_(ids))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + WATCH_SECONDS
     watching.set()
     while len(when) < len(ids) and time.monotonic() < deadline:
         with db.connect() as connection:

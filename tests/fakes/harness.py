@@ -179,7 +179,12 @@ class SlackSender:
 
 def post_together(posts: list[tuple[SlackSender, str]]) -> list[Reply]:
     """Send every (sender, body) at the same moment; replies in order."""
-    return send_together([(sender.url, sender.prepare(body)) for sender, body in posts])[1]
+    return send_together(prepare_all(posts))[1]
+
+
+def prepare_all(posts: list[tuple[SlackSender, str]]) -> list[tuple[str, bytes]]:
+    """(url, the whole signed request) for each (sender, body): send_together's input."""
+    return [(sender.url, sender.prepare(body)) for sender, body in posts]
 
 
 def send_together(prepared: list[tuple[str, bytes]]) -> tuple[float, list[Reply]]:
