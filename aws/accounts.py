@@ -13,11 +13,10 @@ from typing import TypeVar
 import boto3
 from botocore.client import BaseClient
 from botocore.credentials import DeferredRefreshableCredentials
-from botocore.session import get_session
 
 from accessbot.aws.credentials import IamCredentials
 from accessbot.aws.iam import IamAccess
-from accessbot.aws.session import default_region, make_client
+from accessbot.aws.session import botocore_session, default_region, make_client
 from accessbot.services.account_audit import PasswordPolicy
 from accessbot.services.catalog import Account
 from accessbot.services.hygiene import AccessKey, CredentialRow
@@ -43,11 +42,11 @@ def assumed_session(account: Account, sts: BaseClient | None = None) -> boto3.Se
         return {"access_key": found["AccessKeyId"], "secret_key": found["SecretAccessKey"],
                 "token": found["SessionToken"], "expiry_time": found["Expiration"].isoformat()}
 
-    botocore_session = get_session()
+    session = botocore_session()
     # botocore has no public setter for refreshable credentials: the usual way in
-    botocore_session._credentials = DeferredRefreshableCredentials(
+    session._credentials = DeferredRefreshableCredentials(
         refresh_using=assume, method="sts-assume-role")
-    return boto3.Session(botocore_session=botocore_session, region_name=default_region())
+    return boto3.Session(botocore_session=session, region_name=default_region())
 
 
 def as_unreachable(exc: ProviderError, account: str,

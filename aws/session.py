@@ -1,12 +1,15 @@
 """Builds the boto3 clients the adapters use, with bounded retries and timeouts."""
 
+import functools
 import logging
 import os
 
 import boto3
+import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
 from accessbot.services import metrics
@@ -25,6 +28,25 @@ CLIENT_CONFIG = Config(
 )
 
 
+@functools.cache
+def _data_loader() -> Loader:
+    return botocore.session.get_session().get_component("data_loader")
+
+
+def botocore_session() -> botocore.session.Session:
+    """A new botocore session with the process's one data loader. The loader keeps what it
+    read: AWS's endpoint data and each service's model, about 10 MB for IAM. A loader per
+    session (botocore's default) held a copy for every client and every account."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _data_loader())
+    return session
+
+
+def new_session() -> boto3.Session:
+    """A boto3 session on the bot's own credentials (the default chain), sharing the loader."""
+    return boto3.Session(botocore_session=botocore_session())
+
+
 def default_region() -> str:
     """AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1."""
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -33,7 +55,7 @@ def default_region() -> str:
 def aws_credentials_problem() -> str | None:
     """Why boto3's credential chain finds none, or None (it does not ask AWS about them)."""
     try:
-        found = boto3.session.Session().get_credentials()
+        found = new_session().get_credentials()
     except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
         return str(exc)
     if found is None:
@@ -53,7 +75,7 @@ def aws_refusal() -> str | None:
     """Why AWS refuses the credentials, asked with STS GetCallerIdentity (which any identity
     may call), or None. An AWS that does not answer is not a refusal: the start goes on,
     and grants retry."""
-    sts = boto3.session.Session().client("sts", region_name=default_region(), config=QUICK)
+    sts = new_session().client("sts", region_name=default_region(), config=QUICK)
     try:
         sts.get_caller_identity()
     except ClientError as exc:
@@ -79,7 +101,7 @@ def make_client(service: str, region: str | None = None, connections: int = 32,
     bot's own credentials, or on `session` (an account's assumed role, aws/accounts.py);
     `config` overrides (e.g. the retries of an adapter that does its own)."""
     merged = CLIENT_CONFIG.merge(Config(max_pool_connections=connections))
-    client = (session or boto3.session.Session()).client(
+    client = (session or new_session()).client(
         service, region_name=region or default_region(),
         config=merged.merge(config) if config else merged)
     event = client.meta.service_model.service_id.hyphenize()

@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 from accessbot.aws.accounts import IamByAccount, assumed_session
 from accessbot.aws.directory import IamUserIndex
 from accessbot.aws.iam import IamAccess
-from accessbot.aws.session import make_client
+from accessbot.aws.session import make_client, new_session
 from accessbot.services.catalog import Account
 from accessbot.services.ports import AccountUnreachable, GrantSpec, ProviderError
 
@@ -65,6 +65,16 @@ def test_the_user_index_of_an_account_whose_role_is_refused_says_so(aws_env):
         with pytest.raises(AccountUnreachable, match="AccessDenied") as refused:
             index.iam_user_for("U0ALICE", None)
     assert refused.value.account == PROD.id
+
+
+def test_every_session_shares_the_one_copy_of_aws_service_models(aws_env):
+    """IAM's model and the endpoint data take about 10 MB: a copy per account (or per
+    client) would grow the worker by that much for each account configured."""
+    sessions = (new_session(), new_session(), assumed_session(PROD), assumed_session(PROD))
+    loaders = {session._session.get_component("data_loader") for session in sessions}
+
+    assert len(loaders) == 1
+    assert len({id(s._session.get_credentials()) for s in sessions[1:3]}) == 2  # own, prod
 
 
 def test_a_grant_in_an_account_not_configured_is_refused_for_good(iam):
