@@ -278,8 +278,14 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
-    return pid > 0
+    return pid > 0 and not _zombie(pid)
 
 
-
-
+def _zombie(pid: int) -> bool:
+    """Dead but not reaped: a worker killed with its web process belongs to PID 1, and a
+    container's PID 1 may never reap it. Signal 0 still reaches a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # "pid (comm) state ...", comm may hold ")"
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):  # gone meanwhile, or not Linux
+        return False

@@ -61,3 +61,28 @@ def test_a_worker_that_dies_is_reported_and_takes_no_more_tasks():
     assert not worker.running()
     with pytest.raises(WorkerFailed, match="cannot hand approve to the worker"):
         worker.handoff("approve", "17", "U0BOB")
+
+
+def test_a_killed_worker_that_nobody_reaped_counts_as_dead():
+    """A crash's leases are taken over at once (jobs/process.py) only if its dead worker is
+    seen as dead: a zombie still answers signal 0."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from accessbot.jobs.process import _pid_alive
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert _pid_alive(child.pid)
+        os.kill(child.pid, 9)  # not reaped yet: a zombie
+        deadline = time.monotonic() + 5
+        stat = Path(f"/proc/{child.pid}/stat")
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not _pid_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not _pid_alive(child.pid)
