@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from accessbot.handlers.work import encode_args
+from accessbot.handlers.tasks import encode_args
 from accessbot.models import InboxStatus, InboxTask
 from accessbot.services.clock import Clock, utcnow
 

@@ -1,10 +1,10 @@
 """Slack listeners: check, hand over, acknowledge.
 
 A listener checks what it can in memory (the payload, the catalog), hands the rest to
-the worker process as a Task (handlers/work.py) and acknowledges, within a millisecond
-or two. The database, AWS and Slack's Web API are all on the worker's side, so no
-acknowledgement waits on them, or on another request's work. Answers that come later
-go back through the response_url, or as a DM.
+the worker process as a Task (handlers/tasks.py: one inbox row; handlers/work.py runs it)
+and acknowledges, within a millisecond or two. AWS and Slack's Web API are all on the
+worker's side, so no acknowledgement waits on them, or on another request's work.
+Answers that come later go back through the response_url, or as a DM.
 """
 
 import json
@@ -30,7 +30,7 @@ from accessbot.handlers.payloads import (
     home_input,
     input_of,
 )
-from accessbot.handlers.work import ReplyTo, Task
+from accessbot.handlers.tasks import ReplyTo, Task
 from accessbot.services import break_glass, metrics
 from accessbot.services.approvals import less_duration
 from accessbot.services.catalog import Catalog

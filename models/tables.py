@@ -376,7 +376,7 @@ class InboxTask(Leased, Base):
     __tablename__ = "inbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    task: Mapped[str] = mapped_column(String(32))     # handlers.work.Task
+    task: Mapped[str] = mapped_column(String(32))     # handlers.tasks.Task
     args: Mapped[str] = mapped_column(Text)           # JSON
     status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus),
                                                 default=InboxStatus.PENDING)

@@ -24,7 +24,7 @@ MAX_ATTEMPTS = 5  # a task the database kept refusing: the person is told to try
 class Claimed:
     id: int
     task: str
-    args: str  # JSON, decoded by handlers/work.py
+    args: str  # JSON, decoded by handlers/tasks.py
     attempts: int
     created_at: datetime  # when the person acted: a decision's clock starts here
 

@@ -209,19 +209,21 @@ def test_doctor_database_line_names_the_host_never_the_password():
 # -- what each process imports (memory: one bot idles under 150 MB, docs/BENCHMARKS.md) ---
 
 @pytest.mark.parametrize("module, not_loaded", [
-    ("accessbot.handlers.web", {"boto3", "botocore", "apscheduler", "alembic"}),
+    ("accessbot.handlers.web", {"boto3", "botocore", "apscheduler", "alembic",
+                                "accessbot.handlers.work", "accessbot.services.runner"}),
     ("accessbot.jobs.process", {"slack_bolt", "waitress", "alembic"}),
     ("accessbot.bot", {"sqlalchemy", "boto3", "slack_sdk", "alembic", "apscheduler"}),
 ])
 def test_each_process_imports_only_what_it_needs(module, not_loaded):
     """The web process answers Slack; the worker does the work; bot.py, which every process
     multiprocessing starts imports again, stays light. The start-up AWS check and the
-    migration run in a process of their own (bot._preflight)."""
+    migration run in a process of their own (bot._preflight). The web process shares
+    only the tasks' names and encoding (handlers/tasks.py) with the worker's code."""
     import subprocess
     import sys
 
     code = (f"import sys, {module}; "
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+            "print(' '.join({n for m in sys.modules for n in (m, m.split('.')[0])}))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout.split())
     assert loaded & not_loaded == set()

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from accessbot.handlers.tasks import ReplyTo, Task, encode_args
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import Grant, RequestApproval, RequestStatus, transaction
 from accessbot.services import inbox
 from accessbot.services.runner import AccessRunner

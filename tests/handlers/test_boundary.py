@@ -10,7 +10,7 @@ import pytest
 
 from accessbot.handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
-from accessbot.handlers.work import ReplyTo, Task
+from accessbot.handlers.tasks import ReplyTo, Task
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (
     RESPONSE_URL,

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from accessbot.handlers import blocks, break_glass_blocks
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from accessbot.handlers.tasks import ReplyTo, Task, encode_args
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import BreakGlassReview, RequestStatus, transaction
 from accessbot.services import break_glass, inbox
 from accessbot.services.commands import make_break_glass, parse_command

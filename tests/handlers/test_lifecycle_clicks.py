@@ -4,7 +4,8 @@ through the inbox to the worker, which re-authorises the clicker against the dat
 import pytest
 
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from accessbot.handlers.tasks import ReplyTo, Task, encode_args
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import GrantStatus, InboxStatus, RequestStatus, transaction
 from accessbot.services import inbox
 from accessbot.services.outbox import Kind

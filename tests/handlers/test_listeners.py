@@ -10,7 +10,7 @@ import pytest
 
 from accessbot.handlers.handoff import NOT_RECORDED
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
-from accessbot.handlers.work import ReplyTo, Task
+from accessbot.handlers.tasks import ReplyTo, Task
 from accessbot.services.commands import Draft
 from tests.factories import APPROVER, REQUESTER, RESOURCE
 from tests.handlers.slack_requests import (

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from accessbot.handlers.delivery import PUBLISH, Delivery
 from accessbot.handlers.delivery import RESPONSE_URL as BY_URL
 from accessbot.handlers.ids import ActionId, ViewId
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps
+from accessbot.handlers.tasks import ReplyTo, Task
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import OutboxMessage
 from accessbot.services import outbox
 from accessbot.services.outbox import Kind

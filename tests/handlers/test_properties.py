@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from accessbot.handlers.boundary import SlackEndpoint
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
 from accessbot.handlers.payloads import is_packed_break_glass
-from accessbot.handlers.work import Task
+from accessbot.handlers.tasks import Task
 from accessbot.services.commands import Draft, parse_command, parse_id
 from accessbot.services.errors import InvalidInput
 from tests.factories import RESOURCE

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from accessbot.handlers.ids import ActionId
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps
+from accessbot.handlers.tasks import ReplyTo, Task
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import InboxStatus, ReviewItem, ReviewStatus
 from accessbot.services.outbox import Kind
 from accessbot.services.review_runner import ReviewRunner, ReviewSide

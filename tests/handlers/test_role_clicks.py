@@ -5,7 +5,8 @@ database, so a non-owner is refused and the owner's click caps the role."""
 import pytest
 
 from accessbot.handlers.ids import ActionId
-from accessbot.handlers.work import Task, Work, WorkDeps, encode_args
+from accessbot.handlers.tasks import Task, encode_args
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import CredentialFinding, FindingStatus, InboxStatus, transaction
 from accessbot.services import inbox
 from accessbot.services.hygiene_runner import HygieneRunner

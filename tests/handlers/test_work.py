@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from accessbot.handlers.work import ReplyTo, Task, Work, WorkDeps, encode_args
+from accessbot.handlers.tasks import ReplyTo, Task, encode_args
+from accessbot.handlers.work import Work, WorkDeps
 from accessbot.models import Grant, InboxStatus, InboxTask, RequestStatus, transaction
 from accessbot.services import inbox
 from accessbot.services.outbox import Kind
@@ -129,7 +130,7 @@ def test_a_database_error_is_retried_then_answered(work, sessions, catalog, cloc
 
 
 def test_task_arguments_survive_the_inbox(catalog):
-    from accessbot.handlers.work import decode_args
+    from accessbot.handlers.tasks import decode_args
     from accessbot.services.commands import Draft, ExtensionDraft
 
     draft = Draft(catalog.resources["prod-admins"], timedelta(minutes=90), "deploy <hotfix>")
