@@ -24,11 +24,15 @@ lock:  ## re-pin requirements.lock to the newest versions pyproject.toml's range
 demo: $(STAMP)  ## the whole loop on SQLite, moto and a local stand-in for Slack
 	$(BIN)/python scripts/demo.py
 
+# The suite mostly waits (bots starting, timers firing, Slack and AWS fakes answering):
+# three workers keep two cores busy. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP)  ## the full suite; Postgres tests run when a server answers
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)  ## everything but the end-to-end tests
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not e2e"
 
 bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation lag
 	$(BIN)/python scripts/bench.py
