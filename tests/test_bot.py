@@ -206,7 +206,7 @@ def test_doctor_database_line_names_the_host_never_the_password():
     assert "s3cret" not in check.line()
 
 
-# -- what each process imports (memory: one bot idles under 150 MB, docs/BENCHMARKS.md) ---
+# -- what each process imports (memory: docs/BENCHMARKS.md, phase 5) ---------------------
 
 @pytest.mark.parametrize("module, not_loaded", [
     ("accessbot.handlers.web", {"boto3", "botocore", "apscheduler", "alembic",
