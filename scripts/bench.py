@@ -452,6 +452,10 @@ def report_acks(args, acks: dict, database: str) -> list[tuple[str, str, bool]]:
           ["", "n", "p50", "p95", "p99", "max", "failed"], rows)
     print(f"  {acks['granted']} of {len(acks['click'])} clicked requests became active grants;"
           f" Slack auth.test calls: {acks['auth_tests']} (Bolt verifies the token once, at start)")
+    for kind in ("command", "click"):  # one slow burst is the p95, the p99 and the max
+        slowest = [f"{max(acks[kind][n:n + args.burst]):.0f}"
+                   for n in range(0, len(acks[kind]), args.burst)]
+        print(f"  each {kind} burst's slowest reply, in order (ms): {' '.join(slowest)}")
     return verdicts
 
 
