@@ -21,7 +21,7 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from accessbot.handlers.tasks import encode_args
-from accessbot.models import InboxStatus, InboxTask
+from accessbot.models import InboxStatus, InboxTask, writing_first
 from accessbot.services.clock import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ NOT_RECORDED = (":warning: I could not record that just now (my database is not 
                 "so nothing will happen. Please try again in a minute.")
 GIVE_UP = 2.0  # seconds a listener waits for its row to be written, within Slack's 3
 LOCKED_RETRY = 0.002  # SQLite: look for the write lock again this soon (SQLite's own wait
-                      # sleeps up to 100 ms at a time, through most moments it is free)
+                      # sleeps up to 100 ms at a time, through most moments it is free);
+                      # meanwhile no other engine's transaction begins (FirstWriter)
 
 
 class HandoffFailed(Exception):
@@ -88,21 +89,22 @@ class DurableHandoff:
 
     def _write(self, batch: list[_Waiting]) -> None:
         give_up = max(w.deadline for w in batch)
-        while True:
-            now = self.clock()
-            try:
-                with self.engine.begin() as connection:
-                    ids = connection.execute(self._insert, [
-                        {**w.row, "created_at": now, "next_attempt_at": now} for w in batch
-                    ]).scalars().all()
-                break
-            except OperationalError as exc:
-                if "database is locked" in str(exc.orig) and time.monotonic() < give_up:
-                    time.sleep(LOCKED_RETRY)
-                    continue
-                return self._fail(batch, str(exc))
-            except SQLAlchemyError as exc:
-                return self._fail(batch, str(exc))
+        with writing_first(self.engine):  # SQLite: the worker's next transactions wait
+            while True:
+                now = self.clock()
+                try:
+                    with self.engine.begin() as connection:
+                        ids = connection.execute(self._insert, [
+                            {**w.row, "created_at": now, "next_attempt_at": now}
+                            for w in batch]).scalars().all()
+                    break
+                except OperationalError as exc:
+                    if "database is locked" in str(exc.orig) and time.monotonic() < give_up:
+                        time.sleep(LOCKED_RETRY)
+                        continue
+                    return self._fail(batch, str(exc))
+                except SQLAlchemyError as exc:
+                    return self._fail(batch, str(exc))
         for waiting, task_id in zip(batch, ids, strict=True):
             waiting.task_id = task_id
             waiting.done.set()

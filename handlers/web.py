@@ -115,9 +115,10 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
     go = multiprocessing.get_context("spawn").Event()  # the database is migrated
     worker = WorkerProcess(worker_main, settings, go, on_exit=on_worker_exit)
     # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
-    # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s)
-    engine = make_engine(settings.database_url, busy_timeout=0, pool_size=4,
-                         max_overflow=4, connect_timeout=GIVE_UP)
+    # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s), and
+    # on SQLite writing before the worker's next transactions
+    engine = make_engine(settings.database_url, busy_timeout=0, writes_first=True,
+                         pool_size=4, max_overflow=4, connect_timeout=GIVE_UP)
 
     def nudge(task_id: int) -> None:
         try:

@@ -1,7 +1,12 @@
 """SQLAlchemy 2.0 tables. The database is the source of truth for what the bot manages."""
 
 from accessbot.models.base import Base, UtcDateTime
-from accessbot.models.session import make_engine, make_session_factory, transaction
+from accessbot.models.session import (
+    make_engine,
+    make_session_factory,
+    transaction,
+    writing_first,
+)
 from accessbot.models.tables import (
     AccessRequest,
     AccountFault,
@@ -35,5 +40,5 @@ __all__ = [
     "OutboxMessage", "OutboxStatus",
     "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
     "UtcDateTime",
-    "make_engine", "make_session_factory", "transaction",
+    "make_engine", "make_session_factory", "transaction", "writing_first",
 ]

@@ -57,7 +57,7 @@ else:
     from accessbot.services.catalog import parse_catalog
     url, secret, resource = sys.argv[3:6]
     upgrade(url)
-    engine = make_engine(url, busy_timeout=0, pool_size=4, max_overflow=4)
+    engine = make_engine(url, busy_timeout=0, writes_first=True, pool_size=4, max_overflow=4)
     catalog = parse_catalog({"approval_channel": "C0APPROVALS", "resources": {resource: {
         "kind": "iam_group", "group": "g", "approvers": ["U0BOB"]}}})
     bolt = App(signing_secret=secret, process_before_response=True, authorize=lambda **_:

@@ -89,3 +89,50 @@ def test_a_new_database_waits_for_another_process_before_it_switches_to_wal(tmp_
         finishing.join()
         other.close()
         engine.dispose()
+
+
+def test_a_first_writer_waiting_for_the_lock_goes_before_the_next_transactions(tmp_path):
+    """The web process's acknowledgements (writes_first) and the worker's transactions on
+    one file: while the acknowledgement waits for SQLite's lock, the worker's next
+    transaction does not begin; without FirstWriter it took the lock first, and the next."""
+    import time
+
+    from accessbot.models import writing_first
+
+    url = f"sqlite:///{tmp_path / 'order.db'}"
+    worker = make_engine(url, busy_timeout=5)
+    web = make_engine(url, busy_timeout=0, writes_first=True)
+    with worker.begin() as connection:
+        connection.execute(text("CREATE TABLE written (who TEXT)"))
+
+    def write(engine, who: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO written VALUES (:who)"), {"who": who})
+
+    def acknowledge() -> None:  # as handlers/handoff.py does
+        with writing_first(web):
+            while True:
+                try:
+                    return write(web, "web")
+                except OperationalError:  # locked: look again soon
+                    time.sleep(0.002)
+
+    held = worker.connect()
+    held.begin()
+    held.execute(text("INSERT INTO written VALUES ('worker-1')"))  # holds the write lock
+    first = threading.Thread(target=acknowledge)
+    first.start()
+    time.sleep(0.2)  # the acknowledgement is waiting for the lock
+    then = threading.Thread(target=write, args=(worker, "worker-2"))
+    then.start()
+    time.sleep(0.2)
+    held.commit()
+    held.close()
+    first.join(5)
+    then.join(5)
+
+    with worker.connect() as connection:
+        order = connection.execute(text("SELECT who FROM written ORDER BY rowid")).scalars()
+        assert list(order) == ["worker-1", "web", "worker-2"]
+    worker.dispose()
+    web.dispose()
