@@ -7,7 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -23,7 +23,8 @@ def make_engine(url: str, busy_timeout: float = 30.0,
                 **kwargs) -> Engine:
     """busy_timeout: how long a SQLite write waits for another's lock; connect_timeout: how
     long a Postgres connection attempt may take (the web process must answer in 3 s);
-    writes_first: SQLite, this engine's `first` writes go before other engines' (FirstWriter)."""
+    writes_first: SQLite, its writes inside `writing_first(engine)` go before the other
+    engines' transactions, in any process (FirstWriter)."""
     if url.startswith("sqlite"):
         for server_only in ("pool_size", "max_overflow"):
             kwargs.pop(server_only, None)  # one file, no server
@@ -61,7 +62,7 @@ class FirstWriter:
     def __init__(self, database: str):
         self._path = f"{database}-writers"
 
-    def first(self):
+    def first(self) -> AbstractContextManager[None]:
         return self._locked(fcntl.LOCK_EX)
 
     def pass_through(self) -> None:
@@ -81,7 +82,7 @@ class FirstWriter:
 _first_writers: weakref.WeakKeyDictionary[Engine, FirstWriter] = weakref.WeakKeyDictionary()
 
 
-def writing_first(engine: Engine):
+def writing_first(engine: Engine) -> AbstractContextManager[None]:
     """Around a write that must not wait behind other processes' transactions: the engine
     must be made with writes_first (SQLite on a file; elsewhere this does nothing)."""
     writer = _first_writers.get(engine)
