@@ -65,7 +65,13 @@ from accessbot.services.ports import (
     StandingAccess,
 )
 from accessbot.services.review_runner import ReviewRunner, ReviewSide
-from accessbot.services.runner import REVOKE_JOB, WARN_JOB, AccessRunner, worker_id
+from accessbot.services.runner import (
+    GRANT_JOB,
+    REVOKE_JOB,
+    WARN_JOB,
+    AccessRunner,
+    worker_id,
+)
 from accessbot.settings import Settings
 
 log = logging.getLogger("accessbot")
@@ -215,7 +221,8 @@ def start_scheduler(components: Components) -> BackgroundScheduler:
     scheduler = make_scheduler(components.settings.aws_concurrency)
     runner = components.runner
     revoke = Together(lambda ids: runner.revoke_grants(ids, calls=components.background.call))
-    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: revoke, WARN_JOB: runner.warn})
+    runner.timers = SchedulerTimers(scheduler, {REVOKE_JOB: revoke, WARN_JOB: runner.warn,
+                                                GRANT_JOB: runner.apply_grant})
     scheduler.start()
     live = runner.schedule_live_grants()
     add_periodic_jobs(scheduler, JobContext(runner, components.refresh_directories,

@@ -51,6 +51,7 @@ NO_SSO_USER = ("you have no IAM Identity Center user that accessbot can match to
                "Ask an Identity Center admin to check it.")
 REVOKE_JOB = "revoke"
 WARN_JOB = "warn"
+GRANT_JOB = "grant"  # a failed grant's next attempt
 ANNOUNCE_GRACE = timedelta(seconds=60)
 LOOKUP_RETRY = timedelta(seconds=5)  # a request whose requester could not be looked up
 
@@ -353,6 +354,9 @@ class AccessRunner:
         (metrics.GRANTS if what == "grant" else metrics.REVOCATIONS).labels("retried").inc()
         log.warning("grant #%s: %s failed (%s); will retry", grant.id, what, exc,
                     extra={"grant_id": grant.id, "request_id": grant.request_id})
+        if failure and self.timers is not None:  # on time, not at the next sweep's turn
+            self.timers.schedule(GRANT_JOB if what == "grant" else REVOKE_JOB, grant.id,
+                                 failure.retry_at)
 
     def _schedule(self, grant: Grant) -> None:
         if self.timers is None:

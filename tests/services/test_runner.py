@@ -10,6 +10,7 @@ from accessbot.services import grants
 from accessbot.services.outbox import Kind
 from accessbot.services.runner import (
     ANNOUNCE_GRACE,
+    GRANT_JOB,
     LOOKUP_RETRY,
     REVOKE_JOB,
     WARN_JOB,
@@ -318,6 +319,25 @@ def test_retryable_grant_failure_is_retried_by_the_sweep(sessions, catalog, cloc
     assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
     assert len(provider.grants) == 2
     assert outbox.owed(Kind.GRANT_FAILED) == outbox.owed(Kind.ADMIN_ALERT) == []
+
+
+def test_a_failed_attempt_is_tried_again_on_time_by_a_timer(sessions, catalog, clock, runner,
+                                                           provider, timers):
+    """Not at the sweep's next turn (every 10 s): a short grant that AWS throttled once
+    would end before it was in place, and a throttled revocation would run that late."""
+    grant_id = approved_grant(sessions, catalog, clock())
+    provider.fail_next(retryable=True)
+
+    assert runner.apply_grant(grant_id) is None
+    assert timers.scheduled[(GRANT_JOB, grant_id)] == clock() + grants.FIRST_RETRY
+    clock.advance(seconds=grants.FIRST_RETRY.total_seconds())
+    assert runner.apply_grant(grant_id) is not None  # what the timer calls
+    assert load_grant(sessions, grant_id).status is GrantStatus.ACTIVE
+
+    clock.now = load_grant(sessions, grant_id).expires_at
+    provider.fail_next(only="revoke")
+    assert runner.revoke_grant(grant_id) is None
+    assert timers.scheduled[(REVOKE_JOB, grant_id)] == clock() + grants.FIRST_RETRY
 
 
 def test_permanent_grant_failure_fails_the_grant_and_alerts(sessions, catalog, clock, runner,
