@@ -5,7 +5,6 @@ import contextlib
 import gc
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -112,8 +111,7 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
         os.kill(os.getpid(), signal.SIGTERM)  # the main thread shuts down, as for a signal
 
     _forget_old_metrics()
-    go = multiprocessing.get_context("spawn").Event()  # the database is migrated
-    worker = WorkerProcess(worker_main, settings, go, on_exit=on_worker_exit)
+    worker = WorkerProcess(worker_main, settings, on_exit=on_worker_exit)
     # the acknowledgements' inbox writer (handlers/handoff.py) and /readyz: never waiting
     # long for SQLite's lock or a Postgres connection (Slack wants an answer in 3 s), and
     # on SQLite writing before the worker's next transactions
@@ -134,8 +132,7 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
         if failed:
             worker.abandon()
             return failed
-        go.set()
-        worker.start()
+        worker.start()  # the database is migrated: the worker may go
         try:
             return _serve_http(settings, app, worker, worker_gone, engine)
         finally:

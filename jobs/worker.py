@@ -36,10 +36,11 @@ STOP = None  # the message that ends the worker's loop
 WAKE = "wake"  # the pipe's one message: a task was recorded in the inbox
 
 
-def worker_main(settings, go, tasks: Connection, ready) -> None:
+def worker_main(settings, tasks: Connection, ready, go) -> None:
     """The worker process's entry. The web process names it without importing what the
     worker needs (boto3, APScheduler...): jobs/process.py is imported here, in the worker,
-    while the web process migrates the database; nothing is touched until `go` is set."""
+    while the web process migrates the database; nothing is touched until `go` is set
+    (WorkerProcess.start)."""
     die_with_parent()
     from accessbot.jobs.process import run_worker
 
@@ -62,11 +63,14 @@ class WorkerProcess:
     """
 
     def __init__(self, target: Callable[..., None], *args, on_exit: Callable[[int], None]):
+        """`target(*args, tasks, ready, go)` runs in the worker: it reads tasks from the
+        pipe, sets `ready` once it serves them, and touches nothing before `go` is set."""
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, no fork surprises
         reader, self._writer = context.Pipe(duplex=False)
         self._ready = context.Event()
-        self._process = context.Process(target=target, args=(*args, reader, self._ready),
-                                        name="worker")
+        self._go = context.Event()
+        self._process = context.Process(target=target, name="worker",
+                                        args=(*args, reader, self._ready, self._go))
         self._reader = reader
         self._lock = threading.Lock()  # many server threads hand over through one pipe
         self._exited = threading.Event()
@@ -74,17 +78,19 @@ class WorkerProcess:
         self._on_exit = on_exit
 
     def launch(self) -> None:
-        """Start the worker's process: its interpreter and imports take a second of CPU,
-        which the caller can spend on something else (serve: the migration)."""
+        """Start the worker's process, which waits for `start`: its interpreter and imports
+        take a second of CPU, which the caller can spend on something else (serve: the
+        migration)."""
         self._process.start()
         self._reader.close()  # only the worker holds the reading end: it sees EOF if we die
         threading.Thread(target=self._watch, name="worker-watch", daemon=True).start()
 
     def start(self, timeout: float = 120.0) -> None:
-        """Start the worker (unless launched) and wait until it is ready (its scheduler
-        running)."""
+        """Let the worker go (launching it first if need be) and wait until it is ready
+        (its scheduler running)."""
         if self._process.pid is None:
             self.launch()
+        self._go.set()
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
             if self._exited.is_set() or time.monotonic() > deadline:

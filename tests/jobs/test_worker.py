@@ -9,18 +9,19 @@ from accessbot.jobs.worker import WorkerFailed, WorkerProcess, serve_tasks
 
 # Targets run in a spawned interpreter, so they live at module level.
 
-def record_tasks(path, tasks, ready):
-    ready.set()
-    with open(path, "a") as out:
+def record_tasks(path, tasks, ready, go):
+    go.wait()
+    with open(path, "a") as out:  # the file exists once the worker is ready
+        ready.set()
         serve_tasks(tasks, lambda task, args: out.write(f"{task} {args!r}\n"))
         out.write("stopped\n")
 
 
-def fail_at_start(tasks, ready):
+def fail_at_start(tasks, ready, go):
     raise SystemExit(3)
 
 
-def die_after_start(tasks, ready):
+def die_after_start(tasks, ready, go):
     ready.set()
     raise SystemExit(4)
 
@@ -40,6 +41,21 @@ def test_tasks_arrive_in_order_and_stop_ends_the_worker(tmp_path):
     assert not worker.running()
     assert out.read_text().splitlines() == ["approve ('17', 'U0BOB')", "deny ('18', None)",
                                             "stopped"]
+
+
+def test_a_launched_worker_waits_until_it_is_started(tmp_path):
+    """serve launches the worker before its migration; the worker touches nothing before
+    start() says the database is ready."""
+    out = tmp_path / "tasks.txt"
+    worker = WorkerProcess(record_tasks, str(out), on_exit=no_exit)
+    worker.launch()
+    try:
+        time.sleep(1.5)  # long enough for a spawned interpreter to have run record_tasks
+        assert not worker.running() and not out.exists()
+        worker.start(timeout=30)
+        assert worker.running() and out.exists()
+    finally:
+        worker.stop(timeout=8)
 
 
 def test_a_worker_that_cannot_start_is_reported_at_once():
