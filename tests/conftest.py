@@ -166,13 +166,26 @@ def moto_server():
     server.stop()
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """The least-privilege check (tests/least_privilege.py), after a full run."""
-    from tests.least_privilege import differences, full_run
+_CALLED_IN_WORKERS: set[str] = set()  # pytest-xdist: each worker's AWS calls, once it ends
 
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _CALLED_IN_WORKERS.update(getattr(node, "workeroutput", {}).get("aws_calls", ()))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The least-privilege check (tests/least_privilege.py), after a full run; an xdist
+    worker hands its calls to the controller, which checks them all."""
+    from tests.least_privilege import called_actions, differences, full_run
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["aws_calls"] = sorted(called_actions())
+        return
     if not full_run(session):
         return
-    problems = differences()
+    problems = differences(called_actions() | _CALLED_IN_WORKERS)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if problems:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
