@@ -125,6 +125,7 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float,
     "Serializable isolation / Savepoints / Transactional DDL" recipe for pysqlite.
     busy_timeout=0 leaves the waiting to the caller (handlers/handoff.py).
     """
+    on_file = engine.url.database not in (None, "", ":memory:")
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -132,7 +133,7 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float,
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        if engine.url.database not in (None, "", ":memory:"):
+        if on_file:
             _wal(cursor, busy_timeout)
         cursor.close()
 
@@ -140,11 +141,9 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float,
     # the lock is free: the threads of one process queue here instead, in turn, and meet
     # SQLite's wait only for another process's transaction.
     turn = threading.Lock()
-    first_writer = None
-    if engine.url.database not in (None, "", ":memory:"):
-        first_writer = FirstWriter(engine.url.database)
-        if writes_first:
-            _first_writers[engine] = first_writer
+    first_writer = FirstWriter(engine.url.database) if on_file else None
+    if first_writer is not None and writes_first:
+        _first_writers[engine] = first_writer
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
