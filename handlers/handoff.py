@@ -7,7 +7,8 @@ says so instead of acknowledging work that nobody would do.
 
 One writer thread commits the rows of every listener waiting at that moment in one
 transaction (group commit): a burst of twenty acknowledgements is one or two commits,
-not twenty threads contending for the interpreter lock and, on SQLite, the write lock.
+not twenty threads contending for the interpreter lock and, on SQLite, the write lock;
+and one nudge, not twenty.
 """
 
 import logging
@@ -72,7 +73,6 @@ class DurableHandoff:
         if waiting.error is not None:
             log.error("could not record %s: %s", task, waiting.error)
             raise HandoffFailed(waiting.error)
-        self.nudge(waiting.task_id)  # best effort (bot.py): the row is safe, and polled for
         return waiting.task_id
 
     def _write_forever(self) -> None:
@@ -84,8 +84,13 @@ class DurableHandoff:
                 batch = [w for w in batch if not w.done.is_set()]
                 for waiting in batch:
                     waiting.started = True
-            if batch:
+            if not batch:
+                continue
+            try:
                 self._write(batch)
+            except Exception as exc:  # (the lock file, a bug): this thread writes every
+                log.exception("the inbox writer failed")  # later row, and nobody may hang
+                self._fail([w for w in batch if not w.done.is_set()], repr(exc))
 
     def _write(self, batch: list[_Waiting]) -> None:
         give_up = max(w.deadline for w in batch)
@@ -108,6 +113,10 @@ class DurableHandoff:
         for waiting, task_id in zip(batch, ids, strict=True):
             waiting.task_id = task_id
             waiting.done.set()
+        try:  # best effort: the rows are safe, and polled for
+            self.nudge(ids[-1])
+        except Exception:  # this thread writes every later row: it must not end here
+            log.exception("could not nudge the worker about task #%s", ids[-1])
 
     @staticmethod
     def _fail(batch: list[_Waiting], error: str) -> None:

@@ -98,18 +98,20 @@ def measure_acks(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
         metrics.ACK_SECONDS.labels(listener).observe(time.perf_counter() - started)
 
 
+_KNOWN_LABELS = frozenset(member.value for ids in (ActionId, ViewId) for member in ids)
+
+
 def _listener_of(body: dict) -> str:
     """A label from a known set: what the request is for, never free text."""
     if body.get("command") == "/request-access":
         return "command"
-    known = {*ActionId, *ViewId}
     if body.get("type") == "view_submission":
         callback = (body.get("view") or {}).get("callback_id")
-        return callback if callback in known else "view"
+        return callback if callback in _KNOWN_LABELS else "view"
     actions = body.get("actions")
     if isinstance(actions, list) and actions and isinstance(actions[0], dict):
         action = actions[0].get("action_id")
-        return action if action in known else "action"
+        return action if action in _KNOWN_LABELS else "action"
     return "other"
 
 

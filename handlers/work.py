@@ -128,16 +128,18 @@ class Work:
         together, unless a batch of them is being decided (a burst of clicks is decided in
         a few transactions, so decisions never queue behind each other), and single tasks
         for the other threads."""
+        looked = self.decisions.may_decide()
         with transaction(self.deps.sessions) as session:
             now = self.deps.clock()
             clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH,
-                                 Task.APPROVE) if self.decisions.may_decide() else []
+                                 Task.APPROVE) if looked else []
             rest = slots - 1 if clicks else slots
             # not a click that came in since the line above: it waits for the next batch
             # rather than taking a thread (and a transaction) of its own
             single = inbox.claim(session, self.deps.owner, now, rest,
                                  other_than=Task.APPROVE) if rest else []
-        self.decisions.claimed(bool(clicks))
+        if looked:  # (one that did not look for clicks cannot say that none wait)
+            self.decisions.claimed(bool(clicks))
         return ([clicks] if clicks else []) + [[task] for task in single]
 
     def run_all(self, claimed: list[Claimed]) -> None:

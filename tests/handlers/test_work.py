@@ -252,6 +252,45 @@ def test_one_batch_of_clicks_at_a_time_and_the_aws_pool_and_sender_wait_for_it(
     assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 3
 
 
+def test_a_claim_that_did_not_look_for_clicks_keeps_the_aws_pool_waiting(
+        work, sessions, catalog, clock, monkeypatch):
+    """A claim made while a batch runs takes no clicks. When the batch ended before that
+    claim did, the claim read "no clicks, no batch" and let the AWS pool and the sender go:
+    in `make bench` (phase 4) the grants of the first batch then held up the decisions of
+    the rest for 40-120 ms."""
+    import threading
+
+    from accessbot.services import inbox as inbox_ops
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(2)]
+    record(sessions, clock, Task.APPROVE, str(ids[0]), APPROVER, ReplyTo(APPROVER))
+    [first] = work.claim(4)
+    record(sessions, clock, Task.APPROVE, str(ids[1]), APPROVER, ReplyTo(APPROVER))
+    held = threading.Thread(target=work.decisions.hold)  # an AWS task, a sender's claim
+    held.start()
+    claim = inbox_ops.claim
+
+    def batch_ends_meanwhile(session, owner, now, limit, task=None, **kwargs):
+        work.run_all(first)  # on another thread, as this claim runs
+        monkeypatch.setattr(inbox_ops, "claim", claim)
+        return claim(session, owner, now, limit, task, **kwargs)
+
+    monkeypatch.setattr(inbox_ops, "claim", batch_ends_meanwhile)
+    assert work.claim(4) == []  # it did not look for clicks: one waits all the same
+
+    assert load_request(sessions, ids[0]).status == RequestStatus.APPROVED
+    held.join(0.2)
+    assert held.is_alive()
+    [second] = work.claim(4)
+    assert [t.task for t in second] == ["approve"]
+    work.run_all(second)
+    assert work.claim(4) == []
+    held.join(5)
+    assert not held.is_alive()
+    assert load_request(sessions, ids[1]).status == RequestStatus.APPROVED
+
+
 def test_the_aws_pool_and_the_sender_wait_for_decisions_only_so_long():
     import time
 

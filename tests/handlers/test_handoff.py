@@ -1,0 +1,110 @@
+"""The web process's inbox writer (handlers/handoff.py) on a real SQLite file: every
+listener waiting at a moment is one transaction and one nudge of the worker."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+
+from accessbot.handlers.handoff import DurableHandoff, HandoffFailed
+from accessbot.handlers.tasks import ReplyTo, Task, decode_args
+from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
+from accessbot.models.migrate import upgrade
+from accessbot.services.clock import utcnow
+from tests.factories import APPROVER
+
+WAITING = 20
+
+
+@pytest.fixture
+def web_engine(tmp_path):
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    upgrade(url)
+    engine = make_engine(url, busy_timeout=0, writes_first=True)
+    yield engine
+    engine.dispose()
+
+
+class FirstCommitHeld:
+    """The writer's clock, read just before each transaction: the first one waits until
+    every other listener is queued behind it, as in a burst."""
+
+    def __init__(self, handoff_of):
+        self.handoff_of = handoff_of
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls == 1:
+            deadline = time.monotonic() + 5
+            while self.handoff_of()._queue.qsize() < WAITING - 1:
+                assert time.monotonic() < deadline, "the other listeners never queued"
+                time.sleep(0.001)
+        return utcnow()
+
+
+def test_listeners_waiting_together_are_one_transaction_and_one_nudge(web_engine, catalog):
+    nudges: list[int] = []
+    clock = FirstCommitHeld(lambda: handoff)
+    handoff = DurableHandoff(web_engine, nudges.append, clock)
+
+    with ThreadPoolExecutor(WAITING) as pool:
+        ids = list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER,
+                                              ReplyTo(APPROVER)), range(WAITING)))
+
+    with make_session_factory(web_engine)() as session:
+        rows = session.scalars(select(InboxTask).order_by(InboxTask.id)).all()
+    assert sorted(ids) == [row.id for row in rows] and len(set(ids)) == WAITING
+    assert {row.status for row in rows} == {InboxStatus.PENDING}
+    assert sorted(decode_args(row.args, catalog)[0] for row in rows) == \
+        sorted(str(n) for n in range(WAITING))
+    assert clock.calls == 2  # the first listener alone, then the other nineteen together
+    assert nudges == [min(ids), max(ids)]  # one nudge per transaction, its last row
+
+
+def test_a_nudge_that_fails_costs_no_acknowledgement(web_engine):
+    def broken(_task_id: int) -> None:
+        raise RuntimeError("the pipe broke")
+
+    handoff = DurableHandoff(web_engine, broken)
+
+    first = handoff(Task.APPROVE, "1", APPROVER, ReplyTo(APPROVER))
+    second = handoff(Task.APPROVE, "2", APPROVER, ReplyTo(APPROVER))  # the writer lives on
+
+    assert second == first + 1
+
+
+def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
+    """A directory gone: the lock file beside the database cannot be opened. The writer
+    thread died of it, and the listener waited for ever."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'inbox.db'}", busy_timeout=0,
+                         writes_first=True)
+    nudges: list[int] = []
+    handoff = DurableHandoff(engine, nudges.append)
+    outcome: list[BaseException] = []
+
+    def listener() -> None:  # in a thread of its own: a listener left waiting fails here
+        try:
+            handoff(Task.APPROVE, "1", APPROVER, ReplyTo(APPROVER))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=listener, daemon=True)
+    waiting.start()
+    waiting.join(10)
+    engine.dispose()
+    assert not waiting.is_alive(), "the listener was never answered"
+    [failed] = outcome
+    assert isinstance(failed, HandoffFailed) and "No such file or directory" in str(failed)
+    assert nudges == []
+
+
+def test_the_writer_is_one_thread_whatever_the_listeners(web_engine):
+    handoff = DurableHandoff(web_engine, lambda _id: None)
+    writers = [t for t in threading.enumerate() if t.name == "inbox-writer"]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER, ReplyTo(APPROVER)),
+                      range(40)))
+    assert [t for t in threading.enumerate() if t.name == "inbox-writer"] == writers
