@@ -358,7 +358,8 @@ class OutboxMessage(Leased, Base):
     __table_args__ = (
         Index("ix_outbox_pending", "status", "next_attempt_at",
               sqlite_where=PENDING_OUTBOX, postgresql_where=PENDING_OUTBOX),
-        Index("ix_outbox_queue", "queue", "id"),
+        Index("ix_outbox_queue_status", "queue", "status", "id"),  # "no earlier pending
+        # row in this queue" (services/outbox.claim) is one probe, however much it has sent
         Index("ix_outbox_target", "target"),
         Index("ix_outbox_done_at", "status", "done_at"),
     )
