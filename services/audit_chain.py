@@ -27,7 +27,8 @@ from accessbot.services.errors import Conflict
 
 GENESIS = "0" * 64  # the first row's prev_hash
 HEAD_ID = 1
-BATCH = 1000  # rows sealed in one transaction
+BATCH = 200  # rows sealed in one transaction (8 ms; 1,000 took 34-67 ms): on SQLite an
+             # acknowledgement waits for the write lock meanwhile
 CONTENT = ("id", "at", "actor", "action", "request_id", "grant_id", "finding_id", "detail")
 
 

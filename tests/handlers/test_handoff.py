@@ -12,7 +12,6 @@ from accessbot.handlers.handoff import DurableHandoff, HandoffFailed
 from accessbot.handlers.tasks import ReplyTo, Task, decode_args
 from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
 from accessbot.models.migrate import upgrade
-from accessbot.services.clock import utcnow
 from tests.factories import APPROVER
 
 WAITING = 20
@@ -27,28 +26,27 @@ def web_engine(tmp_path):
     engine.dispose()
 
 
-class FirstCommitHeld:
-    """The writer's clock, read just before each transaction: the first one waits until
-    every other listener is queued behind it, as in a burst."""
+class FirstBatchHeld(DurableHandoff):
+    """The writer's first transaction waits until every other listener is queued behind
+    it, as in a burst; the rows of each transaction are recorded."""
 
-    def __init__(self, handoff_of):
-        self.handoff_of = handoff_of
-        self.calls = 0
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batches: list[int] = []
 
-    def __call__(self):
-        self.calls += 1
-        if self.calls == 1:
+    def _write(self, batch) -> None:
+        if not self.batches:
             deadline = time.monotonic() + 5
-            while self.handoff_of()._queue.qsize() < WAITING - 1:
+            while len(batch) + self._queue.qsize() < WAITING:
                 assert time.monotonic() < deadline, "the other listeners never queued"
                 time.sleep(0.001)
-        return utcnow()
+        self.batches.append(len(batch))
+        super()._write(batch)
 
 
 def test_listeners_waiting_together_are_one_transaction_and_one_nudge(web_engine, catalog):
     nudges: list[int] = []
-    clock = FirstCommitHeld(lambda: handoff)
-    handoff = DurableHandoff(web_engine, nudges.append, clock)
+    handoff = FirstBatchHeld(web_engine, nudges.append)
 
     with ThreadPoolExecutor(WAITING) as pool:
         ids = list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER,
@@ -60,8 +58,11 @@ def test_listeners_waiting_together_are_one_transaction_and_one_nudge(web_engine
     assert {row.status for row in rows} == {InboxStatus.PENDING}
     assert sorted(decode_args(row.args, catalog)[0] for row in rows) == \
         sorted(str(n) for n in range(WAITING))
-    assert clock.calls == 2  # the first listener alone, then the other nineteen together
-    assert nudges == [min(ids), max(ids)]  # one nudge per transaction, its last row
+    # the first listeners, then every one that queued meanwhile: a transaction each...
+    assert len(handoff.batches) <= 2 and sum(handoff.batches) == WAITING
+    # ...and a nudge each, with its last row
+    ends = [sum(handoff.batches[:n + 1]) for n in range(len(handoff.batches))]
+    assert nudges == [sorted(ids)[end - 1] for end in ends]
 
 
 def test_a_nudge_that_fails_costs_no_acknowledgement(web_engine):
