@@ -98,7 +98,7 @@ def measure_acks(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
         metrics.ACK_SECONDS.labels(listener).observe(time.perf_counter() - started)
 
 
-_KNOWN_LABELS = frozenset(member.value for ids in (ActionId, ViewId) for member in ids)
+_KNOWN_LABELS = frozenset(member.value for kind in (ActionId, ViewId) for member in kind)
 
 
 def _listener_of(body: dict) -> str:

@@ -101,11 +101,3 @@ def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
     assert isinstance(failed, HandoffFailed) and "No such file or directory" in str(failed)
     assert nudges == []
 
-
-def test_the_writer_is_one_thread_whatever_the_listeners(web_engine):
-    handoff = DurableHandoff(web_engine, lambda _id: None)
-    writers = [t for t in threading.enumerate() if t.name == "inbox-writer"]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER, ReplyTo(APPROVER)),
-                      range(40)))
-    assert [t for t in threading.enumerate() if t.name == "inbox-writer"] == writers
