@@ -88,8 +88,9 @@ class DurableHandoff:
                 continue
             try:
                 self._write(batch)
-            except Exception as exc:  # (the lock file, a bug): this thread writes every
-                log.exception("the inbox writer failed")  # later row, and nobody may hang
+            except Exception as exc:  # the lock file, the nudge, a bug: this thread writes
+                # every later row, and no listener may be left waiting
+                log.exception("the inbox writer failed")
                 self._fail([w for w in batch if not w.done.is_set()], repr(exc))
 
     def _write(self, batch: list[_Waiting]) -> None:
@@ -113,10 +114,7 @@ class DurableHandoff:
         for waiting, task_id in zip(batch, ids, strict=True):
             waiting.task_id = task_id
             waiting.done.set()
-        try:  # best effort: the rows are safe, and polled for
-            self.nudge(ids[-1])
-        except Exception:  # this thread writes every later row: it must not end here
-            log.exception("could not nudge the worker about task #%s", ids[-1])
+        self.nudge(ids[-1])  # best effort (web.py): the rows are safe, and polled for
 
     @staticmethod
     def _fail(batch: list[_Waiting], error: str) -> None:

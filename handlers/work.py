@@ -515,6 +515,3 @@ class Work:
                 self._finish_task(session)
         except _AlreadyDone:
             pass
-
-
-# -- the inbox's JSON -------------------------------------------------------------------
