@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from slack_bolt import Ack, App, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk.webhook import WebhookClient
 
 from accessbot.handlers import blocks, break_glass_blocks
@@ -22,12 +22,10 @@ from accessbot.handlers.handoff import NOT_RECORDED, HandoffFailed
 from accessbot.handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
 from accessbot.handlers.payloads import (
     ClickInput,
+    CommandInput,
     FormInput,
+    HomeOpened,
     MalformedPayload,
-    click_input,
-    command_input,
-    form_input,
-    home_input,
     input_of,
 )
 from accessbot.handlers.tasks import ReplyTo, Task
@@ -57,8 +55,7 @@ Handoff = Callable[..., None]
 
 def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     listeners = Listeners(catalog, handoff)
-    app.middleware(measure_acks)
-    app.middleware(reject_malformed)  # before any listener: each reads a checked payload
+    app.middleware(check_and_time)
     app.command("/request-access")(listeners.request_access)
     app.view(ViewId.REQUEST_FORM.value)(listeners.submit_request_form)
     app.action(ActionId.APPROVE.value)(listeners.approve)
@@ -87,10 +84,20 @@ def register(app: App, catalog: Catalog, handoff: Handoff) -> None:
     app.error(listeners.on_error)
 
 
-def measure_acks(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
-    """Count and time every acknowledgement, by listener (GET /metrics)."""
+def check_and_time(body: dict, context: BoltContext,
+                   next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Before any listener: the payload that listener reads, checked and parsed once into
+    `context["checked"]` (the listener's `checked` argument), or 400; and every
+    acknowledgement counted and timed, by listener (GET /metrics). One middleware: each
+    costs a round of Bolt's argument injection on every request."""
     started = time.perf_counter()
     try:
+        parse = input_of(body)
+        try:
+            context["checked"] = parse(body) if parse is not None else None
+        except MalformedPayload as exc:
+            log.warning("malformed Slack payload (%s): %s", body.get("type", "command"), exc)
+            return BoltResponse(status=400, body=f"malformed payload: {exc}")
         return next()
     finally:
         listener = _listener_of(body)
@@ -122,8 +129,8 @@ class Listeners:
 
     # -- /request-access ------------------------------------------------------------
 
-    def request_access(self, ack: Ack, body: dict) -> None:
-        command = command_input(body)
+    def request_access(self, ack: Ack, checked: CommandInput) -> None:
+        command = checked
         user_id = command.user_id
         try:
             parsed = parse_command(command.text, user_id, self.catalog)
@@ -149,8 +156,8 @@ class Listeners:
                          ReplyTo(user_id, command.response_url))
             ack(text=blocks.received_text(parsed), response_type="ephemeral")
 
-    def submit_request_form(self, ack: Ack, body: dict) -> None:
-        form = form_input(body)
+    def submit_request_form(self, ack: Ack, checked: FormInput) -> None:
+        form = checked
         if form.field(BlockId.BREAK_GLASS, ActionId.BREAK_GLASS_CHECK):
             self._confirm_break_glass(ack, form)
             return
@@ -188,23 +195,23 @@ class Listeners:
         ack(response_action="update",
             view=break_glass_blocks.confirm_form(glass, _packed(glass)))
 
-    def submit_break_glass_form(self, ack: Ack, body: dict) -> None:
-        form = form_input(body)
+    def submit_break_glass_form(self, ack: Ack, checked: FormInput) -> None:
+        form = checked
         self.handoff(Task.SUBMIT_BREAK_GLASS, form.user_id, form.private_metadata,
                      ReplyTo(form.user_id))
         ack()
 
-    def break_glass_now(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
+    def break_glass_now(self, ack: Ack, checked: ClickInput) -> None:
+        click = checked
         self.handoff(Task.SUBMIT_BREAK_GLASS, click.user_id, click.value, _reply_to(click))
         ack()
 
-    def break_glass_reviewed(self, ack: Ack, body: dict) -> None:
-        self._open_form(Task.OPEN_BREAK_GLASS_REVIEW, body)
+    def break_glass_reviewed(self, ack: Ack, checked: ClickInput) -> None:
+        self._open_form(Task.OPEN_BREAK_GLASS_REVIEW, checked)
         ack()
 
-    def submit_break_glass_review(self, ack: Ack, body: dict) -> None:
-        form = form_input(body)
+    def submit_break_glass_review(self, ack: Ack, checked: FormInput) -> None:
+        form = checked
         try:
             parse_id(form.private_metadata)  # the review id the form was opened for
         except AccessBotError as exc:
@@ -221,19 +228,19 @@ class Listeners:
 
     # -- decisions ---------------------------------------------------------------------
 
-    def approve(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
+    def approve(self, ack: Ack, checked: ClickInput) -> None:
+        click = checked
         self.handoff(Task.APPROVE, click.value, click.user_id, _reply_to(click))
         ack()
 
-    def approve_less(self, ack: Ack, body: dict) -> None:
-        self._open_form(Task.ASK_APPROVE_DURATION, body)
+    def approve_less(self, ack: Ack, checked: ClickInput) -> None:
+        self._open_form(Task.ASK_APPROVE_DURATION, checked)
         ack()
 
-    def submit_approve_less_form(self, ack: Ack, body: dict) -> None:
+    def submit_approve_less_form(self, ack: Ack, checked: FormInput) -> None:
         """The duration checked here, in the modal (at most the one asked, which the form
         carries), and again by the service."""
-        form = form_input(body)
+        form = checked
         try:
             request_id, asked = blocks.approve_less_metadata(form.private_metadata)
             duration = less_duration(form.field(BlockId.DURATION, ActionId.DURATION_INPUT),
@@ -245,24 +252,22 @@ class Listeners:
                      duration.total_seconds(), ReplyTo(form.user_id))
         ack()
 
-    def deny(self, ack: Ack, body: dict) -> None:
-        self._open_form(Task.ASK_DENY_REASON, body)
+    def deny(self, ack: Ack, checked: ClickInput) -> None:
+        self._open_form(Task.ASK_DENY_REASON, checked)
         ack()
 
-    def submit_deny_form(self, ack: Ack, body: dict) -> None:
-        self._submit_reason(ack, body, Task.DENY, BlockId.DENY_REASON,
+    def submit_deny_form(self, ack: Ack, checked: FormInput) -> None:
+        self._submit_reason(ack, checked, Task.DENY, BlockId.DENY_REASON,
                             ActionId.DENY_REASON_INPUT)
 
-    def _open_form(self, task: Task, body: dict) -> None:
+    def _open_form(self, task: Task, click: ClickInput) -> None:
         """A click that opens a modal: the worker opens it with the click's trigger."""
-        click = click_input(body)
         self.handoff(task, click.value, click.user_id, click.trigger_id, _reply_to(click))
 
-    def _submit_reason(self, ack: Ack, body: dict, task: Task, block: str,
+    def _submit_reason(self, ack: Ack, form: FormInput, task: Task, block: str,
                        action: str) -> None:
         """A reason form for the id in its private_metadata (the request or the grant it
         was opened for)."""
-        form = form_input(body)
         try:
             parse_id(form.private_metadata)
         except AccessBotError as exc:
@@ -274,17 +279,17 @@ class Listeners:
 
     # -- a grant's own buttons -----------------------------------------------------------
 
-    def end_grant(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
+    def end_grant(self, ack: Ack, checked: ClickInput) -> None:
+        click = checked
         self.handoff(Task.END_GRANT, click.value, click.user_id, _reply_to(click))
         ack()
 
-    def extend_grant(self, ack: Ack, body: dict) -> None:
-        self._open_form(Task.OPEN_EXTEND_FORM, body)
+    def extend_grant(self, ack: Ack, checked: ClickInput) -> None:
+        self._open_form(Task.OPEN_EXTEND_FORM, checked)
         ack()
 
-    def submit_extend_form(self, ack: Ack, body: dict) -> None:
-        form = form_input(body)
+    def submit_extend_form(self, ack: Ack, checked: FormInput) -> None:
+        form = checked
         try:
             draft = make_extension_draft(
                 form.private_metadata,
@@ -301,45 +306,45 @@ class Listeners:
 
     # -- a request's and a grant's life: Cancel, Revoke ------------------------------------
 
-    def cancel_request(self, ack: Ack, body: dict) -> None:
-        click = click_input(body)
+    def cancel_request(self, ack: Ack, checked: ClickInput) -> None:
+        click = checked
         self.handoff(Task.CANCEL_REQUEST, click.value, click.user_id, _reply_to(click))
         ack()
 
-    def revoke_grant(self, ack: Ack, body: dict) -> None:
-        self._open_form(Task.ASK_REVOKE_REASON, body)
+    def revoke_grant(self, ack: Ack, checked: ClickInput) -> None:
+        self._open_form(Task.ASK_REVOKE_REASON, checked)
         ack()
 
-    def submit_revoke_form(self, ack: Ack, body: dict) -> None:
-        self._submit_reason(ack, body, Task.REVOKE_GRANT, BlockId.REVOKE_REASON,
+    def submit_revoke_form(self, ack: Ack, checked: FormInput) -> None:
+        self._submit_reason(ack, checked, Task.REVOKE_GRANT, BlockId.REVOKE_REASON,
                             ActionId.REVOKE_REASON_INPUT)
 
     # -- stale credentials ------------------------------------------------------------
 
-    def deactivate_key(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.DEACTIVATE_KEY, click_input(body))
+    def deactivate_key(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.DEACTIVATE_KEY, checked)
         ack()
 
-    def will_fix(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.WILL_FIX, click_input(body))
+    def will_fix(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.WILL_FIX, checked)
         ack()
 
-    def snooze(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.SNOOZE, click_input(body))
+    def snooze(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.SNOOZE, checked)
         ack()
 
     # -- the access review --------------------------------------------------------------
 
-    def review_keep(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.REVIEW_KEEP, click_input(body))
+    def review_keep(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.REVIEW_KEEP, checked)
         ack()
 
-    def review_remove(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.REVIEW_REMOVE, click_input(body))
+    def review_remove(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.REVIEW_REMOVE, checked)
         ack()
 
-    def cap_session(self, ack: Ack, body: dict) -> None:
-        self._finding(Task.CAP_SESSION, click_input(body))
+    def cap_session(self, ack: Ack, checked: ClickInput) -> None:
+        self._finding(Task.CAP_SESSION, checked)
         ack()
 
     def _finding(self, task: Task, click: ClickInput) -> None:
@@ -347,15 +352,15 @@ class Listeners:
 
     # -- App Home ---------------------------------------------------------------------------
 
-    def home_opened(self, ack: Ack, body: dict) -> None:
-        opened = home_input(body)
+    def home_opened(self, ack: Ack, checked: HomeOpened) -> None:
+        opened = checked
         if opened.tab == "home":  # the Messages tab has nothing of ours to publish
             self.handoff(Task.HOME_OPENED, opened.user_id)
         ack()
 
-    def open_request_form(self, ack: Ack, body: dict) -> None:
+    def open_request_form(self, ack: Ack, checked: ClickInput) -> None:
         """Home's Request access button: the form the bare slash command opens."""
-        click = click_input(body)
+        click = checked
         self.handoff(Task.OPEN_VIEW, click.trigger_id,
                      blocks.request_form(self.catalog, click.user_id), _reply_to(click))
         ack()
@@ -402,15 +407,3 @@ def _packed(glass: BreakGlass) -> str:
 
 def _reply_to(click: ClickInput) -> ReplyTo:
     return ReplyTo(click.user_id, click.response_url)
-
-
-def reject_malformed(body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:
-    """Answer 400 to a payload that the listener meant for it could not read."""
-    parse = input_of(body)
-    try:
-        if parse is not None:
-            parse(body)
-    except MalformedPayload as exc:
-        log.warning("malformed Slack payload (%s): %s", body.get("type", "command"), exc)
-        return BoltResponse(status=400, body=f"malformed payload: {exc}")
-    return next()

@@ -33,6 +33,9 @@ from accessbot.settings import Settings
 log = logging.getLogger("accessbot")
 
 SERVER_THREADS = 32
+# Open connections waitress serves at once; beyond it, it stops accepting until one closes.
+# Its default, 100, is below a burst of clicks from a busy approval channel.
+SERVER_CONNECTIONS = 1000
 
 
 def _not_the_env_token_warning(record: logging.LogRecord) -> bool:
@@ -161,7 +164,8 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
     web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), ready,
                  lambda: health.metrics_text(engine))
     server = waitress.create_server(web, host="0.0.0.0", port=settings.port,
-                                    threads=SERVER_THREADS, ident="accessbot")
+                                    threads=SERVER_THREADS, ident="accessbot",
+                                    connection_limit=SERVER_CONNECTIONS)
     # What start-up allocated lives as long as the process: out of the collector's sight,
     # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).
     gc.freeze()

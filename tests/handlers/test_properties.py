@@ -6,13 +6,13 @@ clear answer, and nothing is handed to the worker for it."""
 import io
 import json
 import logging
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote_plus, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accessbot.handlers.boundary import SlackEndpoint
+from accessbot.handlers.boundary import SlackEndpoint, _unquote_plus
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
 from accessbot.handlers.payloads import is_packed_break_glass
 from accessbot.handlers.tasks import Task
@@ -234,3 +234,35 @@ def test_any_signed_form_gets_a_4xx_or_an_answer(endpoint, handoffs, quiet, fiel
     status, _ = post(endpoint, urlencode(fields).encode())
     assert status < 500
     quiet()
+
+
+# the form decoder's fast path (binascii) against urllib's, which it stands in for: the
+# characters that matter to either (escapes, "=", "+", line breaks, non-ASCII) come often
+ESCAPED = st.text(alphabet=st.sampled_from("%+=\n\r\t _aF09gz\u00e9\u20ac") | st.characters(),
+                  max_size=40)
+
+
+def _urllib(value: str) -> str | type[UnicodeDecodeError]:
+    try:
+        return unquote_plus(value, errors="strict")
+    except UnicodeDecodeError:
+        return UnicodeDecodeError
+
+
+@BOUNDED
+@given(value=ESCAPED)
+def test_the_fast_form_decoder_agrees_with_urllib_on_any_text(value):
+    try:
+        ours = _unquote_plus(value)
+    except UnicodeDecodeError:
+        ours = UnicodeDecodeError
+    assert ours == _urllib(value)
+
+
+@BOUNDED
+@given(text=st.text(max_size=200), safe=st.sampled_from(["", "/", "/:,{}\"", "*~'()!"]))
+def test_the_fast_form_decoder_reads_any_encoded_text_back(text, safe):
+    # Slack's encoder is not ours: whichever characters it leaves unescaped, and "+" or
+    # "%20" for a space
+    for encoded in (quote(text, safe=safe), quote(text, safe=safe).replace("%20", "+")):
+        assert _unquote_plus(encoded) == text
