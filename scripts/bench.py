@@ -36,10 +36,20 @@ from sqlalchemy import create_engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.fakes
 # ruff: noqa: E402 - the imports below need that path
 
+from accessbot.handlers.blocks import request_message
 from accessbot.handlers.ids import ActionId
-from accessbot.models import AccessRequest, AuditEvent, Grant, GrantStatus, JobRun, RequestStatus
+from accessbot.models import (
+    AccessRequest,
+    ApprovalMessage,
+    AuditEvent,
+    Grant,
+    GrantStatus,
+    JobRun,
+    RequestStatus,
+)
 from accessbot.models.migrate import upgrade
 from accessbot.models.session import make_engine, make_session_factory
+from accessbot.services.catalog import parse_catalog
 from accessbot.services.clock import utcnow
 from scripts.tables import table
 from tests.fakes import harness
@@ -352,9 +362,14 @@ def measure_revocation(args, stack: Stack) -> dict:
     return result
 
 
-def seed_pending_requests(url: str, resources: list[str], users: int, n: int) -> list[int]:
-    """Phase 4 set-up: n announced, undecided requests, waiting for the approver."""
+def seed_pending_requests(url: str, config: dict, users: int, n: int,
+                          slack: FakeSlack) -> list[tuple[int, str, list[dict]]]:
+    """Phase 4 set-up: n announced, undecided requests, each with its copy in the approval
+    channel (posted in the fake Slack, recorded in the database), waiting for the
+    approver: (request id, the copy's ts, its blocks) each."""
     upgrade(url)
+    catalog, channel = parse_catalog(config), config["approval_channel"]
+    resources = sorted(catalog.resources)
     engine, now = make_engine(url), utcnow()
     with make_session_factory(engine)() as session, session.begin():
         requests = [AccessRequest(
@@ -364,17 +379,24 @@ def seed_pending_requests(url: str, resources: list[str], users: int, n: int) ->
             announced_at=now) for i in range(n)]
         session.add_all(requests)
         session.flush()
-        ids = [r.id for r in requests]
+        seeded = []
+        for request in requests:
+            text, copy = request_message(request, catalog.resources[request.resource])
+            ts = slack.seed_message(channel, text, copy)
+            session.add(ApprovalMessage(request_id=request.id, destination=channel,
+                                        channel=channel, ts=ts))
+            seeded.append((request.id, ts, copy))
     engine.dispose()
-    return ids
+    return seeded
 
 
 def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") -> dict:
     """Phase 4: every Approve click at once, AWS slow; when each decision is recorded,
     and how long after click + duration each grant is revoked."""
     config = requesters_config(args, stack, groups=math.ceil((args.decisions + 1) / args.users))
-    resources = sorted(config["resources"])
-    warm_up, *ids = seed_pending_requests(url, resources, args.users, args.decisions + 1)
+    (warm_up, _, _), *seeded = seed_pending_requests(url, config, args.users,
+                                                     args.decisions + 1, stack.slack)
+    ids = [request_id for request_id, _, _ in seeded]
     bot, _ = stack.start_bot(name, config, stack.proxy.url, url)
     db = create_engine(url)
     sender = SlackSender(bot.url, stack.slack.url)
@@ -390,7 +412,8 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
     try:
         watcher.start()
         watching.wait(30)
-        bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i)) for i in ids]
+        bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i), message_ts=ts,
+                                    message_blocks=copy) for i, ts, copy in seeded]
         clicked, replies = stack.burst([(sender, body) for body in bodies])
         clicked_at = datetime.fromtimestamp(clicked, UTC)
         seen = report.get(timeout=WATCH_SECONDS + 10)

@@ -37,8 +37,9 @@ RESOURCE = "prod-admins"
 SERVE = """
 import os, sys, gc, tempfile
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp())
-import waitress
-from accessbot.handlers.web import SERVER_THREADS
+from accessbot.handlers.logs import configure_logging
+from accessbot.handlers.web import make_server
+configure_logging()
 kind, port = sys.argv[1], int(sys.argv[2])
 if kind == "empty":
     def app(environ, start_response):
@@ -66,7 +67,7 @@ else:
     register(bolt, catalog, DurableHandoff(engine, lambda task_id: None))
     app = WebApp(SlackEndpoint(bolt, secret), lambda: {"ok": True})
 gc.freeze()
-server = waitress.create_server(app, host="127.0.0.1", port=port, threads=SERVER_THREADS)
+server = make_server(app, "127.0.0.1", port)
 print("ready", flush=True)
 server.run()
 """
@@ -80,13 +81,14 @@ def stats(values: list[float]) -> tuple[float, float, float]:
 
 def serve(*args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    log = tempfile.TemporaryFile("w+")  # the server's log: a pipe nobody reads would fill
     process = subprocess.Popen([sys.executable, "-c", SERVE, args[0], str(port), *args[1:]],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     line = process.stdout.readline()
     if line.strip() != "ready":
         process.kill()
-        raise RuntimeError(f"bench-edge: the server did not start: {line}{process.stdout.read()}")
+        log.seek(0)
+        raise RuntimeError(f"bench-edge: the server did not start: {line}{log.read()}")
     return process, f"http://127.0.0.1:{port}"
 
 

@@ -140,7 +140,10 @@ class SlackSender:
 
     def click_body(self, user_id: str, action_id: str, value: str, *, channel: str = "C0APPROVALS",
                    message_ts: str = "1700000000.000100", key: str | None = None,
-                   block_id: str = "decision") -> str:
+                   block_id: str = "decision", message_blocks: list[dict] | None = None
+                   ) -> str:
+        """Slack's block_actions body; `message_blocks`: the clicked message's blocks, which
+        Slack sends along (several KB for an approval copy)."""
         key = key or uuid.uuid4().hex[:10]
         payload = {
             "type": "block_actions", "api_app_id": "A0ACCESSBOT", "token": "legacy",
@@ -150,7 +153,8 @@ class SlackSender:
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                           "is_ephemeral": False},
             "channel": {"id": channel, "name": "approvals"},
-            "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
+            "message": {"type": "message", "ts": message_ts, "text": "",
+                        "blocks": message_blocks or []},
             "trigger_id": f"trigger-{key}",
             "response_url": f"{self.response_url_base}/response/{key}",
             "actions": [{"action_id": action_id, "block_id": block_id, "type": "button",

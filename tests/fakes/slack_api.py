@@ -172,6 +172,12 @@ class FakeSlack(HttpBackgroundServer):
     def dm(self, user_id: str) -> list[dict]:
         return self.messages(dm_channel(user_id))
 
+    def seed_message(self, channel: str, text: str, blocks: list[dict]) -> str:
+        """A message as if the bot had posted it earlier (no call recorded): its ts."""
+        with self._lock:
+            return self._api_chat_postMessage({"channel": channel, "text": text,
+                                               "blocks": blocks})["ts"]
+
     def home(self, user_id: str) -> dict | None:
         """The App Home view last published for the user (views.publish), if any."""
         with self._lock:
