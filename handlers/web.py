@@ -153,6 +153,12 @@ def _forget_old_metrics() -> None:
                 os.remove(os.path.join(directory, name))
 
 
+def make_server(app, host: str, port: int):
+    """The HTTP server (waitress) for a WSGI app, as the bot runs it."""
+    return waitress.create_server(app, host=host, port=port, threads=SERVER_THREADS,
+                                  connection_limit=SERVER_CONNECTIONS, ident="accessbot")
+
+
 def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
                 worker_gone: threading.Event, engine: Engine) -> int:
     socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
@@ -163,9 +169,7 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
 
     web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), ready,
                  lambda: health.metrics_text(engine))
-    server = waitress.create_server(web, host="0.0.0.0", port=settings.port,
-                                    threads=SERVER_THREADS, ident="accessbot",
-                                    connection_limit=SERVER_CONNECTIONS)
+    server = make_server(web, "0.0.0.0", settings.port)
     # What start-up allocated lives as long as the process: out of the collector's sight,
     # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).
     gc.freeze()
