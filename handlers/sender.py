@@ -34,7 +34,8 @@ class Sender:
     def __init__(self, sessions: sessionmaker[Session], delivery: Delivery,
                  clock: Clock = utcnow, workers: int = 8, owner: str | None = None,
                  hold: Callable[[], None] = lambda: None):
-        """hold: called before each claim (the worker's DecisionsFirst.hold)."""
+        """hold: called before each claim (in the worker: decisions and revocations go
+        first, jobs/process.build)."""
         self.sessions = sessions
         self.hold = hold
         self.delivery = delivery

@@ -2,8 +2,10 @@
 has been committed, bounded by AWS_CONCURRENCY so that decisions never queue behind them."""
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +40,41 @@ class Background:
         error = future.exception()
         if error is not None:
             log.error("background task failed", exc_info=error)
+
+
+class RevocationsFirst:
+    """In the worker, access being taken away goes before the messages about it.
+
+    While grants are being revoked (their AWS calls made and recorded), the sender starts
+    nothing new, for HOLD seconds at most each time: when many grants end together, the
+    sender's threads (hundreds of "your access ended" DMs and copy updates) took the
+    interpreter from the revocations, and the last removals ran later (`make bench`,
+    phase 4).
+    """
+
+    HOLD = 0.5  # seconds: a message waits no longer than this for revocations
+
+    def __init__(self, hold: float = HOLD):
+        self._hold = hold
+        self._lock = threading.Lock()
+        self._running = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Around one group of revocations (services/runner.revoke_grants)."""
+        with self._lock:
+            self._running += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if not self._running:
+                    self._idle.set()
+
+    def hold(self) -> None:
+        """The sender's: wait while grants are being revoked."""
+        self._idle.wait(self._hold)

@@ -40,7 +40,7 @@ from accessbot.handlers.profiles import SlackProfiles
 from accessbot.handlers.sender import Sender
 from accessbot.handlers.usergroups import SlackUserGroups, configured_groups
 from accessbot.handlers.work import DecisionsFirst, Work, WorkDeps
-from accessbot.jobs.background import Background
+from accessbot.jobs.background import Background, RevocationsFirst
 from accessbot.jobs.registry import JobContext
 from accessbot.jobs.scheduler import (
     SchedulerTimers,
@@ -121,6 +121,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     profiles = SlackProfiles(client)
     decisions = DecisionsFirst()  # a burst of Approve clicks before the work they owe
     background = Background(settings.aws_concurrency, decisions.hold)  # bounded, off decisions
+    revocations = RevocationsFirst()  # access taken away before the messages about it
     # the accounts whose IAM the catalog changes or hygiene reads, through the role
     # assumed in each
     account_iam = {account_id: make_client("iam", None, 2 * settings.aws_concurrency,
@@ -142,7 +143,8 @@ def build(settings: Settings, catalog: Catalog) -> Components:
     user_groups = SlackUserGroups(client, configured_groups(catalog))
     runner = AccessRunner(sessions, catalog, provider=ByKind(providers), directory=directory,
                           profiles=profiles, sso_directory=identity_center,
-                          account_directories=account_directories, groups=user_groups)
+                          account_directories=account_directories, groups=user_groups,
+                          revoking=revocations.running)
     stopping = threading.Event()
     own_credentials = IamCredentials(iam, sleep=_sleep_unless(stopping))
     account_credentials = {i: AccountCredentials(IamCredentials(
@@ -163,9 +165,13 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                          Owners(account_directories[i], profiles),
                          AccessAdvisor(account_iam[i]))
            for i in catalog.assumed_accounts()}})
+    def messages_last() -> None:  # the sender's: decisions, then revocations, go first
+        decisions.hold()
+        revocations.hold()
+
     # the outbox does its own retrying, with Retry-After: no sleeping inside the client
     sender = Sender(sessions, Delivery(slack_client(settings, wait_out_rate_limits=False),
-                                       catalog, groups=user_groups), hold=decisions.hold)
+                                       catalog, groups=user_groups), hold=messages_last)
     audit_archiver = None
     if catalog.audit.s3_bucket:
         audit_archiver = AuditArchiver(runner.transaction,

@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -76,7 +77,8 @@ class AccessRunner:
                  timers: Timers | None = None, clock: Clock = utcnow,
                  owner: str | None = None, sso_directory: Directory | None = None,
                  account_directories: dict[str, Directory] | None = None,
-                 groups: UserGroups | None = None):
+                 groups: UserGroups | None = None,
+                 revoking: Callable[[], AbstractContextManager] = nullcontext):
         self.sessions = sessions
         self.catalog = catalog
         self.provider = provider
@@ -89,6 +91,7 @@ class AccessRunner:
         self.clock = clock
         self.owner = owner or worker_id()
         self.groups = groups  # Slack user groups among approvers and admins
+        self.revoking = revoking  # around each group of revocations (RevocationsFirst)
 
     def transaction(self):
         return transaction(self.sessions)
@@ -225,27 +228,34 @@ class AccessRunner:
             claimed = grant_ops.claim_all_to_revoke(session, grant_ids, self.owner,
                                                     self.clock())
         revoked: list[Grant] = []
-        for finished in _as_they_finish(self.provider.revoke, claimed, self._spec, calls):
-            for grant, exc in finished:
-                if exc is not None:
-                    self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
-            ok = [grant.id for grant, exc in finished if exc is None]
-            if not ok:
-                continue
-            with self.transaction() as session:
-                done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock(),
-                                                    self._activity_after())
-                account_faults.answered(session, _assumed_accounts(done), self.clock())
-                for grant in done:
-                    messages.grant_ended(session, grant, self.clock())
-                    metrics.REVOCATIONS.labels("revoked").inc()
-                    metrics.REVOCATION_LAG.observe(
-                        max(0.0, (grant.revoked_at - grant.expires_at).total_seconds()))
-            revoked += done
+        with self.revoking() if claimed else nullcontext():
+            for finished in _as_they_finish(self.provider.revoke, claimed, self._spec, calls):
+                revoked += self._record_revoked(finished)
         if self.timers:
             for grant in revoked:
                 self.timers.cancel(WARN_JOB, grant.id)
         return revoked
+
+    def _record_revoked(self, finished: list[tuple[Grant, ProviderError | None]]
+                        ) -> list[Grant]:
+        """One group of finished AWS calls: the revoked recorded in one transaction (with
+        the messages they owe), the refused retried later."""
+        for grant, exc in finished:
+            if exc is not None:
+                self._retry_later(grant, exc, Action.REVOKE_RETRY, "revoke")
+        ok = [grant.id for grant, exc in finished if exc is None]
+        if not ok:
+            return []
+        with self.transaction() as session:
+            done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock(),
+                                                self._activity_after())
+            account_faults.answered(session, _assumed_accounts(done), self.clock())
+            for grant in done:
+                messages.grant_ended(session, grant, self.clock())
+                metrics.REVOCATIONS.labels("revoked").inc()
+                metrics.REVOCATION_LAG.observe(
+                    max(0.0, (grant.revoked_at - grant.expires_at).total_seconds()))
+        return done
 
     def warn(self, grant_id: int) -> bool:
         """The expiry warning: marked and owed in one transaction, so it is never lost."""

@@ -826,3 +826,33 @@ def test_a_grant_in_place_in_some_accounts_tells_each_accounts_result_once(
     assert "333333333333: :warning: not yet (quota reached)" in dm["text"]
     assert runner.apply_grant(grant_id).status is GrantStatus.ACTIVE
     assert len(outbox.owed(Kind.GRANT_ACTIVE)) == 1
+
+
+def test_revocations_run_inside_the_gate_that_holds_the_sender(sessions, catalog, clock,
+                                                               provider, directory, profiles,
+                                                               timers):
+    """What the sender waits for (RevocationsFirst) covers the AWS calls and their
+    recording; a sweep that finds nothing to revoke does not hold it."""
+    from contextlib import contextmanager
+
+    events = []
+
+    @contextmanager
+    def revoking():
+        events.append("begin")
+        yield
+        events.append("end")
+
+    runner = AccessRunner(sessions, catalog, provider, directory, profiles, timers,
+                          clock=clock, owner="runner-1", revoking=revoking)
+    ids = [live_grant(sessions, catalog, clock, runner, **someone(n)) for n in range(2)]
+    clock.now = load_grant(sessions, ids[-1]).expires_at
+    original = provider.revoke
+    provider.revoke = lambda spec: (events.append("aws"), original(spec))
+
+    assert {g.id for g in runner.revoke_grants(ids)} == set(ids)
+    assert events == ["begin", "aws", "aws", "end"]
+
+    events.clear()
+    assert runner.revoke_grants(ids) == []  # revoked already: nothing claimed
+    assert events == []
