@@ -70,6 +70,11 @@ APPROVE_BATCH = 100  # Approve clicks waiting together are decided in one transa
 TRY_AGAIN = ":warning: That did not work on our side, and nothing was changed. Please try again."
 
 
+def _took(task: Claimed, ended: datetime) -> None:
+    metrics.TASK_SECONDS.labels(task.task).observe(
+        max(0.0, (ended - task.created_at).total_seconds()))
+
+
 class _AlreadyDone(Exception):
     """Another worker finished this task while we ran it: roll ours back."""
 
@@ -186,6 +191,9 @@ class Work:
                 self.run(task)
             return
         metrics.TASKS.labels(Task.APPROVE.value, "done").inc(len(clicks))
+        committed = self.deps.clock()
+        for task, _, _ in clicks:
+            _took(task, committed)
         for (_, approval, _), result in zip(clicks, results, strict=True):
             if isinstance(result, Grant):
                 self._carry_out(approval.request_id, result)
@@ -229,6 +237,7 @@ class Work:
         if not self._local.finished:  # e.g. a form opened: no use case marked it done
             self._end(lambda session: inbox.finish(session, claimed.id, self.deps.owner,
                                                    self.deps.clock()))
+        _took(claimed, self.deps.clock())
 
     def _now(self) -> datetime:
         """When the person acted (the inbox row's time), else now: a decision's clock

@@ -30,3 +30,7 @@ JOB_SECONDS = Histogram("accessbot_job_seconds", "Scheduled job durations", ["jo
                         buckets=(0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300))
 TASKS = Counter("accessbot_tasks_total", "Acknowledged tasks run, by outcome",
                 ["task", "outcome"])
+TASK_SECONDS = Histogram("accessbot_task_seconds",
+                         "From a task's acknowledgement (its inbox row) to its end, by task; "
+                         "for approve, from the click to the decision's commit",
+                         ["task"], buckets=(*LATENCY, 10, 30, 60))

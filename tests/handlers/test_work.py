@@ -307,3 +307,32 @@ def test_the_aws_pool_and_the_sender_wait_for_decisions_only_so_long():
     assert not decisions.may_decide()
     decisions.decided()
     assert decisions.may_decide()
+
+
+def test_each_task_reports_how_long_after_its_acknowledgement_it_ended(work, sessions, catalog,
+                                                                       clock):
+    """accessbot_task_seconds: for approve, from the click to the decision's commit, in a
+    batch or alone."""
+    from accessbot.services import metrics
+    from tests.factories import someone
+
+    def observed(task: str) -> tuple[float, float]:
+        [family] = metrics.TASK_SECONDS.collect()
+        samples = {s.name: s.value for s in family.samples if s.labels.get("task") == task}
+        return (samples.get("accessbot_task_seconds_count", 0.0),
+                samples.get("accessbot_task_seconds_sum", 0.0))
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    for request_id in ids[:2]:
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    record(sessions, clock, Task.DENY, str(ids[2]), APPROVER, None, ReplyTo(APPROVER))
+    approvals, denials = observed("approve"), observed("deny")
+    clock.advance(seconds=2)  # the worker was busy
+
+    for unit in work.claim(2):
+        work.run_all(unit)
+
+    count, total = observed("approve")
+    assert (count - approvals[0], total - approvals[1]) == (2, pytest.approx(4.0))
+    count, total = observed("deny")
+    assert (count - denials[0], total - denials[1]) == (1, pytest.approx(2.0))
