@@ -3,6 +3,7 @@ has been committed, bounded by AWS_CONCURRENCY so that decisions never queue beh
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,18 +47,21 @@ class RevocationsFirst:
     """In the worker, access being taken away goes before the messages about it.
 
     While grants are being revoked (their AWS calls made and recorded), the sender starts
-    nothing new, for HOLD seconds at most each time: when many grants end together, the
-    sender's threads (hundreds of "your access ended" DMs and copy updates) took the
-    interpreter from the revocations, and the last removals ran later (`make bench`,
-    phase 4).
+    nothing new, for at most HOLD seconds from the moment revoking began: when many
+    grants end together, the sender's threads (hundreds of "your access ended" DMs and
+    copy updates) took the interpreter from the revocations, and the last removals ran
+    later (`make bench`, phase 4). Revocations that never stop (grants ending one after
+    the other for minutes) hold the messages up once, for HOLD, not at every turn.
     """
 
-    HOLD = 0.5  # seconds: a message waits no longer than this for revocations
+    HOLD = 2.0  # seconds: the longest messages wait for a stretch of revocations
 
-    def __init__(self, hold: float = HOLD):
+    def __init__(self, hold: float = HOLD, clock: Callable[[], float] = time.monotonic):
         self._hold = hold
+        self._clock = clock
         self._lock = threading.Lock()
         self._running = 0
+        self._since = 0.0  # when the current stretch of revocations began
         self._idle = threading.Event()
         self._idle.set()
 
@@ -65,6 +69,8 @@ class RevocationsFirst:
     def running(self) -> Iterator[None]:
         """Around one group of revocations (services/runner.revoke_grants)."""
         with self._lock:
+            if not self._running:
+                self._since = self._clock()
             self._running += 1
             self._idle.clear()
         try:
@@ -76,5 +82,9 @@ class RevocationsFirst:
                     self._idle.set()
 
     def hold(self) -> None:
-        """The sender's: wait while grants are being revoked."""
-        self._idle.wait(self._hold)
+        """The sender's: wait while grants are being revoked, until HOLD seconds after
+        the stretch began."""
+        with self._lock:
+            left = self._since + self._hold - self._clock() if self._running else 0.0
+        if left > 0:
+            self._idle.wait(left)

@@ -1,4 +1,4 @@
-"""The worker's AWS pool and what makes way for revocations."""
+"""What makes way for revocations in the worker."""
 
 import threading
 import time
@@ -26,7 +26,19 @@ def test_the_sender_waits_while_grants_are_revoked_and_goes_when_they_are():
     assert waited and ended <= waited[0] < ended + 1  # it went when the last group ended
 
 
-def test_a_revocation_that_never_ends_holds_the_sender_only_so_long():
+def test_revocations_that_never_stop_hold_the_sender_once_not_at_every_turn():
+    now = [100.0]
+    revocations = RevocationsFirst(hold=1.0, clock=lambda: now[0])
+    with revocations.running():
+        now[0] += 0.4
+        with revocations.running():  # the next group, before the first ended: one stretch
+            now[0] += 0.7  # 1.1 s since the stretch began
+            started = time.monotonic()
+            revocations.hold()
+            assert time.monotonic() - started < 0.5  # waited its second already: goes
+
+
+def test_a_stretch_of_revocations_holds_the_sender_only_so_long():
     revocations = RevocationsFirst(hold=0.05)
     with revocations.running():
         started = time.monotonic()
