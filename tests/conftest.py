@@ -1,5 +1,6 @@
 """Shared fixtures: databases (SQLite always, Postgres when it answers), clock, catalog."""
 
+import logging
 import os
 import socket
 import uuid
@@ -13,6 +14,18 @@ from accessbot.models import AccessRequest, Base, make_engine, make_session_fact
 from accessbot.models.migrate import upgrade
 from accessbot.services.catalog import parse_catalog
 from accessbot.settings import database_url
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that runs bot.main in-process configures logging: a handler on that test's
+    captured stderr, closed once the test ends. Later tests' threads (an inbox writer,
+    say) would log into it ("--- Logging error ---")."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+
 
 REQUIRE_POSTGRES = os.environ.get("ACCESSBOT_REQUIRE_POSTGRES") == "1"
 
