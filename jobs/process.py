@@ -165,6 +165,7 @@ def build(settings: Settings, catalog: Catalog) -> Components:
                          Owners(account_directories[i], profiles),
                          AccessAdvisor(account_iam[i]))
            for i in catalog.assumed_accounts()}})
+
     def messages_last() -> None:  # the sender's: decisions, then revocations, go first
         decisions.hold()
         revocations.hold()
