@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast bench bench-edge bench-hygiene lint lock migrate run clean
+.PHONY: demo test test-fast bench bench-edge bench-decide bench-hygiene lint lock migrate run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation l
 
 bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and waitress's floor
 	$(BIN)/python scripts/bench_edge.py
+
+bench-decide: $(STAMP)  ## the worker's CPU for one batch of 100 Approve clicks, alone
+	$(BIN)/python scripts/bench_decide.py
 
 bench-hygiene: $(STAMP)  ## parse + findings for a 10,000-user credential report: time, memory, calls
 	$(BIN)/python scripts/bench_hygiene.py

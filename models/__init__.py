@@ -2,6 +2,8 @@
 
 from accessbot.models.base import Base, UtcDateTime
 from accessbot.models.session import (
+    add_row,
+    batched_rows,
     make_engine,
     make_session_factory,
     transaction,
@@ -40,5 +42,6 @@ __all__ = [
     "OutboxMessage", "OutboxStatus",
     "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
     "UtcDateTime",
-    "make_engine", "make_session_factory", "transaction", "writing_first",
+    "add_row", "batched_rows", "make_engine", "make_session_factory", "transaction",
+    "writing_first",
 ]

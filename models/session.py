@@ -9,13 +9,14 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 10
 HOLDS_TURN = "accessbot.holds_turn"  # connection.info: this connection's transaction has it
+BATCH = "accessbot.batch"  # session.info, inside batched_rows: (savepoint, {model: [rows]})
 
 
 def make_engine(url: str, busy_timeout: float = 30.0,
@@ -98,6 +99,42 @@ def transaction(sessions: Callable[[], Session]) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on error."""
     with sessions() as session, session.begin():
         yield session
+
+
+def add_row(session: Session, model: type, **values) -> None:
+    """Insert a row that this transaction does not read back as an object (an owed message,
+    an audit event): by the unit of work, or inside `batched_rows` with the other rows of
+    its table, in one statement."""
+    batch = session.info.get(BATCH)
+    if batch is None:
+        session.add(model(**values))
+        return
+    savepoint, rows = batch
+    if session.get_nested_transaction() is not savepoint:
+        raise RuntimeError("batched_rows: a savepoint began inside the batch, and its rollback "
+                           "could not take the batch's rows back")
+    rows.setdefault(model, []).append(values)
+
+
+@contextmanager
+def batched_rows(session: Session) -> Iterator[None]:
+    """The rows `add_row` adds inside are written when the block ends without error, one
+    INSERT per table, in the order they were added (and after every row added before the
+    block). The unit of work costs 0.2-0.4 ms of CPU per object; 100 decisions own 300 such
+    rows. Nothing inside may read them back, nor begin a savepoint."""
+    if BATCH in session.info:  # inside another batch: that one writes them
+        yield
+        return
+    session.flush()  # rows added earlier keep their place in the id order
+    rows: dict[type, list[dict]] = {}
+    session.info[BATCH] = (session.get_nested_transaction(), rows)
+    try:
+        yield
+    finally:
+        del session.info[BATCH]
+    connection = session.connection()
+    for model, batch in rows.items():
+        connection.execute(insert(model), batch)
 
 
 def _wal(cursor, busy_timeout: float) -> None:

@@ -678,8 +678,11 @@ def main() -> int:
                     verdicts += report_decisions(args, measure_decision_burst(
                         args, stack, postgres[1], "burst-pg"), "Postgres")
                 finally:
-                    from tests.conftest import drop_database
-                    drop_database(*postgres)
+                    if args.keep:
+                        print(f"  Postgres database kept: {postgres[1]}")
+                    else:
+                        from tests.conftest import drop_database
+                        drop_database(*postgres)
         if "5" in args.phases:
             stack.moto.reset()
             verdicts += measure_memory(args, stack)

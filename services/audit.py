@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from accessbot.models import AccessRequest, AuditEvent, CredentialFinding, Grant
+from accessbot.models import AccessRequest, AuditEvent, CredentialFinding, Grant, add_row
 from accessbot.services.durations import format_duration
 from accessbot.services.hygiene import describe
 
@@ -62,8 +62,8 @@ class Action(StrEnum):
 def record(session: Session, at: datetime, actor: str, action: Action, *,
            request_id: int | None = None, grant_id: int | None = None,
            finding_id: int | None = None, detail: str | None = None) -> None:
-    session.add(AuditEvent(at=at, actor=actor, action=action.value, request_id=request_id,
-                           grant_id=grant_id, finding_id=finding_id, detail=detail))
+    add_row(session, AuditEvent, at=at, actor=actor, action=action.value,
+            request_id=request_id, grant_id=grant_id, finding_id=finding_id, detail=detail)
 
 
 # -- reading the trail (`accessbot audit`) ----------------------------------------------

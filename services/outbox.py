@@ -20,7 +20,7 @@ from enum import StrEnum
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from accessbot.models import OutboxMessage, OutboxStatus
+from accessbot.models import OutboxMessage, OutboxStatus, add_row
 from accessbot.services import leases
 
 LEASE = timedelta(seconds=20)  # over a Slack call with its timeout (10 s)
@@ -90,9 +90,9 @@ class Owed:
 def owe(session: Session, kind: Kind, queue: str, now: datetime, *, target: str | None = None,
         **args) -> None:
     """Owe a message, in the caller's transaction: it is sent only if that commits."""
-    session.add(OutboxMessage(kind=kind.value, queue=queue, target=target,
-                              args=json.dumps(args, default=str), status=OutboxStatus.PENDING,
-                              created_at=now, next_attempt_at=now, attempts=0))
+    add_row(session, OutboxMessage, kind=kind.value, queue=queue, target=target,
+            args=json.dumps(args, default=str), status=OutboxStatus.PENDING, created_at=now,
+            next_attempt_at=now, attempts=0)
     session.info[OWED] = True
 
 

@@ -8,7 +8,14 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from accessbot.models import AccessRequest, Grant, GrantStatus, RequestApproval, RequestStatus
+from accessbot.models import (
+    AccessRequest,
+    Grant,
+    GrantStatus,
+    RequestApproval,
+    RequestStatus,
+    batched_rows,
+)
 from accessbot.services import approvals as approval_policy
 from accessbot.services import audit, extensions, messages, people
 from accessbot.services.audit import Action
@@ -183,16 +190,17 @@ def approve_many(session: Session, catalog: Catalog, approvals: Sequence[Approva
         except AccessBotError as refused:
             results.append(refused)
     _insert_grants(session, new, results)
-    for index, approval, grant in new:
-        if results[index] is not None:  # refused at the insert (a batch of one)
-            continue
-        request = found[approval.request_id]
-        request.status, request.decided_by = RequestStatus.APPROVED, approval.approver_id
-        request.decided_at, request.decision_reason = approval.at, None
-        audit.record(session, approval.at, approval.approver_id, Action.APPROVED,
-                     request_id=request.id, grant_id=grant.id)
-        messages.request_decided(session, request, approval.at)
-        results[index] = grant
+    with batched_rows(session):  # each decision's audit event and messages
+        for index, approval, grant in new:
+            if results[index] is not None:  # refused at the insert (a batch of one)
+                continue
+            request = found[approval.request_id]
+            request.status, request.decided_by = RequestStatus.APPROVED, approval.approver_id
+            request.decided_at, request.decision_reason = approval.at, None
+            audit.record(session, approval.at, approval.approver_id, Action.APPROVED,
+                         request_id=request.id, grant_id=grant.id)
+            messages.request_decided(session, request, approval.at)
+            results[index] = grant
     for index, approval in extensions_:
         try:
             with session.begin_nested():  # a refused extension leaves the rest standing

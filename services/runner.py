@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from accessbot.models import Grant, GrantStatus, transaction
+from accessbot.models import Grant, GrantStatus, batched_rows, transaction
 from accessbot.services import (
     account_faults,
     break_glass,
@@ -246,7 +246,7 @@ class AccessRunner:
         ok = [grant.id for grant, exc in finished if exc is None]
         if not ok:
             return []
-        with self.transaction() as session:
+        with self.transaction() as session, batched_rows(session):
             done = grant_ops.finish_all_revoked(session, ok, self.owner, self.clock(),
                                                 self._activity_after())
             account_faults.answered(session, _assumed_accounts(done), self.clock())

@@ -22,6 +22,14 @@ def test_bench_edge_serves_the_bot_and_prints_its_figures():
         assert row[4] == "3"  # samples: one burst of 3 after the two warm-up bursts
 
 
+def test_bench_decide_decides_batches_and_prints_its_figures():
+    done = run_script("scripts/bench_decide.py", "--batch", "3", "--repeat", "2", timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = next(line.split() for line in done.stdout.splitlines()
+               if line.split()[:1] == ["SQLite"])
+    assert row[1] == "2" and float(row[2]) > 0  # batches timed, CPU median
+
+
 def test_bench_parses_its_options():
     done = run_script("scripts/bench.py", "--help", timeout=60)
     assert done.returncode == 0, done.stderr
