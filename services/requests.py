@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -302,8 +302,10 @@ def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
     try:
         with session.begin_nested():
             session.add_all([grant for _, _, grant in new])
-            session.add_all([RequestApproval(request_id=a.request_id, approver=a.approver_id,
-                                             at=a.at) for _, a, _ in new])
+            # not read back as objects: one statement (the unit of work, on SQLite, one per row)
+            session.execute(insert(RequestApproval), [
+                {"request_id": a.request_id, "approver": a.approver_id, "at": a.at,
+                 "duration": None} for _, a, _ in new])
     except IntegrityError:
         if len(new) > 1:
             raise Contended() from None
