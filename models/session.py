@@ -121,7 +121,7 @@ def batched_rows(session: Session) -> Iterator[None]:
     """The rows `add_row` adds inside are written when the block ends without error, one
     INSERT per table, in the order they were added (and after every row added before the
     block). The unit of work constructs, tracks and flushes each object and fetches its id:
-    about 0.1 ms of CPU a row, and 100 decisions owe 400 such rows (`make bench-decide`).
+    about 0.1 ms of CPU a row; 100 decisions write 400 rows besides their grants.
     Nothing inside may read them back, nor begin a savepoint."""
     if BATCH in session.info:  # inside another batch: that one writes them
         yield
