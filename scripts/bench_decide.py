@@ -49,7 +49,9 @@ class SeededCopies:
 
 def decide(url: str, batch: int, repeat: int) -> tuple[list[float], list[float]]:
     """CPU and wall milliseconds of each of `repeat` batches (the warm-up not counted)."""
-    resources = -(-(batch * (repeat + 1)) // USERS)  # enough that each request is its own
+    # seed_pending_requests gives request i the requester i % USERS and resource i // USERS:
+    # so many resources that no two requests ask for the same access
+    resources = -(-(batch * (repeat + 1)) // USERS)
     config = {"approval_channel": "C0APPROVALS", "resources": {
         f"bench-{n:03d}": {"kind": "iam_group", "group": f"bench-{n:03d}",
                            "approvers": [APPROVER]} for n in range(resources)}}
