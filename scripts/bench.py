@@ -19,7 +19,6 @@ import argparse
 import math
 import multiprocessing
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from accessbot.models.migrate import upgrade
 from accessbot.models.session import make_engine, make_session_factory
 from accessbot.services.catalog import parse_catalog
 from accessbot.services.clock import utcnow
-from scripts.tables import table
+from scripts.tables import machine, table
 from tests.fakes import harness
 from tests.fakes.harness import SlackSender
 from tests.fakes.latency_proxy import LatencyProxy
@@ -656,8 +655,7 @@ def _on_a_bot(args, stack: Stack, name: str, database_url: str | None, label: st
 def main() -> int:
     args = parse_args()
     began = time.monotonic()
-    print(f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine())
     print("parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(vars(args).items())))
     tmp = Path(tempfile.mkdtemp(prefix="accessbot-bench-"))
     stack, verdicts = None, []

@@ -12,8 +12,6 @@ answers, on Postgres: the median and the slowest of --repeat batches, after one 
 
 import argparse
 import gc
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,7 +28,7 @@ from accessbot.services import requests as request_ops
 from accessbot.services.catalog import parse_catalog
 from accessbot.services.clock import utcnow
 from scripts.bench import APPROVER, postgres_database, seed_pending_requests
-from scripts.tables import table
+from scripts.tables import machine, table
 from tests.conftest import drop_database
 
 USERS = 50  # requesters, as in `make bench`
@@ -86,8 +84,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="clicks decided together")
     parser.add_argument("--repeat", type=int, default=10, help="batches timed")
     args = parser.parse_args()
-    print(f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         databases = [("SQLite", f"sqlite:///{tmp}/decide.db", None)]

@@ -13,8 +13,6 @@ serving an empty WSGI app give the floor that the server alone sets.
 
 import argparse
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ sys.path.insert(0, str(ROOT))  # the repo root: tests.fakes
 
 from accessbot.handlers.ids import ActionId
 from scripts.bench import postgres_database
-from scripts.tables import table
+from scripts.tables import machine, table
 from tests.conftest import drop_database
 from tests.fakes.harness import SIGNING_SECRET, SlackSender, free_port, post_together
 
@@ -115,8 +113,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20, help="bursts of each kind")
     parser.add_argument("--burst", type=int, default=20, help="requests sent together")
     args = parser.parse_args()
-    print(f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine())
     servers = [("waitress, empty app", ("empty",))]
     postgres = postgres_database()  # (server, a fresh database) when a Postgres answers
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,8 +18,6 @@ the report's bytes, held before it starts). Prints PASS/MISS against the targets
 """
 
 import argparse
-import os
-import platform
 import random
 import resource
 import statistics
@@ -54,7 +52,7 @@ from accessbot.services.hygiene import (
     match_key,
 )
 from accessbot.services.hygiene_runner import KEY_MATCH_BUDGET, HygieneRunner
-from scripts.tables import table
+from scripts.tables import machine, table
 
 TIME_TARGET_S, MEMORY_TARGET_MB = 5.0, 200.0
 IAM_CALLS_TARGET, CHANNEL_TARGET = 150, 3  # whatever the number of users
@@ -297,8 +295,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    print(f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(machine())
     report, keys = build_report(args.users, args.seed)
     report_mb = len(report) / 2**20
     print(f"report: {args.users} users + root, {report_mb:.1f} MB of CSV, seed {args.seed}, "

@@ -1,4 +1,13 @@
-"""Plain-text tables for the benchmark scripts' output."""
+"""Plain-text output of the benchmark scripts: the machine they ran on, and tables."""
+
+import os
+import platform
+
+
+def machine() -> str:
+    """The line each benchmark prints first: what its figures were measured on."""
+    return (f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
+            f"{platform.python_version()}, {platform.platform()}")
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
