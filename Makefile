@@ -37,7 +37,7 @@ test-fast: $(STAMP)  ## everything but the end-to-end tests
 bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation lag
 	$(BIN)/python scripts/bench.py
 
-bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and waitress's floor
+bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and its server's floor
 	$(BIN)/python scripts/bench_edge.py
 
 bench-decide: $(STAMP)  ## the worker's CPU for one batch of 100 Approve clicks, alone

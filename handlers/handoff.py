@@ -5,17 +5,29 @@ local worker is nudged through the pipe (a lost nudge costs at most its poll int
 any replica's worker finds the row). If the database cannot take the row, the listener
 says so instead of acknowledging work that nobody would do.
 
-One writer thread commits the rows of every listener waiting at that moment in one
+One writer thread commits the rows of every request waiting at that moment in one
 transaction (group commit): a burst of twenty acknowledgements is one or two commits,
-not twenty threads contending for the interpreter lock and, on SQLite, the write lock;
-and one nudge, not twenty.
+not twenty, and one nudge, not twenty.
+
+Two ways to wait for the commit, one writer:
+- Over HTTP (handlers/web.py), a request's listener runs on the event loop and only
+  collects its rows (`collecting`); the answer it made is held until they are committed
+  (`settled`, awaited), and replaced by "could not record" if they were not. No thread
+  waits, so a burst of two hundred requests does not need two hundred threads queueing
+  for the interpreter lock.
+- In Socket Mode, Bolt runs listeners on its own threads: a listener's call waits there
+  for its row (`__call__` outside `collecting`) and raises HandoffFailed.
 """
 
+import asyncio
+import contextlib
+import contextvars
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, insert
@@ -29,10 +41,11 @@ log = logging.getLogger(__name__)
 
 NOT_RECORDED = (":warning: I could not record that just now (my database is not answering), "
                 "so nothing will happen. Please try again in a minute.")
-GIVE_UP = 2.0  # seconds a listener waits for its row to be written, within Slack's 3
+GIVE_UP = 2.0  # seconds a request waits for its rows to be written, within Slack's 3
 LOCKED_RETRY = 0.002  # SQLite: look for the write lock again this soon (SQLite's own wait
                       # sleeps up to 100 ms at a time, through most moments it is free);
                       # meanwhile no other engine's transaction begins (FirstWriter)
+TOO_LATE = "the database did not take the task in time"
 
 
 class HandoffFailed(Exception):
@@ -40,13 +53,18 @@ class HandoffFailed(Exception):
 
 
 @dataclass
-class _Waiting:
-    row: dict
+class Pending:
+    """One request's rows, queued for the writer, and their outcome: their ids, or
+    HandoffFailed. The outcome runs once the writer has begun their transaction; until
+    then `cancel` withdraws them (a request that stopped waiting), after it their outcome
+    is awaited whatever the time."""
+    rows: list[dict]
     deadline: float
-    done: threading.Event = field(default_factory=threading.Event)
-    started: bool = False  # in a transaction: its outcome is awaited, whatever the time
-    task_id: int | None = None
-    error: str | None = None
+    outcome: Future = field(default_factory=Future)
+
+
+_collecting: contextvars.ContextVar[list[dict] | None] = contextvars.ContextVar(
+    "handoff_collecting", default=None)
 
 
 class DurableHandoff:
@@ -54,55 +72,90 @@ class DurableHandoff:
         self.engine = engine
         self.nudge = nudge
         self.clock = clock
-        self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._insert = insert(InboxTask).returning(InboxTask.id, sort_by_parameter_order=True)
-        self._lock = threading.Lock()  # guards `started` against the deadline
         threading.Thread(target=self._write_forever, name="inbox-writer", daemon=True).start()
 
-    def __call__(self, task: str, *args) -> int:
-        waiting = _Waiting({"task": task, "args": encode_args(args),
-                            "status": InboxStatus.PENDING, "attempts": 0},
-                           time.monotonic() + GIVE_UP)
-        self._queue.put(waiting)
-        if not waiting.done.wait(GIVE_UP):
-            with self._lock:
-                if not waiting.started:  # never written, and now never will be
-                    waiting.error = "the database did not take the task in time"
-                    waiting.done.set()
-            waiting.done.wait()
-        if waiting.error is not None:
-            log.error("could not record %s: %s", task, waiting.error)
-            raise HandoffFailed(waiting.error)
-        return waiting.task_id
+    def __call__(self, task: str, *args) -> int | None:
+        """What a listener calls. Inside `collecting`: the row joins the request's, and
+        None. Elsewhere: the row is written now, and its id (or HandoffFailed)."""
+        row = {"task": task, "args": encode_args(args), "status": InboxStatus.PENDING,
+               "attempts": 0}
+        collected = _collecting.get()
+        if collected is not None:
+            collected.append(row)
+            return None
+        pending = self._submit([row])
+        try:
+            try:
+                ids = pending.outcome.result(GIVE_UP)
+            except TimeoutError:
+                if pending.outcome.cancel():  # never begun, and now never will be
+                    raise HandoffFailed(TOO_LATE) from None
+                ids = pending.outcome.result()  # begun: its outcome, whatever the time
+        except HandoffFailed as exc:
+            log.error("could not record %s: %s", task, exc)
+            raise
+        return ids[0]
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[list[dict]]:
+        """The rows that listeners hand over inside the block, for `settled`."""
+        rows: list[dict] = []
+        token = _collecting.set(rows)
+        try:
+            yield rows
+        finally:
+            _collecting.reset(token)
+
+    def _submit(self, rows: list[dict]) -> Pending:
+        pending = Pending(rows, time.monotonic() + GIVE_UP)
+        self._queue.put(pending)
+        return pending
+
+    async def settled(self, rows: list[dict]) -> list[int]:
+        """Write the rows `collecting` gathered; their ids once committed, or HandoffFailed."""
+        if not rows:
+            return []
+        pending = self._submit(rows)
+        waiting = asyncio.wrap_future(pending.outcome)
+        try:
+            done, _ = await asyncio.wait([waiting], timeout=GIVE_UP)
+            if not done and pending.outcome.cancel():  # as in __call__
+                raise HandoffFailed(TOO_LATE)
+            return await waiting
+        except HandoffFailed as exc:
+            log.error("could not record %s: %s", _tasks(pending), exc)
+            raise
 
     def _write_forever(self) -> None:
         while True:
             batch = [self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get())
-            with self._lock:
-                batch = [w for w in batch if not w.done.is_set()]
-                for waiting in batch:
-                    waiting.started = True
+            # from here a request's rows are written, or fail: never withdrawn
+            batch = [p for p in batch if p.outcome.set_running_or_notify_cancel()]
             if not batch:
                 continue
             try:
                 self._write(batch)
             except Exception as exc:  # the lock file, the nudge, a bug: this thread writes
-                # every later row, and no listener may be left waiting
+                # every later row, and no request may be left waiting
                 log.exception("the inbox writer failed")
-                self._fail([w for w in batch if not w.done.is_set()], repr(exc))
+                for pending in batch:
+                    if not pending.outcome.done():
+                        pending.outcome.set_exception(HandoffFailed(repr(exc)))
 
-    def _write(self, batch: list[_Waiting]) -> None:
-        give_up = max(w.deadline for w in batch)
+    def _write(self, batch: list[Pending]) -> None:
+        give_up = max(p.deadline for p in batch)
         with writing_first(self.engine):  # SQLite: the worker's next transactions wait
             while True:
                 now = self.clock()
                 try:
                     with self.engine.begin() as connection:
                         ids = connection.execute(self._insert, [
-                            {**w.row, "created_at": now, "next_attempt_at": now}
-                            for w in batch]).scalars().all()
+                            {**row, "created_at": now, "next_attempt_at": now}
+                            for p in batch for row in p.rows]).scalars().all()
                     break
                 except OperationalError as exc:
                     if "database is locked" in str(exc.orig) and time.monotonic() < give_up:
@@ -111,13 +164,17 @@ class DurableHandoff:
                     return self._fail(batch, str(exc))
                 except SQLAlchemyError as exc:
                     return self._fail(batch, str(exc))
-        for waiting, task_id in zip(batch, ids, strict=True):
-            waiting.task_id = task_id
-            waiting.done.set()
+        start = 0
+        for pending in batch:
+            pending.outcome.set_result(ids[start:start + len(pending.rows)])
+            start += len(pending.rows)
         self.nudge(ids[-1])  # best effort (web.py): the rows are safe, and polled for
 
     @staticmethod
-    def _fail(batch: list[_Waiting], error: str) -> None:
-        for waiting in batch:
-            waiting.error = error
-            waiting.done.set()
+    def _fail(batch: list[Pending], error: str) -> None:
+        for pending in batch:
+            pending.outcome.set_exception(HandoffFailed(error))
+
+
+def _tasks(pending: Pending) -> str:
+    return ", ".join(str(row["task"]) for row in pending.rows)

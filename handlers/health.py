@@ -84,11 +84,6 @@ def metrics_text(engine: Engine) -> bytes:
     return generate_latest(registry)
 
 
-def respond(start_response, status: str, body: bytes, content_type: str) -> list[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def ready(worker_running: Callable[[], bool], socket_connected: Callable[[], bool],
           engine: Engine) -> dict[str, bool]:
     return {"worker": worker_running(), "slack": socket_connected(),

@@ -34,9 +34,8 @@ def configure_logging(env: dict[str, str] | None = None) -> None:
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
     logging.getLogger("botocore.configprovider").setLevel(logging.WARNING)  # "Found endpoint"
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # "setup plugin"
-    # waitress warns "Task queue depth is N" for every request that waits for a thread: a
-    # line per click in a burst. The ack latency histogram (GET /metrics) shows queueing.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # uvicorn's "Started server process", "Uvicorn running on ...": the bot says it listens
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     # slack_sdk logs every request that got no answer at ERROR, with a traceback's worth of
     # text; our callers say what failed, with its context (the outbox row, the start-up)
     logging.getLogger("slack_sdk.web.base_client").setLevel(logging.CRITICAL)

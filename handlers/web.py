@@ -1,8 +1,10 @@
 """The web process: it answers Slack (HTTP or Socket Mode) and /healthz, /readyz and
 /metrics, and imports only what that needs; the worker process does the rest."""
 
+import asyncio
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -10,7 +12,7 @@ import signal
 import threading
 from collections.abc import Callable
 
-import waitress
+import uvicorn
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.error import BoltError
@@ -20,10 +22,10 @@ from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
 
 from accessbot.handlers import health
-from accessbot.handlers.boundary import SlackEndpoint
+from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint, content_type, parse_body
 from accessbot.handlers.client import slack_client
-from accessbot.handlers.handoff import GIVE_UP, DurableHandoff
-from accessbot.handlers.listeners import Handoff, register
+from accessbot.handlers.handoff import GIVE_UP, DurableHandoff, HandoffFailed
+from accessbot.handlers.listeners import Handoff, not_recorded, register
 from accessbot.jobs.worker import WAKE, WorkerFailed, WorkerProcess, worker_main
 from accessbot.models import make_engine
 from accessbot.services.catalog import Catalog
@@ -32,10 +34,11 @@ from accessbot.settings import Settings
 
 log = logging.getLogger("accessbot")
 
-SERVER_THREADS = 32
-# Open connections waitress serves at once; beyond it, it stops accepting until one closes.
-# Its default, 100, is below a burst of clicks from a busy approval channel.
+# Connections served at once; beyond it, the server answers 503 at once.
 SERVER_CONNECTIONS = 1000
+BODY_TIMEOUT = 10.0  # seconds for a request's body to arrive once its head has
+
+Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 
 
 def _not_the_env_token_warning(record: logging.LogRecord) -> bool:
@@ -69,38 +72,111 @@ def build_app(settings: Settings, catalog: Catalog, handoff: Handoff) -> App:
 
 
 class WebApp:
-    """WSGI routing: Slack requests (handlers/boundary.py), and the operational endpoints
-    (handlers/health.py)."""
+    """HTTP routing, as an ASGI app: Slack's requests through the boundary
+    (handlers/boundary.py), each answered once the tasks its listener handed over are
+    committed (handlers/handoff.py); and the operational endpoints (handlers/health.py).
 
-    def __init__(self, slack: SlackEndpoint, ready: Callable[[], dict[str, bool]],
+    A Slack request is CPU work only until its commit (the body is in memory, Bolt's
+    token check was done at start, listeners call neither AWS nor Slack), so it runs
+    on the event loop itself; the answer waits for the inbox writer without holding a
+    thread. /readyz and /metrics query the database, on a thread."""
+
+    def __init__(self, slack: SlackEndpoint, handoff: DurableHandoff | None,
+                 ready: Callable[[], dict[str, bool]],
                  metrics: Callable[[], bytes] = lambda: b""):
         self.slack = slack
+        self.handoff = handoff
         self.ready = ready
         self.metrics = metrics
 
-    def __call__(self, environ, start_response):
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":  # no lifespan events (the server is told), no WebSocket
+            return
+        path, method = scope["path"], scope["method"]
         if path == "/slack/events" and method == "POST":
-            return self.slack(environ, start_response)
-        if method not in ("GET", "HEAD"):
-            return health.respond(start_response, "404 Not Found", b"not found\n",
-                                  "text/plain")
-        if path == "/healthz":  # liveness: this process serves
-            return health.respond(start_response, "200 OK", b'{"ok": true}',
-                                  "application/json")
-        if path == "/readyz":
-            checks = self.ready()
+            answer = await self._slack(scope, receive)
+        elif method not in ("GET", "HEAD"):
+            answer = _text(404, b"not found\n")
+        elif path == "/healthz":  # liveness: this process serves
+            answer = _json(200, {"ok": True})
+        elif path == "/readyz":
+            checks = await asyncio.to_thread(self.ready)
             ok = all(checks.values())
-            return health.respond(start_response,
-                                  "200 OK" if ok else "503 Service Unavailable",
-                                  json.dumps({"ok": ok, **checks}).encode(),
-                                  "application/json")
-        if path == "/metrics":
-            return health.respond(start_response, "200 OK", self.metrics(),
-                                  "text/plain; version=0.0.4; charset=utf-8")
-        return health.respond(start_response, "404 Not Found", b"not found\n", "text/plain")
+            answer = _json(200 if ok else 503, {"ok": ok, **checks})
+        elif path == "/metrics":
+            answer = (200, [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                      await asyncio.to_thread(self.metrics))
+        else:
+            answer = _text(404, b"not found\n")
+        status, headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": [
+            *((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
+              if name.lower() != "content-length"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _slack(self, scope: dict, receive: Callable) -> Answer:
+        environ = _environ(scope)
+        try:
+            body = await asyncio.wait_for(_body(environ, receive), BODY_TIMEOUT)
+        except TimeoutError:
+            return _text(408, b"the body did not arrive in time\n")
+        environ["wsgi.input"] = io.BytesIO(body)
+        if self.handoff is None:
+            return _call_wsgi(self.slack, environ)
+        with self.handoff.collecting() as rows:
+            answer = _call_wsgi(self.slack, environ)
+        try:
+            await self.handoff.settled(rows)
+        except HandoffFailed:  # rows exist only for a request that passed every check
+            said = not_recorded(parse_body(body, content_type(environ)))
+            return said.status, [(name, value) for name, values in said.headers.items()
+                                 for value in values], said.body.encode()
+        return answer
 
 
+def _environ(scope: dict) -> dict:
+    """The WSGI environ of an ASGI request's head: what the boundary reads."""
+    environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
+               "QUERY_STRING": scope["query_string"].decode("latin-1")}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
+        value = raw_value.decode("latin-1")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value  # as WSGI
+    return environ
+
+
+async def _body(environ: dict, receive: Callable) -> bytes:
+    """The body when its Content-Length is one the boundary accepts; else nothing is read
+    (the boundary refuses the request on its header)."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if not (length.isascii() and length.isdigit() and int(length) <= MAX_BODY):
+        return b""
+    chunks, size = [], 0
+    while size < int(length):
+        message = await receive()
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body"):  # the end, or the client went away
+            break
+    return b"".join(chunks)
+
+
+def _call_wsgi(app: Callable, environ: dict) -> Answer:
+    answered: list = []
+    body = b"".join(app(environ, lambda status, headers: answered.extend((status, headers))))
+    status, headers = answered
+    return int(status.split(" ", 1)[0]), headers, body
+
+
+def _text(status: int, body: bytes) -> Answer:
+    return status, [("content-type", "text/plain")], body
+
+
+def _json(status: int, value: dict) -> Answer:
+    return status, [("content-type", "application/json")], json.dumps(value).encode()
 
 
 def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) -> int:
@@ -137,7 +213,7 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
             return failed
         worker.start()  # the database is migrated: the worker may go
         try:
-            return _serve_http(settings, app, worker, worker_gone, engine)
+            return _serve_http(settings, app, handoff, worker, worker_gone, engine)
         finally:
             worker.stop(settings.drain_seconds)
     finally:
@@ -153,13 +229,25 @@ def _forget_old_metrics() -> None:
                 os.remove(os.path.join(directory, name))
 
 
-def make_server(app, host: str, port: int):
-    """The HTTP server (waitress) for a WSGI app, as the bot runs it."""
-    return waitress.create_server(app, host=host, port=port, threads=SERVER_THREADS,
-                                  connection_limit=SERVER_CONNECTIONS, ident="accessbot")
+class Server(uvicorn.Server):
+    """uvicorn, without its signal handling: the bot's own handlers stop it, and uvicorn
+    would raise a signal again once stopped, ending the process before the worker drains."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
 
 
-def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
+def make_server(app, host: str, port: int) -> Server:
+    """The HTTP server for an ASGI app, as the bot runs it: uvicorn on uvloop, with
+    httptools's C parser. `run()` serves until `should_exit` is set."""
+    return Server(uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off",
+        log_config=None, access_log=False, server_header=False,
+        limit_concurrency=SERVER_CONNECTIONS, timeout_graceful_shutdown=GIVE_UP + 1))
+
+
+def _serve_http(settings: Settings, app: App, handoff: DurableHandoff, worker: WorkerProcess,
                 worker_gone: threading.Event, engine: Engine) -> int:
     socket_mode = connect_socket_mode(app, settings) if settings.socket_mode else None
 
@@ -167,28 +255,22 @@ def _serve_http(settings: Settings, app: App, worker: WorkerProcess,
         return health.ready(worker.running, lambda: socket_mode is None
                             or socket_mode.client.is_connected(), engine)
 
-    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), ready,
+    web = WebApp(SlackEndpoint(app, settings.slack_signing_secret), handoff, ready,
                  lambda: health.metrics_text(engine))
     server = make_server(web, "0.0.0.0", settings.port)
     # What start-up allocated lives as long as the process: out of the collector's sight,
     # a full collection no longer walks it (54 ms for 100,000 objects: a stalled burst).
     gc.freeze()
-    stop = threading.Event()
 
     def shutdown(signum, _frame):
         log.info("signal %s: shutting down", signum)
-        stop.set()
-        server.close()
+        server.should_exit = True  # it stops accepting, and answers what it has
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     log.info("listening on :%d (%s, GET /healthz)", settings.port,
              "Socket Mode" if socket_mode else "POST /slack/events")
-    try:
-        server.run()
-    except (OSError, ValueError):
-        if not stop.is_set():  # closing the socket from the handler ends run() this way
-            raise
+    server.run()
     if socket_mode is not None:
         socket_mode.close()
     return 1 if worker_gone.is_set() else 0

@@ -2,13 +2,13 @@
 
 `make bench` measures acknowledgements with everything on one machine: the bot's worker,
 moto, the fake Slack, Postgres and the client share its cores. This script takes all of
-that away, to show what the web process itself costs. In a process of its own, waitress
-serves the bot's real WSGI app (handlers/web.WebApp: the HTTP boundary, Bolt, the
-listeners and the durable hand-off into a migrated SQLite file, or Postgres); the worker
-is not started (the hand-off's nudge goes nowhere) and the catalog is the one resource
-the requests name. Bursts of signed slash commands and Approve clicks go out from a
-one-thread client (tests.fakes.harness.post_together). The same bursts to waitress
-serving an empty WSGI app give the floor that the server alone sets.
+that away, to show what the web process itself costs. In a process of its own, the bot's
+HTTP server (uvicorn) serves its real app (handlers/web.WebApp: the HTTP boundary, Bolt,
+the listeners and the durable hand-off into a migrated SQLite file, or Postgres); the
+worker is not started (the hand-off's nudge goes nowhere) and the catalog is the one
+resource the requests name. Bursts of signed slash commands and Approve clicks go out
+from a one-thread client (tests.fakes.harness.post_together). The same bursts to the
+same server with an empty app give the floor that the server alone sets.
 """
 
 import argparse
@@ -40,10 +40,12 @@ from accessbot.handlers.web import make_server
 configure_logging()
 kind, port = sys.argv[1], int(sys.argv[2])
 if kind == "empty":
-    def app(environ, start_response):
-        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "0")])
-        return [b""]
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
 else:
     from slack_bolt import App
     from slack_bolt.authorization import AuthorizeResult
@@ -62,12 +64,17 @@ else:
     bolt = App(signing_secret=secret, process_before_response=True, authorize=lambda **_:
                AuthorizeResult(enterprise_id=None, team_id="T0FAKE", bot_token="xoxb-bench",
                                bot_user_id="U0ACCESSBOT", bot_id="B0ACCESSBOT"))
-    register(bolt, catalog, DurableHandoff(engine, lambda task_id: None))
-    app = WebApp(SlackEndpoint(bolt, secret), lambda: {"ok": True})
+    handoff = DurableHandoff(engine, lambda task_id: None)
+    register(bolt, catalog, handoff)
+    app = WebApp(SlackEndpoint(bolt, secret), handoff, lambda: {"ok": True})
 gc.freeze()
+import socket
+sock = socket.socket()
+sock.bind(("127.0.0.1", port))
+sock.listen(2048)  # connections wait in the backlog until the server accepts
 server = make_server(app, "127.0.0.1", port)
 print("ready", flush=True)
-server.run()
+server.run(sockets=[sock])
 """
 
 
@@ -114,7 +121,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=20, help="requests sent together")
     args = parser.parse_args()
     print(machine())
-    servers = [("waitress, empty app", ("empty",))]
+    servers = [("uvicorn, empty app", ("empty",))]
     postgres = postgres_database()  # (server, a fresh database) when a Postgres answers
     with tempfile.TemporaryDirectory() as tmp:
         servers.append(("accessbot web, SQLite", ("bot", f"sqlite:///{tmp}/edge.db",

@@ -1,21 +1,16 @@
 """Composition-root details that are not worth a process of their own."""
 
 import logging
-import socket
 import threading
 import time
 
 import pytest
-import waitress
 
 from accessbot.bot import database_check
-from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint
-from accessbot.handlers.web import WebApp
 from accessbot.jobs.process import _sleep_unless
 from accessbot.models.migrate import downgrade, upgrade
 from accessbot.services.ports import ReportNotReady
 from tests.fakes.harness import free_port, run_bot_command
-from tests.handlers.slack_requests import SECRET, Handoffs, command, make_app, sign
 
 
 def test_waiting_for_the_credential_report_ends_when_the_bot_stops():
@@ -29,51 +24,6 @@ def test_waiting_for_the_credential_report_ends_when_the_bot_stops():
     assert time.monotonic() - started < 5
 
 
-# -- the web process's routing, over a real socket ----------------------------------------
-
-@pytest.fixture
-def web_server(catalog):
-    handoffs = Handoffs()
-    web = WebApp(SlackEndpoint(make_app(catalog, handoffs), SECRET),
-                 ready=lambda: {"worker": True, "database": True})
-    server = waitress.create_server(web, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield server.effective_port, handoffs
-    server.close()
-    thread.join(timeout=5)
-
-
-def http(port: int, head: list[str], body: bytes = b"") -> int:
-    raw = "\r\n".join([*head, "Connection: close", "", ""]).encode() + body
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return int(answer.split(b" ", 2)[1])
-
-
-def signed_post(body: bytes, **extra: str) -> list[str]:
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "Content-Length": str(len(body)), "X-Slack-Request-Timestamp": timestamp,
-               "X-Slack-Signature": sign(body, timestamp), **extra}
-    return ["POST /slack/events HTTP/1.1", "Host: x",
-            *(f"{name}: {value}" for name, value in headers.items() if value)]
-
-
-def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
-    port, handoffs = web_server
-    body = command("prod-admins 1h fix the payload parser").encode()
-    assert http(port, signed_post(body), body) == 200
-    assert len(handoffs.tasks) == 1
-    assert http(port, signed_post(body, **{"X-Slack-Signature": "v0=00"}), body) == 401
-    assert http(port, signed_post(b"payload=%5B1%5D"), b"payload=%5B1%5D") == 400
-    big = b"x" * (MAX_BODY + 1)
-    assert http(port, signed_post(big), big) == 413
-    assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 def test_a_database_that_does_not_answer_stops_the_start_in_one_line():
     port = free_port()  # nothing listens there
     url = f"postgresql://accessbot:s3cret-pw@127.0.0.1:{port}/accessbot"
@@ -84,32 +34,6 @@ def test_a_database_that_does_not_answer_stops_the_start_in_one_line():
     assert line.startswith(f"accessbot: configuration error: DATABASE_URL (127.0.0.1:{port}/"
                            "accessbot): connection failed:")
     assert "s3cret-pw" not in result.stderr + result.stdout
-
-
-def test_liveness_readiness_and_metrics(sessions, engine, catalog):
-    from accessbot.handlers import health
-
-    worker_up = {"value": True}
-    web = WebApp(SlackEndpoint(make_app(catalog, Handoffs()), SECRET),
-                 ready=lambda: health.ready(lambda: worker_up["value"], lambda: True, engine),
-                 metrics=lambda: health.metrics_text(engine))
-
-    def get(path):
-        answers = []
-        body = b"".join(web({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
-                            lambda status, headers: answers.append(status)))
-        return answers[0], body.decode()
-
-    assert get("/healthz")[0] == "200 OK"
-    assert get("/readyz") == ("200 OK", '{"ok": true, "worker": true, "slack": true, '
-                                        '"database": true}')
-    worker_up["value"] = False
-    status, body = get("/readyz")
-    assert status.startswith("503") and '"worker": false' in body
-    assert get("/healthz")[0] == "200 OK"  # alive, though not ready
-    status, body = get("/metrics")
-    assert status == "200 OK"
-    assert "accessbot_outbox_depth 0.0" in body and "accessbot_inbox_oldest_seconds" in body
 
 
 def test_json_logs_are_one_object_per_line_with_ids():
@@ -211,7 +135,7 @@ def test_doctor_database_line_names_the_host_never_the_password():
 @pytest.mark.parametrize("module, not_loaded", [
     ("accessbot.handlers.web", {"boto3", "botocore", "apscheduler", "alembic",
                                 "accessbot.handlers.work", "accessbot.services.runner"}),
-    ("accessbot.jobs.process", {"slack_bolt", "waitress", "alembic"}),
+    ("accessbot.jobs.process", {"slack_bolt", "uvicorn", "alembic"}),
     ("accessbot.bot", {"sqlalchemy", "boto3", "slack_sdk", "alembic", "apscheduler"}),
 ])
 def test_each_process_imports_only_what_it_needs(module, not_loaded):

@@ -1,6 +1,8 @@
 """Slack's request bodies, a Bolt app with our listeners, and a recorder of handoffs: for
-tests of the listeners (through app.dispatch) and of the HTTP boundary (over WSGI)."""
+tests of the listeners (through app.dispatch) and of the HTTP boundary (over WSGI); and
+an ASGI GET, for the web process's routes."""
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -96,3 +98,19 @@ def submission_payload(callback_id: str, values, user=REQUESTER,
 
 def submission(callback_id: str, values, user=REQUESTER, private_metadata="") -> str:
     return payload(submission_payload(callback_id, values, user, private_metadata))
+
+
+def asgi_get(app, path: str) -> tuple[int, str]:
+    """(status, body) of GET `path` from an ASGI app, called as the server calls it."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "method": "GET", "path": path, "query_string": b"",
+                     "headers": []}, receive, send))
+    start, *bodies = sent
+    return start["status"], b"".join(m.get("body", b"") for m in bodies).decode()

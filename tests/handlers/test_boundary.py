@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from accessbot.handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint
+from accessbot.handlers.boundary import MAX_BODY, MAX_DEPTH, MAX_SKEW, SlackEndpoint, _too_deep
 from accessbot.handlers.ids import ActionId, BlockId, ViewId
 from accessbot.handlers.tasks import ReplyTo, Task
 from tests.factories import APPROVER, REQUESTER, RESOURCE
@@ -246,6 +246,24 @@ for _ in range(MAX_DEPTH + 1):
 def test_a_signed_body_that_is_not_slacks_is_400(send, handoffs, body):
     assert send(environ(body)).status == 400
     assert handoffs.tasks == []
+
+
+def nested(depth: int) -> str:
+    text = "1"
+    for level in range(depth):
+        text = f'{{"a": {text}}}' if level % 2 else f"[{text}]"
+    return text
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 9])
+def test_nesting_is_refused_only_beyond_max_depth(depth):
+    assert _too_deep(nested(depth)) == (depth > MAX_DEPTH)
+
+
+def test_brackets_inside_strings_are_text_not_nesting():
+    text = json.dumps({"reason": "[{" * 200 + '"\\' + "}]" * 3, "blocks": [[["]}"]]]})
+    assert not _too_deep(text)
+    assert _too_deep(json.dumps({"reason": "[{" * 200, "deep": json.loads(nested(MAX_DEPTH))}))
 
 
 @pytest.mark.parametrize("body", ["[1]", "not json", "", DEEP, "3"])

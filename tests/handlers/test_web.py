@@ -1,0 +1,200 @@
+"""The web process's HTTP side (handlers/web.py) over a real socket, served as the bot
+serves it: routing, the boundary, and each Slack request answered only once the tasks
+its listener handed over are committed."""
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+
+from accessbot.handlers import web as web_module
+from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint
+from accessbot.handlers.handoff import NOT_RECORDED, DurableHandoff
+from accessbot.handlers.tasks import Task, decode_args
+from accessbot.handlers.web import WebApp, make_server
+from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
+from accessbot.models.migrate import upgrade
+from tests.factories import REQUESTER, RESOURCE
+from tests.handlers.slack_requests import SECRET, Handoffs, asgi_get, command, make_app, sign
+
+
+@contextlib.contextmanager
+def serving(web):
+    """The bot's HTTP server (handlers/web.make_server) for `web`, on a free port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = make_server(web, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        sock.close()
+
+
+@pytest.fixture
+def web_server(catalog):
+    handoffs = Handoffs()
+    web = WebApp(SlackEndpoint(make_app(catalog, handoffs), SECRET), None,
+                 ready=lambda: {"worker": True, "database": True})
+    with serving(web) as port:
+        yield port, handoffs
+
+
+def exchange(port: int, head: list[str], body: bytes = b"") -> tuple[int, bytes]:
+    """(status, body) of one request on a connection of its own."""
+    raw = "\r\n".join([*head, "Connection: close", "", ""]).encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer.split(b"\r\n\r\n", 1)[1]
+
+
+def http(port: int, head: list[str], body: bytes = b"") -> int:
+    return exchange(port, head, body)[0]
+
+
+def signed_post(body: bytes, **extra: str) -> list[str]:
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "Content-Length": str(len(body)), "X-Slack-Request-Timestamp": timestamp,
+               "X-Slack-Signature": sign(body, timestamp), **extra}
+    return ["POST /slack/events HTTP/1.1", "Host: x",
+            *(f"{name}: {value}" for name, value in headers.items() if value)]
+
+
+def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
+    port, handoffs = web_server
+    body = command("prod-admins 1h fix the payload parser").encode()
+    assert http(port, signed_post(body), body) == 200
+    assert len(handoffs.tasks) == 1
+    assert http(port, signed_post(body, **{"X-Slack-Signature": "v0=00"}), body) == 401
+    assert http(port, signed_post(b"payload=%5B1%5D"), b"payload=%5B1%5D") == 400
+    big = b"x" * (MAX_BODY + 1)  # refused on its head, before any of it is sent
+    assert http(port, signed_post(big)) == 413
+    assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+def test_liveness_readiness_and_metrics(sessions, engine, catalog):
+    from accessbot.handlers import health
+
+    worker_up = {"value": True}
+    web = WebApp(SlackEndpoint(make_app(catalog, Handoffs()), SECRET), None,
+                 ready=lambda: health.ready(lambda: worker_up["value"], lambda: True, engine),
+                 metrics=lambda: health.metrics_text(engine))
+
+    assert asgi_get(web, "/healthz")[0] == 200
+    assert asgi_get(web, "/readyz") == (200, '{"ok": true, "worker": true, "slack": true, '
+                                             '"database": true}')
+    worker_up["value"] = False
+    status, body = asgi_get(web, "/readyz")
+    assert status == 503 and '"worker": false' in body
+    assert asgi_get(web, "/healthz")[0] == 200  # alive, though not ready
+    status, body = asgi_get(web, "/metrics")
+    assert status == 200
+    assert "accessbot_outbox_depth 0.0" in body and "accessbot_inbox_oldest_seconds" in body
+
+
+
+# -- the durable hand-off over HTTP ------------------------------------------------------
+
+@pytest.fixture
+def inbox(tmp_path):
+    """A migrated SQLite file, and an engine as the web process makes it."""
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    upgrade(url)
+    engine = make_engine(url, busy_timeout=0, writes_first=True)
+    yield engine
+    engine.dispose()
+
+
+class HeldWriter(DurableHandoff):
+    """The inbox writer, which begins no transaction until `release` is set."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.release = threading.Event()
+
+    def _write(self, batch) -> None:
+        assert self.release.wait(10)
+        super()._write(batch)
+
+
+def handoff_web(catalog, handoff: DurableHandoff) -> WebApp:
+    return WebApp(SlackEndpoint(make_app(catalog, handoff), SECRET), handoff,
+                  ready=lambda: {"ok": True})
+
+
+def inbox_rows(engine) -> list[InboxTask]:
+    with make_session_factory(engine)() as session:
+        return session.scalars(select(InboxTask).order_by(InboxTask.id)).all()
+
+
+def test_a_command_is_answered_only_once_its_task_is_committed(catalog, inbox):
+    nudges: list[int] = []
+    handoff = HeldWriter(inbox, nudges.append)
+    body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
+    with serving(handoff_web(catalog, handoff)) as port, ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(exchange, port, signed_post(body), body)
+        time.sleep(0.3)
+        assert not answer.done() and inbox_rows(inbox) == []  # no "got it" before the row
+        handoff.release.set()
+        status, reply = answer.result(10)
+    assert status == 200 and "Got it" in json.loads(reply)["text"]
+    [row] = inbox_rows(inbox)
+    assert (row.task, row.status) == (Task.SUBMIT_REQUEST, InboxStatus.PENDING)
+    user, draft, _reply_to = decode_args(row.args, catalog)
+    assert (user, draft.reason) == (REQUESTER, "deploy the hotfix")
+    assert nudges == [row.id]
+
+
+def test_requests_at_once_are_each_recorded_once_and_answered(catalog, inbox):
+    nudges: list[int] = []
+    handoff = DurableHandoff(inbox, nudges.append)
+    bodies = [command(f"{RESOURCE} 1h task {n}").encode() for n in range(20)]
+    with serving(handoff_web(catalog, handoff)) as port, ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda b: exchange(port, signed_post(b), b), bodies))
+    assert all(status == 200 and "Got it" in json.loads(reply)["text"]
+               for status, reply in answers)
+    rows = inbox_rows(inbox)
+    assert sorted(decode_args(row.args, catalog)[1].reason for row in rows) == \
+        sorted(f"task {n}" for n in range(20))
+    assert nudges[-1] == rows[-1].id and len(nudges) <= 20  # a nudge per transaction
+
+
+def test_a_task_the_database_cannot_take_is_never_acknowledged(catalog, tmp_path, caplog):
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'inbox.db'}", busy_timeout=0,
+                         writes_first=True)
+    handoff = DurableHandoff(engine, lambda _task_id: None)
+    body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
+    with serving(handoff_web(catalog, handoff)) as port:
+        status, reply = exchange(port, signed_post(body), body)
+    engine.dispose()
+    assert status == 200
+    assert json.loads(reply) == {"response_type": "ephemeral", "text": NOT_RECORDED}
+    assert "could not record submit_request" in caplog.text
+
+
+def test_a_body_that_does_not_arrive_is_refused_in_time(catalog, inbox, monkeypatch):
+    monkeypatch.setattr(web_module, "BODY_TIMEOUT", 0.3)
+    handoff = DurableHandoff(inbox, lambda _task_id: None)
+    body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
+    with serving(handoff_web(catalog, handoff)) as port:
+        started = time.monotonic()
+        status, _ = exchange(port, signed_post(body), body[:10])  # then nothing more
+    assert status == 408 and time.monotonic() - started < 5
+    assert inbox_rows(inbox) == []
