@@ -243,7 +243,7 @@ def make_server(app, host: str, port: int) -> Server:
     httptools's C parser. `run()` serves until `should_exit` is set."""
     return Server(uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off",
-        log_config=None, access_log=False, server_header=False,
+        log_config=None, access_log=False, server_header=False, proxy_headers=False,
         limit_concurrency=SERVER_CONNECTIONS, timeout_graceful_shutdown=GIVE_UP + 1))
 
 
