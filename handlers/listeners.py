@@ -7,11 +7,13 @@ worker's side, so no acknowledgement waits on them, or on another request's work
 Answers that come later go back through the response_url, or as a DM.
 """
 
+import contextlib
+import contextvars
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 from slack_sdk.webhook import WebhookClient
@@ -102,7 +104,35 @@ def check_and_time(body: dict, context: BoltContext,
     finally:
         listener = _listener_of(body)
         metrics.ACKS.labels(listener).inc()
-        metrics.ACK_SECONDS.labels(listener).observe(time.perf_counter() - started)
+        timed = _timed_by_caller.get()
+        if timed is None:
+            metrics.ACK_SECONDS.labels(listener).observe(time.perf_counter() - started)
+        else:
+            timed.append((listener, started))
+
+
+# (listener, perf_counter at dispatch) of the acknowledgements whose answer leaves later,
+# once their tasks are committed (handlers/web.py): the caller observes their latency then
+_timed_by_caller: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "acks_timed_by_caller", default=None)
+
+
+@contextlib.contextmanager
+def acks_timed_by_caller() -> Iterator[list[tuple[str, float]]]:
+    """Inside: acknowledgements are counted, and their latency left to the caller, who
+    calls `observe_acks` with the list when the answer is ready."""
+    timed: list[tuple[str, float]] = []
+    token = _timed_by_caller.set(timed)
+    try:
+        yield timed
+    finally:
+        _timed_by_caller.reset(token)
+
+
+def observe_acks(timed: list[tuple[str, float]]) -> None:
+    now = time.perf_counter()
+    for listener, started in timed:
+        metrics.ACK_SECONDS.labels(listener).observe(now - started)
 
 
 _KNOWN_LABELS = frozenset(member.value for kind in (ActionId, ViewId) for member in kind)

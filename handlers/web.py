@@ -25,7 +25,13 @@ from accessbot.handlers import health
 from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint, content_type, parse_body
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.handoff import GIVE_UP, DurableHandoff, HandoffFailed
-from accessbot.handlers.listeners import Handoff, not_recorded, register
+from accessbot.handlers.listeners import (
+    Handoff,
+    acks_timed_by_caller,
+    not_recorded,
+    observe_acks,
+    register,
+)
 from accessbot.jobs.worker import WAKE, WorkerFailed, WorkerProcess, worker_main
 from accessbot.models import make_engine
 from accessbot.services.catalog import Catalog
@@ -124,14 +130,15 @@ class WebApp:
         environ["wsgi.input"] = io.BytesIO(body)
         if self.handoff is None:
             return _call_wsgi(self.slack, environ)
-        with self.handoff.collecting() as rows:
+        with self.handoff.collecting() as rows, acks_timed_by_caller() as acks:
             answer = _call_wsgi(self.slack, environ)
         try:
             await self.handoff.settled(rows)
         except HandoffFailed:  # rows exist only for a request that passed every check
             said = not_recorded(parse_body(body, content_type(environ)))
-            return said.status, [(name, value) for name, values in said.headers.items()
-                                 for value in values], said.body.encode()
+            answer = (said.status, [(name, value) for name, values in said.headers.items()
+                                    for value in values], said.body.encode())
+        observe_acks(acks)
         return answer
 
 

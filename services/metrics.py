@@ -13,7 +13,8 @@ LAG = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 ACKS = Counter("accessbot_acks_total", "Slack requests acknowledged, by listener",
                ["listener"])
-ACK_SECONDS = Histogram("accessbot_ack_seconds", "Time from dispatch to acknowledgement",
+ACK_SECONDS = Histogram("accessbot_ack_seconds",
+                        "Time from dispatch to acknowledgement (its task committed)",
                         ["listener"], buckets=LATENCY)
 MESSAGES = Counter("accessbot_messages_total", "Outbox deliveries: sent, retried, failed",
                    ["outcome", "kind", "error"])

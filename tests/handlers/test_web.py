@@ -20,6 +20,7 @@ from accessbot.handlers.tasks import Task, decode_args
 from accessbot.handlers.web import WebApp, make_server
 from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
 from accessbot.models.migrate import upgrade
+from accessbot.services import metrics
 from tests.factories import REQUESTER, RESOURCE
 from tests.handlers.slack_requests import SECRET, Handoffs, asgi_get, command, make_app, sign
 
@@ -144,9 +145,18 @@ def inbox_rows(engine) -> list[InboxTask]:
         return session.scalars(select(InboxTask).order_by(InboxTask.id)).all()
 
 
+def acks_observed(listener: str) -> tuple[float, float]:
+    """(count, sum) of accessbot_ack_seconds for the listener."""
+    [family] = metrics.ACK_SECONDS.collect()
+    samples = {s.name: s.value for s in family.samples if s.labels.get("listener") == listener}
+    return (samples.get("accessbot_ack_seconds_count", 0.0),
+            samples.get("accessbot_ack_seconds_sum", 0.0))
+
+
 def test_a_command_is_answered_only_once_its_task_is_committed(catalog, inbox):
     nudges: list[int] = []
     handoff = HeldWriter(inbox, nudges.append)
+    count, total = acks_observed("command")
     body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
     with serving(handoff_web(catalog, handoff)) as port, ThreadPoolExecutor(1) as pool:
         answer = pool.submit(exchange, port, signed_post(body), body)
@@ -160,6 +170,9 @@ def test_a_command_is_answered_only_once_its_task_is_committed(catalog, inbox):
     user, draft, _reply_to = decode_args(row.args, catalog)
     assert (user, draft.reason) == (REQUESTER, "deploy the hotfix")
     assert nudges == [row.id]
+    # the acknowledgement's latency is the answer's, the commit's wait included
+    after_count, after_total = acks_observed("command")
+    assert after_count == count + 1 and after_total - total >= 0.3
 
 
 def test_requests_at_once_are_each_recorded_once_and_answered(catalog, inbox):
