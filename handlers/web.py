@@ -20,6 +20,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from accessbot.handlers import health
 from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint, content_type, parse_body
@@ -42,6 +43,7 @@ log = logging.getLogger("accessbot")
 
 # Connections served at once; beyond it, the server answers 503 at once.
 SERVER_CONNECTIONS = 1000
+HEAD_TIMEOUT = 10.0  # seconds for a request's head to arrive (HttpProtocol)
 BODY_TIMEOUT = 10.0  # seconds for a request's body to arrive once its head has
 
 Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
@@ -245,11 +247,40 @@ class Server(uvicorn.Server):
         yield
 
 
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's protocol with httptools, and a deadline for every request's head: a
+    connection that has not sent a whole head HEAD_TIMEOUT seconds after it opened, or
+    after its last answer, is closed. uvicorn has no such deadline (only a keep-alive
+    one, which the first byte of a request stops), so connections that trickle or send
+    nothing would hold their places in SERVER_CONNECTIONS for ever."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._head_deadline.cancel()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():  # kept alive: the next request's head
+            self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 def make_server(app, host: str, port: int) -> Server:
     """The HTTP server for an ASGI app, as the bot runs it: uvicorn on uvloop, with
     httptools's C parser. `run()` serves until `should_exit` is set."""
     return Server(uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="off",
+        app, host=host, port=port, loop="uvloop", http=HttpProtocol, lifespan="off",
         log_config=None, access_log=False, server_header=False, proxy_headers=False,
         limit_concurrency=SERVER_CONNECTIONS, timeout_graceful_shutdown=GIVE_UP + 1))
 

@@ -211,3 +211,28 @@ def test_a_body_that_does_not_arrive_is_refused_in_time(catalog, inbox, monkeypa
         status, _ = exchange(port, signed_post(body), body[:10])  # then nothing more
     assert status == 408 and time.monotonic() - started < 5
     assert inbox_rows(inbox) == []
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /slack/events HTTP/1.1\r\nHost: x\r\n"])
+def test_a_connection_that_sends_no_whole_head_is_closed(sent, monkeypatch):
+    """Nothing, or a head that trickles: the connection would otherwise hold one of the
+    server's places for ever."""
+    monkeypatch.setattr(web_module, "HEAD_TIMEOUT", 0.3)
+    web = WebApp(None, None, ready=lambda: {"ok": True})
+    with serving(web) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(sent)
+        assert sock.recv(100) == b""  # closed by the server, with no answer
+        assert 0.25 < time.monotonic() - started < 5
+
+
+def test_a_kept_alive_connection_has_the_same_deadline_for_its_next_head(monkeypatch):
+    monkeypatch.setattr(web_module, "HEAD_TIMEOUT", 0.3)
+    web = WebApp(None, None, ready=lambda: {"ok": True})
+    with serving(web) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(1000).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # and no more
+        assert sock.recv(100) == b""
+        assert time.monotonic() - started < 4  # uvicorn's own keep-alive timeout is 5 s
