@@ -126,7 +126,8 @@ class WebApp:
     async def _slack(self, scope: dict, receive: Callable) -> Answer:
         environ = _environ(scope)
         try:
-            body = await asyncio.wait_for(_body(environ, receive), BODY_TIMEOUT)
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await _body(environ, receive)
         except TimeoutError:
             return _text(408, b"the body did not arrive in time\n")
         environ["wsgi.input"] = io.BytesIO(body)
