@@ -150,6 +150,8 @@ def _environ(scope: dict) -> dict:
     environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
                "QUERY_STRING": scope["query_string"].decode("latin-1")}
     for raw_name, raw_value in scope["headers"]:
+        if b"_" in raw_name:  # "X_Slack_Signature" would pass for "X-Slack-Signature"
+            continue
         name = raw_name.decode("latin-1").upper().replace("-", "_")
         key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
         value = raw_value.decode("latin-1")

@@ -90,6 +90,15 @@ def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
     assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
+def test_a_header_named_with_an_underscore_does_not_stand_for_one_with_a_dash(web_server):
+    port, handoffs = web_server
+    body = command("prod-admins 1h deploy the hotfix").encode()
+    head = signed_post(body)
+    spoofed = [line.replace("X-Slack-Signature", "X_Slack_Signature") for line in head]
+    assert http(port, spoofed, body) == 401
+    assert handoffs.tasks == []
+
+
 def test_liveness_readiness_and_metrics(sessions, engine, catalog):
     from accessbot.handlers import health
 
