@@ -5,25 +5,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import select
 
 from accessbot.handlers.handoff import DurableHandoff, HandoffFailed
 from accessbot.handlers.tasks import ReplyTo, Task, decode_args
 from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
-from accessbot.models.migrate import upgrade
 from tests.factories import APPROVER
 
 WAITING = 20
-
-
-@pytest.fixture
-def web_engine(tmp_path):
-    url = f"sqlite:///{tmp_path / 'inbox.db'}"
-    upgrade(url)
-    engine = make_engine(url, busy_timeout=0, writes_first=True)
-    yield engine
-    engine.dispose()
 
 
 class FirstBatchHeld(DurableHandoff):

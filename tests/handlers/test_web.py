@@ -19,7 +19,6 @@ from accessbot.handlers.handoff import NOT_RECORDED, DurableHandoff
 from accessbot.handlers.tasks import Task, decode_args
 from accessbot.handlers.web import WebApp, make_server
 from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
-from accessbot.models.migrate import upgrade
 from accessbot.services import metrics
 from tests.factories import REQUESTER, RESOURCE
 from tests.handlers.slack_requests import SECRET, Handoffs, asgi_get, command, make_app, sign
@@ -122,24 +121,17 @@ def test_liveness_readiness_and_metrics(sessions, engine, catalog):
 
 # -- the durable hand-off over HTTP ------------------------------------------------------
 
-@pytest.fixture
-def inbox(tmp_path):
-    """A migrated SQLite file, and an engine as the web process makes it."""
-    url = f"sqlite:///{tmp_path / 'inbox.db'}"
-    upgrade(url)
-    engine = make_engine(url, busy_timeout=0, writes_first=True)
-    yield engine
-    engine.dispose()
-
-
 class HeldWriter(DurableHandoff):
-    """The inbox writer, which begins no transaction until `release` is set."""
+    """The inbox writer, which has rows to write (`holding`) but begins no transaction
+    until `release` is set."""
 
     def __init__(self, *args):
         super().__init__(*args)
+        self.holding = threading.Event()
         self.release = threading.Event()
 
     def _write(self, batch) -> None:
+        self.holding.set()
         assert self.release.wait(10)
         super()._write(batch)
 
@@ -162,19 +154,20 @@ def acks_observed(listener: str) -> tuple[float, float]:
             samples.get("accessbot_ack_seconds_sum", 0.0))
 
 
-def test_a_command_is_answered_only_once_its_task_is_committed(catalog, inbox):
+def test_a_command_is_answered_only_once_its_task_is_committed(catalog, web_engine):
     nudges: list[int] = []
-    handoff = HeldWriter(inbox, nudges.append)
+    handoff = HeldWriter(web_engine, nudges.append)
     count, total = acks_observed("command")
     body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
     with serving(handoff_web(catalog, handoff)) as port, ThreadPoolExecutor(1) as pool:
         answer = pool.submit(exchange, port, signed_post(body), body)
+        assert handoff.holding.wait(10)  # the listener ran, and handed its task over
         time.sleep(0.3)
-        assert not answer.done() and inbox_rows(inbox) == []  # no "got it" before the row
+        assert not answer.done() and inbox_rows(web_engine) == []  # no "got it" before the row
         handoff.release.set()
         status, reply = answer.result(10)
     assert status == 200 and "Got it" in json.loads(reply)["text"]
-    [row] = inbox_rows(inbox)
+    [row] = inbox_rows(web_engine)
     assert (row.task, row.status) == (Task.SUBMIT_REQUEST, InboxStatus.PENDING)
     user, draft, _reply_to = decode_args(row.args, catalog)
     assert (user, draft.reason) == (REQUESTER, "deploy the hotfix")
@@ -184,15 +177,15 @@ def test_a_command_is_answered_only_once_its_task_is_committed(catalog, inbox):
     assert after_count == count + 1 and after_total - total >= 0.3
 
 
-def test_requests_at_once_are_each_recorded_once_and_answered(catalog, inbox):
+def test_requests_at_once_are_each_recorded_once_and_answered(catalog, web_engine):
     nudges: list[int] = []
-    handoff = DurableHandoff(inbox, nudges.append)
+    handoff = DurableHandoff(web_engine, nudges.append)
     bodies = [command(f"{RESOURCE} 1h task {n}").encode() for n in range(20)]
     with serving(handoff_web(catalog, handoff)) as port, ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(lambda b: exchange(port, signed_post(b), b), bodies))
     assert all(status == 200 and "Got it" in json.loads(reply)["text"]
                for status, reply in answers)
-    rows = inbox_rows(inbox)
+    rows = inbox_rows(web_engine)
     assert sorted(decode_args(row.args, catalog)[1].reason for row in rows) == \
         sorted(f"task {n}" for n in range(20))
     assert nudges[-1] == rows[-1].id and len(nudges) <= 20  # a nudge per transaction
@@ -211,15 +204,15 @@ def test_a_task_the_database_cannot_take_is_never_acknowledged(catalog, tmp_path
     assert "could not record submit_request" in caplog.text
 
 
-def test_a_body_that_does_not_arrive_is_refused_in_time(catalog, inbox, monkeypatch):
+def test_a_body_that_does_not_arrive_is_refused_in_time(catalog, web_engine, monkeypatch):
     monkeypatch.setattr(web_module, "BODY_TIMEOUT", 0.3)
-    handoff = DurableHandoff(inbox, lambda _task_id: None)
+    handoff = DurableHandoff(web_engine, lambda _task_id: None)
     body = command(f"{RESOURCE} 1h deploy the hotfix").encode()
     with serving(handoff_web(catalog, handoff)) as port:
         started = time.monotonic()
         status, _ = exchange(port, signed_post(body), body[:10])  # then nothing more
     assert status == 408 and time.monotonic() - started < 5
-    assert inbox_rows(inbox) == []
+    assert inbox_rows(web_engine) == []
 
 
 @pytest.mark.parametrize("sent", [b"", b"POST /slack/events HTTP/1.1\r\nHost: x\r\n"])
