@@ -141,29 +141,27 @@ def _json_object(text: str) -> dict[str, Any]:
         raise Rejected(HTTPStatus.BAD_REQUEST, "payload is not JSON") from None
     if not isinstance(value, dict):
         raise Rejected(HTTPStatus.BAD_REQUEST, "payload is not a JSON object")
-    if _too_deep(text):
+    if _too_deep(value, text):
         raise Rejected(HTTPStatus.BAD_REQUEST, f"payload nested deeper than {MAX_DEPTH}")
     return value
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_EMPTY_CONTAINER = re.compile(r"\{\}|\[\]")
-
-
-def _too_deep(text: str) -> bool:
-    """Valid JSON text nested deeper than MAX_DEPTH. Its brackets outside strings, with
-    every innermost pair removed once per pass: as many passes as the deepest nesting.
-    Each step is a regular expression (C), never a walk in Python: a click's payload,
-    with its message's blocks, has a few hundred brackets."""
-    if text.count("{") + text.count("[") <= MAX_DEPTH:  # too few to nest so deep
+def _too_deep(value: Any, text: str) -> bool:
+    """Nesting deeper than MAX_DEPTH, found without recursion (and without a walk when the
+    text has too few brackets to nest so deep: every click and command)."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
         return False
-    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    for _ in range(MAX_DEPTH):
-        brackets = _EMPTY_CONTAINER.sub("", brackets)
-        if not brackets:
-            return False
-    return True
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _headers(environ: Mapping[str, Any]) -> dict[str, str]:
