@@ -147,20 +147,20 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _too_deep(value: Any, text: str) -> bool:
-    """Nesting deeper than MAX_DEPTH, found without recursion (and without a walk when the
-    text has too few brackets to nest so deep: every click and command)."""
+    """Nesting deeper than MAX_DEPTH, found without recursion, one level at a time and
+    only through containers (a click's copy has a few hundred strings, and the walk is
+    Python); and without a walk when the text has too few brackets to nest so deep (every
+    command). `value` is what json.loads made of `text`: only its dicts and lists nest."""
     if text.count("{") + text.count("[") <= MAX_DEPTH:
         return False
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else \
-            item if isinstance(item, list) else None
-        if children is None:
-            continue
+    level, depth = [value], 1
+    while level:
         if depth > MAX_DEPTH:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        level = [child for item in level
+                 for child in (item.values() if type(item) is dict else item)
+                 if type(child) in (dict, list)]
+        depth += 1
     return False
 
 
