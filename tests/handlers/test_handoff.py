@@ -1,12 +1,14 @@
-"""The web process's inbox writer (handlers/handoff.py) on a real SQLite file: every
+"""The web process's inbox writer (handlers/handoff.py) on a real SQLite file (and Postgres): every
 listener waiting at a moment is one transaction and one nudge of the worker."""
 
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
+from accessbot.handlers import handoff as handoff_module
 from accessbot.handlers.handoff import DurableHandoff, HandoffFailed
 from accessbot.handlers.tasks import ReplyTo, Task, decode_args
 from accessbot.models import InboxStatus, InboxTask, make_engine, make_session_factory
@@ -90,3 +92,38 @@ def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
     assert isinstance(failed, HandoffFailed) and "No such file or directory" in str(failed)
     assert nudges == []
 
+
+
+@pytest.fixture
+def writer_engine(migrated_url):
+    """The web process's engine on each database (SQLite, Postgres)."""
+    engine = make_engine(migrated_url, busy_timeout=0, writes_first=True)
+    yield engine
+    engine.dispose()
+
+
+def test_waiting_requests_are_one_insert_in_autocommit_on_postgres(writer_engine, monkeypatch):
+    """Postgres: one statement in autocommit, one round trip. Runs of at most MAX_ROWS
+    rows: SQLAlchemy would split a longer INSERT in two, and in autocommit the first part
+    would stay if the second failed."""
+    monkeypatch.setattr(handoff_module, "MAX_ROWS", 8)
+    inserts: list[str | None] = []
+
+    @event.listens_for(writer_engine, "before_cursor_execute")
+    def seen(connection, _cursor, statement, *_):
+        if statement.lstrip().upper().startswith("INSERT INTO INBOX"):
+            inserts.append(connection.get_execution_options().get("isolation_level"))
+
+    handoff = FirstBatchHeld(writer_engine, lambda _task_id: None)
+    with ThreadPoolExecutor(WAITING) as pool:
+        ids = list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER,
+                                              ReplyTo(APPROVER)), range(WAITING)))
+    event.remove(writer_engine, "before_cursor_execute", seen)
+
+    assert len(set(ids)) == WAITING and max(handoff.batches) <= 8
+    if writer_engine.dialect.name == "postgresql":  # one statement per transaction
+        assert inserts == ["AUTOCOMMIT"] * len(handoff.batches)
+    else:  # SQLite: a transaction begun IMMEDIATE (an INSERT per row, as SQLAlchemy does)
+        assert set(inserts) == {None}
+    with make_session_factory(writer_engine)() as session:
+        assert set(session.scalars(select(InboxTask.id).where(InboxTask.id.in_(ids)))) == set(ids)
