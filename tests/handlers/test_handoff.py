@@ -95,8 +95,9 @@ def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
 
 
 @pytest.fixture
-def writer_engine(migrated_url):
-    """The web process's engine on each database (SQLite, Postgres)."""
+def writer_engine(migrated_url, sessions):
+    """The web process's engine on each database (SQLite, Postgres), whose tables are
+    emptied after the test (`sessions`)."""
     engine = make_engine(migrated_url, busy_timeout=0, writes_first=True)
     yield engine
     engine.dispose()
