@@ -1,5 +1,6 @@
-"""The web process's inbox writer (handlers/handoff.py) on a real SQLite file (and Postgres): every
-listener waiting at a moment is one transaction and one nudge of the worker."""
+"""The web process's inbox writer (handlers/handoff.py) on a real SQLite file, and on
+Postgres: every listener waiting at a moment is one transaction and one nudge of the
+worker."""
 
 import threading
 import time
@@ -91,7 +92,6 @@ def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
     [failed] = outcome
     assert isinstance(failed, HandoffFailed) and "No such file or directory" in str(failed)
     assert nudges == []
-
 
 
 @pytest.fixture
