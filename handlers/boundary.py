@@ -44,8 +44,9 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def read_body(environ: Mapping[str, Any]) -> bytes:
-    """The body, exactly Content-Length bytes, refused above MAX_BODY without reading it."""
+def content_length(environ: Mapping[str, Any]) -> int:
+    """The body's size as its Content-Length says, refused when missing, not a number or
+    above MAX_BODY."""
     length = environ.get("CONTENT_LENGTH") or ""
     if not length:
         raise Rejected(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
@@ -54,6 +55,12 @@ def read_body(environ: Mapping[str, Any]) -> bytes:
     size = int(length)
     if size > MAX_BODY:
         raise Rejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
+    return size
+
+
+def read_body(environ: Mapping[str, Any]) -> bytes:
+    """The body, exactly Content-Length bytes, refused above MAX_BODY without reading it."""
+    size = content_length(environ)
     body = environ["wsgi.input"].read(size)
     if len(body) != size:
         raise Rejected(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
@@ -209,12 +216,17 @@ class SlackEndpoint:
                            context={"logger": log})
 
 
+def header_pairs(headers: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """A BoltResponse's headers as (name, value) pairs, without its Content-Length (the
+    server's writer counts the body it sends)."""
+    return [(name, value) for name, values in headers.items()
+            if name.lower() != "content-length" for value in values]
+
+
 def _answer(start_response: Callable, status: int, headers: Mapping[str, Sequence[str]],
             body: str) -> list[bytes]:
     """A BoltResponse's parts as a WSGI response, as Bolt's WSGI adapter writes them."""
     data = body.encode()
-    pairs = [(name, value) for name, values in headers.items()
-             if name.lower() != "content-length" for value in values]
     start_response(f"{status} {HTTPStatus(status).phrase}",
-                   [*pairs, ("content-length", str(len(data)))])
+                   [*header_pairs(headers), ("content-length", str(len(data)))])
     return [data]

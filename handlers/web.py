@@ -23,7 +23,14 @@ from sqlalchemy import Engine
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from accessbot.handlers import health
-from accessbot.handlers.boundary import MAX_BODY, SlackEndpoint, content_type, parse_body
+from accessbot.handlers.boundary import (
+    Rejected,
+    SlackEndpoint,
+    content_length,
+    content_type,
+    header_pairs,
+    parse_body,
+)
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.handoff import GIVE_UP, DurableHandoff, HandoffFailed
 from accessbot.handlers.listeners import (
@@ -139,8 +146,7 @@ class WebApp:
             await self.handoff.settled(rows)
         except HandoffFailed:  # rows exist only for a request that passed every check
             said = not_recorded(parse_body(body, content_type(environ)))
-            answer = (said.status, [(name, value) for name, values in said.headers.items()
-                                    for value in values], said.body.encode())
+            answer = said.status, header_pairs(said.headers), said.body.encode()
         observe_acks(acks)
         return answer
 
@@ -162,11 +168,12 @@ def _environ(scope: dict) -> dict:
 async def _body(environ: dict, receive: Callable) -> bytes:
     """The body when its Content-Length is one the boundary accepts; else nothing is read
     (the boundary refuses the request on its header)."""
-    length = environ.get("CONTENT_LENGTH", "")
-    if not (length.isascii() and length.isdigit() and int(length) <= MAX_BODY):
+    try:
+        length = content_length(environ)
+    except Rejected:
         return b""
     chunks, size = [], 0
-    while size < int(length):
+    while size < length:
         message = await receive()
         chunk = message.get("body", b"")
         chunks.append(chunk)
