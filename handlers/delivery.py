@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -75,9 +76,22 @@ class DeliveryFailed(Exception):
         self.code = code  # short, for metrics: Slack's error code, http_NNN, unreachable
 
 
+def slack_hook(url: str, api_base: str) -> bool:
+    """Whether a payload's response_url is Slack's own: on the Web API's origin, or on its
+    hooks. host over https (https://hooks.slack.com/... beside https://slack.com/api/).
+    The worker posts to it, so no other address (an internal one, say) is ever called."""
+    try:
+        hook, api = urlsplit(url), urlsplit(api_base)
+    except ValueError:  # not a URL (a bracketed host that is not an IPv6 address)
+        return False
+    return ((hook.scheme, hook.netloc) == (api.scheme, api.netloc)
+            or (hook.scheme, hook.netloc) == ("https", f"hooks.{api.netloc}"))
+
+
 class Delivery:
     def __init__(self, client: WebClient, catalog: Catalog, groups: UserGroups | None = None):
         self.client = client
+        self.api_base = client.base_url  # SLACK_API_URL, else Slack's
         self.catalog = catalog
         self.groups = groups  # user groups in approvers and admins (None: not resolved)
         self._render: dict[Kind, Callable[[Session, dict, datetime], SlackCall | None]] = {
@@ -301,9 +315,18 @@ class Delivery:
         channel = self._admin(args["text"])
         return SlackCall(POST, {"channel": channel, "text": args["text"]}) if channel else None
 
+    def _hook(self, args: dict) -> str | None:
+        """The response_url to answer through; None (a DM) when there is none, or when it
+        is not Slack's (slack_hook)."""
+        url = args.get("response_url")
+        if url and not slack_hook(url, self.api_base):
+            log.warning("a response_url outside Slack (%r): answered by DM instead", url[:200])
+            return None
+        return url
+
     def _reply(self, session, args, now):
-        if args.get("response_url"):
-            return SlackCall(RESPONSE_URL, {"url": args["response_url"], "text": args["text"],
+        if url := self._hook(args):
+            return SlackCall(RESPONSE_URL, {"url": url, "text": args["text"],
                                             "response_type": "ephemeral",
                                             "replace_original": False})
         return SlackCall(POST, {"channel": args["user_id"], "text": args["text"]})
@@ -315,8 +338,8 @@ class Delivery:
 
     def _overview(self, session, args, now):
         text, body = overview_message(self._user_overview(session, args, now))
-        if args.get("response_url"):
-            return SlackCall(RESPONSE_URL, {"url": args["response_url"], "text": text,
+        if url := self._hook(args):
+            return SlackCall(RESPONSE_URL, {"url": url, "text": text,
                                             "blocks": body, "response_type": "ephemeral",
                                             "replace_original": False})
         return SlackCall(POST, {"channel": args["user_id"], "text": text, "blocks": body})

@@ -24,6 +24,8 @@ def _dm(channel: str) -> str:
 class FakeWebClient:
     """The two chat methods the delivery uses; records calls, fails on request."""
 
+    base_url = "https://slack.com/api/"  # WebClient's own
+
     def __init__(self):
         self.calls: list[tuple[str, dict]] = []
         self._failures: list[tuple[str, str | None, str, int, dict]] = []

@@ -20,7 +20,7 @@ from accessbot.services.catalog import Catalog
 from tests.factories import APPROVER, REQUESTER
 
 SECRET = "listener-test-secret"
-RESPONSE_URL = "https://hooks.slack.test/response/1"
+RESPONSE_URL = "https://hooks.slack.com/actions/T0FAKE/1/response"  # as Slack makes them
 # what bot.py's App learns from auth.test at start, given here: no Slack in these tests
 AUTHORIZED = AuthorizeResult(enterprise_id=None, team_id="T0FAKE", bot_token="xoxb-test",
                              bot_user_id="U0ACCESSBOT", bot_id="B0ACCESSBOT")

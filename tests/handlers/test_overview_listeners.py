@@ -16,6 +16,7 @@ from accessbot.models import OutboxMessage
 from accessbot.services import outbox
 from accessbot.services.outbox import Kind
 from tests.factories import REQUESTER, active_grant
+from tests.fakes.outbox import FakeWebClient
 from tests.handlers.slack_requests import RESPONSE_URL, click, command, dispatch, sign
 
 
@@ -87,7 +88,7 @@ def test_the_rows_render_as_an_ephemeral_answer_and_a_home_view(sessions, catalo
     work = Work(WorkDeps(sessions, catalog, None, None, None, clock, None, "worker-1"))
     work.show_list(REQUESTER, ReplyTo(REQUESTER, RESPONSE_URL))
     work.home_opened(REQUESTER)
-    delivery = Delivery(None, catalog)
+    delivery = Delivery(FakeWebClient(), catalog)
     with sessions() as session, session.begin():
         answer, home = outbox.claim(session, "sender", clock(), 10)
         answer_call = delivery.render(session, answer, clock())

@@ -235,3 +235,51 @@ def test_a_file_goes_through_slacks_three_upload_calls(catalog):
         assert message["files"][0]["content"] == "iam_user,finding\nsvc,Access key unused\n"
         assert [c.method for c in slack.calls()] == ["files.getUploadURLExternal",
                                                      "files.completeUploadExternal"]
+
+
+def test_an_answer_goes_to_a_response_url_only_if_it_is_slacks(sessions, catalog, clock):
+    """Over HTTP: an answer through the fake Slack's own response_url is posted there; one
+    whose response_url is another server's (a payload cannot name an internal address for
+    the worker to call) goes to the person as a DM, and that server hears nothing."""
+    from slack_sdk import WebClient
+
+    from tests.fakes.slack_api import FakeSlack
+
+    with FakeSlack() as slack, FakeSlack() as elsewhere:
+        sender = Sender(sessions, Delivery(WebClient(token="xoxb-test", base_url=slack.api_url),
+                                           catalog), clock=clock, owner="s")
+        with transaction(sessions) as session:
+            messages.reply(session, "U0ALICE", slack.response_url("ours"), "through Slack",
+                           clock())
+            messages.reply(session, "U0ALICE", elsewhere.response_url("theirs"), "as a DM",
+                           clock())
+
+        assert sender.drain() == 2
+
+        [answered] = slack.calls("response_url")
+        assert answered.args["text"] == "through Slack"
+        assert [m["text"] for m in slack.messages("U0ALICE")] == ["as a DM"]
+        assert elsewhere.calls() == []
+        assert [r.status for r in rows(sessions)] == [OutboxStatus.SENT] * 2
+
+
+@pytest.mark.parametrize("url, api, allowed", [
+    ("https://hooks.slack.com/actions/T0/1/x", "https://slack.com/api/", True),
+    ("https://hooks.slack-gov.com/actions/T0/1/x", "https://slack-gov.com/api/", True),
+    ("http://127.0.0.1:8080/response/1", "http://127.0.0.1:8080/api/", True),
+    ("http://hooks.slack.com/actions/T0/1/x", "https://slack.com/api/", False),
+    ("https://hooks.slack.com:8443/actions/T0/1/x", "https://slack.com/api/", False),
+    ("https://hooks.slack.com.evil.example/x", "https://slack.com/api/", False),
+    ("https://hooks.slack.com@evil.example/x", "https://slack.com/api/", False),
+    ("https://user@hooks.slack.com/x", "https://slack.com/api/", False),
+    ("https://evil.example/?https://hooks.slack.com/", "https://slack.com/api/", False),
+    ("http://169.254.169.254/latest/meta-data/", "https://slack.com/api/", False),
+    ("http://127.0.0.1:9090/response/1", "http://127.0.0.1:8080/api/", False),
+    ("file:///etc/passwd", "https://slack.com/api/", False),
+    ("https://[::1/x", "https://slack.com/api/", False),
+    ("not a url", "https://slack.com/api/", False),
+])
+def test_slack_hook_admits_only_slacks_own_addresses(url, api, allowed):
+    from accessbot.handlers.delivery import slack_hook
+
+    assert slack_hook(url, api) is allowed
