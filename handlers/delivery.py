@@ -56,6 +56,9 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error",
 class SlackCall:
     method: str  # POST, UPDATE, RESPONSE_URL or UPLOAD
     args: dict
+    # RESPONSE_URL: the DM that says the same if Slack refuses the response_url for good
+    # (it answers five times at most, for 30 minutes after the click)
+    fallback: "SlackCall | None" = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,13 @@ class Delivery:
         """Make the call; DeliveryFailed says whether trying again can help."""
         try:
             if call.method == RESPONSE_URL:
-                return self._respond(call.args)
+                try:
+                    return self._respond(call.args)
+                except DeliveryFailed as exc:
+                    if exc.transient or call.fallback is None:
+                        raise
+                    log.info("the response_url refused an answer (%s): sent as a DM", exc.code)
+                    return self.send(call.fallback)
             if call.method == UPDATE:
                 answer = self.client.chat_update(**call.args)
             elif call.method == PUBLISH:
@@ -162,12 +171,13 @@ class Delivery:
     def _respond(self, args: dict) -> Sent:
         args = dict(args)
         answer = WebhookClient(args.pop("url"), timeout=10).send(**args)
-        if answer.status_code == 200:
+        error = _webhook_error(answer.body)
+        if answer.status_code == 200 and error is None:
             return Sent(None, None)
         transient = answer.status_code == 429 or answer.status_code >= 500
         retry_after = _seconds(answer.headers.get("Retry-After")) if answer.headers else None
         raise DeliveryFailed(f"response_url answered {answer.status_code} {answer.body[:100]}",
-                             transient, retry_after, code=f"http_{answer.status_code}")
+                             transient, retry_after, code=error or f"http_{answer.status_code}")
 
     # -- requests --------------------------------------------------------------------
 
@@ -325,11 +335,12 @@ class Delivery:
         return url
 
     def _reply(self, session, args, now):
+        dm = SlackCall(POST, {"channel": args["user_id"], "text": args["text"]})
         if url := self._hook(args):
             return SlackCall(RESPONSE_URL, {"url": url, "text": args["text"],
                                             "response_type": "ephemeral",
-                                            "replace_original": False})
-        return SlackCall(POST, {"channel": args["user_id"], "text": args["text"]})
+                                            "replace_original": False}, dm)
+        return dm
 
     # -- the overview: /request-access list and App Home -----------------------------------
 
@@ -338,11 +349,12 @@ class Delivery:
 
     def _overview(self, session, args, now):
         text, body = overview_message(self._user_overview(session, args, now))
+        dm = SlackCall(POST, {"channel": args["user_id"], "text": text, "blocks": body})
         if url := self._hook(args):
             return SlackCall(RESPONSE_URL, {"url": url, "text": text,
                                             "blocks": body, "response_type": "ephemeral",
-                                            "replace_original": False})
-        return SlackCall(POST, {"channel": args["user_id"], "text": text, "blocks": body})
+                                            "replace_original": False}, dm)
+        return dm
 
     def _home_refresh(self, session, args, now):
         return SlackCall(PUBLISH, {"user_id": args["user_id"], "view": home_view(
@@ -478,6 +490,18 @@ def _api_failure(exc: SlackApiError) -> DeliveryFailed:
                            or (response.headers or {}).get("retry-after"))
     return DeliveryFailed(f"Slack said {error or status}", transient, retry_after,
                           code=error or f"http_{status}")
+
+
+def _webhook_error(body: str) -> str | None:
+    """A response_url's refusal in its body (`{"ok": false, "error": "expired_url"}`);
+    None for its "ok"."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(answer, dict) and answer.get("ok") is False:
+        return str(answer.get("error") or "not_ok")[:100]
+    return None
 
 
 def _seconds(value) -> float | None:

@@ -263,6 +263,31 @@ def test_an_answer_goes_to_a_response_url_only_if_it_is_slacks(sessions, catalog
         assert [r.status for r in rows(sessions)] == [OutboxStatus.SENT] * 2
 
 
+def test_an_answer_whose_response_url_slack_refuses_for_good_goes_as_a_dm(sessions, catalog,
+                                                                            clock):
+    """A response_url answers five times at most, for 30 minutes: an answer owed after
+    that (a worker down for an hour) reaches the person as a DM. A refusal that may pass
+    (Slack busy) is retried through the response_url."""
+    from slack_sdk import WebClient
+
+    from tests.fakes.slack_api import FakeSlack
+
+    with FakeSlack() as slack:
+        sender = Sender(sessions, Delivery(WebClient(token="xoxb-test", base_url=slack.api_url),
+                                           catalog), clock=clock, owner="s")
+        with transaction(sessions) as session:
+            messages.reply(session, "U0ALICE", slack.response_url("late"), "your answer",
+                           clock())
+        slack.fail("response_url", "expired_url")
+
+        assert sender.drain() == 1
+
+        assert len(slack.calls("response_url")) == 1
+        assert [m["text"] for m in slack.messages("U0ALICE")] == ["your answer"]
+        [row] = rows(sessions)
+        assert (row.status, row.channel) == (OutboxStatus.SENT, "D0ALICE")
+
+
 @pytest.mark.parametrize("url, api, allowed", [
     ("https://hooks.slack.com/actions/T0/1/x", "https://slack.com/api/", True),
     ("https://hooks.slack-gov.com/actions/T0/1/x", "https://slack-gov.com/api/", True),
