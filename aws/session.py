@@ -1,6 +1,8 @@
 """Builds the boto3 clients the adapters use, with bounded retries and timeouts."""
 
 import functools
+import gzip
+import json
 import logging
 import os
 
@@ -9,7 +11,7 @@ import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.loaders import Loader
+from botocore.loaders import JSONFileLoader, Loader
 from botocore.parsers import ResponseParserError
 
 from accessbot.services import metrics
@@ -28,9 +30,47 @@ CLIENT_CONFIG = Config(
 )
 
 
+# The services the bot calls (make_client refuses any other), each with the name AWS's
+# endpoint data knows it by (its endpointPrefix: sso-admin's is "sso")
+SERVICES = {"iam": "iam", "sts": "sts", "sso-admin": "sso", "identitystore": "identitystore",
+            "cloudtrail": "cloudtrail", "s3": "s3"}
+
+
+class _OurEndpoints(JSONFileLoader):
+    """Reads AWS's endpoint data (botocore's endpoints.json) with only the services of
+    SERVICES. With all 400 of them, in every region of every partition, it held 6.6 MB of
+    the worker's memory. Trimming it after the parse gave little of that back (what a
+    parse allocated stays the process's), so each partition's other services are dropped
+    as soon as it is parsed. The file is still the bundled one: botocore resolves
+    endpoints through its rulesets as before (tests/aws/test_session.py compares)."""
+
+    def load_file(self, file_path):
+        if os.path.basename(file_path) != "endpoints":
+            return super().load_file(file_path)
+        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
+            if os.path.isfile(file_path + extension):
+                with opener(file_path + extension, "rb") as file:
+                    return json.loads(file.read().decode("utf-8"),
+                                      object_pairs_hook=_our_services_only)
+        return None
+
+
+def _our_services_only(pairs: list[tuple]) -> dict:
+    entry = dict(pairs)
+    if "partition" in entry and isinstance(entry.get("services"), dict):
+        kept = set(SERVICES.values())
+        entry["services"] = {name: spec for name, spec in entry["services"].items()
+                             if name in kept}
+    return entry
+
+
 @functools.cache
 def _data_loader() -> Loader:
-    return botocore.session.get_session().get_component("data_loader")
+    """botocore's data loader (AWS_DATA_PATH honoured), reading endpoints as above."""
+    data_path = botocore.session.get_session().get_config_variable("data_path")
+    extra = [os.path.expanduser(os.path.expandvars(path))
+             for path in data_path.split(os.pathsep)] if data_path else []
+    return Loader(extra_search_paths=extra, file_loader=_OurEndpoints())
 
 
 def botocore_session() -> botocore.session.Session:
@@ -100,6 +140,9 @@ def make_client(service: str, region: str | None = None, connections: int = 32,
     """A client of `service` with the retries, timeouts and call counting above; on the
     bot's own credentials, or on `session` (an account's assumed role, aws/accounts.py);
     `config` overrides (e.g. the retries of an adapter that does its own)."""
+    if service not in SERVICES:
+        raise ValueError(f"{service}: add it to aws/session.SERVICES (and its endpointPrefix), "
+                         "whose endpoint data the bot keeps")
     merged = CLIENT_CONFIG.merge(Config(max_pool_connections=connections))
     client = (session or new_session()).client(
         service, region_name=region or default_region(),
