@@ -24,6 +24,7 @@ from accessbot.services.catalog import is_channel
 from accessbot.services.durations import format_duration
 from accessbot.services.findings import Summary
 from accessbot.services.hygiene import KEY_KINDS, ROLE_KINDS, ROOT_USER, FindingKind
+from accessbot.services.spreadsheet import cell
 
 _WHAT = {
     FindingKind.KEY_TOO_OLD: ("Access key not rotated", "Rotate it: create a new key, move "
@@ -347,11 +348,11 @@ def _csv(rows: list[CredentialFinding]) -> str:
     for row in sorted(rows, key=lambda r: (r.account, r.iam_user, r.kind, r.id)):
         credential = (f"access key {row.key_slot or ''} created {row.key_created:%Y-%m-%d}"
                       .replace("  ", " ") if row.kind in KEY_KINDS and row.key_created else "")
-        writer.writerow([row.account or "own", _cell(row.iam_user), _title(row.kind),
+        writer.writerow([row.account or "own", cell(row.iam_user), _title(row.kind),
                          credential,
                          f"{row.first_seen_at:%Y-%m-%d}",
                          f"{row.last_used:%Y-%m-%d %H:%M}" if row.last_used else "never",
-                         _cell(row.last_used_where or ""), row.key_id or ""])
+                         cell(row.last_used_where or ""), row.key_id or ""])
     return out.getvalue()
 
 
@@ -361,8 +362,3 @@ def _user(row: CredentialFinding, code: bool = True) -> str:
     if row.kind in ROLE_KINDS:
         name = f"role {name}"
     return f"{name} in account {row.account}" if row.account else name
-
-
-def _cell(value: str) -> str:
-    """No formula injection when an admin opens the file in a spreadsheet."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

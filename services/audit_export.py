@@ -21,6 +21,7 @@ from accessbot.services.audit_chain import BATCH, utc_text
 from accessbot.services.catalog import Audit
 from accessbot.services.errors import InvalidInput
 from accessbot.services.ports import AuditArchive
+from accessbot.services.spreadsheet import cell
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ def write(found: Iterable[dict], out: TextIO, form: str) -> int:
     if form == "csv":
         writer = csv.DictWriter(out, FIELDS, lineterminator="\n")
         writer.writeheader()
-        for row in found:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        for row in found:  # a spreadsheet's cells: what people typed is never a formula
+            writer.writerow({k: "" if v is None else cell(v) if isinstance(v, str) else v
+                             for k, v in row.items()})
             count += 1
         return count
     for row in found:

@@ -67,6 +67,23 @@ def test_jsonl_and_csv_carry_the_same_rows(sessions):
     assert as_csv[1]["hash"] == as_json[1]["hash"] and as_csv[2]["hash"] == ""
 
 
+def test_in_the_csv_what_people_typed_is_never_a_formula(sessions):
+    """A deny reason typed as a formula is text in a spreadsheet (a leading '); the JSON
+    lines, the machines' copy, carry it exactly."""
+    typed = ['=HYPERLINK("https://evil.example","Approve here")', "+1 555 0100", "-2+3",
+             "@SUM(A1:A9)", "\tsplit", "fine, =not at the start"]
+    with transaction(sessions) as session:
+        for n, reason in enumerate(typed):
+            audit.record(session, DAY, "U0BOB", Action.DENIED, request_id=n, detail=reason)
+    jsonl, table = io.StringIO(), io.StringIO()
+    audit_export.write(exported(sessions), jsonl, "jsonl")
+    audit_export.write(exported(sessions), table, "csv")
+
+    assert [json.loads(line)["detail"] for line in jsonl.getvalue().splitlines()] == typed
+    assert [r["detail"] for r in csv.DictReader(io.StringIO(table.getvalue()))] == [
+        "'" + text for text in typed[:5]] + [typed[5]]
+
+
 @pytest.mark.parametrize("text, moment", [
     ("2026-12-01", datetime(2026, 12, 1, tzinfo=UTC)),
     ("2026-12-01T09:30:00Z", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),
