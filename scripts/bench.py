@@ -595,7 +595,7 @@ def measure_memory(args, stack: Stack) -> list[tuple[str, str, bool]]:
           [["web", alone[0], spread[0]], ["worker", alone[1], spread[1]],
            ["both", sum(alone), sum(spread)]])
     return [(f"one idle bot (web + worker) < {MEMORY_TARGET_MB} MB RSS",
-             f"{sum(alone):.0f} MB", sum(alone) < MEMORY_TARGET_MB),
+             f"{sum(alone):.1f} MB", sum(alone) < MEMORY_TARGET_MB),
             (f"{MEMORY_ACCOUNTS} more accounts add < {ACCOUNTS_TARGET_MB} MB RSS",
              f"{added:.1f} MB", added < ACCOUNTS_TARGET_MB)]
 
