@@ -6,5 +6,5 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def cell(value: str) -> str:
     """No formula injection: a value that a spreadsheet would take for a formula (one that
     begins with = + - @, a tab or a carriage return: a reason typed as
-    `=HYPERLINK("https://…")`, say) begins with a ' instead, and is shown as text."""
+    `=HYPERLINK("https://…")`, say) gets a leading ', and is shown as text."""
     return "'" + value if value[:1] in FORMULA_STARTS else value
