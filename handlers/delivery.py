@@ -94,7 +94,6 @@ def slack_hook(url: str, api_base: str) -> bool:
 class Delivery:
     def __init__(self, client: WebClient, catalog: Catalog, groups: UserGroups | None = None):
         self.client = client
-        self.api_base = client.base_url  # SLACK_API_URL, else Slack's
         self.catalog = catalog
         self.groups = groups  # user groups in approvers and admins (None: not resolved)
         self._render: dict[Kind, Callable[[Session, dict, datetime], SlackCall | None]] = {
@@ -329,7 +328,7 @@ class Delivery:
         """The response_url to answer through; None (a DM) when there is none, or when it
         is not Slack's (slack_hook)."""
         url = args.get("response_url")
-        if url and not slack_hook(url, self.api_base):
+        if url and not slack_hook(url, self.client.base_url):  # SLACK_API_URL, else Slack's
             log.warning("a response_url outside Slack (%r): answered by DM instead", url[:200])
             return None
         return url
