@@ -266,7 +266,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+        self._await_head()
 
     def on_headers_complete(self) -> None:
         self._head_deadline.cancel()
@@ -275,11 +275,14 @@ class HttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():  # kept alive: the next request's head
-            self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
+            self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_deadline.cancel()
         super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_slow)
 
     def _head_too_slow(self) -> None:
         if not self.transport.is_closing():
