@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from accessbot.handlers import (
     activity_blocks,
@@ -192,7 +192,8 @@ class Delivery:
         return SlackCall(POST, {"channel": args["destination"], "text": text, "blocks": body})
 
     def _copy(self, session, args) -> ApprovalMessage:
-        message = session.get(ApprovalMessage, args["message_id"])
+        message = session.get(ApprovalMessage, args["message_id"],
+                              options=[joinedload(ApprovalMessage.request)])
         if message is None:
             raise NotFound(f"approval message #{args['message_id']} is gone")
         return message
@@ -206,7 +207,7 @@ class Delivery:
     def _decision_reply(self, session, args, now):
         message = self._copy(session, args)
         request = message.request
-        review = request.break_glass_review
+        review = request.break_glass_review if request.break_glass else None
         text = break_glass_blocks.review_text(review) if review is not None \
             else blocks.decision_text(request)
         return SlackCall(POST, {"channel": message.channel, "thread_ts": message.ts,

@@ -90,9 +90,10 @@ class AccessRequest(Base):
     # loaded with the request: every approval message of an extension shows the grant's expiry
     extended_grant: Mapped["Grant | None"] = relationship(foreign_keys=[extends_grant_id],
                                                           lazy="joined")
-    # loaded with the request: a break-glass copy shows its review
+    # read only where a break-glass request is shown (its copies and thread reply), in the
+    # transaction that renders it: loaded with every request, it was one more SELECT each
     break_glass_review: Mapped["BreakGlassReview | None"] = relationship(
-        back_populates="request", lazy="selectin")
+        back_populates="request")
 
     __table_args__ = (
         Index("ix_access_requests_status_decide_by", "status", "decide_by"),
