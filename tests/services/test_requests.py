@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from accessbot.models import AccessRequest, AuditEvent, Grant, GrantStatus, RequestStatus
 from accessbot.services import audit, messages, requests
@@ -417,6 +417,29 @@ def test_a_refused_approval_in_a_batch_writes_nothing_and_leaves_the_rest(sessio
         assert grants_of(sessions, refused) == []
         assert (APPROVER, "approved") not in audit_trail(sessions, request_id=refused)
     assert count(sessions, Grant) == 2
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(sessions, catalog, clock):
+    """Set-based: the requests read together, the grants written in one executemany and
+    read back in one SELECT (the unit of work wrote them a row at a time on SQLite)."""
+    engine = sessions.kw["bind"]
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(15)]
+
+    def statements(batch: list[int]) -> int:
+        counted = []
+        listener = lambda *_: counted.append(1)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            with sessions() as session, session.begin():
+                results = requests.approve_many(session, catalog, [
+                    requests.Approval(i, APPROVER, clock()) for i in batch])
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        assert [type(r) for r in results] == [Grant] * len(batch)
+        return len(counted)
+
+    assert statements(ids[:3]) == statements(ids[3:])
+    assert [[g.request_id for g in grants_of(sessions, i)] for i in ids] == [[i] for i in ids]
 
 
 def test_a_batch_owes_every_copy_its_update(sessions, catalog, clock):
