@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -323,7 +323,7 @@ def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
 
 def _columns(grant: Grant) -> dict:
     """A new Grant's values as a row: the columns it sets (the rest take their defaults)."""
-    return {column.key: value for column in Grant.__table__.columns
+    return {column.key: value for column in inspect(Grant).column_attrs
             if (value := getattr(grant, column.key)) is not None}
 
 
