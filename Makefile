@@ -40,7 +40,7 @@ bench: $(STAMP)  ## acknowledgement latency, approve-to-grant time, revocation l
 bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and its server's floor
 	$(BIN)/python scripts/bench_edge.py
 
-bench-decide: $(STAMP)  ## the worker's CPU for one batch of 100 Approve clicks, alone
+bench-decide: $(STAMP)  ## the worker alone: deciding a batch of 100 Approve clicks, and sending what it owes
 	$(BIN)/python scripts/bench_decide.py
 
 bench-hygiene: $(STAMP)  ## parse + findings for a 10,000-user credential report: time, memory, calls
