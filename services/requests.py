@@ -189,11 +189,12 @@ def approve_many(session: Session, catalog: Catalog, approvals: Sequence[Approva
             results.append(None)  # filled in below
         except AccessBotError as refused:
             results.append(refused)
-    _insert_grants(session, new, results)
+    inserted = _insert_grants(session, new, results)
     with batched_rows(session):  # each decision's audit event and messages
-        for index, approval, grant in new:
+        for index, approval, _ in new:
             if results[index] is not None:  # refused at the insert (a batch of one)
                 continue
+            grant = inserted[approval.request_id]
             request = found[approval.request_id]
             request.status, request.decided_by = RequestStatus.APPROVED, approval.approver_id
             request.decided_at, request.decision_reason = approval.at, None
@@ -226,13 +227,12 @@ def grant_at_once(session: Session, catalog: Catalog, request_id: int, actor: st
         raise NotFound(f"{request.resource} is no longer in the catalog.")
     if request.iam_user is None:
         raise Conflict(f"Request #{request.id} is still being submitted.")
-    new = [(0, Approval(request.id, actor, now),
-            _new_grant(request, resource, now, _live_targets(session, {request.iam_user})))]
+    grant = _new_grant(request, resource, now, _live_targets(session, {request.iam_user}))
     results: list = [None]
-    _insert_grants(session, new, results)
+    inserted = _insert_grants(session, [(0, Approval(request.id, actor, now), grant)], results)
     if results[0] is not None:
         raise results[0]
-    [(_, _, grant)] = new
+    grant = inserted[request.id]
     request.status, request.decided_by = RequestStatus.APPROVED, actor
     request.decided_at, request.decision_reason = now, reason
     audit.record(session, now, actor, Action.APPROVED, request_id=request.id,
@@ -296,14 +296,14 @@ def _just_granted(requester_id: str, target: str) -> Conflict:
 
 
 def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
-                   results: list) -> None:
+                   results: list) -> dict[int, Grant]:
     """The batch's grants in one executemany and read back in one SELECT (the unit of work
     would insert them one by one on SQLite, and on Postgres as one statement of 1,600
     parameters that the driver parses afresh each time), with their approvals; in a
     savepoint: a concurrent approval of another request for the same access (the partial
-    unique index) leaves the transaction usable. `new` then holds the inserted grants."""
+    unique index) leaves the transaction usable. The inserted grants, by request id."""
     if not new:
-        return
+        return {}
     try:
         with session.begin_nested():
             session.execute(insert(Grant), [_columns(grant) for _, _, grant in new])
@@ -315,10 +315,9 @@ def _insert_grants(session: Session, new: list[tuple[int, Approval, Grant]],
             raise Contended() from None
         [(index, _, grant)] = new
         results[index] = _just_granted(grant.requester_id, grant.target)
-        return
-    inserted = {g.request_id: g for g in session.scalars(
+        return {}
+    return {g.request_id: g for g in session.scalars(
         select(Grant).where(Grant.request_id.in_([a.request_id for _, a, _ in new])))}
-    new[:] = [(index, a, inserted[a.request_id]) for index, a, _ in new]
 
 
 def _columns(grant: Grant) -> dict:
