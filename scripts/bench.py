@@ -200,6 +200,22 @@ def members(iam, group: str) -> set[str]:
     return {user["UserName"] for page in pages for user in page["Users"]}
 
 
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_used(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time used so far (ms, the kernel's 10 ms ticks): by each named process (user +
+    system) and, as "machine", by every core together (its busy time, /proc/stat)."""
+    used = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used[name] = (int(fields[11]) + int(fields[12])) * TICK_MS
+    busy = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]  # the "cpu" line
+    # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+    used["machine"] = sum(int(busy[i]) for i in (0, 1, 2, 5, 6, 7)) * TICK_MS
+    return used
+
+
 def count(engine, query) -> int:
     """Plain reads, not the bot's BEGIN IMMEDIATE: WAL readers never hold up its writers."""
     with engine.connect() as connection:
@@ -413,9 +429,13 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
         watching.wait(30)
         bodies = [sender.click_body(APPROVER, ActionId.APPROVE, str(i), message_ts=ts,
                                     message_blocks=copy) for i, ts, copy in seeded]
+        processes = {"web": bot.process.pid, "worker": bot.worker_pid()}
+        began, cpu = time.time(), cpu_used(processes)
         clicked, replies = stack.burst([(sender, body) for body in bodies])
         clicked_at = datetime.fromtimestamp(clicked, UTC)
         seen = report.get(timeout=WATCH_SECONDS + 10)
+        window = (time.time() - began) * 1000
+        cpu = {name: used - cpu[name] for name, used in cpu_used(processes).items()}
         if len(seen) < len(ids):
             raise TimeoutError(f"bench: {len(ids) - len(seen)} decisions not recorded in "
                                f"{WATCH_SECONDS} s")
@@ -436,7 +456,7 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
             "clock": [(decided_at[i] - clicked_at).total_seconds() * 1000 for i in ids],
             "handed": [(seen[i] - decided_at[i].timestamp()) * 1000 for i in ids],
             "lag": [(r - due).total_seconds() * 1000 for r in revoked],
-            "failed": sum(r.status != 200 for r in replies)}
+            "failed": sum(r.status != 200 for r in replies), "window": window, "cpu": cpu}
 
 
 def watch_decisions(url: str, ids: list[int], watching, report) -> None:
@@ -520,6 +540,12 @@ def report_decisions(args, burst: dict, database: str) -> list[tuple[str, str, b
                                                              "max")]],
            ["revoked after click+duration", *[lag[k] for k in ("n", "p50", "p95", "p99",
                                                               "max")]]])
+    cpu, window, cores = burst["cpu"], burst["window"], len(os.sched_getaffinity(0))
+    print(f"  CPU from the burst's start until every decision was seen ({window:.0f} ms, "
+          f"{cores * window:.0f} ms on {cores} cores): {cpu['machine']:.0f} ms busy; the web "
+          f"process {cpu['web']:.0f}, the worker {cpu['worker']:.0f}, all else "
+          f"{cpu['machine'] - cpu['web'] - cpu['worker']:.0f} (load, watcher, database, "
+          f"moto, fake Slack)")
     print(f"  {burst['failed']} clicks not acknowledged; AWS_CONCURRENCY "
           f"{os.environ.get('AWS_CONCURRENCY', 'default')}; "
           f"each grant {BURST_DURATION.total_seconds():.0f} s")

@@ -2,12 +2,27 @@
 
 import os
 import platform
+import time
 
 
 def machine() -> str:
-    """The line each benchmark prints first: what its figures were measured on."""
+    """The line each benchmark prints first: what its figures were measured on, and how
+    fast one of its cores is at that moment. A shared machine's speed changes from day to
+    day (a figure of 2-3 times as many milliseconds has come with a loop 2-3 times as
+    slow): compare runs only at a like speed."""
     return (f"machine: {len(os.sched_getaffinity(0))} CPUs (nproc), Python "
-            f"{platform.python_version()}, {platform.platform()}")
+            f"{platform.python_version()}, {platform.platform()}; "
+            f"a loop of a million additions takes {_loop_ms():.0f} ms (best of 5)")
+
+
+def _loop_ms() -> float:
+    best = float("inf")
+    for _ in range(5):
+        started, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
