@@ -31,6 +31,25 @@ class UtcDateTime(TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect):
+        """SQLite: the text SQLAlchemy's DATETIME stores ("2026-12-07 07:50:00.000000", UTC),
+        made in one step: the two-step way (process_bind_param, then the impl's format) was
+        a sixth of the CPU of deciding a batch of clicks (`make bench-decide`), which
+        writes a dozen datetimes a decision."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use timezone-aware UTC")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect):
         if value is None:
             return None

@@ -77,8 +77,8 @@ def _count(session: Session, catalog: Catalog, request: AccessRequest, resource:
         return Counted(request.id, so_far, required)
     if request.extends_grant_id is not None:
         return request_ops._approve_extension(session, catalog, request, approval)
-    grant = request_ops._new_grant(request, resource, approval.at, live,
-                                   request.approved_duration)
+    grant = Grant(**request_ops._new_grant(request, resource, approval.at, live,
+                                           request.approved_duration))
     session.add(grant)
     session.flush()
     request.status, request.decided_by = RequestStatus.APPROVED, approval.approver_id
