@@ -89,6 +89,28 @@ def test_the_web_app_answers_slack_through_the_boundary(web_server, caplog):
     assert http(port, ["GET /healthz HTTP/1.1", "Host: x"]) == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
+
+def test_no_websocket_is_opened_and_the_library_is_never_loaded(web_server, caplog):
+    """Slack only POSTs to us: an upgrade is answered as plain HTTP, never 101, with
+    nothing logged, and the server does not load `websockets` (uvicorn's default would)."""
+    import subprocess
+    import sys
+
+    port, handoffs = web_server
+    upgrade = ["GET /slack/events HTTP/1.1", "Host: x", "Upgrade: websocket",
+               "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+               "Sec-WebSocket-Version: 13"]
+    status, _ = exchange(port, upgrade)
+    assert status == 404 and handoffs.tasks == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    code = ("import sys; from accessbot.handlers.web import make_server; "
+            "make_server(None, '127.0.0.1', 0).config.load(); "
+            "print(any(m.split('.')[0] == 'websockets' for m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "False"
+
+
 def test_a_header_named_with_an_underscore_does_not_stand_for_one_with_a_dash(web_server):
     port, handoffs = web_server
     body = command("prod-admins 1h deploy the hotfix").encode()
