@@ -1,7 +1,6 @@
 """The worker process's composition: the components behind the acknowledgements, the
 scheduler, and the loop that runs what the web process handed over (see jobs/worker.py)."""
 
-import gc
 import logging
 import os
 import signal
@@ -33,6 +32,7 @@ from accessbot.aws.audit_archive import make_audit_archive
 from accessbot.aws.cloudtrail import make_cloudtrail
 from accessbot.aws.review import AccountReview, IamReview
 from accessbot.aws.session import make_client
+from accessbot.handlers import memory
 from accessbot.handlers.client import slack_client
 from accessbot.handlers.delivery import Delivery
 from accessbot.handlers.logs import configure_logging
@@ -269,7 +269,7 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
                          components.review, groups=components.user_groups),
                 components.decisions)
     acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
-    gc.freeze()  # as in the web process: collections stay short
+    memory.started()  # as in the web process
     ready.set()
     serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())
     components.stopping.set()  # a credential-report poll gives up; the next start retries

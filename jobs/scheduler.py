@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from accessbot.handlers import memory
 from accessbot.jobs.registry import PERIODIC, Job, JobContext, run_due
 from accessbot.services import metrics
 
@@ -112,6 +113,7 @@ def _when_due(job: Job, context: JobContext) -> Callable[[JobContext], object]:
         result = run_due(job, context, job.period(hygiene.settings))
         if result is not None:
             log.info("%s: %s", job.name, result)
+            memory.give_back()  # a heavy job (a credential report, an audit) has ended
         return result
 
     return run
