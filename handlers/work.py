@@ -149,7 +149,7 @@ class Work:
 
     def run_all(self, claimed: list[Claimed]) -> None:
         """Run what `claim` leased to one thread."""
-        clicks = claimed[0].task == Task.APPROVE.value  # (single tasks are never clicks)
+        clicks = self.unblocks(claimed)  # (single tasks are never clicks)
         try:
             if len(claimed) == 1:
                 self.run(claimed[0])
@@ -158,6 +158,12 @@ class Work:
         finally:
             if clicks:
                 self.decisions.decided()
+
+    @staticmethod
+    def unblocks(claimed: list[Claimed]) -> bool:
+        """For the claim loop: the end of a batch of clicks lets the clicks that came while
+        it was decided be claimed; a single task's end makes nothing claimable."""
+        return claimed[0].task == Task.APPROVE.value
 
     def _approve_all(self, claimed: list[Claimed]) -> None:
         """Approve clicks decided in one transaction. If the batch as a whole cannot be (a

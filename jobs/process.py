@@ -268,7 +268,8 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
                          components.client, utcnow, components.background.submit, owner,
                          components.review, groups=components.user_groups),
                 components.decisions)
-    acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS).start()
+    acknowledged = ClaimLoop("tasks", work.claim, work.run_all, TASK_WORKERS,
+                             unblocks=work.unblocks).start()
     memory.started()  # as in the web process
     ready.set()
     serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())

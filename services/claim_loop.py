@@ -21,13 +21,20 @@ POLL = 0.5  # seconds between looks when nobody in this process said there is wo
 
 class ClaimLoop(Generic[T]):
     def __init__(self, name: str, claim: Callable[[int], list[T]], run: Callable[[T], object],
-                 workers: int, gather: float = 0.0):
+                 workers: int, gather: float = 0.0,
+                 unblocks: Callable[[T], bool] = lambda _item: True):
         """gather: while there is a backlog, wait this long for more threads to come free
         before claiming, so that a backlog is claimed a few rows at a time rather than one
-        claim (a transaction) per finished row."""
+        claim (a transaction) per finished row.
+
+        unblocks: whether an item's end may make rows claimable that the last claim could
+        not take (the next message of its queue; clicks held back while a batch was being
+        decided). Only then does its end look again: a claim is a write transaction, and
+        on SQLite it takes the write lock that the acknowledgements wait for."""
         self.name = name
         self._claim = claim
         self._run = run
+        self._unblocks = unblocks
         self.workers = workers
         self.gather = gather
         self._backlog = False  # the last claim filled every free thread
@@ -69,7 +76,7 @@ class ClaimLoop(Generic[T]):
                 self._free.release()
             for item in claimed:
                 self._pool.submit(self._run_and_free, item)
-            if not claimed:
+            if len(claimed) < slots:  # every due row was taken: wait until there may be more
                 self._wake.wait(POLL)
 
     def _take_free_slots(self) -> int:
@@ -93,4 +100,5 @@ class ClaimLoop(Generic[T]):
             log.exception("%s: running %r failed", self.name, item)
         finally:
             self._free.release()
-            self._wake.set()  # the next row (of its queue) may be due now
+            if self._unblocks(item):
+                self._wake.set()
