@@ -32,12 +32,16 @@ class Rows:
             self.ran.append(row)
 
 
+def wait_for(condition, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def run_all(rows: Rows, gather: float) -> None:
     loop = ClaimLoop("test", rows.claim, rows.run, workers=4, gather=gather).start()
     loop.wake()
-    deadline = time.monotonic() + 10
-    while (rows.left or len(rows.ran) < sum(rows.claims)) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: not rows.left and len(rows.ran) >= sum(rows.claims), seconds=10)
     loop.stop()
 
 
@@ -63,24 +67,15 @@ def test_without_a_backlog_a_new_row_is_claimed_at_once():
     loop = ClaimLoop("test", rows.claim, rows.run, workers=4, gather=5.0).start()
     try:
         loop.wake()
-        deadline = time.monotonic() + 1
-        while not rows.ran and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_for(lambda: rows.ran, seconds=1)
         assert rows.ran == [0]
         rows.left = [1]
         started = time.monotonic()
         loop.wake()
-        while len(rows.ran) < 2 and time.monotonic() < started + 2:
-            time.sleep(0.005)
+        wait_for(lambda: len(rows.ran) >= 2)
         assert rows.ran == [0, 1] and time.monotonic() - started < 1.0
     finally:
         loop.stop()
-
-
-def wait_for(condition, seconds: float = 2.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.005)
 
 
 def test_after_a_claim_that_took_every_due_row_it_looks_again_only_when_told():
