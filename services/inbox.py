@@ -46,14 +46,11 @@ def claim(session: Session, owner: str, now: datetime, limit: int,
         due = and_(due, InboxTask.task == task)
     if other_than is not None:
         due = and_(due, InboxTask.task != other_than)
-    ids = session.scalars(
-        select(InboxTask.id).where(due)
-        .order_by(InboxTask.id).limit(limit)
-        .with_for_update(skip_locked=True)).all()  # Postgres: replicas skip each other's
-    if not ids:
-        return []
-    rows = leases.take(session, InboxTask, ids, owner, now + LEASE)
-    return [Claimed(r.id, r.task, r.args, r.attempts, r.created_at) for r in rows]
+    chosen = (select(InboxTask.id).where(due).order_by(InboxTask.id).limit(limit)
+              .with_for_update(skip_locked=True))  # Postgres: replicas skip each other's
+    rows = leases.take(session, InboxTask, chosen, owner, now + LEASE, InboxTask.task,
+                       InboxTask.args, InboxTask.attempts, InboxTask.created_at)
+    return [Claimed(*row) for row in rows]
 
 
 def finish(session: Session, task_id: int, owner: str, now: datetime) -> bool:

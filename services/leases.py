@@ -12,8 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, distinct, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Row, Select, and_, distinct, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from accessbot.models import Grant, InboxTask, JobRun, OutboxMessage
 from accessbot.models.tables import Leased
@@ -29,14 +29,17 @@ def due(model: type[Leased], pending, now: datetime) -> ColumnElement[bool]:
                 or_(model.lease_until.is_(None), model.lease_until < now))
 
 
-def take(session: Session, model: type[Leased], ids: Sequence[int], owner: str,
-         until: datetime) -> list:
-    """Lease these rows to `owner` for one more attempt; the rows, reloaded, in id order."""
-    session.execute(update(model).where(model.id.in_(ids))
-                    .values(lease_owner=owner, lease_until=until, attempts=model.attempts + 1)
-                    .execution_options(synchronize_session=False))
-    return list(session.scalars(select(model).where(model.id.in_(ids)).order_by(model.id)
-                                .execution_options(populate_existing=True)))
+def take(session: Session, model: type[Leased], chosen: Select, owner: str, until: datetime,
+         *columns: InstrumentedAttribute) -> list[Row]:
+    """Lease the rows whose ids `chosen` selects (with the caller's conditions, order,
+    limit and row locks) to `owner` for one more attempt, in one statement; each row's
+    id and `columns`, as leased, in id order."""
+    rows = session.execute(
+        update(model).where(model.id.in_(chosen))
+        .values(lease_owner=owner, lease_until=until, attempts=model.attempts + 1)
+        .returning(model.id, *columns)
+        .execution_options(synchronize_session=False)).all()
+    return sorted(rows, key=lambda row: row.id)
 
 
 def end(session: Session, model: type[Leased], row_id: int, owner: str, pending,

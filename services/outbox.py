@@ -99,17 +99,15 @@ def owe(session: Session, kind: Kind, queue: str, now: datetime, *, target: str 
 def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]:
     """Lease up to `limit` rows that are due and first in their queue."""
     row, earlier = OutboxMessage, aliased(OutboxMessage)
-    ids = session.scalars(
-        select(row.id)
-        .where(leases.due(row, OutboxStatus.PENDING, now),
-               ~exists().where(earlier.queue == row.queue,
-                               earlier.status == OutboxStatus.PENDING, earlier.id < row.id))
-        .order_by(row.id).limit(limit)
-        .with_for_update(skip_locked=True)  # Postgres: replicas skip each other's rows
-    ).all()
-    if not ids:
-        return []
-    rows = leases.take(session, row, ids, owner, now + LEASE)
+    chosen = (select(row.id)
+              .where(leases.due(row, OutboxStatus.PENDING, now),
+                     ~exists().where(earlier.queue == row.queue,
+                                     earlier.status == OutboxStatus.PENDING,
+                                     earlier.id < row.id))
+              .order_by(row.id).limit(limit)
+              .with_for_update(skip_locked=True))  # Postgres: replicas skip each other's rows
+    rows = leases.take(session, row, chosen, owner, now + LEASE, row.kind, row.queue,
+                       row.target, row.args, row.attempts, row.created_at)
     return [Owed(r.id, Kind(r.kind), r.queue, r.target, json.loads(r.args), r.attempts,
                  r.created_at) for r in rows]
 
