@@ -55,28 +55,21 @@ def get_request(session: Session, request_id: int) -> AccessRequest:
     return request
 
 
-def set_iam_user(session: Session, request_id: int, iam_user: str) -> None:
-    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
-                    .values(iam_user=iam_user))
-
-
 ANNOUNCE_LEASE = timedelta(seconds=120)
 
 
 def claim_announcement(session: Session, request_id: int, now: datetime) -> AccessRequest | None:
     """Lease a pending, not yet announced request, so that only one worker posts it."""
-    result = session.execute(
+    return session.scalars(
         update(AccessRequest)
         .where(AccessRequest.id == request_id, AccessRequest.status == RequestStatus.PENDING,
                AccessRequest.announced_at.is_(None),
                or_(AccessRequest.announce_lease_until.is_(None),
                    AccessRequest.announce_lease_until < now))
         .values(announce_lease_until=now + ANNOUNCE_LEASE)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return None
-    return session.get(AccessRequest, request_id, populate_existing=True)
+        .returning(AccessRequest)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def release_announcement(session: Session, request_id: int, retry_at: datetime) -> None:
@@ -86,14 +79,17 @@ def release_announcement(session: Session, request_id: int, retry_at: datetime) 
                     .values(announce_lease_until=retry_at))
 
 
-def mark_announced(session: Session, request_id: int, now: datetime) -> bool:
-    """Every copy is owed; False if the request was decided or expired meanwhile."""
-    status = session.execute(
+def mark_announced(session: Session, request_id: int, iam_user: str,
+                   now: datetime) -> AccessRequest | None:
+    """Every copy is owed, and the requester's user found: the request, or None if it was
+    decided or expired meanwhile."""
+    request = session.scalars(
         update(AccessRequest).where(AccessRequest.id == request_id)
-        .values(announced_at=now, announce_lease_until=None)
-        .returning(AccessRequest.status)).scalar_one()
+        .values(announced_at=now, announce_lease_until=None, iam_user=iam_user)
+        .returning(AccessRequest)
+        .execution_options(synchronize_session=False, populate_existing=True)).one()
     audit.record(session, now, audit.SYSTEM, Action.ANNOUNCED, request_id=request_id)
-    return status is RequestStatus.PENDING
+    return request if request.status is RequestStatus.PENDING else None
 
 
 def fail_request(session: Session, request_id: int, why: str, now: datetime) -> bool:

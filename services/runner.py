@@ -138,12 +138,11 @@ class AccessRunner:
                                                  self.clock() + LOOKUP_RETRY)
             return False
         with self.transaction() as session:
-            request_ops.set_iam_user(session, request_id, iam_user)
             if resource is not None and not identity_center:  # its account answered
                 account_faults.answered(session, resource.accounts, self.clock())
             granted = None
-            if request_ops.mark_announced(session, request_id, self.clock()):
-                request = request_ops.get_request(session, request_id)
+            request = request_ops.mark_announced(session, request_id, iam_user, self.clock())
+            if request is not None:
                 if resource is not None and break_glass.grants_itself(request, resource):
                     granted = break_glass.decide(session, self.catalog, self.groups, request,
                                                  resource, self.clock())

@@ -5,7 +5,7 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from accessbot.models import AccessRequest, AuditEvent, Grant
 from accessbot.services import extensions, grants, requests
@@ -46,8 +46,15 @@ def create_request(sessions, catalog: Catalog, now: datetime, *, requester: str 
     with sessions() as session, session.begin():
         request_id = requests.create_request(session, catalog, requester, draft, now).id
         if iam_user is not None:
-            requests.set_iam_user(session, request_id, iam_user)
+            set_iam_user(session, request_id, iam_user)
     return request_id
+
+
+def set_iam_user(session, request_id: int, iam_user: str) -> None:
+    """The requester's IAM user found, the request not yet announced (the worker sets both
+    at once, in requests.mark_announced)."""
+    session.execute(update(AccessRequest).where(AccessRequest.id == request_id)
+                    .values(iam_user=iam_user))
 
 
 def approve(sessions, catalog: Catalog, request_id: int, now: datetime,

@@ -23,6 +23,7 @@ from tests.factories import (
     load_grant,
     load_request,
     make_catalog,
+    set_iam_user,
     someone,
 )
 
@@ -61,7 +62,7 @@ def test_approve_needs_the_iam_user(sessions, catalog, clock):
     assert load_request(sessions, request_id).status is RequestStatus.PENDING
 
     with sessions() as session, session.begin():
-        requests.set_iam_user(session, request_id, IAM_USER)
+        set_iam_user(session, request_id, IAM_USER)
     approve(sessions, catalog, request_id, clock())
     assert load_request(sessions, request_id).status is RequestStatus.APPROVED
 
@@ -218,7 +219,7 @@ def test_unannounced_lists_pending_requests_never_fully_posted(sessions, catalog
     clock.advance(minutes=5)
     recent = create_request(sessions, catalog, clock(), **someone(4))
     with sessions() as session, session.begin():
-        requests.mark_announced(session, announced, clock())
+        requests.mark_announced(session, announced, IAM_USER, clock())
         requests.deny(session, catalog, decided, APPROVER, None, clock())
 
     with sessions() as session:
