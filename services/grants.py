@@ -71,9 +71,9 @@ def claim_all_to_revoke(session: Session, grant_ids: Sequence[int], owner: str,
         .where(Grant.id.in_(grant_ids), _live(), Grant.expires_at <= now,
                or_(Grant.lease_until.is_(None), Grant.lease_until < now))
         .values(lease_owner=owner, lease_until=now + LEASE)
-        .returning(Grant.id)
-        .execution_options(synchronize_session=False)).all()
-    return _reload(session, leased)
+        .returning(Grant)
+        .execution_options(synchronize_session=False, populate_existing=True)).all()
+    return sorted(leased, key=lambda grant: grant.id)
 
 
 def finish_grant(session: Session, grant_id: int, owner: str, now: datetime,
@@ -267,17 +267,16 @@ def granted_identity_center(session: Session) -> dict[tuple[str, str, str], set[
     return held
 
 
-def _claim(session: Session, grant_id: int, owner: str, now: datetime, *conditions):
-    result = session.execute(
+def _claim(session: Session, grant_id: int, owner: str, now: datetime,
+           *conditions) -> Grant | None:
+    return session.scalars(
         update(Grant)
         .where(Grant.id == grant_id, *conditions,
                or_(Grant.lease_until.is_(None), Grant.lease_until < now))
         .values(lease_owner=owner, lease_until=now + LEASE)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return None
-    return session.get(Grant, grant_id, populate_existing=True)
+        .returning(Grant)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def _finish(session: Session, grant_id: int, owner: str, expected: GrantStatus,

@@ -8,11 +8,11 @@ was posted, so that it can be updated in place later).
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from accessbot.models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
-from accessbot.services import findings, overview, reviews
+from accessbot.services import findings, grants, overview, reviews
 from accessbot.services.account_audit import Deviation
 from accessbot.services.catalog import is_channel
 from accessbot.services.outbox import ADMINS, Kind, Owed, is_pending, owe
@@ -55,13 +55,14 @@ def request_decided(session: Session, request: AccessRequest, now: datetime) -> 
     home_refresh(session, [request.requester_id, request.decided_by or request.requester_id,
                            *(m.destination for m in request.messages)], now)
     if request.waiting_dm_ts:  # its Cancel button goes (not posted yet: see after_sent)
-        waiting_dm_updated(session, request, now)
+        waiting_dm_updated(session, request.id, request.requester_id, now)
 
 
-def waiting_dm_updated(session: Session, request: AccessRequest, now: datetime) -> None:
+def waiting_dm_updated(session: Session, request_id: int, requester_id: str,
+                       now: datetime) -> None:
     """Re-render the requester's "waiting" DM in place (once it was posted)."""
-    owe(session, Kind.WAITING_DM_UPDATE, request.requester_id, now,
-        target=f"waiting-dm:{request.id}", request_id=request.id)
+    owe(session, Kind.WAITING_DM_UPDATE, requester_id, now, target=f"waiting-dm:{request_id}",
+        request_id=request_id)
 
 
 def request_reminder(session: Session, request: AccessRequest, destination: str,
@@ -296,16 +297,17 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
             # break-glass, and rendered so)
             copy_updated(session, message, now)
     elif owed.kind is Kind.REQUEST_SUBMITTED and ts:
-        request = session.get(AccessRequest, args["request_id"])
-        request.waiting_dm_channel, request.waiting_dm_ts = channel, ts
-        session.flush()  # the row is ours now: a decision reads the ts after us, or before
-        status = session.scalar(select(AccessRequest.status)
-                                .where(AccessRequest.id == request.id))
-        if status is not RequestStatus.PENDING:  # settled while it was on its way
-            waiting_dm_updated(session, request, now)
+        # the row is ours now: a decision reads the ts after us, or before, and the status
+        # returned is the one after any decision that committed first
+        request = session.execute(
+            update(AccessRequest).where(AccessRequest.id == args["request_id"])
+            .values(waiting_dm_channel=channel, waiting_dm_ts=ts)
+            .returning(AccessRequest.id, AccessRequest.requester_id, AccessRequest.status)
+            .execution_options(synchronize_session=False)).one()
+        if request.status is not RequestStatus.PENDING:  # settled while it was on its way
+            waiting_dm_updated(session, request.id, request.requester_id, now)
     elif owed.kind is Kind.GRANT_ACTIVE and ts:
-        grant = session.get(Grant, args["grant_id"])
-        grant.dm_channel, grant.dm_ts = channel, ts
+        grants.record_dm(session, args["grant_id"], channel, ts)
     elif owed.kind is Kind.FINDINGS_DIGEST and ts:
         for old_channel, old_ts in findings.mark_posted(session, args["finding_ids"], channel,
                                                         ts):
