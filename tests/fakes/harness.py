@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import selectors
 import signal
 import socket
@@ -27,10 +28,24 @@ SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 
 
+# Ports handed out lie below Linux's ephemeral range (32768 and up), where no connection
+# takes its source port: a port that the kernel picked from that range was taken, between a
+# bot's kill -9 and its restart on the same port, as some client connection's source port
+# ("address already in use"). Each xdist worker draws from a block of its own.
+PORT_BLOCK = 1500
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    low = 20000 + int(worker.removeprefix("gw") or 0) % 8 * PORT_BLOCK
+    for port in random.sample(range(low, low + PORT_BLOCK), PORT_BLOCK):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use, or a closed connection's TIME_WAIT
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + PORT_BLOCK - 1}")
 
 
 class MotoServer:
