@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from accessbot.models import OutboxMessage, OutboxStatus, add_row
 from accessbot.services import leases
@@ -98,18 +98,31 @@ def owe(session: Session, kind: Kind, queue: str, now: datetime, *, target: str 
 
 def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]:
     """Lease up to `limit` rows that are due and first in their queue."""
-    row, earlier = OutboxMessage, aliased(OutboxMessage)
-    chosen = (select(row.id)
-              .where(leases.due(row, OutboxStatus.PENDING, now),
-                     ~exists().where(earlier.queue == row.queue,
-                                     earlier.status == OutboxStatus.PENDING,
-                                     earlier.id < row.id))
-              .order_by(row.id).limit(limit)
+    heads = session.scalars(_due_heads(now, limit)).all()
+    if not heads:  # the common case, a poll: that one SELECT
+        return []
+    row = OutboxMessage
+    chosen = (select(row.id).where(row.id.in_(heads), leases.due(row, OutboxStatus.PENDING, now))
               .with_for_update(skip_locked=True))  # Postgres: replicas skip each other's rows
     rows = leases.take(session, row, chosen, owner, now + LEASE, row.kind, row.queue,
                        row.target, row.args, row.attempts, row.created_at)
     return [Owed(r.id, Kind(r.kind), r.queue, r.target, json.loads(r.args), r.attempts,
                  r.created_at) for r in rows]
+
+
+def _due_heads(now: datetime, limit: int) -> Select:
+    """The ids of the first pending row of each queue, where that row is due: one pass
+    over the pending rows, whatever the planner knows. ("No earlier pending row in its
+    queue" as NOT EXISTS was quadratic on Postgres without fresh statistics: 14 ms with
+    300 rows pending, 80 ms with 600, for every claim in a burst.)"""
+    row = OutboxMessage
+    place = func.row_number().over(partition_by=row.queue, order_by=row.id).label("place")
+    pending = (select(row.id, row.next_attempt_at, row.lease_until, place)
+               .where(row.status == OutboxStatus.PENDING).subquery())
+    return (select(pending.c.id)
+            .where(pending.c.place == 1, pending.c.next_attempt_at <= now,
+                   or_(pending.c.lease_until.is_(None), pending.c.lease_until < now))
+            .order_by(pending.c.id).limit(limit))
 
 
 def supersede_older_updates(session: Session, owed: Owed, now: datetime) -> int:

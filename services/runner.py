@@ -223,6 +223,8 @@ class AccessRunner:
         """Take expired grants away, many at once: leased in one transaction, AWS called
         side by side on `calls` (a pool's submit; without one, in turn), and each group of
         calls that has finished recorded in one transaction. Returns the grants revoked."""
+        if not grant_ids:  # a sweep that found none: no transaction
+            return []
         with self.transaction() as session:
             claimed = grant_ops.claim_all_to_revoke(session, grant_ids, self.owner,
                                                     self.clock())

@@ -1,10 +1,12 @@
 """The sender over a real database (SQLite and Postgres) and a fake Slack client: retries,
 permanent failures, coalesced updates, per-queue order, leases between replicas, pruning."""
 
+import re
 import threading
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 from sqlalchemy import select
 
 from accessbot.handlers.delivery import Delivery
@@ -128,6 +130,47 @@ def test_messages_to_one_person_keep_their_order(sessions, clock, mail):
     mail.deliver()
 
     assert [a["text"] for a in mail.client.posted("U0ALICE")] == ["one", "two", "three"]
+
+
+def test_a_queue_waits_while_its_first_row_is_leased_by_another_sender(sessions, clock, mail):
+    for text in ("one", "two"):
+        owe_reply(sessions, clock, "U0ALICE", text)
+    owe_reply(sessions, clock, "U0BOB", "other")
+    with transaction(sessions) as session:
+        [leased] = outbox.claim(session, "replica-2", clock(), 1)  # Alice's "one", then died
+
+    assert mail.deliver() == 1
+    assert [a["text"] for a in mail.client.posted()] == ["other"]  # not Alice's "two"
+    clock.advance(seconds=outbox.LEASE.total_seconds() + 1)
+    assert mail.deliver() == 2
+    assert [a["text"] for a in mail.client.posted("U0ALICE")] == ["one", "two"]
+    assert leased.queue == rows(sessions)[0].queue
+
+
+def test_a_claim_reads_the_pending_rows_once_whatever_the_planner_knows(sessions, clock):
+    """The first due row of each queue, found in one pass: a plan that probes the pending
+    rows again for each pending row (as NOT EXISTS did on Postgres before its statistics
+    were fresh) makes every claim in a backlog quadratic."""
+    with transaction(sessions) as session:
+        for n in range(300):
+            messages.reply(session, f"U0USER{n % 30}", None, f"message {n}", clock())
+    with sessions() as session:
+        statement = outbox._due_heads(clock(), 8).compile(
+            session.get_bind(), compile_kwargs={"literal_binds": True})
+        postgres = session.get_bind().dialect.name == "postgresql"
+        explain = sqlalchemy.text(("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ")
+                                  + str(statement))
+        plan = "\n".join(str(row[-1]) for row in session.execute(explain))
+    scans = [line for line in plan.splitlines() if " on outbox" in line or
+             re.search(r"SCAN outbox|SEARCH outbox", line)]
+    assert len(scans) == 1, plan
+    first_of_each_queue = {}
+    for row in rows(sessions):
+        first_of_each_queue.setdefault(row.queue, row.id)
+    with transaction(sessions) as session:
+        claimed = outbox.claim(session, "me", clock(), 100)
+    assert [owed.id for owed in claimed] == sorted(first_of_each_queue.values())
+    assert len(claimed) == 30
 
 
 def test_updates_of_one_message_coalesce_and_the_last_state_wins(sessions, catalog, clock,
