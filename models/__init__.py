@@ -6,6 +6,7 @@ from accessbot.models.session import (
     batched_rows,
     make_engine,
     make_session_factory,
+    reading,
     transaction,
     writing_first,
 )
@@ -42,6 +43,6 @@ __all__ = [
     "OutboxMessage", "OutboxStatus",
     "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
     "UtcDateTime",
-    "add_row", "batched_rows", "make_engine", "make_session_factory", "transaction",
+    "add_row", "batched_rows", "make_engine", "make_session_factory", "reading", "transaction",
     "writing_first",
 ]

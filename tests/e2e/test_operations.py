@@ -26,6 +26,7 @@ from accessbot.models import (
     make_engine,
     make_session_factory,
 )
+from accessbot.services.clock import utcnow
 from tests.conftest import create_database, drop_database
 from tests.e2e.test_loop import dm_containing, members, request_via_command
 from tests.fakes.background_server import HttpBackgroundServer
@@ -106,11 +107,16 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
 def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_env):
     bot = start_bot()
     sender = SlackSender(bot.url, slack.url)
-    request_id = request_via_command(sender, slack, text="prod-admins 2s cron test")
+    request_id = request_via_command(sender, slack, text="prod-admins 5s cron test")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     dm_containing(slack, "U0ALICE", "You have prod-admins until")  # the grant is recorded
-    bot.crash()
-    time.sleep(2.5)
+    bot.crash()  # before the grant ends (5 s: room for a busy machine's grant and DM)
+    engine = make_engine(bot_env["DATABASE_URL"])
+    with make_session_factory(engine)() as session:
+        grant = session.scalars(select(Grant)).one()
+    engine.dispose()
+    assert grant.status is GrantStatus.ACTIVE
+    time.sleep(max(0.0, (grant.expires_at - utcnow()).total_seconds()) + 0.5)
 
     result = run_bot_command(bot_env, "run-job", "sweep")
     assert result.returncode == 0, result.stderr
