@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from accessbot.handlers.delivery import Delivery, DeliveryFailed
-from accessbot.models import reading, transaction
+from accessbot.models import transaction
 from accessbot.services import messages, metrics, outbox
 from accessbot.services.claim_loop import ClaimLoop
 from accessbot.services.clock import Clock, utcnow
@@ -64,17 +64,8 @@ class Sender:
 
     def _claim(self, slots: int) -> list[Owed]:
         self.hold()
-        return self._take(slots)
-
-    def _take(self, slots: int) -> list[Owed]:
-        """A look that takes no write lock on SQLite (most find nothing), then the lease."""
-        now = self.clock()
-        with reading(self.sessions) as session:
-            heads = outbox.due_heads(session, now, slots)
-        if not heads:
-            return []
         with transaction(self.sessions) as session:
-            return outbox.take(session, self.owner, now, heads)
+            return outbox.claim(session, self.owner, self.clock(), slots)
 
     # -- one message ------------------------------------------------------------------
 
@@ -83,7 +74,8 @@ class Sender:
         sent = 0
         deadline = self.clock() + timedelta(seconds=timeout)
         while self.clock() < deadline:
-            claimed = self._take(self.workers)
+            with transaction(self.sessions) as session:
+                claimed = outbox.claim(session, self.owner, self.clock(), self.workers)
             if not claimed:
                 return sent
             for owed in claimed:
@@ -94,10 +86,8 @@ class Sender:
         """Render, send and record one claimed row; True if Slack took it."""
         now = self.clock()
         try:
-            if owed.target is not None:  # an update: the older ones it covers end first
-                with transaction(self.sessions) as session:
-                    outbox.supersede_older_updates(session, owed, now)
-            with reading(self.sessions) as session:  # no write lock while it renders
+            with transaction(self.sessions) as session:
+                outbox.supersede_older_updates(session, owed, now)
                 call = self.delivery.render(session, owed, now)
         except SQLAlchemyError as exc:  # the database is away: the lease runs out, then again
             log.warning("outbox #%s: could not render (%s); retried later", owed.id, exc)

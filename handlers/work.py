@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accessbot.handlers import blocks, break_glass_blocks
 from accessbot.handlers.errors import UNEXPECTED, user_message
 from accessbot.handlers.tasks import ReplyTo, Task, decode_args
-from accessbot.models import Grant, reading, transaction
+from accessbot.models import Grant, transaction
 from accessbot.services import (
     break_glass,
     extensions,
@@ -134,19 +134,15 @@ class Work:
         a few transactions, so decisions never queue behind each other), and single tasks
         for the other threads."""
         looked = self.decisions.may_decide()
-        now = self.deps.clock()
-        with reading(self.deps.sessions) as session:  # on SQLite, no write lock for a look
-            due = inbox.any_due(session, now)
-        clicks, single = [], []
-        if due:
-            with transaction(self.deps.sessions) as session:
-                clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH,
-                                     Task.APPROVE) if looked else []
-                rest = slots - 1 if clicks else slots
-                # not a click that came in since the line above: it waits for the next
-                # batch rather than taking a thread (and a transaction) of its own
-                single = inbox.claim(session, self.deps.owner, now, rest,
-                                     other_than=Task.APPROVE) if rest else []
+        with transaction(self.deps.sessions) as session:
+            now = self.deps.clock()
+            clicks = inbox.claim(session, self.deps.owner, now, APPROVE_BATCH,
+                                 Task.APPROVE) if looked else []
+            rest = slots - 1 if clicks else slots
+            # not a click that came in since the line above: it waits for the next batch
+            # rather than taking a thread (and a transaction) of its own
+            single = inbox.claim(session, self.deps.owner, now, rest,
+                                 other_than=Task.APPROVE) if rest else []
         if looked:  # (one that did not look for clicks cannot say that none wait)
             self.decisions.claimed(bool(clicks))
         return ([clicks] if clicks else []) + [[task] for task in single]

@@ -6,7 +6,6 @@ from accessbot.models.session import (
     batched_rows,
     make_engine,
     make_session_factory,
-    reading,
     transaction,
     writing_first,
 )
@@ -43,6 +42,6 @@ __all__ = [
     "OutboxMessage", "OutboxStatus",
     "RequestApproval", "RequestStatus", "ReviewCopy", "ReviewItem", "ReviewRun", "ReviewStatus",
     "UtcDateTime",
-    "add_row", "batched_rows", "make_engine", "make_session_factory", "reading", "transaction",
+    "add_row", "batched_rows", "make_engine", "make_session_factory", "transaction",
     "writing_first",
 ]

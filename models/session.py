@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 10
 HOLDS_TURN = "accessbot.holds_turn"  # connection.info: this connection's transaction has it
-READ_ONLY = "accessbot_read_only"  # an execution option: `reading`'s transaction
-READING = "accessbot.reading"  # connection.info: its transaction is `reading`'s (SQLite)
 BATCH = "accessbot.batch"  # session.info, inside batched_rows: (savepoint, {model: [rows]})
 
 
@@ -100,17 +98,6 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(sessions: Callable[[], Session]) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on error."""
     with sessions() as session, session.begin():
-        yield session
-
-
-@contextmanager
-def reading(sessions: Callable[[], Session]) -> Iterator[Session]:
-    """One session, one transaction that only reads. On SQLite it takes no write lock (a
-    plain BEGIN: WAL gives it a snapshot), so writers, the acknowledgements among them, do
-    not wait for it, and a write inside it fails ("attempt to write a readonly database").
-    Elsewhere it is an ordinary transaction."""
-    with sessions() as session, session.begin():
-        session.connection(execution_options={READ_ONLY: True})
         yield session
 
 
@@ -198,11 +185,6 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float,
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        if connection.get_execution_options().get(READ_ONLY):
-            connection.info[READING] = True
-            connection.exec_driver_sql("PRAGMA query_only=ON")
-            connection.exec_driver_sql("BEGIN")
-            return
         if first_writer is not None and not writes_first:
             first_writer.pass_through()  # an acknowledgement waiting for the lock goes first
         if not turn.acquire(timeout=max(busy_timeout, 1.0)):
@@ -218,12 +200,6 @@ def _sqlite_serialised_writes(engine: Engine, busy_timeout: float,
     def _end(connection, statement: str | None) -> None:
         """COMMIT or ROLLBACK now (the driver's own call after this hook is then a no-op),
         so that the next thread's BEGIN finds the lock free; then give up the turn."""
-        if connection.info.pop(READING, False):
-            raw = connection.connection.dbapi_connection
-            if statement is not None and raw.in_transaction:
-                raw.execute(statement)
-            raw.execute("PRAGMA query_only=OFF")
-            return
         if not connection.info.pop(HOLDS_TURN, False):
             return
         try:

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from accessbot.models import InboxStatus, InboxTask
@@ -35,12 +35,6 @@ def add(session: Session, task: str, args: str, now: datetime) -> int:
     session.add(row)
     session.flush()
     return row.id
-
-
-def any_due(session: Session, now: datetime) -> bool:
-    """Whether a claim would find work: a read, the worker's look before it claims."""
-    return session.scalar(select(exists().where(
-        leases.due(InboxTask, InboxStatus.PENDING, now))))
 
 
 def claim(session: Session, owner: str, now: datetime, limit: int,

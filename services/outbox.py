@@ -98,18 +98,8 @@ def owe(session: Session, kind: Kind, queue: str, now: datetime, *, target: str 
 
 def claim(session: Session, owner: str, now: datetime, limit: int) -> list[Owed]:
     """Lease up to `limit` rows that are due and first in their queue."""
-    return take(session, owner, now, due_heads(session, now, limit))
-
-
-def due_heads(session: Session, now: datetime, limit: int) -> list[int]:
-    """The ids of up to `limit` rows that are due and first in their queue: a read, the
-    sender's look before it leases them (`take`)."""
-    return list(session.scalars(_due_heads(now, limit)))
-
-
-def take(session: Session, owner: str, now: datetime, heads: list[int]) -> list[Owed]:
-    """Lease those of `heads` that are still due (another sender may have taken some)."""
-    if not heads:
+    heads = session.scalars(_due_heads(now, limit)).all()
+    if not heads:  # the common case, a poll: that one SELECT
         return []
     row = OutboxMessage
     chosen = (select(row.id).where(row.id.in_(heads), leases.due(row, OutboxStatus.PENDING, now))

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from accessbot.models import make_engine, make_session_factory, reading
+from accessbot.models import make_engine
 
 
 @pytest.fixture
@@ -136,36 +136,3 @@ def test_a_first_writer_waiting_for_the_lock_goes_before_the_next_transactions(t
         assert list(order) == ["worker-1", "web", "worker-2"]
     worker.dispose()
     web.dispose()
-
-
-def test_a_reading_transaction_takes_no_write_lock_and_cannot_write(database):
-    engine, _ = database
-    sessions = make_session_factory(engine)
-    with reading(sessions) as session:
-        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 0
-        # the write lock is free: another connection writes (within busy_timeout=0.3 s)
-        other = threading.Thread(target=lambda: add_one(engine))
-        other.start()
-        other.join(5)
-        assert count(engine) == 1
-        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 0  # snapshot
-        with pytest.raises(OperationalError, match="readonly"):
-            session.execute(text("UPDATE counter SET n = 99"))
-    add_one(engine)  # the pooled connection writes again afterwards
-    assert count(engine) == 2
-
-
-def test_a_reading_transaction_reads_while_a_write_holds_the_lock(database):
-    engine, _ = database
-    sessions = make_session_factory(engine)
-    with engine.begin() as writing:
-        writing.execute(text("UPDATE counter SET n = 7"))
-        with reading(sessions) as session:  # neither waits for the other
-            assert session.execute(text("SELECT n FROM counter")).scalar_one() == 0
-    with reading(sessions) as session:
-        assert session.execute(text("SELECT n FROM counter")).scalar_one() == 7
-
-
-def add_one(engine) -> None:
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE counter SET n = n + 1"))
