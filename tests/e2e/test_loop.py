@@ -17,7 +17,7 @@ from accessbot.models import (
     make_session_factory,
 )
 from tests.fakes.harness import post_together
-from tests.fakes.slack_api import render_text
+from tests.fakes.slack_api import WAIT, render_text
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def texts(slack, user_id) -> list[str]:
     return [read(m) for m in slack.dm(user_id)]
 
 
-def dm_containing(slack, user_id, needle, timeout=10.0) -> str:
+def dm_containing(slack, user_id, needle, timeout=WAIT) -> str:
     return slack.wait_for(lambda: next((t for t in texts(slack, user_id) if needle in t), None),
                           timeout=timeout)
 

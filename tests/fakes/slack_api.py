@@ -67,6 +67,12 @@ def _channel_id(channel: str) -> str:
     return dm_channel(channel) if channel[:1] in ("U", "W") else channel
 
 
+# How long a test waits for something the bot owes. It returns as soon as it is there; on
+# a busy machine (three xdist workers on two cores, each test with its bot, moto and fakes)
+# a message has taken over 10 s.
+WAIT = 30.0
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # benchmarks open many connections at once
@@ -183,7 +189,7 @@ class FakeSlack(HttpBackgroundServer):
         with self._lock:
             return copy.deepcopy(self._homes.get(user_id))
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0,
+    def wait_for(self, predicate: Callable[[], T], timeout: float = WAIT,
                  interval: float = 0.02) -> T:
         deadline = time.monotonic() + timeout
         while True:
