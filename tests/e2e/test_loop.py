@@ -97,7 +97,9 @@ def test_request_approve_grant_warn_revoke(bot, sender, slack, aws, bot_env):
 
 
 def test_role_grant_has_a_time_bound_policy_and_is_revoked(bot, sender, slack, aws):
-    request_id = request_via_command(sender, slack, text="prod-readonly 3s read the logs")
+    # 10 s: the trust policy is read after the grant's DM, which a busy machine took over
+    # 3 s to deliver
+    request_id = request_via_command(sender, slack, text="prod-readonly 10s read the logs")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     dm = dm_containing(slack, "U0ALICE", "You have prod-readonly until")
     role_arn = aws.get_role(RoleName="ProdReadOnly")["Role"]["Arn"]
@@ -127,14 +129,16 @@ def test_role_grant_in_the_trust_policy_changes_no_user_and_is_revoked(
         return aws.get_role(RoleName="ProdReadOnly")["Role"]["AssumeRolePolicyDocument"][
             "Statement"]
 
-    request_id = request_via_command(sender, slack, text="prod-readonly 3s read the logs")
+    # 10 s: the trust policy is read after the grant's DM, which a busy machine took over
+    # 3 s to deliver
+    request_id = request_via_command(sender, slack, text="prod-readonly 10s read the logs")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     dm_containing(slack, "U0ALICE", "You have prod-readonly until")
     original, grant = trusted()
     assert grant["Principal"] == {"AWS": aws.get_user(UserName="alice")["User"]["Arn"]}
     assert "aws:CurrentTime" in grant["Condition"]["DateLessThan"]
     assert aws.list_user_policies(UserName="alice")["PolicyNames"] == []
-    slack.wait_for(lambda: trusted() == [original], timeout=15)
+    slack.wait_for(lambda: trusted() == [original], timeout=WAIT)
     dm_containing(slack, "U0ALICE", "ended")
 
 
