@@ -97,7 +97,7 @@ def test_request_approve_grant_warn_revoke(bot, sender, slack, aws, bot_env):
 
 
 def test_role_grant_has_a_time_bound_policy_and_is_revoked(bot, sender, slack, aws):
-    # 10 s: the trust policy is read after the grant's DM, which a busy machine took over
+    # 10 s: the user's policy is read after the grant's DM, which a busy machine took over
     # 3 s to deliver
     request_id = request_via_command(sender, slack, text="prod-readonly 10s read the logs")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))

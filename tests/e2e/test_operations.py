@@ -28,7 +28,7 @@ from accessbot.models import (
 )
 from accessbot.services.clock import utcnow
 from tests.conftest import create_database, drop_database
-from tests.e2e.test_loop import dm_containing, members, request_via_command
+from tests.e2e.test_loop import db, dm_containing, members, request_via_command
 from tests.fakes.background_server import HttpBackgroundServer
 from tests.fakes.harness import (
     BotProcess,
@@ -111,10 +111,8 @@ def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     dm_containing(slack, "U0ALICE", "You have prod-admins until")  # the grant is recorded
     bot.crash()  # before the grant ends (5 s: room for a busy machine's grant and DM)
-    engine = make_engine(bot_env["DATABASE_URL"])
-    with make_session_factory(engine)() as session:
+    with db(bot_env)() as session:
         grant = session.scalars(select(Grant)).one()
-    engine.dispose()
     assert grant.status is GrantStatus.ACTIVE
     time.sleep(max(0.0, (grant.expires_at - utcnow()).total_seconds()) + 0.5)
 
