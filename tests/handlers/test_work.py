@@ -296,14 +296,14 @@ def test_the_aws_pool_and_the_sender_wait_for_decisions_only_so_long():
 
     from accessbot.handlers.work import DecisionsFirst
 
-    decisions = DecisionsFirst(hold=0.05)
+    decisions = DecisionsFirst(hold=1.0)  # long beside a loaded machine's hiccups
     started = time.monotonic()
     decisions.hold()  # nothing is being decided: at once
-    assert time.monotonic() - started < 0.04
+    assert time.monotonic() - started < 0.5
     decisions.claimed(True)
     started = time.monotonic()
     decisions.hold()  # a batch that never ends holds the rest up for `hold`, no longer
-    assert 0.04 <= time.monotonic() - started < 5
+    assert 0.9 <= time.monotonic() - started < 5
     assert not decisions.may_decide()
     decisions.decided()
     assert decisions.may_decide()
