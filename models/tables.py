@@ -359,9 +359,6 @@ class OutboxMessage(Leased, Base):
     __table_args__ = (
         Index("ix_outbox_pending", "status", "next_attempt_at",
               sqlite_where=PENDING_OUTBOX, postgresql_where=PENDING_OUTBOX),
-        Index("ix_outbox_queue_status", "queue", "status", "id"),  # served the claim's
-        # "no earlier pending row in this queue" until it became one pass over the pending
-        # rows (ix_outbox_pending); unused since, for a later migration to drop
         Index("ix_outbox_target", "target"),
         Index("ix_outbox_done_at", "status", "done_at"),
     )
