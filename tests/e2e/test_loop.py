@@ -138,7 +138,7 @@ def test_role_grant_in_the_trust_policy_changes_no_user_and_is_revoked(
     assert grant["Principal"] == {"AWS": aws.get_user(UserName="alice")["User"]["Arn"]}
     assert "aws:CurrentTime" in grant["Condition"]["DateLessThan"]
     assert aws.list_user_policies(UserName="alice")["PolicyNames"] == []
-    slack.wait_for(lambda: trusted() == [original], timeout=WAIT)
+    slack.wait_for(lambda: trusted() == [original])
     dm_containing(slack, "U0ALICE", "ended")
 
 

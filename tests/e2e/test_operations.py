@@ -24,7 +24,6 @@ from accessbot.models import (
     OutboxStatus,
     RequestStatus,
     make_engine,
-    make_session_factory,
 )
 from accessbot.services.clock import utcnow
 from tests.conftest import create_database, drop_database
@@ -52,6 +51,11 @@ def shared_postgres(postgres_server):
     drop_database(postgres_server, url)
 
 
+def sleep_past(moment) -> None:
+    """Sleep until half a second after `moment` (a recorded expiry, UTC)."""
+    time.sleep(max(0.0, (moment - utcnow()).total_seconds()) + 0.5)
+
+
 @pytest.mark.postgres
 def test_two_processes_on_one_postgres_grant_and_revoke_once(
         shared_postgres, bot_env, aws, slack, tmp_path):
@@ -63,6 +67,8 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
     bots = [BotProcess(env, tmp_path / f"bot{i}.log").start() for i in range(2)]
     try:
         senders = [SlackSender(bot.url, slack.url) for bot in bots]
+        # 12 s: on a loaded machine the twelve grants and their DMs took 6 s after the
+        # clicks, and 4 s grants ended before all twelve were members at once
         request_ids = [request_via_command(senders[i % 2], slack, user=user,
                                            text="prod-admins 12s shared work")
                        for i, user in enumerate(users)]
@@ -70,8 +76,6 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
         post_together([(sender, sender.click_body(approver, ActionId.APPROVE, str(request_id)))
                        for request_id in request_ids for sender in senders
                        for approver in ("U0BOB", "U0DAVE")])
-        # 12 s: on a loaded machine the twelve grants and their DMs took 6 s after the
-        # clicks, and a 4 s grant could end before all were members at once
         slack.wait_for(lambda: len(members(aws)) == len(users))
         for user in users:  # every grant is recorded as active before the crash
             dm_containing(slack, user, "You have prod-admins until")
@@ -79,9 +83,9 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
         # both crash; both come back after expiry and race to revoke the same grants
         for bot in bots:
             bot.crash()
-        with make_session_factory(make_engine(shared_postgres))() as session:
+        with db(env)() as session:
             last_end = session.scalar(select(func.max(Grant.expires_at)))
-        time.sleep(max(0.0, (last_end - utcnow()).total_seconds()) + 0.5)
+        sleep_past(last_end)
         restarted = [threading.Thread(target=bot.start) for bot in bots]
         for thread in restarted:
             thread.start()
@@ -95,7 +99,7 @@ def test_two_processes_on_one_postgres_grant_and_revoke_once(
         for bot in bots:
             bot.stop()
 
-    with make_session_factory(make_engine(shared_postgres))() as session:
+    with db(env)() as session:
         assert session.scalar(select(func.count(Grant.id))) == len(users)
         assert set(session.scalars(select(Grant.status))) == {GrantStatus.REVOKED}
         for action in ("approved", "granted", "revoked"):
@@ -118,7 +122,7 @@ def test_run_job_sweep_revokes_without_a_running_bot(start_bot, slack, aws, bot_
     with db(bot_env)() as session:
         grant = session.scalars(select(Grant)).one()
     assert grant.status is GrantStatus.ACTIVE
-    time.sleep(max(0.0, (grant.expires_at - utcnow()).total_seconds()) + 0.5)
+    sleep_past(grant.expires_at)
 
     result = run_bot_command(bot_env, "run-job", "sweep")
     assert result.returncode == 0, result.stderr
@@ -456,7 +460,7 @@ def test_kill_9_at_a_step_then_restart_finishes_it_and_repeats_nothing(
     tests/e2e/test_faults.py's and test_sender.py's.)"""
     bot = start_bot(AWS_ENDPOINT_URL=slow_aws.url)
     sender = SlackSender(bot.url, slack.url)
-    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
+    sessions = db(bot_env)
     request_id = request_via_command(sender, slack, text="prod-admins 8s crash test")
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     if step == "decided":
@@ -505,7 +509,7 @@ def test_messages_queued_when_the_bot_is_killed_are_all_delivered_after_the_rest
     slack.make_chaotic(1.0)
     sender.click("U0BOB", ActionId.APPROVE, str(request_id))
     slack.wait_for(lambda: "alice" in members(aws), timeout=30)
-    sessions = make_session_factory(make_engine(bot_env["DATABASE_URL"]))
+    sessions = db(bot_env)
 
     def pending() -> int:
         with sessions() as session:
