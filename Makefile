@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast bench bench-edge bench-decide bench-hygiene lint lock migrate run clean
+.PHONY: demo test test-fast bench bench-edge bench-decide bench-slack bench-hygiene lint lock migrate run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-edge: $(STAMP)  ## the web process alone: acknowledgement bursts, and its 
 
 bench-decide: $(STAMP)  ## the worker alone: deciding a batch of 100 Approve clicks, and sending what it owes
 	$(BIN)/python scripts/bench_decide.py
+
+bench-slack: $(STAMP)  ## a Slack Web API call over HTTPS: a new connection each against kept connections
+	$(BIN)/python scripts/bench_slack_client.py
 
 bench-hygiene: $(STAMP)  ## parse + findings for a 10,000-user credential report: time, memory, calls
 	$(BIN)/python scripts/bench_hygiene.py

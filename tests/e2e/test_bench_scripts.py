@@ -30,6 +30,18 @@ def test_bench_decide_decides_batches_and_prints_its_figures():
     assert row[1] == "2" and float(row[2]) > 0  # batches timed, CPU median
 
 
+def test_bench_slack_client_calls_over_https_and_plain_http():
+    done = run_script("scripts/bench_slack_client.py", "--calls", "3", "--rounds", "1",
+                      timeout=120)
+    assert done.returncode == 0, done.stderr
+    connections = {line.split("(")[0].strip(): line.split()[-1]
+                   for line in done.stdout.splitlines() if line.startswith("  HTTP")}
+    assert connections == {"HTTPS, new connection per call": "call",
+                           "HTTPS, kept connection": "1",
+                           "HTTP, new connection per call": "call",
+                           "HTTP, kept connection": "1"}  # 4 calls each, the warm-up's too
+
+
 def test_bench_parses_its_options():
     done = run_script("scripts/bench.py", "--help", timeout=60)
     assert done.returncode == 0, done.stderr

@@ -111,6 +111,9 @@ class FakeSlack(HttpBackgroundServer):
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept alive, as slack.com keeps them
+            disable_nagle_algorithm = True  # as in latency_proxy.py: no 40 ms stall
+
             def do_POST(self):
                 fake._handle(self)
 
@@ -226,6 +229,7 @@ class FakeSlack(HttpBackgroundServer):
         injected = self._inject(method)
         if injected == "hang":
             time.sleep(self.hang_seconds)  # the client has given up; this answer is lost
+            req.close_connection = True
         elif injected is not None:
             status, body = injected
             return _reply(req, status, body, {"Retry-After": "1"} if status == 429 else {})

@@ -1,0 +1,136 @@
+"""`make bench-slack`: what a Slack Web API call costs the bot's client, with a new
+connection for each call (slack_sdk's WebClient) and with kept connections
+(handlers/client.KeptAliveClient, what the bot uses).
+
+The fake Slack answers from a process of its own over HTTPS (a throwaway self-signed
+certificate, TLS as slack.com speaks it) and over plain HTTP, at once (no latency), so
+the figures are the client's own: its CPU per call, and the wall time per call on this
+machine, where the network's round trip is ~0. Against slack.com each new connection
+also costs a TCP and a TLS round trip before the request's own: three round trips a
+call instead of one. Calls are sequential, from one thread, as each of the sender's
+threads makes them; the two clients take turns, --rounds times.
+"""
+
+import argparse
+import datetime
+import ipaddress
+import multiprocessing
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the repo root: scripts, tests.fakes
+# ruff: noqa: E402 - the imports below need that path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from slack_sdk import WebClient
+
+from accessbot.handlers.client import KeptAliveClient
+from scripts.tables import machine, table
+from tests.fakes.slack_api import FakeSlack
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (P-256, as slack.com's), as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-slack")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class TlsFakeSlack(FakeSlack):
+    def __init__(self, cert: Path, key: Path):
+        super().__init__()
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+
+    def _make_server(self):
+        server = super()._make_server()
+        server.socket = self.context.wrap_socket(server.socket, server_side=True)
+        return server
+
+    @property
+    def url(self) -> str:
+        return super().url.replace("http://", "https://", 1)
+
+
+def serve(cert: str, key: str, urls, stop) -> None:
+    """The child process: both fakes, their API URLs onto `urls`, until `stop` is set."""
+    with TlsFakeSlack(Path(cert), Path(key)) as tls, FakeSlack() as plain:
+        urls.put((tls.api_url, plain.api_url))
+        stop.wait()
+
+
+def per_call(client: WebClient, calls: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) per chat.postMessage, over `calls` in a row."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n in range(calls):
+        client.chat_postMessage(channel="C0BENCH", text=f"message {n}")
+    return ((time.perf_counter() - wall) * 1000 / calls,
+            (time.process_time() - cpu) * 1000 / calls)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200, help="calls per client per round")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of each client")
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = self_signed(Path(tmp))
+        urls, stop = SPAWN.Queue(), SPAWN.Event()
+        server = SPAWN.Process(target=serve, args=(str(cert), str(key), urls, stop), daemon=True)
+        server.start()
+        try:
+            tls_url, plain_url = urls.get(timeout=60)
+            trusted = ssl.create_default_context(cafile=str(cert))
+            clients = {}
+            for transport, url in (("HTTPS", tls_url), ("HTTP", plain_url)):
+                for label, kind in (("new connection per call (WebClient)", WebClient),
+                                    ("kept connection (KeptAliveClient)", KeptAliveClient)):
+                    client = kind(token="xoxb-bench", base_url=url, ssl=trusted, timeout=10,
+                                  retry_handlers=[])
+                    client.chat_postMessage(channel="C0BENCH", text="warm-up")
+                    clients[f"{transport}, {label}"] = client
+            samples = {name: [] for name in clients}
+            for _ in range(args.rounds):
+                for name, client in clients.items():
+                    samples[name].append(per_call(client, args.calls))
+            opened = {name: getattr(c, "connections_opened", None) for name, c in clients.items()}
+        finally:
+            stop.set()
+            server.join(10)
+    rows = [[name, f"{statistics.median(w for w, _ in s):.2f}",
+             f"{statistics.median(c for _, c in s):.2f}",
+             "one per call" if opened[name] is None else str(opened[name])]
+            for name, s in samples.items()]
+    table(f"chat.postMessage, {args.calls} calls in a row x {args.rounds} rounds, the fake "
+          "Slack in another process (median of the rounds, ms per call)",
+          ["", "wall", "client CPU", "connections"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
