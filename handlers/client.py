@@ -37,6 +37,7 @@ class KeptAliveClient(WebClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._local = threading.local()
+        self._counting = threading.Lock()
         self.connections_opened = 0  # counted for tests and benchmarks
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict:
@@ -76,8 +77,9 @@ class KeptAliveClient(WebClient):
             else:
                 connection = http.client.HTTPConnection(netloc, timeout=self.timeout)
             kept[(scheme, netloc)] = connection
-        if connection.sock is None:
-            self.connections_opened += 1
+        if connection.sock is None:  # the request opens one
+            with self._counting:
+                self.connections_opened += 1
         return connection
 
 
