@@ -72,8 +72,8 @@ class KeptAliveClient(WebClient):
             connection.close()  # the next request opens a new socket
         if connection is None:
             if scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    netloc, timeout=self.timeout, context=self.ssl or ssl.create_default_context())
+                connection = http.client.HTTPSConnection(netloc, timeout=self.timeout,
+                                                         context=self._tls())
             else:
                 connection = http.client.HTTPConnection(netloc, timeout=self.timeout)
             kept[(scheme, netloc)] = connection
@@ -83,8 +83,18 @@ class KeptAliveClient(WebClient):
         return connection
 
 
+    def _tls(self) -> ssl.SSLContext:
+        """The client's `ssl` context, or the system's defaults, loaded once (urllib loads
+        the CA certificates again for every connection)."""
+        if self.ssl is None:
+            self.ssl = ssl.create_default_context()
+        return self.ssl
+
+
 def _closed_by_peer(sock) -> bool:
     """An idle connection with something to read: the peer closed it (EOF), or sent what
-    no request asked for. Either way it cannot carry the next call."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    no request asked for. Either way it cannot carry the next call. (poll, not select:
+    select fails on a descriptor numbered 1024 or more.)"""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
