@@ -1,7 +1,8 @@
 """`make bench`: how fast the real bot answers Slack, grants and revokes, with slow AWS.
 
 Starts everything on 127.0.0.1: moto (own process), a proxy that delays every AWS call,
-a fake Slack Web API with latency, and `python bot.py` on SQLite in a temp dir. Then:
+a fake Slack Web API with latency (over HTTPS, its throwaway certificate trusted beside
+the system's CA certificates, as slack.com is), and `python bot.py` on SQLite in a temp dir. Then:
 
   1. acknowledgement latency: bursts of concurrent slash commands and Approve clicks,
      on SQLite and again on Postgres (when one answers: TEST_DATABASE_URL or :5432);
@@ -55,6 +56,7 @@ from tests.fakes import harness
 from tests.fakes.harness import SlackSender
 from tests.fakes.latency_proxy import LatencyProxy
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.tls import TlsFakeSlack, self_signed, trust_store
 
 APPROVER = "U0BOB"
 GROUPS = 5  # phase 3: IAM groups, one resource each
@@ -107,7 +109,10 @@ class Stack:
         self.moto = MotoProcess(tmp / "moto.log").start()
         try:
             self.proxy = LatencyProxy(self.moto.url, delay=args.aws_latency).start()
-            self.slack = FakeSlack(latency=args.slack_latency).start()
+            # over HTTPS, trusted beside the system's CA certificates, as slack.com is
+            cert, key = self_signed(tmp)
+            self.trusted = trust_store(tmp, cert)
+            self.slack = TlsFakeSlack(cert, key, latency=args.slack_latency).start()
             self.load = ProcessPoolExecutor(1, mp_context=SPAWN)
             self.load.submit(time.time).result()  # started and waiting
         except BaseException:
@@ -127,7 +132,8 @@ class Stack:
         env = {"SLACK_BOT_TOKEN": harness.BOT_TOKEN,
                "SLACK_SIGNING_SECRET": harness.SIGNING_SECRET,
                "SLACK_API_URL": self.slack.api_url, "DATABASE_URL": url,
-               "ACCESSBOT_CONFIG": str(config_path), **self.moto.env(),
+               "ACCESSBOT_CONFIG": str(config_path), "SSL_CERT_FILE": str(self.trusted),
+               **self.moto.env(),
                "AWS_ENDPOINT_URL": aws_url}
         bot = harness.BotProcess(env, self.tmp / f"{name}.log").start()
         wait_for_start_up_jobs(url, START_UP_JOBS + start_up_jobs)

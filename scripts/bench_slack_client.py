@@ -15,11 +15,8 @@ each of the sender's threads makes them; the two clients take turns, --rounds ti
 """
 
 import argparse
-import datetime
-import ipaddress
 import multiprocessing
 import os
-import ssl
 import statistics
 import sys
 import tempfile
@@ -30,63 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the repo root: scripts, tests.fakes
 # ruff: noqa: E402 - the imports below need that path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from slack_sdk import WebClient
 
 from accessbot.handlers.client import KeptAliveClient
 from scripts.tables import machine, table
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.tls import TlsFakeSlack, self_signed, trust_store
 
 SPAWN = multiprocessing.get_context("spawn")
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key (P-256, as slack.com's), as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-slack")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-class TlsFakeSlack(FakeSlack):
-    def __init__(self, cert: Path, key: Path):
-        super().__init__()
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(cert, key)
-
-    def _make_server(self):
-        server = super()._make_server()
-        server.socket = self.context.wrap_socket(server.socket, server_side=True)
-        return server
-
-    @property
-    def url(self) -> str:
-        return super().url.replace("http://", "https://", 1)
-
-
-def trust_store(directory: Path, cert: Path) -> int:
-    """SSL_CERT_FILE: the system's CA certificates and the throwaway one; how many."""
-    system = Path(ssl.get_default_verify_paths().cafile or "/nonexistent")
-    bundle = directory / "trusted.pem"
-    bundle.write_bytes((system.read_bytes() if system.is_file() else b"") + cert.read_bytes())
-    os.environ["SSL_CERT_FILE"] = str(bundle)
-    return bundle.read_bytes().count(b"BEGIN CERTIFICATE")
 
 
 def serve(cert: str, key: str, urls, stop) -> None:
@@ -118,7 +66,9 @@ def main() -> int:
         server.start()
         try:
             tls_url, plain_url = urls.get(timeout=60)
-            trusted = trust_store(Path(tmp), cert)
+            bundle = trust_store(Path(tmp), cert)
+            os.environ["SSL_CERT_FILE"] = str(bundle)  # as the bot would trust slack.com
+            trusted = bundle.read_bytes().count(b"BEGIN CERTIFICATE")
             clients = {}
             for transport, url in (("HTTPS", tls_url), ("HTTP", plain_url)):
                 for label, kind in (("new connection per call (WebClient)", WebClient),
