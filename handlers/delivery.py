@@ -23,6 +23,7 @@ from accessbot.handlers import (
     hygiene_blocks,
     review_blocks,
 )
+from accessbot.handlers.client import default_tls
 from accessbot.handlers.overview_blocks import home_view, overview_message
 from accessbot.models import (
     ApprovalMessage,
@@ -169,7 +170,7 @@ class Delivery:
 
     def _respond(self, args: dict) -> Sent:
         args = dict(args)
-        answer = WebhookClient(args.pop("url"), timeout=10).send(**args)
+        answer = WebhookClient(args.pop("url"), timeout=10, ssl=default_tls()).send(**args)
         error = _webhook_error(answer.body)
         if answer.status_code == 200 and error is None:
             return Sent(None, None)

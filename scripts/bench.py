@@ -2,7 +2,8 @@
 
 Starts everything on 127.0.0.1: moto (own process), a proxy that delays every AWS call,
 a fake Slack Web API with latency (over HTTPS, its throwaway certificate trusted beside
-the system's CA certificates, as slack.com is), and `python bot.py` on SQLite in a temp dir. Then:
+the system's CA certificates, as slack.com is), and `python bot.py` on SQLite in a temp
+dir. Then:
 
   1. acknowledgement latency: bursts of concurrent slash commands and Approve clicks,
      on SQLite and again on Postgres (when one answers: TEST_DATABASE_URL or :5432);

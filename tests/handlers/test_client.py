@@ -2,14 +2,17 @@
 when they cannot carry the next one."""
 
 import socket
+import ssl
 import threading
 
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from accessbot.handlers.client import KeptAliveClient, slack_client
+from accessbot.handlers.client import KeptAliveClient, default_tls, slack_client
+from accessbot.handlers.delivery import RESPONSE_URL, Delivery, SlackCall
 from accessbot.settings import Settings
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.tls import TlsFakeSlack, self_signed, trust_store
 
 
 def client_for(slack: FakeSlack, timeout: float = 10) -> KeptAliveClient:
@@ -115,3 +118,33 @@ def test_the_bot_builds_this_client():
                         slack_app_token=None, slack_api_url="http://127.0.0.1:9/api/",
                         database_url="sqlite://", config_path="accessbot.yaml", port=3000)
     assert isinstance(slack_client(settings), KeptAliveClient)
+
+
+def test_over_https_the_system_trust_store_is_loaded_once(tmp_path, monkeypatch, catalog):
+    """As the bot calls slack.com: no context of its own, the system's certificates (here
+    with the fake's added), loaded once in the process for every call, the Web API's and
+    a response_url's alike, and one connection kept for the Web API's."""
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(trust_store(tmp_path, cert)))
+    loads = []
+    real = ssl.create_default_context
+    default_tls.cache_clear()  # loaded from this test's SSL_CERT_FILE
+    try:
+        with TlsFakeSlack(cert, key) as slack:  # (the server's own context: not counted)
+            for name in ("create_default_context", "_create_default_https_context"):  # urllib's
+                monkeypatch.setattr(ssl, name, lambda *a, **k: loads.append(a) or real(*a, **k))
+            client = client_for(slack)
+            assert slack.api_url.startswith("https://") and client.ssl is None
+            for n in range(3):
+                assert client.chat_postMessage(channel="C0X", text=f"m{n}")["ok"]
+            assert client.auth_test()["ok"]
+            delivery = Delivery(client, catalog)
+            delivery.send(SlackCall(RESPONSE_URL, {
+                "url": slack.response_url("k"), "text": "through the hook",
+                "response_type": "ephemeral", "replace_original": False}))
+            assert len(slack.calls("chat.postMessage")) == 3
+            assert [c.args["text"] for c in slack.calls("response_url")] == ["through the hook"]
+            assert client.connections_opened == 1
+            assert len(loads) == 1
+    finally:
+        default_tls.cache_clear()  # not this test's trust store for the next
