@@ -84,7 +84,6 @@ class KeptAliveClient(WebClient):
                 self.connections_opened += 1
         return connection
 
-
     def _tls(self) -> ssl.SSLContext:
         return self.ssl or default_tls()
 
