@@ -12,6 +12,7 @@ from urllib.request import Request
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.webhook import WebhookClient
 
 from accessbot.settings import Settings
 
@@ -22,6 +23,11 @@ def slack_client(settings: Settings, wait_out_rate_limits: bool = True) -> WebCl
     if wait_out_rate_limits:  # lookups (users.lookupByEmail is Tier 3) wait, a few times
         client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def slack_webhook(url: str, timeout: float) -> WebhookClient:
+    """The client for a response_url: Slack's, trusted as the Web API is (default_tls)."""
+    return WebhookClient(url, timeout=timeout, ssl=default_tls())
 
 
 class KeptAliveClient(WebClient):

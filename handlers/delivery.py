@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session, joinedload
 
 from accessbot.handlers import (
@@ -23,7 +22,7 @@ from accessbot.handlers import (
     hygiene_blocks,
     review_blocks,
 )
-from accessbot.handlers.client import default_tls
+from accessbot.handlers.client import slack_webhook
 from accessbot.handlers.overview_blocks import home_view, overview_message
 from accessbot.models import (
     ApprovalMessage,
@@ -170,7 +169,7 @@ class Delivery:
 
     def _respond(self, args: dict) -> Sent:
         args = dict(args)
-        answer = WebhookClient(args.pop("url"), timeout=10, ssl=default_tls()).send(**args)
+        answer = slack_webhook(args.pop("url"), timeout=10).send(**args)
         error = _webhook_error(answer.body)
         if answer.status_code == 200 and error is None:
             return Sent(None, None)

@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
-from slack_sdk.webhook import WebhookClient
 
 from accessbot.handlers import blocks, break_glass_blocks
-from accessbot.handlers.client import default_tls
+from accessbot.handlers.client import slack_webhook
 from accessbot.handlers.errors import user_message
 from accessbot.handlers.handoff import NOT_RECORDED, HandoffFailed
 from accessbot.handlers.ids import FIELD_BLOCKS, ActionId, BlockId, ViewId
@@ -420,8 +419,8 @@ def not_recorded(body: dict) -> BoltResponse:
 
 def _tell(url: str) -> None:
     try:
-        WebhookClient(url, timeout=5, ssl=default_tls()).send(
-            text=NOT_RECORDED, response_type="ephemeral", replace_original=False)
+        slack_webhook(url, timeout=5).send(text=NOT_RECORDED, response_type="ephemeral",
+                                           replace_original=False)
     except OSError as exc:
         log.warning("could not tell the user their click was not recorded: %s", exc)
 
