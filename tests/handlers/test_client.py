@@ -85,6 +85,7 @@ class ClosingServer:
     def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.requests = 0
+        self.closed = threading.Semaphore(0)  # released as each connection is closed
         threading.Thread(target=self._serve, daemon=True).start()
 
     @property
@@ -100,6 +101,7 @@ class ClosingServer:
                     head += connection.recv(65536)
                 self.requests += 1
                 connection.sendall(self.ANSWER)
+            self.closed.release()
 
 
 def test_a_connection_the_server_closed_is_replaced_before_use():
@@ -108,7 +110,8 @@ def test_a_connection_the_server_closed_is_replaced_before_use():
                              retry_handlers=[])  # a dead connection used would fail the call
     for _ in range(3):
         assert client.auth_test()["ok"]
-        threading.Event().wait(0.05)  # the server's close has arrived
+        assert server.closed.acquire(timeout=5)  # the server has closed it (not a fixed
+        # wait: on a loaded machine its thread could close after the next call began)
     assert server.requests == 3
     assert client.connections_opened == 3
 
