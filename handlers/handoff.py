@@ -1,9 +1,9 @@
 """The web process's half of the durable hand-off: record the task, then acknowledge.
 
 A listener's task is an inbox row, committed before Slack hears "got it"; then the
-local worker is nudged through the pipe (a lost nudge costs at most its poll interval:
-any replica's worker finds the row). If the database cannot take the row, the listener
-says so instead of acknowledging work that nobody would do.
+local worker is nudged through the pipe, with the tasks written (a lost nudge costs at
+most its poll interval: any replica's worker finds the row). If the database cannot
+take the row, the listener says so instead of acknowledging work that nobody would do.
 
 One writer thread commits the rows of every request waiting at that moment in one
 transaction (group commit): a burst of twenty acknowledgements is one or two commits,
@@ -70,7 +70,9 @@ _collecting: contextvars.ContextVar[list[dict] | None] = contextvars.ContextVar(
 
 
 class DurableHandoff:
-    def __init__(self, engine: Engine, nudge: Callable[[int], None], clock: Clock = utcnow):
+    def __init__(self, engine: Engine, nudge: Callable[[int, frozenset[str]], None],
+                 clock: Clock = utcnow):
+        """nudge: called after each commit with its last row's id and its rows' tasks."""
         self.engine = engine
         self.nudge = nudge
         self.clock = clock
@@ -178,7 +180,8 @@ class DurableHandoff:
         for pending in batch:
             pending.outcome.set_result(ids[start:start + len(pending.rows)])
             start += len(pending.rows)
-        self.nudge(ids[-1])  # best effort (web.py): the rows are safe, and polled for
+        # best effort (web.py): the rows are safe, and polled for
+        self.nudge(ids[-1], frozenset(row["task"] for p in batch for row in p.rows))
 
     @staticmethod
     def _fail(batch: list[Pending], error: str) -> None:

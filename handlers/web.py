@@ -215,9 +215,9 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
     engine = make_engine(settings.database_url, busy_timeout=0, writes_first=True,
                          pool_size=4, max_overflow=4, connect_timeout=GIVE_UP)
 
-    def nudge(task_id: int) -> None:
+    def nudge(task_id: int, tasks: frozenset[str]) -> None:
         try:
-            worker.handoff(WAKE, task_id)
+            worker.handoff(WAKE, task_id, tasks)
         except WorkerFailed as exc:  # the row is safe; a worker (ours restarted) finds it
             log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
 

@@ -10,7 +10,7 @@ person who acted: the result, or a plain "that did not work, try again".
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -146,6 +146,14 @@ class Work:
         if looked:  # (one that did not look for clicks cannot say that none wait)
             self.decisions.claimed(bool(clicks))
         return ([clicks] if clicks else []) + [[task] for task in single]
+
+    def worth_a_claim(self, tasks: Collection[str]) -> bool:
+        """Whether new inbox rows of these tasks are worth a claim now. Not when all of them
+        are Approve clicks and a batch is being decided: a claim now could take nothing
+        (the clicks wait for the next batch), and the batch's end claims them. In a burst
+        of clicks on Postgres, each of the web process's small commits woke the claim loop
+        for a transaction that found nothing, a few dozen of them beside the decisions."""
+        return not (set(tasks) <= {Task.APPROVE.value} and not self.decisions.may_decide())
 
     def run_all(self, claimed: list[Claimed]) -> None:
         """Run what `claim` leased to one thread."""

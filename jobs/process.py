@@ -272,7 +272,13 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
                              unblocks=work.unblocks).start()
     memory.started()  # as in the web process
     ready.set()
-    serve_tasks(tasks, lambda _wake, _args: acknowledged.wake())
+
+    def nudged(_wake: str, args: tuple[int, frozenset[str]]) -> None:
+        _last_id, written = args
+        if work.worth_a_claim(written):
+            acknowledged.wake()
+
+    serve_tasks(tasks, nudged)
     components.stopping.set()  # a credential-report poll gives up; the next start retries
     acknowledged.stop()
     scheduler.shutdown(wait=False)

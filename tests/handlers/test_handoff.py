@@ -37,8 +37,8 @@ class FirstBatchHeld(DurableHandoff):
 
 
 def test_listeners_waiting_together_are_one_transaction_and_one_nudge(web_engine, catalog):
-    nudges: list[int] = []
-    handoff = FirstBatchHeld(web_engine, nudges.append)
+    nudges: list[tuple[int, frozenset[str]]] = []
+    handoff = FirstBatchHeld(web_engine, lambda *nudge: nudges.append(nudge))
 
     with ThreadPoolExecutor(WAITING) as pool:
         ids = list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER,
@@ -52,13 +52,13 @@ def test_listeners_waiting_together_are_one_transaction_and_one_nudge(web_engine
         sorted(str(n) for n in range(WAITING))
     # the first listeners, then every one that queued meanwhile: a transaction each...
     assert len(handoff.batches) <= 2 and sum(handoff.batches) == WAITING
-    # ...and a nudge each, with its last row
+    # ...and a nudge each, with its last row and its rows' tasks
     ends = [sum(handoff.batches[:n + 1]) for n in range(len(handoff.batches))]
-    assert nudges == [sorted(ids)[end - 1] for end in ends]
+    assert nudges == [(sorted(ids)[end - 1], {Task.APPROVE}) for end in ends]
 
 
 def test_a_nudge_that_fails_costs_no_acknowledgement(web_engine):
-    def broken(_task_id: int) -> None:
+    def broken(_task_id: int, _tasks: frozenset[str]) -> None:
         raise RuntimeError("the pipe broke")
 
     handoff = DurableHandoff(web_engine, broken)
@@ -75,7 +75,7 @@ def test_a_listener_is_answered_whatever_breaks_in_the_writer(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'inbox.db'}", busy_timeout=0,
                          writes_first=True)
     nudges: list[int] = []
-    handoff = DurableHandoff(engine, nudges.append)
+    handoff = DurableHandoff(engine, lambda task_id, _tasks: nudges.append(task_id))
     outcome: list[BaseException] = []
 
     def listener() -> None:  # in a thread of its own: a listener left waiting fails here
@@ -115,7 +115,7 @@ def test_waiting_requests_are_one_insert_in_autocommit_on_postgres(writer_engine
         if statement.lstrip().upper().startswith("INSERT INTO INBOX"):
             inserts.append(connection.get_execution_options().get("isolation_level"))
 
-    handoff = FirstBatchHeld(writer_engine, lambda _task_id: None)
+    handoff = FirstBatchHeld(writer_engine, lambda _task_id, _tasks: None)
     with ThreadPoolExecutor(WAITING) as pool:
         ids = list(pool.map(lambda n: handoff(Task.APPROVE, str(n), APPROVER,
                                               ReplyTo(APPROVER)), range(WAITING)))

@@ -1,6 +1,7 @@
 """Inbox tasks run by Work on a real database: done once however often started, the
 decision's clock at the click, and an answer to the person whatever happens."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -289,6 +290,70 @@ def test_a_claim_that_did_not_look_for_clicks_keeps_the_aws_pool_waiting(
     held.join(5)
     assert not held.is_alive()
     assert load_request(sessions, ids[1]).status == RequestStatus.APPROVED
+
+
+def test_a_nudge_about_clicks_alone_waits_for_the_batch_being_decided(
+        work, sessions, catalog, clock, monkeypatch):
+    """The worker's claim loop as jobs/process.py wires it to the web process's nudges. In
+    a burst on Postgres each small commit of the inbox writer woke it, for a claim that
+    could take nothing while a batch was being decided; now only the batch's end claims
+    the clicks that came meanwhile, and other tasks are claimed at once as before."""
+    import threading
+
+    from accessbot.services import requests as request_ops
+    from accessbot.services.claim_loop import ClaimLoop
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    deciding, release = threading.Event(), threading.Event()
+    approve_many = request_ops.approve_many
+
+    def held(*args, **kwargs):
+        deciding.set()
+        assert release.wait(10)
+        return approve_many(*args, **kwargs)
+
+    monkeypatch.setattr(request_ops, "approve_many", held)
+    claims: list[list[str]] = []
+
+    def claim(slots: int):
+        units = work.claim(slots)
+        claims.append([t.task for unit in units for t in unit])
+        return units
+
+    loop = ClaimLoop("tasks", claim, work.run_all, 4, unblocks=work.unblocks).start()
+
+    def nudge(*tasks: Task) -> None:  # jobs/process.py's
+        if work.worth_a_claim(frozenset(tasks)):
+            loop.wake()
+
+    try:
+        for request_id in ids[:2]:  # two clicks: one batch (run_all decides >1 together)
+            record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+        nudge(Task.APPROVE)
+        assert deciding.wait(10)
+        looked = len(claims)
+        record(sessions, clock, Task.APPROVE, str(ids[2]), APPROVER, ReplyTo(APPROVER))
+        for _ in range(5):  # the web process's commits while the batch is decided
+            nudge(Task.APPROVE)
+        time.sleep(0.3)
+        assert len(claims) == looked  # no claim for them: none could take the click
+        record(sessions, clock, Task.END_GRANT, "1", APPROVER, ReplyTo(APPROVER))
+        nudge(Task.APPROVE, Task.END_GRANT)  # a commit with another task: claimed at once
+        deadline = time.monotonic() + 5
+        while "end_grant" not in sum(claims, []):
+            assert time.monotonic() < deadline, "the other task was never claimed"
+            time.sleep(0.01)
+        assert "approve" not in claims[-1]
+        release.set()  # the batch's end claims the click that waited
+        deadline = time.monotonic() + 5
+        while load_request(sessions, ids[2]).status != RequestStatus.APPROVED:
+            assert time.monotonic() < deadline, "the click that waited was never decided"
+            time.sleep(0.01)
+    finally:
+        release.set()
+        loop.stop()
+    assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 3
 
 
 def test_the_aws_pool_and_the_sender_wait_for_decisions_only_so_long():
