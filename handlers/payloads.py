@@ -3,7 +3,7 @@
 Slack signs what it sends, but a signature says who sent a body, not that it has the
 shape we expect. Every field a listener uses is read here, type-checked, and handed on
 as a frozen dataclass; a payload without it is MalformedPayload, which the middleware
-(handlers/listeners.check_and_time) answers with 400 (over HTTP; in Socket Mode nothing
+(handlers/listeners.CheckAndTime) answers with 400 (over HTTP; in Socket Mode nothing
 is acknowledged) and which no listener ever sees.
 """
 
