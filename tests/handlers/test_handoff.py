@@ -19,17 +19,27 @@ WAITING = 20
 
 
 class FirstBatchHeld(DurableHandoff):
-    """The writer's first transaction waits until every other listener is queued behind
-    it, as in a burst; the rows of each transaction are recorded."""
+    """The writer's first transaction waits until every listener has queued its rows, as
+    in a burst; the rows of each transaction are recorded."""
 
     def __init__(self, *args):
         super().__init__(*args)
         self.batches: list[int] = []
+        self.submitted = 0
+        self._counting = threading.Lock()
+
+    def _submit(self, rows):
+        pending = super()._submit(rows)  # queued, then counted
+        with self._counting:
+            self.submitted += 1
+        return pending
 
     def _write(self, batch) -> None:
+        # (counted as they are submitted: a writer that woke late may have taken more
+        # than one run of MAX_ROWS from the queue, and holds the rest of them meanwhile)
         if not self.batches:
             deadline = time.monotonic() + 5
-            while len(batch) + self._queue.qsize() < WAITING:
+            while self.submitted < WAITING:
                 assert time.monotonic() < deadline, "the other listeners never queued"
                 time.sleep(0.001)
         self.batches.append(len(batch))
