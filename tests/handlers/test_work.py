@@ -300,11 +300,14 @@ def test_a_nudge_about_clicks_alone_waits_for_the_batch_being_decided(
     the clicks that came meanwhile, and other tasks are claimed at once as before."""
     import threading
 
+    from accessbot.services import claim_loop
     from accessbot.services import requests as request_ops
-    from accessbot.services.claim_loop import ClaimLoop
     from tests.factories import someone
 
+    monkeypatch.setattr(claim_loop, "POLL", 60.0)  # only a wake claims: no poll meanwhile
     ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(3)]
+    for request_id in ids[:2]:  # two clicks, waiting when the loop starts: one batch
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
     deciding, release = threading.Event(), threading.Event()
     approve_many = request_ops.approve_many
 
@@ -321,17 +324,15 @@ def test_a_nudge_about_clicks_alone_waits_for_the_batch_being_decided(
         claims.append([t.task for unit in units for t in unit])
         return units
 
-    loop = ClaimLoop("tasks", claim, work.run_all, 4, unblocks=work.unblocks).start()
+    loop = claim_loop.ClaimLoop("tasks", claim, work.run_all, 4, unblocks=work.unblocks).start()
 
     def nudge(*tasks: Task) -> None:  # jobs/process.py's
         if work.worth_a_claim(frozenset(tasks)):
             loop.wake()
 
     try:
-        for request_id in ids[:2]:  # two clicks: one batch (run_all decides >1 together)
-            record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
-        nudge(Task.APPROVE)
         assert deciding.wait(10)
+        assert claims == [["approve", "approve"]]  # the loop's first claim: one batch
         looked = len(claims)
         record(sessions, clock, Task.APPROVE, str(ids[2]), APPROVER, ReplyTo(APPROVER))
         for _ in range(5):  # the web process's commits while the batch is decided
