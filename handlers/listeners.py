@@ -94,11 +94,11 @@ class CheckAndTime(Middleware):
 
     One middleware, and a class: Bolt calls a function middleware (and each listener
     matcher, and the listener) through its argument injection, which builds every
-    argument it could offer, each of the payload's views among them, about 35 µs a round;
-    a Middleware's `process` it calls directly."""
+    argument it could offer, each of the payload's views among them (11-14 µs of a
+    click's 230 on the event loop); a Middleware's `process` it calls directly."""
 
     def process(self, *, req: BoltRequest, resp: BoltResponse,
-                next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002 - Bolt's name
+                next: Callable[[], BoltResponse]) -> BoltResponse:  # (Bolt's names)
         body, started = req.body, time.perf_counter()
         try:
             parse = input_of(body)
