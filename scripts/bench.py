@@ -469,22 +469,37 @@ def measure_decision_burst(args, stack: Stack, url: str, name: str = "burst") ->
 def watch_decisions(url: str, ids: list[int], watching, report) -> None:
     """In a process of its own (phase 4): when each decision becomes visible to others,
     committed; {request id: time.time()} onto `report` once every one is (or
-    WATCH_SECONDS have passed)."""
-    db, when, wanted = create_engine(url), {}, set(ids)
-    # a range, not an IN list of 200 parameters: this process shares the two cores with the
-    # bot, and each look should cost it as little as it can
-    decided = select(AccessRequest.id).where(AccessRequest.status == RequestStatus.APPROVED,
-                                             AccessRequest.id.between(min(ids), max(ids)))
-    deadline = time.monotonic() + WATCH_SECONDS
-    watching.set()
-    with db.connect() as connection:
+    WATCH_SECONDS have passed).
+
+    This process shares the two cores with the bot and looks every 5 ms, so each look
+    costs it as little as it can: a count through the driver's own cursor, in
+    autocommit, and the decided ids only when the count has grown (once per batch of
+    decisions). Reading the ids on every look through SQLAlchemy, then a ROLLBACK, cost
+    0.29 ms of this process's CPU a look on SQLite and 0.74 ms on Postgres; the count
+    costs 0.02 and 0.08 ms."""
+    # in autocommit, each look sees what was committed before it, with no ROLLBACK after it
+    db, when, wanted = create_engine(url, isolation_level="AUTOCOMMIT"), {}, set(ids)
+    where = (f"FROM {AccessRequest.__tablename__} WHERE status = "
+             f"'{RequestStatus.APPROVED.value}' AND id BETWEEN {min(ids)} AND {max(ids)}")
+    counting, listing = f"SELECT count(*) {where}", f"SELECT id {where}"
+    deadline, counted = time.monotonic() + WATCH_SECONDS, 0
+    connection = db.raw_connection()  # (our own values in the SQL: ints and an enum's)
+    try:
+        cursor = connection.cursor()
+        watching.set()
         while len(when) < len(ids) and time.monotonic() < deadline:
-            for request_id in connection.execute(decided).scalars():
-                if request_id in wanted:
-                    when.setdefault(request_id, time.time())
-            connection.rollback()  # the next look sees what was committed since
+            cursor.execute(counting)
+            decided, seen = cursor.fetchone()[0], time.time()
+            if decided != counted:
+                cursor.execute(listing)
+                for (request_id,) in cursor.fetchall():
+                    if request_id in wanted:
+                        when.setdefault(request_id, seen)
+                counted = decided
             time.sleep(0.005)
-    db.dispose()
+    finally:
+        connection.close()
+        db.dispose()
     report.put(when)
 
 
