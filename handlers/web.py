@@ -215,11 +215,12 @@ def serve(settings: Settings, catalog: Catalog, preflight: Callable[[], int]) ->
     engine = make_engine(settings.database_url, busy_timeout=0, writes_first=True,
                          pool_size=4, max_overflow=4, connect_timeout=GIVE_UP)
 
-    def nudge(task_id: int, tasks: frozenset[str]) -> None:
+    def nudge(tasks: frozenset[str]) -> None:
         try:
-            worker.handoff(WAKE, task_id, tasks)
-        except WorkerFailed as exc:  # the row is safe; a worker (ours restarted) finds it
-            log.warning("could not nudge the worker about task #%s: %s", task_id, exc)
+            worker.handoff(WAKE, tasks)
+        except WorkerFailed as exc:  # the rows are safe; a worker (ours restarted) finds them
+            log.warning("could not nudge the worker about %s: %s", ", ".join(sorted(tasks)),
+                        exc)
 
     handoff = DurableHandoff(engine, nudge)
     try:

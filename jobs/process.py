@@ -273,8 +273,8 @@ def run_worker(settings: Settings, tasks: Connection, ready: Event) -> None:
     memory.started()  # as in the web process
     ready.set()
 
-    def nudged(_wake: str, args: tuple[int, frozenset[str]]) -> None:
-        _last_id, written = args
+    def nudged(_wake: str, args: tuple[frozenset[str]]) -> None:
+        [written] = args
         if work.worth_a_claim(written):
             acknowledged.wake()
 

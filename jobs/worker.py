@@ -33,8 +33,7 @@ log = logging.getLogger(__name__)
 
 NICENESS = 10  # the worker's priority below the web process (nice(1)); 0 turns it off
 STOP = None  # the message that ends the worker's loop
-WAKE = "wake"  # the pipe's one message: tasks were recorded in the inbox (the last row's
-               # id, and the tasks' names)
+WAKE = "wake"  # the pipe's one message: tasks were recorded in the inbox (their names)
 
 
 def worker_main(settings, tasks: Connection, ready, go) -> None:

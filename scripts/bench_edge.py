@@ -64,7 +64,7 @@ else:
     bolt = App(signing_secret=secret, process_before_response=True, authorize=lambda **_:
                AuthorizeResult(enterprise_id=None, team_id="T0FAKE", bot_token="xoxb-bench",
                                bot_user_id="U0ACCESSBOT", bot_id="B0ACCESSBOT"))
-    handoff = DurableHandoff(engine, lambda _task_id, _tasks: None)
+    handoff = DurableHandoff(engine, lambda _tasks: None)
     register(bolt, catalog, handoff)
     app = WebApp(SlackEndpoint(bolt, secret), handoff, lambda: {"ok": True})
 gc.freeze()
