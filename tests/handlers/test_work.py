@@ -177,7 +177,11 @@ def test_a_batch_decides_every_click_and_answers_the_refused(work, sessions, cat
     for request_id in ids:
         request = load_request(sessions, request_id)
         assert (request.status, request.decided_at) == (RequestStatus.APPROVED, clicked)
-    assert sorted(name for name, _ in aws_calls) == ["apply_grant"] * 3
+    # the grants handed to the AWS pool once, together
+    [(handed, (granted,))] = aws_calls
+    assert handed == "_carry_out_all"
+    assert [(request_id, grant.request_id) for request_id, grant in granted] == \
+        [(request_id, request_id) for request_id in ids]
     replies = {r["response_url"]: r["text"] for r in
                Mailroom(sessions, catalog, clock).owed(Kind.REPLY)}
     assert replies == {
@@ -208,8 +212,50 @@ def test_a_batch_that_cannot_be_decided_together_is_decided_one_by_one(
     work.run_all(batch)
 
     assert [load_request(sessions, i).status for i in ids] == [RequestStatus.APPROVED] * 2
-    assert len(aws_calls) == 2
+    assert [name for name, _ in aws_calls] == ["apply_grant"] * 2  # each on its own
     assert status_of(sessions) == [InboxStatus.DONE] * 2
+
+
+def test_a_batchs_grants_are_each_handed_to_the_aws_pool_from_there(
+        work, sessions, catalog, clock, aws_calls):
+    """The batch's thread hands its grants over in one call (above); on the AWS pool,
+    that call hands each on: a new grant applied, an extension's grant extended."""
+    from tests.factories import someone
+
+    ids = [create_request(sessions, catalog, clock(), **someone(n)) for n in range(2)]
+    for request_id in ids:
+        record(sessions, clock, Task.APPROVE, str(request_id), APPROVER, ReplyTo(APPROVER))
+    [batch] = work.claim(1)
+    work.run_all(batch)
+    [(_, (granted,))] = aws_calls
+    aws_calls.clear()
+    new, extended = granted
+    extension = (ids[1] + 100, extended[1])  # a request that extended an earlier grant
+
+    work._carry_out_all([new, extension])
+
+    assert aws_calls == [("apply_grant", (new[1].id,)), ("extend_grant", (extended[1].id,))]
+
+
+def test_a_batchs_grants_are_carried_out_in_turn_when_the_aws_pool_is_stopping(
+        sessions, catalog, clock):
+    """The worker drains: its AWS pool runs what was handed to it, and takes nothing new."""
+    from types import SimpleNamespace
+
+    from accessbot.models import Grant
+
+    done: list[tuple[str, int]] = []
+
+    def stopping(_fn, *_args):
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    runner = SimpleNamespace(apply_grant=lambda i: done.append(("apply_grant", i)),
+                             extend_grant=lambda i: done.append(("extend_grant", i)))
+    work = Work(WorkDeps(sessions, catalog, runner, None, None, clock, stopping, "worker-1"))
+
+    work._carry_out_all([(7, Grant(id=70, request_id=7)), (9, Grant(id=50, request_id=5))])
+
+    assert done == [("apply_grant", 70), ("extend_grant", 50)]
 
 
 def test_a_single_claim_leaves_approve_clicks_to_the_next_batch(sessions, clock):
