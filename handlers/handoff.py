@@ -57,9 +57,9 @@ class HandoffFailed(Exception):
 @dataclass
 class Pending:
     """One request's rows, queued for the writer, and their outcome: None once they are
-    committed, or HandoffFailed. The outcome runs once the writer has begun their transaction; until
-    then `cancel` withdraws them (a request that stopped waiting), after it their outcome
-    is awaited whatever the time."""
+    committed, or HandoffFailed. The outcome runs once the writer has begun their
+    transaction; until then `cancel` withdraws them (a request that stopped waiting),
+    after it their outcome is awaited whatever the time."""
     rows: list[dict]
     deadline: float
     outcome: Future = field(default_factory=Future)
