@@ -489,13 +489,14 @@ def watch_decisions(url: str, ids: list[int], watching, report) -> None:
         watching.set()
         while len(when) < len(ids) and time.monotonic() < deadline:
             cursor.execute(counting)
-            decided, seen = cursor.fetchone()[0], time.time()
-            if decided != counted:
+            if cursor.fetchone()[0] != counted:
                 cursor.execute(listing)
-                for (request_id,) in cursor.fetchall():
+                decided = cursor.fetchall()
+                seen = time.time()  # (after the listing: none is seen before its commit)
+                for (request_id,) in decided:
                     if request_id in wanted:
                         when.setdefault(request_id, seen)
-                counted = decided
+                counted = len(decided)
             time.sleep(0.005)
     finally:
         connection.close()
