@@ -99,16 +99,22 @@ def parse_command(text: str, user_id: str, catalog: Catalog) -> Command:
     return make_draft(catalog, user_id, parts[0], parts[1], reason)
 
 
-def make_break_glass(catalog: Catalog, user_id: str, resource_name: str,
-                     duration_text: str | None, reason: str) -> BreakGlass:
-    """Validate a break-glass request (the command's and the form's): the resource allows
-    it, a reason is given, and a longer duration than break_glass_max_duration is cut."""
+def _requestable(catalog: Catalog, user_id: str, resource_name: str) -> Resource:
+    """The named resource, if this user may request it."""
     try:
         resource = catalog.get((resource_name or "").strip())
     except InvalidInput as exc:
         raise FieldError("resource", str(exc)) from None
     if not resource.may_request(user_id):
         raise NotAuthorized(f"You are not allowed to request {resource.name}.")
+    return resource
+
+
+def make_break_glass(catalog: Catalog, user_id: str, resource_name: str,
+                     duration_text: str | None, reason: str) -> BreakGlass:
+    """Validate a break-glass request (the command's and the form's): the resource allows
+    it, a reason is given, and a longer duration than break_glass_max_duration is cut."""
+    resource = _requestable(catalog, user_id, resource_name)
     if not resource.break_glass:
         raise FieldError("resource", f"{resource.name} does not allow break-glass; ask for "
                                      "it the usual way.")
@@ -127,12 +133,7 @@ def make_break_glass(catalog: Catalog, user_id: str, resource_name: str,
 def make_draft(catalog: Catalog, user_id: str, resource_name: str, duration_text: str | None,
                reason: str) -> Draft:
     """Validate a request's fields (shared by the command and the form)."""
-    try:
-        resource = catalog.get((resource_name or "").strip())
-    except InvalidInput as exc:
-        raise FieldError("resource", str(exc)) from None
-    if not resource.may_request(user_id):
-        raise NotAuthorized(f"You are not allowed to request {resource.name}.")
+    resource = _requestable(catalog, user_id, resource_name)
     try:
         duration = _duration_field(duration_text) or resource.default_duration
         resource.check_duration(duration)
