@@ -11,7 +11,14 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from accessbot.models import AccessRequest, ApprovalMessage, CredentialFinding, Grant, RequestStatus
+from accessbot.models import (
+    AccessRequest,
+    ApprovalMessage,
+    CredentialFinding,
+    Grant,
+    RequestApproval,
+    RequestStatus,
+)
 from accessbot.services import findings, grants, overview, reviews
 from accessbot.services.account_audit import Deviation
 from accessbot.services.catalog import is_channel
@@ -295,6 +302,12 @@ def after_sent(session: Session, owed: Owed, channel: str | None, ts: str | None
                 and not (decided_at and decided_at <= owed.created_at):
             # decided while this copy was on its way (not: owed decided, approval: none or
             # break-glass, and rendered so)
+            copy_updated(session, message, now)
+        elif status is RequestStatus.PENDING and session.scalar(
+                select(RequestApproval.id).where(
+                    RequestApproval.request_id == args["request_id"]).limit(1)) is not None:
+            # N-of-M: an approval counted after this copy was rendered owed no update of it
+            # (it was not recorded yet); one more update, if it was not, changes nothing
             copy_updated(session, message, now)
     elif owed.kind is Kind.REQUEST_SUBMITTED and ts:
         # the row is ours now: a decision reads the ts after us, or before, and the status

@@ -150,6 +150,37 @@ def test_each_approval_updates_every_posted_copy(sessions, two_of_three, clock, 
     assert outbox_rows.owed(Kind.DECISION_REPLY) == []  # nothing decided yet
 
 
+def test_an_approval_counted_while_a_copy_is_on_its_way_shows_on_that_copy(
+        sessions, two_of_three, clock):
+    """Bob approves between the render of the channel's copy and its mark as sent: his
+    approval found no copy recorded to update, so the copy's own mark owes the update."""
+    catalog = two_of_three
+    outbox_rows = Mailroom(sessions, catalog, clock)
+    request_id = create_request(sessions, catalog, clock())
+    runner = AccessRunner(sessions, catalog, FakeProvider(), FakeDirectory(), FakeProfiles(),
+                          clock=clock)
+    assert runner.announce(request_id)
+    post = outbox_rows.client.chat_postMessage
+
+    def approved_meanwhile(**args):
+        if args["channel"] == "C0APPROVALS":  # the first copy, rendered before the approval
+            assert decide(sessions, catalog, request_id, APPROVER, clock()) == Counted(
+                request_id, 1, 2)
+        return post(**args)
+
+    outbox_rows.client.chat_postMessage = approved_meanwhile
+    outbox_rows.deliver()
+
+    [channel_copy] = outbox_rows.client.posted("C0APPROVALS")
+    assert "1 of 2" not in str(channel_copy["blocks"])
+    updates = [u for u in outbox_rows.client.updated() if u["channel"] == "C0APPROVALS"]
+    assert updates and "1 of 2 approvals" in str(updates[-1]["blocks"])
+    # the other copies were rendered after the approval, and show it as posted
+    others = [a for a in outbox_rows.client.posted() if a["channel"] != "C0APPROVALS"
+              and a["channel"] != REQUESTER]
+    assert len(others) == 3 and all("1 of 2 approvals" in str(a["blocks"]) for a in others)
+
+
 def test_a_two_of_three_race_grants_exactly_once(race_sessions, two_of_three, clock):  # noqa: F811
     sessions = race_sessions
     request_id = create_request(sessions, two_of_three, clock())
